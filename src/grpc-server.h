@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The kubelet-facing gRPC endpoints: plugin registration, DRAPlugin v1 and v1beta1,
+ * and the DRAResourceHealth stream (v1alpha1 and v1). This module and grpc-proto.c
+ * are the only ones that know gRPC core or protobuf-c; the rest of the daemon sees the
+ * plain types below.
+ *
+ * Threading: one completion-queue thread forwards finished operations to the sd-event
+ * loop; every callback below runs on the sd-event thread, and every function here must
+ * be called from it. GetInfo is answered from immutable data and never waits for the loop.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+typedef enum DraApiVersion {
+        DRA_API_V1,
+        DRA_API_V1BETA1,
+} DraApiVersion;
+
+typedef struct DraClaimRef {
+        char *namespace_;
+        char *uid;
+        char *name;
+} DraClaimRef;
+
+/* One prepared device in a NodePrepareResources answer. */
+typedef struct DraDevice {
+        char **request_names;  /* NULL-terminated; NULL or empty = all requests */
+        char *pool_name;
+        char *device_name;
+        char **cdi_device_ids; /* NULL-terminated */
+        char *share_id;        /* NULL when not shared; dropped for v1beta1 */
+} DraDevice;
+
+void dra_device_done(DraDevice *d);
+
+/* An in-flight NodePrepareResources or NodeUnprepareResources call. */
+typedef struct DraRequest DraRequest;
+
+bool dra_request_is_prepare(const DraRequest *r);
+DraApiVersion dra_request_api_version(const DraRequest *r);
+size_t dra_request_n_claims(const DraRequest *r);
+const DraClaimRef *dra_request_claim(const DraRequest *r, size_t i);
+
+/* Answer for claim i. set_devices takes ownership of the array and its contents. */
+int dra_request_set_error(DraRequest *r, size_t i, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+int dra_request_set_devices(DraRequest *r, size_t i, DraDevice *devices, size_t n_devices);
+
+/* Send the reply (claims without an answer get "not handled") and free r. */
+void dra_request_complete(DraRequest *r);
+
+typedef enum DraHealthStatus {
+        DRA_HEALTH_UNKNOWN = 0,
+        DRA_HEALTH_HEALTHY = 1,
+        DRA_HEALTH_UNHEALTHY = 2,
+} DraHealthStatus;
+
+typedef struct DraDeviceHealth {
+        const char *pool_name;
+        const char *device_name;
+        DraHealthStatus health;
+        int64_t last_updated;        /* unix seconds */
+        int64_t timeout_seconds;     /* <= 0: kubelet default */
+        const char *message;
+} DraDeviceHealth;
+
+typedef struct GrpcServerCallbacks {
+        /* NotifyRegistrationStatus from the kubelet. */
+        void (*registration_status)(void *userdata, bool registered, const char *error);
+        /* Prepare/unprepare: answer now or later with dra_request_complete(). */
+        void (*prepare)(void *userdata, DraRequest *r);
+        void (*unprepare)(void *userdata, DraRequest *r);
+} GrpcServerCallbacks;
+
+typedef struct GrpcServerConfig {
+        const char *driver_name;
+        const char *registration_socket; /* path the kubelet watches */
+        const char *dra_socket;          /* endpoint given in GetInfo */
+        int registration_fd;             /* listening fd from systemd, or -1 to bind ourselves */
+        int dra_fd;
+} GrpcServerConfig;
+
+typedef struct GrpcServer GrpcServer;
+
+/* Creates servers and the CQ thread; binds (or adopts) DRA first, then registration. */
+int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCallbacks *cb,
+                    void *userdata, GrpcServer **ret);
+
+/* Replace the device-health snapshot; every open NodeWatchResources stream gets it. */
+int grpc_server_set_health(GrpcServer *s, const DraDeviceHealth *devices, size_t n);
+
+/* Counters for STATUS= and D-Bus. */
+typedef struct GrpcServerStats {
+        uint64_t calls;
+        uint64_t get_info_calls;
+        uint64_t connections;
+        unsigned health_streams;
+        unsigned calls_in_flight;
+} GrpcServerStats;
+void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret);
+
+/* Shutdown in gRPC's order; unlinks sockets we bound ourselves, never systemd's. */
+GrpcServer *grpc_server_free(GrpcServer *s);
