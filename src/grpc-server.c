@@ -1,0 +1,1180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+/*
+ * Two gRPC servers (registration, DRA) on one completion queue, drained by one
+ * thread. We accept connections ourselves and hand each fd to gRPC, which is the only
+ * way to serve a listening socket systemd passed us (gRPC cannot adopt one).
+ *
+ * The CQ thread answers GetInfo, unknown methods and over-limit calls itself, so the
+ * kubelet's 1 s GetInfo deadline holds however busy the main loop is. Everything else
+ * is posted to the sd-event thread through a mutex-protected list and an eventfd.
+ */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "grpc-proto.h"
+#include "grpc-server.h"
+#include "log.h"
+#include "macro.h"
+
+#define GRPC_MAX_RECEIVE_BYTES (4 * 1024 * 1024)
+#define GRPC_MAX_CONCURRENT_STREAMS 64
+#define GRPC_CALLS_IN_FLIGHT_MAX 1024U   /* beyond this, new calls get RESOURCE_EXHAUSTED */
+#define GRPC_HEALTH_STREAMS_MAX 16U      /* a kubelet opens one */
+#define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
+#define ACCEPT_RETRY_USEC (100 * 1000)   /* after EMFILE and friends */
+#define SOCKET_MODE 0600                 /* only the kubelet (root) and we may connect */
+
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+typedef enum TagKind {
+        TAG_CALL,
+        TAG_STREAM_WRITE,
+        TAG_STREAM_CLOSE,
+        TAG_SERVER_SHUTDOWN,
+        TAG_QUIT,
+} TagKind;
+
+/* A completion-queue tag; also the link in the queue to the main thread. */
+typedef struct Tag {
+        TagKind kind;
+        bool ok;
+        struct Tag *next;
+} Tag;
+
+typedef enum CallState {
+        CALL_REQUESTED, /* request_call armed */
+        CALL_READING,   /* receiving the request message */
+        CALL_HANDLING,  /* owned by the main thread (or a health stream) */
+        CALL_FINISHING, /* final batch started; freed on its completion */
+} CallState;
+
+typedef struct Listener Listener;
+typedef struct HealthStream HealthStream;
+
+typedef struct Call {
+        Tag tag;
+        Listener *listener;
+        CallState state;
+        GrpcMethod method;
+        bool arrived;
+        grpc_call *call;
+        grpc_call_details details;
+        grpc_metadata_array request_metadata;
+        grpc_byte_buffer *request;
+        grpc_byte_buffer *response;
+        grpc_slice status_details;
+        int cancelled;
+} Call;
+
+struct Listener {
+        GrpcServer *server;
+        GrpcSocketKind kind;
+        const char *name;
+        grpc_server *grpc;
+        Tag shutdown_tag;
+        int fd;
+        bool bound_by_us;
+        char *path;
+        dev_t dev;
+        ino_t ino;
+        sd_event_source *accept_source;
+        sd_event_source *retry_source;
+};
+
+struct HealthStream {
+        Tag write_tag;
+        Tag close_tag;
+        GrpcServer *server;
+        Call *call;
+        grpc_byte_buffer *message;
+        bool metadata_sent;
+        bool write_pending;
+        bool close_pending;
+        bool dirty;
+        bool closed;
+        HealthStream *next, *prev;
+};
+
+typedef struct ClaimAnswerSlot {
+        char *error;
+        DraDevice *devices;
+        size_t n_devices;
+        bool answered;
+} ClaimAnswerSlot;
+
+struct DraRequest {
+        GrpcServer *server; /* NULL once grpc_server_free() orphaned us */
+        Call *call;
+        GrpcMethod method;
+        DraClaimList claims;
+        ClaimAnswerSlot *answers;
+        DraRequest *next, *prev;
+};
+
+struct GrpcServer {
+        sd_event *event;
+        GrpcServerCallbacks cb;
+        void *userdata;
+
+        grpc_completion_queue *cq;
+        grpc_server_credentials *creds;
+        Listener listeners[2]; /* indexed by GrpcSocketKind */
+        pthread_t cq_thread;
+        bool cq_thread_started;
+        bool grpc_initialized;
+        grpc_slice plugin_info; /* immutable after new(): read by the CQ thread */
+
+        pthread_mutex_t queue_lock;
+        Tag *queue_head, **queue_tail;
+        int queue_fd;
+        sd_event_source *queue_source;
+        Tag quit_tag;
+        bool quit;
+
+        atomic_bool shutting_down;
+        atomic_uint servers_down;
+        unsigned n_servers;
+
+        grpc_slice health[2]; /* [0] v1alpha1, [1] v1 */
+        bool have_health;
+        HealthStream *streams;
+        unsigned n_streams;
+        DraRequest *requests;
+
+        atomic_uint_fast64_t calls;
+        atomic_uint_fast64_t get_info_calls;
+        atomic_uint_fast64_t connections;
+        atomic_uint calls_in_flight;
+};
+
+/* ---- calls (any thread) ---- */
+
+static void call_free(Call *c) {
+        if (!c)
+                return;
+        if (c->call)
+                grpc_call_unref(c->call);
+        grpc_call_details_destroy(&c->details);
+        grpc_metadata_array_destroy(&c->request_metadata);
+        if (c->request)
+                grpc_byte_buffer_destroy(c->request);
+        if (c->response)
+                grpc_byte_buffer_destroy(c->response);
+        grpc_slice_unref(c->status_details);
+        if (c->arrived)
+                atomic_fetch_sub(&c->listener->server->calls_in_flight, 1);
+        free(c);
+}
+
+static void call_arm(Listener *l) {
+        Call *c;
+        grpc_call_error e;
+
+        if (atomic_load(&l->server->shutting_down))
+                return;
+        c = calloc(1, sizeof(Call));
+        if (!c) {
+                log_oom();
+                return;
+        }
+        *c = (Call) {
+                .tag.kind = TAG_CALL,
+                .listener = l,
+                .state = CALL_REQUESTED,
+                .method = _GRPC_METHOD_INVALID,
+                .status_details = grpc_empty_slice(),
+        };
+        grpc_call_details_init(&c->details);
+        grpc_metadata_array_init(&c->request_metadata);
+        e = grpc_server_request_call(l->grpc, &c->call, &c->details, &c->request_metadata, l->server->cq,
+                                     l->server->cq, &c->tag);
+        if (e != GRPC_CALL_OK) {
+                log_error("Failed to arm a gRPC request on the %s socket: %s", l->name,
+                          grpc_call_error_to_string(e));
+                call_free(c);
+        }
+}
+
+/* Everything the server still has to do for a unary call, in one batch. Takes `reply`. */
+static void call_finish(Call *c, grpc_status_code status, grpc_slice *reply, const char *message) {
+        grpc_op ops[4] = {};
+        size_t n = 0;
+        grpc_call_error e;
+
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        if (reply && status == GRPC_STATUS_OK) {
+                c->response = grpc_raw_byte_buffer_create(reply, 1);
+                ops[n].op = GRPC_OP_SEND_MESSAGE;
+                ops[n++].data.send_message.send_message = c->response;
+        }
+        if (reply)
+                grpc_slice_unref(*reply);
+        if (message) {
+                grpc_slice_unref(c->status_details);
+                c->status_details = grpc_slice_from_copied_string(message);
+        }
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = status;
+        ops[n++].data.send_status_from_server.status_details = message ? &c->status_details : NULL;
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+
+        c->state = CALL_FINISHING;
+        e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("Failed to finish a gRPC call: %s", grpc_call_error_to_string(e));
+                call_free(c);
+        }
+}
+
+static void call_finish_bytes(Call *c, uint8_t *buf, size_t size) {
+        grpc_slice s = grpc_slice_new(buf, size, free);
+        call_finish(c, GRPC_STATUS_OK, &s, NULL);
+}
+
+static grpc_status_code status_from_errno(int r) {
+        switch (-r) {
+        case E2BIG:
+        case ENOMEM:
+                return GRPC_STATUS_RESOURCE_EXHAUSTED;
+        case EBADMSG:
+        case EINVAL:
+        case ENAMETOOLONG:
+                return GRPC_STATUS_INVALID_ARGUMENT;
+        default:
+                return GRPC_STATUS_INTERNAL;
+        }
+}
+
+static const char *message_from_errno(int r) {
+        switch (-r) {
+        case E2BIG:
+                return "request too large: too many claims or fields";
+        case EBADMSG:
+                return "request is not a valid protobuf message";
+        case ENAMETOOLONG:
+                return "a claim namespace, name or UID is too long";
+        case EINVAL:
+                return "a claim namespace, name or UID holds invalid characters";
+        case ENOMEM:
+                return "out of memory";
+        default:
+                return "internal error";
+        }
+}
+
+/* The request message as one contiguous slice (gRPC may hand it over in pieces). */
+static grpc_slice call_request_bytes(Call *c) {
+        grpc_byte_buffer_reader reader;
+        grpc_slice s;
+
+        if (!grpc_byte_buffer_reader_init(&reader, c->request))
+                return grpc_empty_slice();
+        s = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        return s;
+}
+
+/* ---- the CQ thread ---- */
+
+static void queue_post(GrpcServer *s, Tag *t) {
+        uint64_t one = 1;
+
+        t->next = NULL;
+        pthread_mutex_lock(&s->queue_lock);
+        *s->queue_tail = t;
+        s->queue_tail = &t->next;
+        pthread_mutex_unlock(&s->queue_lock);
+        if (write(s->queue_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                log_error_errno(-errno, "Failed to wake the main loop: %m");
+}
+
+static void call_answer_get_info(Call *c) {
+        GrpcServer *s = c->listener->server;
+        grpc_slice in = call_request_bytes(c);
+        int r;
+
+        r = grpc_proto_decode_empty(GRPC_METHOD_GET_INFO, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in));
+        grpc_slice_unref(in);
+        if (r < 0)
+                return call_finish(c, status_from_errno(r), NULL, message_from_errno(r));
+
+        atomic_fetch_add(&s->get_info_calls, 1);
+        grpc_slice reply = grpc_slice_ref(s->plugin_info);
+        call_finish(c, GRPC_STATUS_OK, &reply, NULL);
+}
+
+static void call_on_arrival(Call *c) {
+        Listener *l = c->listener;
+        GrpcServer *s = l->server;
+        grpc_op op = { .op = GRPC_OP_RECV_MESSAGE };
+        grpc_call_error e;
+
+        call_arm(l); /* keep the armed count constant */
+        c->arrived = true;
+        atomic_fetch_add(&s->calls, 1);
+        if (atomic_fetch_add(&s->calls_in_flight, 1) >= GRPC_CALLS_IN_FLIGHT_MAX)
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many calls in flight");
+
+        c->method = grpc_method_from_path(l->kind, (const char *) GRPC_SLICE_START_PTR(c->details.method),
+                                          GRPC_SLICE_LENGTH(c->details.method));
+        if (c->method < 0)
+                return call_finish(c, GRPC_STATUS_UNIMPLEMENTED, NULL, "unknown method");
+
+        op.data.recv_message.recv_message = &c->request;
+        c->state = CALL_READING;
+        e = grpc_call_start_batch(c->call, &op, 1, &c->tag, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("Failed to read a gRPC request: %s", grpc_call_error_to_string(e));
+                call_free(c);
+        }
+}
+
+static void call_on_event(Call *c, bool ok) {
+        switch (c->state) {
+        case CALL_REQUESTED:
+                if (!ok) /* server shutting down */
+                        return call_free(c);
+                return call_on_arrival(c);
+        case CALL_READING:
+                if (!ok)
+                        return call_free(c);
+                if (!c->request)
+                        return call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "no request message");
+                if (c->method == GRPC_METHOD_GET_INFO)
+                        return call_answer_get_info(c);
+                c->state = CALL_HANDLING;
+                return queue_post(c->listener->server, &c->tag);
+        case CALL_FINISHING:
+                return call_free(c);
+        case CALL_HANDLING:
+                break;
+        }
+        log_error("Unexpected completion for a gRPC call being handled.");
+}
+
+static void *cq_thread(void *userdata) {
+        GrpcServer *s = userdata;
+
+        for (;;) {
+                grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                Tag *t;
+
+                if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                        break;
+                if (ev.type != GRPC_OP_COMPLETE)
+                        continue;
+                t = ev.tag;
+                t->ok = ev.success;
+                switch (t->kind) {
+                case TAG_CALL:
+                        call_on_event((Call *) t, t->ok);
+                        break;
+                case TAG_SERVER_SHUTDOWN:
+                        if (atomic_fetch_add(&s->servers_down, 1) + 1 == s->n_servers)
+                                grpc_completion_queue_shutdown(s->cq);
+                        break;
+                default:
+                        queue_post(s, t);
+                }
+        }
+        queue_post(s, &s->quit_tag);
+        return NULL;
+}
+
+/* ---- DRA requests (main thread) ---- */
+
+void dra_device_done(DraDevice *d) {
+        if (!d)
+                return;
+        strv_free(d->request_names);
+        free(d->pool_name);
+        free(d->device_name);
+        strv_free(d->cdi_device_ids);
+        free(d->share_id);
+        *d = (DraDevice) {};
+}
+
+static void devices_free(DraDevice *devices, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                dra_device_done(&devices[i]);
+        free(devices);
+}
+
+bool dra_request_is_prepare(const DraRequest *r) {
+        return grpc_method_is_prepare(r->method);
+}
+
+DraApiVersion dra_request_api_version(const DraRequest *r) {
+        return grpc_method_api_version(r->method);
+}
+
+size_t dra_request_n_claims(const DraRequest *r) {
+        return r->claims.n_claims;
+}
+
+const DraClaimRef *dra_request_claim(const DraRequest *r, size_t i) {
+        return i < r->claims.n_claims ? &r->claims.claims[i] : NULL;
+}
+
+static void answer_slot_clear(ClaimAnswerSlot *a) {
+        a->error = mfree(a->error);
+        devices_free(a->devices, a->n_devices);
+        a->devices = NULL;
+        a->n_devices = 0;
+        a->answered = false;
+}
+
+int dra_request_set_error(DraRequest *r, size_t i, const char *format, ...) {
+        va_list ap;
+        char *e;
+        int k;
+
+        if (i >= r->claims.n_claims)
+                return -ERANGE;
+        va_start(ap, format);
+        k = vasprintf(&e, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        answer_slot_clear(&r->answers[i]);
+        r->answers[i].error = isempty(e) ? mfree(e) : e;
+        if (!r->answers[i].error)
+                r->answers[i].error = strdup("unknown error");
+        r->answers[i].answered = true;
+        return 0;
+}
+
+int dra_request_set_devices(DraRequest *r, size_t i, DraDevice *devices, size_t n_devices) {
+        if (i >= r->claims.n_claims || !grpc_method_is_prepare(r->method)) {
+                devices_free(devices, n_devices);
+                return i >= r->claims.n_claims ? -ERANGE : -EINVAL;
+        }
+        answer_slot_clear(&r->answers[i]);
+        r->answers[i].devices = devices;
+        r->answers[i].n_devices = n_devices;
+        r->answers[i].answered = true;
+        return 0;
+}
+
+int dra_request_set_done(DraRequest *r, size_t i) {
+        if (i >= r->claims.n_claims)
+                return -ERANGE;
+        answer_slot_clear(&r->answers[i]);
+        r->answers[i].answered = true;
+        return 0;
+}
+
+static DraRequest *dra_request_free(DraRequest *r) {
+        if (!r)
+                return NULL;
+        if (r->server) {
+                if (r->prev)
+                        r->prev->next = r->next;
+                else
+                        r->server->requests = r->next;
+                if (r->next)
+                        r->next->prev = r->prev;
+        }
+        for (size_t i = 0; i < r->claims.n_claims; i++)
+                answer_slot_clear(&r->answers[i]);
+        free(r->answers);
+        dra_claim_list_done(&r->claims);
+        call_free(r->call);
+        return mfree(r);
+}
+
+static int dra_request_encode(DraRequest *r, uint8_t **ret, size_t *ret_size) {
+        size_t n = r->claims.n_claims + r->claims.n_rejected, k = 0;
+        _cleanup_free_ DraClaimAnswer *answers = calloc(MAX(n, 1U), sizeof(DraClaimAnswer));
+
+        if (!answers)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->claims.n_claims; i++) {
+                const ClaimAnswerSlot *a = &r->answers[i];
+                answers[k++] = (DraClaimAnswer) {
+                        .uid = r->claims.claims[i].uid,
+                        .error = a->answered ? a->error : "not handled by the driver",
+                        .devices = a->devices,
+                        .n_devices = a->n_devices,
+                };
+        }
+        for (size_t i = 0; i < r->claims.n_rejected; i++)
+                answers[k++] = (DraClaimAnswer) {
+                        .uid = r->claims.rejected[i].uid,
+                        .error = r->claims.rejected[i].error,
+                };
+
+        if (grpc_method_is_prepare(r->method))
+                return grpc_proto_encode_prepare_response(grpc_method_api_version(r->method), answers, n, ret,
+                                                          ret_size);
+        return grpc_proto_encode_unprepare_response(grpc_method_api_version(r->method), answers, n, ret,
+                                                    ret_size);
+}
+
+void dra_request_complete(DraRequest *r) {
+        uint8_t *buf;
+        size_t size;
+        int k;
+
+        if (!r)
+                return;
+        if (r->server && r->call) {
+                Call *c = TAKE_PTR(r->call);
+                k = dra_request_encode(r, &buf, &size);
+                if (k < 0)
+                        call_finish(c, status_from_errno(k), NULL, "failed to encode the response");
+                else
+                        call_finish_bytes(c, buf, size);
+        }
+        dra_request_free(r);
+}
+
+static void call_handle_claims(GrpcServer *s, Call *c) {
+        _cleanup_(dra_claim_list_done) DraClaimList claims = {};
+        grpc_slice in = call_request_bytes(c);
+        DraRequest *r;
+        int k;
+
+        k = grpc_proto_decode_claims(c->method, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in), &claims);
+        grpc_slice_unref(in);
+        if (k < 0)
+                return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
+
+        r = calloc(1, sizeof(DraRequest));
+        if (r)
+                r->answers = calloc(MAX(claims.n_claims, 1U), sizeof(ClaimAnswerSlot));
+        if (!r || !r->answers) {
+                free(r);
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        }
+        r->server = s;
+        r->call = c;
+        r->method = c->method;
+        r->claims = claims;
+        claims = (DraClaimList) {};
+        r->next = s->requests;
+        if (s->requests)
+                s->requests->prev = r;
+        s->requests = r;
+
+        void (*handler)(void *, DraRequest *) = grpc_method_is_prepare(r->method) ? s->cb.prepare : s->cb.unprepare;
+        if (!handler || r->claims.n_claims == 0 || atomic_load(&s->shutting_down))
+                return dra_request_complete(r);
+        handler(s->userdata, r);
+}
+
+static void call_handle_registration_status(GrpcServer *s, Call *c) {
+        _cleanup_free_ char *error = NULL;
+        grpc_slice in = call_request_bytes(c);
+        uint8_t *buf;
+        size_t size;
+        bool registered;
+        int k;
+
+        k = grpc_proto_decode_registration_status(GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in),
+                                                  &registered, &error);
+        grpc_slice_unref(in);
+        if (k < 0)
+                return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
+
+        /* Always OK: an error reply makes the kubelet report a registration it did store as failed. */
+        k = grpc_proto_encode_empty(&buf, &size);
+        if (k < 0)
+                call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        else
+                call_finish_bytes(c, buf, size);
+
+        if (s->cb.registration_status)
+                s->cb.registration_status(s->userdata, registered, error);
+}
+
+/* ---- health streams (main thread) ---- */
+
+static void stream_free(HealthStream *h) {
+        GrpcServer *s = h->server;
+
+        if (h->prev)
+                h->prev->next = h->next;
+        else
+                s->streams = h->next;
+        if (h->next)
+                h->next->prev = h->prev;
+        s->n_streams--;
+        if (h->message)
+                grpc_byte_buffer_destroy(h->message);
+        call_free(h->call);
+        free(h);
+}
+
+static void stream_send(HealthStream *h) {
+        GrpcServer *s = h->server;
+        grpc_slice *snapshot = &s->health[h->call->method == GRPC_METHOD_WATCH_HEALTH_V1];
+        grpc_op ops[2] = {};
+        size_t n = 0;
+        grpc_call_error e;
+
+        if (h->closed || !s->have_health)
+                return;
+        if (h->write_pending) {
+                h->dirty = true;
+                return;
+        }
+        if (h->message)
+                grpc_byte_buffer_destroy(h->message);
+        h->message = grpc_raw_byte_buffer_create(snapshot, 1);
+        if (!h->metadata_sent)
+                ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = h->message;
+
+        e = grpc_call_start_batch(h->call->call, ops, n, &h->write_tag, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("Failed to send device health: %s", grpc_call_error_to_string(e));
+                return;
+        }
+        h->metadata_sent = true;
+        h->write_pending = true;
+        h->dirty = false;
+}
+
+static void stream_start(GrpcServer *s, Call *c) {
+        grpc_slice in = call_request_bytes(c);
+        grpc_op op = { .op = GRPC_OP_RECV_CLOSE_ON_SERVER };
+        HealthStream *h;
+        int k;
+
+        k = grpc_proto_decode_empty(c->method, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in));
+        grpc_slice_unref(in);
+        if (k < 0)
+                return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
+        if (atomic_load(&s->shutting_down))
+                return call_finish(c, GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
+        if (s->n_streams >= GRPC_HEALTH_STREAMS_MAX)
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many health streams");
+
+        h = calloc(1, sizeof(HealthStream));
+        if (!h)
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        h->write_tag.kind = TAG_STREAM_WRITE;
+        h->close_tag.kind = TAG_STREAM_CLOSE;
+        h->server = s;
+        h->call = c;
+        h->next = s->streams;
+        if (s->streams)
+                s->streams->prev = h;
+        s->streams = h;
+        s->n_streams++;
+
+        /* Completes when the client goes away or we cancel the call at shutdown. */
+        op.data.recv_close_on_server.cancelled = &c->cancelled;
+        if (grpc_call_start_batch(c->call, &op, 1, &h->close_tag, NULL) != GRPC_CALL_OK) {
+                stream_free(h);
+                return;
+        }
+        h->close_pending = true;
+        stream_send(h);
+}
+
+static void stream_on_event(GrpcServer *s, Tag *t) {
+        HealthStream *h;
+
+        if (t->kind == TAG_STREAM_WRITE) {
+                h = container_of(t, HealthStream, write_tag);
+                h->write_pending = false;
+                if (!t->ok)
+                        h->closed = true;
+                else if (h->dirty)
+                        stream_send(h);
+        } else {
+                h = container_of(t, HealthStream, close_tag);
+                h->close_pending = false;
+                h->closed = true;
+        }
+        if (h->closed && !h->write_pending && !h->close_pending)
+                stream_free(h);
+        else if (h->closed && !h->close_pending)
+                ; /* the write completes with ok=false soon */
+        else if (h->closed && h->close_pending)
+                grpc_call_cancel(h->call->call, NULL); /* write failed: end the stream */
+}
+
+int grpc_server_set_health(GrpcServer *s, const DraDeviceHealth *devices, size_t n) {
+        uint8_t *buf[2] = {};
+        size_t size[2];
+        int r;
+
+        for (int v = 0; v < 2; v++) {
+                r = grpc_proto_encode_health(v ? GRPC_METHOD_WATCH_HEALTH_V1 : GRPC_METHOD_WATCH_HEALTH_V1ALPHA1,
+                                             devices, n, &buf[v], &size[v]);
+                if (r < 0) {
+                        free(buf[0]);
+                        return log_error_errno(r, "Failed to encode device health: %m");
+                }
+        }
+        for (int v = 0; v < 2; v++) {
+                grpc_slice_unref(s->health[v]);
+                s->health[v] = grpc_slice_new(buf[v], size[v], free);
+        }
+        s->have_health = true;
+        for (HealthStream *h = s->streams; h; h = h->next)
+                stream_send(h);
+        return 0;
+}
+
+/* ---- the main-thread queue ---- */
+
+static void queue_dispatch(GrpcServer *s, Tag *t) {
+        Call *c;
+
+        switch (t->kind) {
+        case TAG_CALL:
+                c = (Call *) t;
+                if (c->method == GRPC_METHOD_NOTIFY_REGISTRATION_STATUS)
+                        call_handle_registration_status(s, c);
+                else if (grpc_method_is_health(c->method))
+                        stream_start(s, c);
+                else
+                        call_handle_claims(s, c);
+                break;
+        case TAG_STREAM_WRITE:
+        case TAG_STREAM_CLOSE:
+                stream_on_event(s, t);
+                break;
+        case TAG_QUIT:
+                s->quit = true;
+                break;
+        default:
+                break;
+        }
+}
+
+static void queue_drain(GrpcServer *s) {
+        uint64_t v;
+        Tag *t, *next;
+
+        if (read(s->queue_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                log_error_errno(-errno, "Failed to read the gRPC queue eventfd: %m");
+        pthread_mutex_lock(&s->queue_lock);
+        t = s->queue_head;
+        s->queue_head = NULL;
+        s->queue_tail = &s->queue_head;
+        pthread_mutex_unlock(&s->queue_lock);
+        for (; t; t = next) {
+                next = t->next;
+                queue_dispatch(s, t);
+        }
+}
+
+static int on_queue(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        queue_drain(userdata);
+        return 0;
+}
+
+/* ---- sockets ---- */
+
+static int mkdir_parents(const char *path, mode_t last_mode) {
+        _cleanup_free_ char *p = strdup(path);
+        char *slash;
+
+        if (!p)
+                return -ENOMEM;
+        slash = strrchr(p, '/');
+        if (!slash || slash == p)
+                return 0;
+        *slash = '\0'; /* p is now the socket's directory */
+        for (char *q = strchr(p + 1, '/');; q = strchr(q + 1, '/')) {
+                if (q)
+                        *q = '\0';
+                if (mkdir(p, q ? 0755 : last_mode) < 0 && errno != EEXIST)
+                        return log_error_errno(-errno, "Failed to create directory %s: %m", p);
+                if (!q)
+                        return 0;
+                *q = '/';
+        }
+}
+
+/* Something left at our socket path: only a dead socket may be replaced. */
+static int socket_path_clear(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (lstat(path, &st) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return log_error_errno(-errno, "Failed to stat %s: %m", path);
+        }
+        if (!S_ISSOCK(st.st_mode))
+                return log_error_errno(-EEXIST, "%s exists and is not a socket, refusing to replace it.", path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to create a socket: %m");
+        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 || errno == EAGAIN)
+                return log_error_errno(-EADDRINUSE,
+                                       "%s is served by another process (another hami-dra-plugin?), refusing to take it over.",
+                                       path);
+        if (errno != ECONNREFUSED)
+                return log_error_errno(-errno, "Failed to probe %s: %m", path);
+
+        log_info("Removing stale socket %s.", path);
+        if (unlink(path) < 0 && errno != ENOENT)
+                return log_error_errno(-errno, "Failed to remove stale socket %s: %m", path);
+        return 0;
+}
+
+static int listener_bind(Listener *l, mode_t dir_mode) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int r;
+
+        if (strlen(l->path) >= sizeof(sa.sun_path))
+                return log_error_errno(-ENAMETOOLONG, "Socket path %s is longer than %zu bytes.", l->path,
+                                       sizeof(sa.sun_path) - 1);
+        if (l->path[0] != '/')
+                return log_error_errno(-EINVAL, "Socket path %s is not absolute.", l->path);
+        r = mkdir_parents(l->path, dir_mode);
+        if (r < 0)
+                return r;
+        r = socket_path_clear(l->path);
+        if (r < 0)
+                return r;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to create a socket: %m");
+        strncpy(sa.sun_path, l->path, sizeof(sa.sun_path) - 1);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return log_error_errno(-errno, "Failed to bind %s: %m", l->path);
+        l->bound_by_us = true;
+        /* Nobody can connect before listen(), so setting the mode here leaves no window. */
+        if (chmod(l->path, SOCKET_MODE) < 0 || lstat(l->path, &st) < 0)
+                return log_error_errno(-errno, "Failed to set up %s: %m", l->path);
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "Failed to listen on %s: %m", l->path);
+        l->fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Remove the socket file only if it is still the one we bound (a successor may own the path now). */
+static void listener_unlink(Listener *l) {
+        struct stat st;
+
+        if (!l->bound_by_us || !l->path)
+                return;
+        if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev && st.st_ino == l->ino)
+                (void) unlink(l->path);
+        l->bound_by_us = false;
+}
+
+static int listener_adopt(Listener *l, int fd) {
+        struct sockaddr_un sa = {};
+        socklen_t len = sizeof(sa);
+        int flags;
+
+        if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
+                return log_error_errno(-EBADF, "fd %d passed for the %s socket is not a listening AF_UNIX stream socket.",
+                                       fd, l->name);
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return log_error_errno(-errno, "Failed to set up fd %d: %m", fd);
+        l->fd = fd;
+
+        /* The endpoint in GetInfo must be where systemd really listens. */
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0] == '/' &&
+            !streq_ptr(sa.sun_path, l->path)) {
+                log_warning("The %s socket from systemd is %s, not %s; using %s.", l->name, sa.sun_path,
+                            l->path, sa.sun_path);
+                free(l->path);
+                l->path = strdup(sa.sun_path);
+                if (!l->path)
+                        return log_oom();
+        }
+        return 0;
+}
+
+static int on_accept_retry(sd_event_source *source, uint64_t usec, void *userdata) {
+        Listener *l = userdata;
+        return sd_event_source_set_enabled(l->accept_source, SD_EVENT_ON);
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        Listener *l = userdata;
+        GrpcServer *s = l->server;
+
+        for (unsigned i = 0; i < 64; i++) { /* then let the loop breathe */
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EAGAIN)
+                                return 0;
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        /* Out of fds or memory: stop accepting for a moment instead of spinning. */
+                        log_warning_errno(-errno, "Failed to accept on the %s socket, pausing: %m", l->name);
+                        (void) sd_event_source_set_enabled(l->accept_source, SD_EVENT_OFF);
+                        if (!l->retry_source)
+                                (void) sd_event_add_time_relative(s->event, &l->retry_source, CLOCK_MONOTONIC,
+                                                                  ACCEPT_RETRY_USEC, 0, on_accept_retry, l);
+                        else {
+                                (void) sd_event_source_set_time_relative(l->retry_source, ACCEPT_RETRY_USEC);
+                                (void) sd_event_source_set_enabled(l->retry_source, SD_EVENT_ONESHOT);
+                        }
+                        return 0;
+                }
+                atomic_fetch_add(&s->connections, 1);
+                grpc_server_add_channel_from_fd(l->grpc, cfd, s->creds); /* gRPC owns cfd now */
+        }
+        return 0;
+}
+
+/* ---- life cycle ---- */
+
+static grpc_server *server_create(GrpcServer *s, GrpcSocketKind kind) {
+        grpc_arg args[] = {
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                  .value.integer = GRPC_MAX_RECEIVE_BYTES },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                  .value.integer = GRPC_MAX_CONCURRENT_STREAMS },
+                /* A peer that stops reading is found by a ping that is never answered. */
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 120 * 1000 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20 * 1000 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_ENABLE_CHANNELZ, .value.integer = 0 },
+                /* The kubelet dials the registration socket per call; the DRA connection it keeps. */
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                  .value.integer = 5 * 60 * 1000 },
+        };
+        grpc_channel_args chargs = {
+                .num_args = ELEMENTSOF(args) - (kind == GRPC_SOCKET_DRA),
+                .args = args,
+        };
+        grpc_server *g = grpc_server_create(&chargs, NULL);
+
+        if (g)
+                grpc_server_register_completion_queue(g, s->cq, NULL);
+        return g;
+}
+
+static int listener_start(GrpcServer *s, GrpcSocketKind kind, const char *path, int fd) {
+        Listener *l = &s->listeners[kind];
+        int r;
+
+        l->server = s;
+        l->kind = kind;
+        l->name = kind == GRPC_SOCKET_DRA ? "DRA" : "registration";
+        l->fd = -EBADF;
+        l->shutdown_tag.kind = TAG_SERVER_SHUTDOWN;
+        l->path = strdup(path);
+        if (!l->path)
+                return log_oom();
+
+        r = fd >= 0 ? listener_adopt(l, fd) : listener_bind(l, kind == GRPC_SOCKET_DRA ? 0750 : 0755);
+        if (r < 0)
+                return r;
+
+        l->grpc = server_create(s, kind);
+        if (!l->grpc)
+                return log_error_errno(-ENOMEM, "Failed to create the %s gRPC server.", l->name);
+        grpc_server_start(l->grpc);
+        s->n_servers++;
+        for (int i = 0; i < GRPC_ARMED_REQUESTS; i++)
+                call_arm(l);
+
+        r = sd_event_add_io(s->event, &l->accept_source, l->fd, EPOLLIN, on_accept, l);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the %s socket: %m", l->name);
+        log_info("Serving the %s socket %s%s.", l->name, l->path, fd >= 0 ? " (from systemd)" : "");
+        return 0;
+}
+
+int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCallbacks *cb,
+                    void *userdata, GrpcServer **ret) {
+        GrpcServer *s;
+        uint8_t *info;
+        size_t info_size;
+        int r;
+
+        if (!e || !cfg || isempty(cfg->driver_name) || isempty(cfg->registration_socket) ||
+            isempty(cfg->dra_socket) || !ret)
+                return -EINVAL;
+
+        s = calloc(1, sizeof(GrpcServer));
+        if (!s)
+                return log_oom();
+        s->event = sd_event_ref(e);
+        if (cb)
+                s->cb = *cb;
+        s->userdata = userdata;
+        s->queue_fd = -EBADF;
+        s->queue_tail = &s->queue_head;
+        s->quit_tag.kind = TAG_QUIT;
+        s->plugin_info = grpc_empty_slice();
+        s->health[0] = s->health[1] = grpc_empty_slice();
+        s->listeners[0].fd = s->listeners[1].fd = -EBADF;
+        pthread_mutex_init(&s->queue_lock, NULL);
+
+        grpc_init();
+        s->grpc_initialized = true;
+        s->cq = grpc_completion_queue_create_for_next(NULL);
+        s->creds = grpc_insecure_server_credentials_create();
+        if (!s->cq || !s->creds) {
+                r = log_error_errno(-ENOMEM, "Failed to set up gRPC.");
+                goto fail;
+        }
+
+        s->queue_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->queue_fd < 0) {
+                r = log_error_errno(-errno, "Failed to create an eventfd: %m");
+                goto fail;
+        }
+        r = sd_event_add_io(e, &s->queue_source, s->queue_fd, EPOLLIN, on_queue, s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to watch the gRPC queue: %m");
+                goto fail;
+        }
+
+        r = pthread_create(&s->cq_thread, NULL, cq_thread, s);
+        if (r != 0) {
+                r = log_error_errno(-r, "Failed to start the gRPC thread: %m");
+                goto fail;
+        }
+        s->cq_thread_started = true;
+
+        /* DRA first: the kubelet may call it right after GetInfo. */
+        r = listener_start(s, GRPC_SOCKET_DRA, cfg->dra_socket, cfg->dra_fd);
+        if (r < 0)
+                goto fail;
+
+        r = grpc_proto_encode_plugin_info(cfg->driver_name, s->listeners[GRPC_SOCKET_DRA].path, &info, &info_size);
+        if (r < 0) {
+                log_error_errno(r, "Failed to encode PluginInfo: %m");
+                goto fail;
+        }
+        s->plugin_info = grpc_slice_new(info, info_size, free);
+
+        r = listener_start(s, GRPC_SOCKET_REGISTRATION, cfg->registration_socket, cfg->registration_fd);
+        if (r < 0)
+                goto fail;
+
+        *ret = s;
+        return 0;
+
+fail:
+        grpc_server_free(s);
+        return r;
+}
+
+void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret) {
+        GrpcServer *m = (GrpcServer *) s; /* atomics are read-only here */
+
+        *ret = (GrpcServerStats) {
+                .calls = atomic_load(&m->calls),
+                .get_info_calls = atomic_load(&m->get_info_calls),
+                .connections = atomic_load(&m->connections),
+                .health_streams = s->n_streams,
+                .calls_in_flight = atomic_load(&m->calls_in_flight),
+        };
+}
+
+/* Wait on the queue without the event loop: shutdown must finish even if the loop is gone. */
+static void queue_drain_until_quit(GrpcServer *s) {
+        while (!s->quit) {
+                struct pollfd p = { .fd = s->queue_fd, .events = POLLIN };
+                if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+                        log_error_errno(-errno, "Failed to wait for gRPC shutdown: %m");
+                        return;
+                }
+                queue_drain(s);
+        }
+}
+
+GrpcServer *grpc_server_free(GrpcServer *s) {
+        if (!s)
+                return NULL;
+
+        atomic_store(&s->shutting_down, true);
+
+        /* Stop accepting; leave systemd's socket file alone so the next instance inherits the backlog. */
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
+                Listener *l = &s->listeners[i];
+                l->accept_source = sd_event_source_disable_unref(l->accept_source);
+                l->retry_source = sd_event_source_disable_unref(l->retry_source);
+                l->fd = safe_close(l->fd);
+                listener_unlink(l);
+        }
+
+        /* Requests the daemon still holds: end their calls, keep the shells for dra_request_complete(). */
+        while (s->requests) {
+                DraRequest *r = s->requests;
+                s->requests = r->next;
+                if (r->call)
+                        call_finish(TAKE_PTR(r->call), GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
+                r->server = NULL;
+                r->next = r->prev = NULL;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                if (s->listeners[i].grpc)
+                        grpc_server_shutdown_and_notify(s->listeners[i].grpc, s->cq, &s->listeners[i].shutdown_tag);
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                if (s->listeners[i].grpc)
+                        grpc_server_cancel_all_calls(s->listeners[i].grpc);
+
+        if (s->cq_thread_started) {
+                if (s->n_servers == 0)
+                        grpc_completion_queue_shutdown(s->cq);
+                queue_drain_until_quit(s);
+                pthread_join(s->cq_thread, NULL);
+        } else if (s->cq)
+                grpc_completion_queue_shutdown(s->cq);
+
+        while (s->streams) /* normally all gone with their close tags */
+                stream_free(s->streams);
+
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
+                if (s->listeners[i].grpc)
+                        grpc_server_destroy(s->listeners[i].grpc);
+                free(s->listeners[i].path);
+        }
+        if (s->cq) {
+                if (!s->cq_thread_started)
+                        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+                               GRPC_QUEUE_SHUTDOWN)
+                                ;
+                grpc_completion_queue_destroy(s->cq);
+        }
+        if (s->creds)
+                grpc_server_credentials_release(s->creds);
+        grpc_slice_unref(s->plugin_info);
+        grpc_slice_unref(s->health[0]);
+        grpc_slice_unref(s->health[1]);
+        s->queue_source = sd_event_source_disable_unref(s->queue_source);
+        safe_close(s->queue_fd);
+        pthread_mutex_destroy(&s->queue_lock);
+        sd_event_unref(s->event);
+        if (s->grpc_initialized)
+                grpc_shutdown_blocking();
+        free(s);
+        return NULL;
+}
