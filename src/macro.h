@@ -29,6 +29,8 @@
         (__builtin_choose_expr(!__builtin_types_compatible_p(typeof(x), typeof(&*(x))),           \
                                sizeof(x) / sizeof((x)[0]), (void) 0))
 
+#define sizeof_field(type, member) sizeof(((type *) 0)->member)
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
