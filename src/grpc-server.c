@@ -1020,8 +1020,11 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
                 return -EINVAL;
 
         s = calloc(1, sizeof(GrpcServer));
-        if (!s)
+        if (!s) {
+                safe_close(cfg->dra_fd);
+                safe_close(cfg->registration_fd);
                 return log_oom();
+        }
         s->event = sd_event_ref(e);
         if (cb)
                 s->cb = *cb;
@@ -1081,6 +1084,11 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
         return 0;
 
 fail:
+        /* The fds are ours in every case: close the ones we did not get to adopt. */
+        if (cfg->dra_fd >= 0 && s->listeners[GRPC_SOCKET_DRA].fd != cfg->dra_fd)
+                safe_close(cfg->dra_fd);
+        if (cfg->registration_fd >= 0 && s->listeners[GRPC_SOCKET_REGISTRATION].fd != cfg->registration_fd)
+                safe_close(cfg->registration_fd);
         grpc_server_free(s);
         return r;
 }

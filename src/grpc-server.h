@@ -103,8 +103,8 @@ typedef struct GrpcServer GrpcServer;
  * Calls grpc_init() and starts gRPC's threads: block the signals the daemon handles
  * (pthread_sigmask) before calling this, or gRPC's threads inherit them unblocked.
  * Creates the servers and the CQ thread; binds (or adopts) the DRA socket first, then the
- * registration socket. A *_fd >= 0 is a listening socket from systemd: we take it over
- * (and close, never unlink it); the endpoint in GetInfo is then where it really listens.
+ * registration socket. A *_fd >= 0 is a listening socket from systemd: we own it from
+ * this call on, also when it fails (we close it, never unlink it); the endpoint in GetInfo is then where it really listens.
  * Otherwise we bind the path ourselves (mode 0600, parents created 0755, the DRA socket's
  * own directory 0750), replacing only a dead socket left there, and unlink it on free.
  */
