@@ -576,7 +576,7 @@ static void call_handle_claims(GrpcServer *s, Call *c) {
         s->requests = r;
 
         void (*handler)(void *, DraRequest *) = grpc_method_is_prepare(r->method) ? s->cb.prepare : s->cb.unprepare;
-        if (!handler || r->claims.n_claims == 0 || atomic_load(&s->shutting_down))
+        if (!handler || r->claims.n_claims == 0)
                 return dra_request_complete(r);
         handler(s->userdata, r);
 }
@@ -665,8 +665,6 @@ static void stream_start(GrpcServer *s, Call *c) {
         grpc_slice_unref(in);
         if (k < 0)
                 return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
-        if (atomic_load(&s->shutting_down))
-                return call_finish(c, GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
         if (s->n_streams >= GRPC_HEALTH_STREAMS_MAX)
                 return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many health streams");
 
@@ -747,7 +745,10 @@ static void queue_dispatch(GrpcServer *s, Tag *t) {
         switch (t->kind) {
         case TAG_CALL:
                 c = (Call *) t;
-                if (c->method == GRPC_METHOD_NOTIFY_REGISTRATION_STATUS)
+                /* While grpc_server_free() drains, the daemon may be half torn down: no callbacks. */
+                if (atomic_load(&s->shutting_down))
+                        call_finish(c, GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
+                else if (c->method == GRPC_METHOD_NOTIFY_REGISTRATION_STATUS)
                         call_handle_registration_status(s, c);
                 else if (grpc_method_is_health(c->method))
                         stream_start(s, c);

@@ -7,7 +7,9 @@
  *   grpc-test-server --registration-socket PATH --dra-socket PATH [--driver-name NAME] [--gpus N]
  *
  * Socket activation: fds named "registration" and "dra" (FileDescriptorName=).
- * Prepare: a claim named "device-*" gets one device (with share_id), others an error.
+ * Prepare: a claim named "device-*" gets one device (with share_id), "unanswered-*" no
+ * answer, "hold-*" makes us keep the request unanswered until exit (after the server is
+ * freed: the orphan path), others an error.
  * Unprepare: success. SIGUSR1 toggles hami-gpu-1 between healthy and unhealthy.
  * SIGUSR2 prints the stats on stdout. SIGTERM/SIGINT: clean exit.
  */
@@ -31,6 +33,8 @@ typedef struct TestServer {
         unsigned n_gpus;
         bool gpu1_unhealthy;
         char names[GPUS_MAX][32];
+        DraRequest *held[8];
+        size_t n_held;
 } TestServer;
 
 static void on_registration_status(void *userdata, bool registered, const char *error) {
@@ -58,6 +62,13 @@ static DraDevice *canned_device(void) {
 }
 
 static void on_prepare(void *userdata, DraRequest *r) {
+        TestServer *t = userdata;
+
+        if (dra_request_n_claims(r) > 0 && strncmp(dra_request_claim(r, 0)->name, "hold-", 5) == 0 &&
+            t->n_held < ELEMENTSOF(t->held)) {
+                t->held[t->n_held++] = r;
+                return;
+        }
         for (size_t i = 0; i < dra_request_n_claims(r); i++) {
                 const DraClaimRef *c = dra_request_claim(r, i);
                 if (strncmp(c->name, "device-", 7) == 0)
@@ -199,6 +210,8 @@ int main(int argc, char *argv[]) {
 
         r = sd_event_loop(e);
         t.grpc = grpc_server_free(t.grpc);
+        for (size_t i = 0; i < t.n_held; i++) /* orphaned by the free: completing only frees them */
+                dra_request_complete(t.held[i]);
         sd_event_unref(e);
         printf("exited cleanly\n");
         return r < 0 ? 1 : 0;
