@@ -34,7 +34,7 @@ typedef struct MockState {
 } MockState;
 
 typedef struct MockModel {
-        const char *prefix;      /* of the model's last word: "A100" matches "NVIDIA A100-SXM4-80GB" */
+        const char *prefix;      /* of a word of the model: "A100" matches "NVIDIA A100-SXM4-80GB" */
         const char *architecture;
         int cc_major, cc_minor;
 } MockModel;
@@ -64,12 +64,12 @@ static const MockModel mock_models[] = {
 
 static const MockModel *mock_model_lookup(const char *model) {
         static const MockModel fallback = { "", "Ampere", 8, 6 };
-        const char *word = strrchr(model, ' ');
 
-        word = word ? word + 1 : model;
-        for (size_t i = 0; i < ELEMENTSOF(mock_models); i++)
-                if (strncmp(word, mock_models[i].prefix, strlen(mock_models[i].prefix)) == 0)
-                        return &mock_models[i];
+        /* The first word that starts like a known model: "NVIDIA H100 80GB HBM3" is an H100. */
+        for (const char *w = model; *w; w += strcspn(w, " "), w += strspn(w, " "))
+                for (size_t i = 0; i < ELEMENTSOF(mock_models); i++)
+                        if (strncmp(w, mock_models[i].prefix, strlen(mock_models[i].prefix)) == 0)
+                                return &mock_models[i];
         return &fallback;
 }
 
