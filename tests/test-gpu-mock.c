@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "gpu-backend.h"
 #include "gpu-mock.h"
 #include "log.h"
@@ -145,6 +146,52 @@ static void test_model_table(void) {
                 ASSERT_STREQ(l.gpus[0].architecture, cases[i].arch);
                 ASSERT_STREQ(l.gpus[0].cuda_compute_capability, cases[i].cc);
         }
+}
+
+/* The example in README.md, through the real configuration parser. */
+static void test_readme_example(void) {
+        _cleanup_(gpu_backend_freep) GpuBackend *b = NULL;
+        _cleanup_(gpu_list_done) GpuList l = {};
+        Config c;
+
+        ASSERT_OK(config_init(&c));
+        ASSERT_OK(config_parse_text(&c,
+                                    "[GPU]\n"
+                                    "Backend=mock\n"
+                                    "\n"
+                                    "[Mock]\n"
+                                    "# 0 to 64 GPUs (default 8) of this model (default \"NVIDIA A10\"),\n"
+                                    "# with this much memory each (default 23028Mi, what an A10 reports)\n"
+                                    "GPUs=8\n"
+                                    "Model=NVIDIA H100 80GB HBM3\n"
+                                    "Memory=80Gi\n",
+                                    "README.md"));
+        free(c.node_name);
+        c.node_name = strdup("node-a");
+        free(c.state_dir);
+        c.state_dir = strdup(state_dir);
+        ASSERT_TRUE(c.node_name && c.state_dir);
+        ASSERT_EQ(c.backend, GPU_BACKEND_MOCK);
+
+        ASSERT_OK(gpu_backend_open(&c, &b));
+        ASSERT_OK(gpu_backend_enumerate(b, &l));
+        ASSERT_EQ(l.n_gpus, 8);
+        ASSERT_STREQ(l.gpus[0].product_name, "NVIDIA H100 80GB HBM3");
+        ASSERT_EQ_U(l.gpus[0].memory_total, 80ULL << 30);
+        ASSERT_STREQ(l.gpus[1].pcie_bus_id, "0000:1b:00.0");
+        config_done(&c);
+
+        /* And the defaults. */
+        _cleanup_(gpu_backend_freep) GpuBackend *d = NULL;
+        _cleanup_(gpu_list_done) GpuList dl = {};
+        ASSERT_OK(config_init(&c));
+        c.backend = GPU_BACKEND_MOCK;
+        ASSERT_OK(gpu_backend_open(&c, &d));
+        ASSERT_OK(gpu_backend_enumerate(d, &dl));
+        ASSERT_EQ(dl.n_gpus, 8);
+        ASSERT_STREQ(dl.gpus[0].product_name, "NVIDIA A10");
+        ASSERT_EQ_U(dl.gpus[0].memory_total, 23028ULL << 20);
+        config_done(&c);
 }
 
 static void test_parse(void) {
@@ -315,6 +362,7 @@ int main(void) {
         TEST(test_count_and_attributes);
         TEST(test_deterministic_uuids);
         TEST(test_model_table);
+        TEST(test_readme_example);
         TEST(test_parse);
         TEST(test_health_flip);
         TEST(test_health_state_at_start);

@@ -113,7 +113,15 @@ static void test_eight_sorted_by_bus(void) {
         };
         _cleanup_(gpu_list_done) GpuList l = {}, again = {};
 
-        /* Every GPU but the last has a sysfs entry: the last one's root is unknown. */
+        /* The last GPU sits on a bus that is not PCI at the top (as in some VMs): no root. */
+        char vm[1024], link[1024];
+        snprintf(vm, sizeof(vm), "%s/devices/LNXSYSTM:00/VMBUS:00/0000:db:00.0", sysfs_dir);
+        mkdir_p(vm);
+        snprintf(link, sizeof(link), "%s/bus/pci/devices", sysfs_dir);
+        mkdir_p(link);
+        snprintf(link, sizeof(link), "%s/bus/pci/devices/0000:db:00.0", sysfs_dir);
+        ASSERT_OK(symlink(vm, link));
+
         sysfs_add("0000:18:00.0", "pci0000:17");
         sysfs_add("0000:2a:00.0", "pci0000:17");
         sysfs_add("0000:3d:00.0", "pci0000:3a");
