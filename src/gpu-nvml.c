@@ -7,6 +7,7 @@
  * sd-event loop through an eventfd, so callbacks run on the loop like everything else.
  */
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -30,8 +31,8 @@
 #define NVML_EVENT_WAIT_MS 250        /* how long stopping the health thread may take */
 #define NVML_EVENT_ERROR_BACKOFF_MS 1000
 #define NVML_EVENT_QUEUE_MAX 256
-#define NVML_HEALTH_EVENT_MASK                                                                   \
-        (nvmlEventTypeXidCriticalError | nvmlEventTypeDoubleBitEccError | nvmlEventTypeSingleBitEccError)
+/* Corrected (single-bit) ECC errors are no reason to stop using a GPU: not registered. */
+#define NVML_HEALTH_EVENT_MASK (nvmlEventTypeXidCriticalError | nvmlEventTypeDoubleBitEccError)
 
 typedef struct NvmlLibrary {
         void *dl;
@@ -260,10 +261,23 @@ static int nvml_open(const Config *c, void **ret_state) {
         return 0;
 }
 
+/* "pci0000:64", or a longer domain as behind Intel VMD: "pci10000:00". */
+static bool pcie_root_name_valid(const char *p, size_t n) {
+        size_t domain = n - strlen("pci") - strlen(":00");
+
+        if (n < strlen("pci0000:00") || n > strlen("pci00000000:00") || strncmp(p, "pci", 3) != 0 ||
+            p[3 + domain] != ':')
+                return false;
+        for (size_t i = 3; i < n; i++)
+                if (i != 3 + domain && !isxdigit((unsigned char) p[i]))
+                        return false;
+        return true;
+}
+
 /* realpath(<sysfs>/bus/pci/devices/<bus id>) = <sysfs>/devices/pci0000:64/.../<bus id> */
 static int nvml_pcie_root(const char *sysfs_root, const char *bus_id, char *out, size_t size) {
         _cleanup_free_ char *link = NULL, *resolved = NULL, *root = NULL;
-        const char *p, *end;
+        const char *p;
         size_t n;
 
         if (asprintf(&link, "%s/bus/pci/devices/%s", sysfs_root, bus_id) < 0)
@@ -276,14 +290,14 @@ static int nvml_pcie_root(const char *sysfs_root, const char *bus_id, char *out,
                 return -errno;
 
         n = strlen(root);
-        if (strncmp(resolved, root, n) != 0 || strncmp(resolved + n, "/devices/pci", 12) != 0)
+        if (strncmp(resolved, root, n) != 0 || strncmp(resolved + n, "/devices/", 9) != 0)
                 return -EBADMSG;
-        p = resolved + n + strlen("/devices/");
-        end = strchrnul(p, '/');
-        if ((size_t) (end - p) >= size || end - p < (ptrdiff_t) strlen("pci0:0"))
-                return -EBADMSG;
-        memcpy(out, p, (size_t) (end - p));
-        out[end - p] = '\0';
+        p = resolved + n + 9;
+        n = strcspn(p, "/");
+        if (!pcie_root_name_valid(p, n) || n >= size)
+                return -EBADMSG; /* e.g. a VM's bus that is not PCI at the top */
+        memcpy(out, p, n);
+        out[n] = '\0';
         return 0;
 }
 
@@ -625,8 +639,6 @@ static void nvml_health_handle(NvmlState *s, const NvmlHealthEvent *ev) {
                 nvml_mark(s, w, reason);
         } else if (ev->type & nvmlEventTypeDoubleBitEccError)
                 nvml_mark(s, w, "double-bit ECC error");
-        else if (ev->type & nvmlEventTypeSingleBitEccError)
-                log_notice("GPU %s: single-bit ECC error (corrected); the GPU stays healthy.", w->name);
         else
                 log_debug("GPU %s: NVML event 0x%llx ignored.", w->name, ev->type);
 }

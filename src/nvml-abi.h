@@ -117,25 +117,25 @@ typedef struct nvmlEventData_st {
  *   X(required?, return type, name, (parameter list))
  * Optional functions may be missing from older drivers.
  */
-#define NVML_FUNCTIONS(X)                                                                        \
-        X(true, nvmlReturn_t, nvmlInit_v2, (void))                                                             \
-        X(true, nvmlReturn_t, nvmlShutdown, (void))                                                            \
-        X(true, const char *, nvmlErrorString, (nvmlReturn_t result))                                          \
-        X(true, nvmlReturn_t, nvmlSystemGetDriverVersion, (char *version, unsigned int length))                \
-        X(false, nvmlReturn_t, nvmlSystemGetCudaDriverVersion_v2, (int *cudaDriverVersion))                    \
-        X(true, nvmlReturn_t, nvmlSystemGetCudaDriverVersion, (int *cudaDriverVersion))                        \
-        X(true, nvmlReturn_t, nvmlDeviceGetCount_v2, (unsigned int *deviceCount))                              \
-        X(true, nvmlReturn_t, nvmlDeviceGetHandleByIndex_v2, (unsigned int index, nvmlDevice_t *device))      \
-        X(true, nvmlReturn_t, nvmlDeviceGetUUID, (nvmlDevice_t device, char *uuid, unsigned int length))       \
-        X(true, nvmlReturn_t, nvmlDeviceGetName, (nvmlDevice_t device, char *name, unsigned int length))       \
-        X(true, nvmlReturn_t, nvmlDeviceGetBrand, (nvmlDevice_t device, nvmlBrandType_t *type))                \
+#define NVML_FUNCTIONS(X) \
+        X(true, nvmlReturn_t, nvmlInit_v2, (void)) \
+        X(true, nvmlReturn_t, nvmlShutdown, (void)) \
+        X(true, const char *, nvmlErrorString, (nvmlReturn_t result)) \
+        X(true, nvmlReturn_t, nvmlSystemGetDriverVersion, (char *version, unsigned int length)) \
+        X(false, nvmlReturn_t, nvmlSystemGetCudaDriverVersion_v2, (int *cudaDriverVersion)) \
+        X(true, nvmlReturn_t, nvmlSystemGetCudaDriverVersion, (int *cudaDriverVersion)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetCount_v2, (unsigned int *deviceCount)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetHandleByIndex_v2, (unsigned int index, nvmlDevice_t *device)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetUUID, (nvmlDevice_t device, char *uuid, unsigned int length)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetName, (nvmlDevice_t device, char *name, unsigned int length)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetBrand, (nvmlDevice_t device, nvmlBrandType_t *type)) \
         X(false, nvmlReturn_t, nvmlDeviceGetArchitecture, (nvmlDevice_t device, nvmlDeviceArchitecture_t *arch)) \
         X(true, nvmlReturn_t, nvmlDeviceGetCudaComputeCapability, (nvmlDevice_t device, int *major, int *minor)) \
-        X(true, nvmlReturn_t, nvmlDeviceGetMinorNumber, (nvmlDevice_t device, unsigned int *minorNumber))      \
-        X(true, nvmlReturn_t, nvmlDeviceGetPciInfo_v3, (nvmlDevice_t device, nvmlPciInfo_t *pci))              \
-        X(true, nvmlReturn_t, nvmlDeviceGetMemoryInfo, (nvmlDevice_t device, nvmlMemory_t *memory))            \
-        X(true, nvmlReturn_t, nvmlEventSetCreate, (nvmlEventSet_t *set))                                       \
-        X(true, nvmlReturn_t, nvmlEventSetFree, (nvmlEventSet_t set))                                          \
+        X(true, nvmlReturn_t, nvmlDeviceGetMinorNumber, (nvmlDevice_t device, unsigned int *minorNumber)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetPciInfo_v3, (nvmlDevice_t device, nvmlPciInfo_t *pci)) \
+        X(true, nvmlReturn_t, nvmlDeviceGetMemoryInfo, (nvmlDevice_t device, nvmlMemory_t *memory)) \
+        X(true, nvmlReturn_t, nvmlEventSetCreate, (nvmlEventSet_t *set)) \
+        X(true, nvmlReturn_t, nvmlEventSetFree, (nvmlEventSet_t set)) \
         X(true, nvmlReturn_t, nvmlDeviceGetSupportedEventTypes, (nvmlDevice_t device, unsigned long long *eventTypes)) \
         X(true, nvmlReturn_t, nvmlDeviceRegisterEvents, (nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set)) \
         X(true, nvmlReturn_t, nvmlEventSetWait_v2, (nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms))
