@@ -22,6 +22,12 @@ sim = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sim)
 
 
+# meson runs each test against the daemon and once more against the gRPC layer alone,
+# passing the binary as the first argument.
+if len(sys.argv) > 1:
+    os.environ["HAMI_DRA_DAEMON"] = os.path.abspath(sys.argv[1])
+
+
 def daemon_binary():
     """HAMI_DRA_DAEMON picks one; default: the real daemon when built, else the test server."""
     path = os.environ.get("HAMI_DRA_DAEMON")
@@ -106,6 +112,19 @@ class Daemon:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    def set_gpu1_unhealthy(self, unhealthy=True):
+        """The real daemon's mock backend follows <state-dir>/mock-health; the test server flips on SIGUSR1."""
+        if is_real_daemon(self.binary):
+            path = os.path.join(self.root, "state", "mock-health")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                if unhealthy:
+                    f.write("hami-gpu-1 unhealthy XID 79: GPU has fallen off the bus\n")
+            os.rename(tmp, path)
+        else:
+            self.signal(signal.SIGUSR1)
 
     def stop(self, timeout=20):
         """SIGTERM and wait; returns the exit code."""

@@ -2,12 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """DRAResourceHealth/NodeWatchResources, v1alpha1 and v1: every device, at once, and on change."""
 
-import signal
 import time
 
 import grpc
 
-from harness import DRIVER, Daemon, check, is_real_daemon
+from harness import DRIVER, Daemon, check
 
 GPUS = 8
 
@@ -28,15 +27,17 @@ with Daemon(gpus=GPUS) as d:
         check(all(x.last_updated_time > 0 for x in first.devices), "%s: last_updated_time is set" % version)
         streams[version] = call
 
-    if not is_real_daemon():
-        d.signal(signal.SIGUSR1)  # the test server flips hami-gpu-1
-        for version, call in streams.items():
-            msg = next(call)
+    d.set_gpu1_unhealthy()
+    for version, call in streams.items():
+        # The real daemon may send more than one update; read until hami-gpu-1 turns.
+        for msg in call:
             health = {x.device.device_name: x.health for x in msg.devices}
-            check(health["hami-gpu-1"] == 2 and health["hami-gpu-0"] == 1 and len(health) == GPUS,
-                  "%s: an update carries the complete list with hami-gpu-1 unhealthy" % version)
-            bad = [x for x in msg.devices if x.device.device_name == "hami-gpu-1"][0]
-            check("XID" in bad.message, "%s: the unhealthy device says why: %s" % (version, bad.message))
+            if health.get("hami-gpu-1") == 2:
+                break
+        check(health["hami-gpu-1"] == 2 and health["hami-gpu-0"] == 1 and len(health) == GPUS,
+              "%s: an update carries the complete list with hami-gpu-1 unhealthy" % version)
+        bad = [x for x in msg.devices if x.device.device_name == "hami-gpu-1"][0]
+        check("XID" in bad.message, "%s: the unhealthy device says why: %s" % (version, bad.message))
 
     for call in streams.values():
         call.cancel()
