@@ -10,16 +10,13 @@
  * is posted to the sd-event thread through a mutex-protected list and an eventfd.
  */
 
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -32,10 +29,13 @@
 #include "grpc-server.h"
 #include "log.h"
 #include "macro.h"
+#include "unix-socket.h"
 
 #define GRPC_MAX_RECEIVE_BYTES (4 * 1024 * 1024)
 #define GRPC_MAX_CONCURRENT_STREAMS 64
-#define GRPC_CALLS_IN_FLIGHT_MAX 1024U   /* beyond this, new calls get RESOURCE_EXHAUSTED */
+#define GRPC_CALLS_IN_FLIGHT_MAX 1024U   /* per budget (GetInfo, the rest); then RESOURCE_EXHAUSTED */
+#define GRPC_READ_TIMEOUT_USEC (30 * 1000 * 1000ULL) /* a request message must arrive by then */
+#define GRPC_SWEEP_INTERVAL_USEC (5 * 1000 * 1000ULL)
 #define GRPC_HEALTH_STREAMS_MAX 16U      /* a kubelet opens one */
 #define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
 #define ACCEPT_RETRY_USEC (100 * 1000)   /* after EMFILE and friends */
@@ -74,6 +74,10 @@ typedef struct Call {
         CallState state;
         GrpcMethod method;
         bool arrived;
+        bool get_info_budget;
+        bool timed_out;
+        uint64_t read_started;           /* CLOCK_MONOTONIC usec; while in the reading list */
+        struct Call *reading_next, *reading_prev;
         grpc_call *call;
         grpc_call_details details;
         grpc_metadata_array request_metadata;
@@ -92,8 +96,7 @@ struct Listener {
         int fd;
         bool bound_by_us;
         char *path;
-        dev_t dev;
-        ino_t ino;
+        UnixSocketFile file;
         sd_event_source *accept_source;
         sd_event_source *retry_source;
 };
@@ -162,6 +165,12 @@ struct GrpcServer {
         atomic_uint_fast64_t get_info_calls;
         atomic_uint_fast64_t connections;
         atomic_uint calls_in_flight;
+        atomic_uint get_info_in_flight;
+
+        /* Calls waiting for their request message: the main loop cancels those that stall. */
+        pthread_mutex_t reading_lock;
+        Call *reading;
+        sd_event_source *sweep_source;
 };
 
 /* ---- calls (any thread) ---- */
@@ -180,6 +189,8 @@ static void call_free(Call *c) {
         grpc_slice_unref(c->status_details);
         if (c->arrived)
                 atomic_fetch_sub(&c->listener->server->calls_in_flight, 1);
+        if (c->get_info_budget)
+                atomic_fetch_sub(&c->listener->server->get_info_in_flight, 1);
         free(c);
 }
 
@@ -321,6 +332,48 @@ static void call_answer_get_info(Call *c) {
         call_finish(c, GRPC_STATUS_OK, &reply, NULL);
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static void reading_add(GrpcServer *s, Call *c) {
+        pthread_mutex_lock(&s->reading_lock);
+        c->read_started = now_usec();
+        c->reading_prev = NULL;
+        c->reading_next = s->reading;
+        if (s->reading)
+                s->reading->reading_prev = c;
+        s->reading = c;
+        pthread_mutex_unlock(&s->reading_lock);
+}
+
+static void reading_remove(GrpcServer *s, Call *c) {
+        pthread_mutex_lock(&s->reading_lock);
+        if (c->reading_prev)
+                c->reading_prev->reading_next = c->reading_next;
+        else
+                s->reading = c->reading_next;
+        if (c->reading_next)
+                c->reading_next->reading_prev = c->reading_prev;
+        c->reading_next = c->reading_prev = NULL;
+        pthread_mutex_unlock(&s->reading_lock);
+}
+
+/* GetInfo has its own budget, so calls stalled on the DRA socket never starve the kubelet's poll. */
+static bool call_over_budget(GrpcServer *s, Call *c) {
+        unsigned all = atomic_fetch_add(&s->calls_in_flight, 1) + 1;
+
+        c->arrived = true;
+        if (c->method == GRPC_METHOD_GET_INFO) {
+                c->get_info_budget = true;
+                return atomic_fetch_add(&s->get_info_in_flight, 1) >= GRPC_CALLS_IN_FLIGHT_MAX;
+        }
+        return all - atomic_load(&s->get_info_in_flight) > GRPC_CALLS_IN_FLIGHT_MAX;
+}
+
 static void call_on_arrival(Call *c) {
         Listener *l = c->listener;
         GrpcServer *s = l->server;
@@ -328,21 +381,22 @@ static void call_on_arrival(Call *c) {
         grpc_call_error e;
 
         call_arm(l); /* keep the armed count constant */
-        c->arrived = true;
         atomic_fetch_add(&s->calls, 1);
-        if (atomic_fetch_add(&s->calls_in_flight, 1) >= GRPC_CALLS_IN_FLIGHT_MAX)
-                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many calls in flight");
 
         c->method = grpc_method_from_path(l->kind, (const char *) GRPC_SLICE_START_PTR(c->details.method),
                                           GRPC_SLICE_LENGTH(c->details.method));
+        if (call_over_budget(s, c))
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many calls in flight");
         if (c->method < 0)
                 return call_finish(c, GRPC_STATUS_UNIMPLEMENTED, NULL, "unknown method");
 
         op.data.recv_message.recv_message = &c->request;
         c->state = CALL_READING;
+        reading_add(s, c);
         e = grpc_call_start_batch(c->call, &op, 1, &c->tag, NULL);
         if (e != GRPC_CALL_OK) {
                 log_debug("Failed to read a gRPC request: %s", grpc_call_error_to_string(e));
+                reading_remove(s, c);
                 call_free(c);
         }
 }
@@ -354,6 +408,7 @@ static void call_on_event(Call *c, bool ok) {
                         return call_free(c);
                 return call_on_arrival(c);
         case CALL_READING:
+                reading_remove(c->listener->server, c);
                 if (!ok)
                         return call_free(c);
                 if (!c->request)
@@ -789,129 +844,61 @@ static int on_queue(sd_event_source *source, int fd, uint32_t revents, void *use
         return 0;
 }
 
+/* A client that opens a call and never sends its message gets DEADLINE_EXCEEDED. */
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        GrpcServer *s = userdata;
+        uint64_t now = now_usec();
+        unsigned n = 0;
+
+        pthread_mutex_lock(&s->reading_lock);
+        for (Call *c = s->reading; c; c = c->reading_next)
+                if (!c->timed_out && now - c->read_started > GRPC_READ_TIMEOUT_USEC) {
+                        c->timed_out = true;
+                        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                                     "request message not received in time", NULL);
+                        n++;
+                }
+        pthread_mutex_unlock(&s->reading_lock);
+        if (n > 0)
+                log_debug("Cancelled %u gRPC call(s) whose request message did not arrive.", n);
+
+        (void) sd_event_source_set_time_relative(source, GRPC_SWEEP_INTERVAL_USEC);
+        return sd_event_source_set_enabled(source, SD_EVENT_ON);
+}
+
 /* ---- sockets ---- */
 
-static int mkdir_parents(const char *path, mode_t last_mode) {
-        _cleanup_free_ char *p = strdup(path);
-        char *slash;
-
-        if (!p)
-                return -ENOMEM;
-        slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return 0;
-        *slash = '\0'; /* p is now the socket's directory */
-        for (char *q = strchr(p + 1, '/');; q = strchr(q + 1, '/')) {
-                if (q)
-                        *q = '\0';
-                if (mkdir(p, q ? 0755 : last_mode) < 0 && errno != EEXIST)
-                        return log_error_errno(-errno, "Failed to create directory %s: %m", p);
-                if (!q)
-                        return 0;
-                *q = '/';
-        }
-}
-
-/* Something left at our socket path: only a dead socket may be replaced. */
-static int socket_path_clear(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-
-        if (lstat(path, &st) < 0) {
-                if (errno == ENOENT)
-                        return 0;
-                return log_error_errno(-errno, "Failed to stat %s: %m", path);
-        }
-        if (!S_ISSOCK(st.st_mode))
-                return log_error_errno(-EEXIST, "%s exists and is not a socket, refusing to replace it.", path);
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return log_error_errno(-errno, "Failed to create a socket: %m");
-        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 || errno == EAGAIN)
-                return log_error_errno(-EADDRINUSE,
-                                       "%s is served by another process (another hami-dra-plugin?), refusing to take it over.",
-                                       path);
-        if (errno != ECONNREFUSED)
-                return log_error_errno(-errno, "Failed to probe %s: %m", path);
-
-        log_info("Removing stale socket %s.", path);
-        if (unlink(path) < 0 && errno != ENOENT)
-                return log_error_errno(-errno, "Failed to remove stale socket %s: %m", path);
-        return 0;
-}
-
 static int listener_bind(Listener *l, mode_t dir_mode) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        int r;
+        int fd = unix_socket_listen(l->path, dir_mode, SOCKET_MODE, &l->file);
 
-        if (strlen(l->path) >= sizeof(sa.sun_path))
-                return log_error_errno(-ENAMETOOLONG, "Socket path %s is longer than %zu bytes.", l->path,
-                                       sizeof(sa.sun_path) - 1);
-        if (l->path[0] != '/')
-                return log_error_errno(-EINVAL, "Socket path %s is not absolute.", l->path);
-        r = mkdir_parents(l->path, dir_mode);
-        if (r < 0)
-                return r;
-        r = socket_path_clear(l->path);
-        if (r < 0)
-                return r;
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return log_error_errno(-errno, "Failed to create a socket: %m");
-        strncpy(sa.sun_path, l->path, sizeof(sa.sun_path) - 1);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return log_error_errno(-errno, "Failed to bind %s: %m", l->path);
+                return fd;
+        l->fd = fd;
         l->bound_by_us = true;
-        /* Nobody can connect before listen(), so setting the mode here leaves no window. */
-        if (chmod(l->path, SOCKET_MODE) < 0 || lstat(l->path, &st) < 0)
-                return log_error_errno(-errno, "Failed to set up %s: %m", l->path);
-        l->dev = st.st_dev;
-        l->ino = st.st_ino;
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(-errno, "Failed to listen on %s: %m", l->path);
-        l->fd = TAKE_FD(fd);
         return 0;
 }
 
-/* Remove the socket file only if it is still the one we bound (a successor may own the path now). */
 static void listener_unlink(Listener *l) {
-        struct stat st;
-
-        if (!l->bound_by_us || !l->path)
-                return;
-        if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev && st.st_ino == l->ino)
-                (void) unlink(l->path);
+        if (l->bound_by_us)
+                unix_socket_unlink(l->path, &l->file);
         l->bound_by_us = false;
 }
 
 static int listener_adopt(Listener *l, int fd) {
-        struct sockaddr_un sa = {};
-        socklen_t len = sizeof(sa);
-        int flags;
+        _cleanup_free_ char *path = NULL;
+        int r;
 
-        if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
-                return log_error_errno(-EBADF, "fd %d passed for the %s socket is not a listening AF_UNIX stream socket.",
+        r = unix_socket_adopt(fd, &path);
+        if (r < 0)
+                return log_error_errno(r, "fd %d passed for the %s socket is not a usable listening AF_UNIX stream socket: %m",
                                        fd, l->name);
-        flags = fcntl(fd, F_GETFL);
-        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-                return log_error_errno(-errno, "Failed to set up fd %d: %m", fd);
         l->fd = fd;
 
         /* The endpoint in GetInfo must be where systemd really listens. */
-        if (getsockname(fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0] == '/' &&
-            !streq_ptr(sa.sun_path, l->path)) {
-                log_warning("The %s socket from systemd is %s, not %s; using %s.", l->name, sa.sun_path,
-                            l->path, sa.sun_path);
+        if (path && !streq(path, l->path)) {
+                log_warning("The %s socket from systemd is %s, not %s; using %s.", l->name, path, l->path, path);
                 free(l->path);
-                l->path = strdup(sa.sun_path);
-                if (!l->path)
-                        return log_oom();
+                l->path = TAKE_PTR(path);
         }
         return 0;
 }
@@ -1037,6 +1024,7 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
         s->health[0] = s->health[1] = grpc_empty_slice();
         s->listeners[0].fd = s->listeners[1].fd = -EBADF;
         pthread_mutex_init(&s->queue_lock, NULL);
+        pthread_mutex_init(&s->reading_lock, NULL);
 
         grpc_init();
         s->grpc_initialized = true;
@@ -1057,6 +1045,14 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
                 log_error_errno(r, "Failed to watch the gRPC queue: %m");
                 goto fail;
         }
+
+        r = sd_event_add_time_relative(e, &s->sweep_source, CLOCK_MONOTONIC, GRPC_SWEEP_INTERVAL_USEC,
+                                       GRPC_SWEEP_INTERVAL_USEC / 5, on_sweep, s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to add the gRPC sweep timer: %m");
+                goto fail;
+        }
+        (void) sd_event_source_set_enabled(s->sweep_source, SD_EVENT_ON);
 
         r = pthread_create(&s->cq_thread, NULL, cq_thread, s);
         if (r != 0) {
@@ -1179,8 +1175,10 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
         grpc_slice_unref(s->health[0]);
         grpc_slice_unref(s->health[1]);
         s->queue_source = sd_event_source_disable_unref(s->queue_source);
+        s->sweep_source = sd_event_source_disable_unref(s->sweep_source);
         safe_close(s->queue_fd);
         pthread_mutex_destroy(&s->queue_lock);
+        pthread_mutex_destroy(&s->reading_lock);
         sd_event_unref(s->event);
         if (s->grpc_initialized)
                 grpc_shutdown_blocking();

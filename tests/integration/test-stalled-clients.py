@@ -4,7 +4,7 @@
 keep GetInfo (the kubelet gives it 1 s) or prepare from another client."""
 
 import h2raw
-from harness import DRIVER, Daemon, check
+from harness import DRIVER, Daemon, check, sim
 
 IDLE = 300
 
@@ -40,6 +40,22 @@ with Daemon() as d:
     health = k.watch_health("v1", timeout=10)
     check(len(next(health).devices) == 8, "the health stream is served too")
     health.cancel()
+
+    # Fill the budget for DRA calls with 1,140 calls stalled before their message (19
+    # connections x 60 streams): prepare is refused, GetInfo has its own budget and is not.
+    for _ in range(19):
+        c = h2raw.start(d.dra_sock)
+        for stream in range(1, 2 * 60, 2):
+            h2raw.send_call(c, "/k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin/NodePrepareResources", None, stream=stream)
+        held.append(c)
+    try:
+        for _ in range(100):  # the streams reach the daemon asynchronously
+            k.prepare([("default", "y", "uid-y")], "v1")
+        check(False, "prepare is refused once 1,024 DRA calls are in flight")
+    except sim.grpc.RpcError as e:
+        check(e.code() == sim.grpc.StatusCode.RESOURCE_EXHAUSTED,
+              "prepare is refused with RESOURCE_EXHAUSTED once 1,024 DRA calls are in flight")
+    check(k.get_info() == info, "GetInfo is still answered within 1 s: it has its own budget")
     k.close()
 
     for c in held:
