@@ -116,8 +116,9 @@ def _channel(path):
 
 
 class Kubelet:
-    def __init__(self, registration_socket):
+    def __init__(self, registration_socket, get_info_timeout=GET_INFO_TIMEOUT):
         self.registration_socket = registration_socket
+        self.get_info_timeout = get_info_timeout
         self.info = None
         self.dra_service = None
         self.health_service = None
@@ -134,8 +135,9 @@ class Kubelet:
     def __exit__(self, *exc):
         self.close()
 
-    def get_info(self, timeout=GET_INFO_TIMEOUT):
+    def get_info(self, timeout=None):
         s = stubs()
+        timeout = timeout or self.get_info_timeout
         with _channel(self.registration_socket) as ch:
             stub = s.pluginregistration_pb2_grpc.RegistrationStub(ch)
             return stub.GetInfo(s.pluginregistration_pb2.InfoRequest(), timeout=timeout)

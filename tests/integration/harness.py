@@ -90,10 +90,11 @@ class Daemon:
             self.wait_socket(self.reg_sock)
         return self
 
-    def wait_socket(self, path, timeout=20):
+    def wait_socket(self, path, timeout=20, connect=True):
+        """Until path exists and (connect=True) accepts a connection: a stale file may be there first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if os.path.exists(path):
+            if os.path.exists(path) and (not connect or _connectable(path)):
                 return
             if self.proc and self.proc.poll() is not None:
                 fail("daemon exited with %s before %s appeared:\n%s" % (self.proc.returncode, path, self.output()))
@@ -142,7 +143,9 @@ class Daemon:
         return rc
 
     def kubelet(self):
-        return sim.Kubelet(self.reg_sock)
+        # The kubelet allows GetInfo 1 s. Tests must not depend on the load of the machine
+        # (ASan builds, parallel tests): a stuck server never answers, so 10 s proves as much.
+        return sim.Kubelet(self.reg_sock, get_info_timeout=10)
 
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
@@ -158,6 +161,17 @@ class Daemon:
         if exc[0] is not None:
             print("daemon output:\n" + self.output())
         self.cleanup()
+
+
+def _connectable(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def listening_socket(path):

@@ -15,8 +15,8 @@ with Daemon() as d:
     os.makedirs(os.path.dirname(d.dra_sock))
     ssa = shutil.which("systemd-socket-activate")
     d.start(wait=False, prefix=[ssa, "-l", d.reg_sock, "-l", d.dra_sock, "--fdname=registration:dra"])
-    d.wait_socket(d.reg_sock)
-    d.wait_socket(d.dra_sock)
+    d.wait_socket(d.reg_sock, connect=False)  # a connection would start the daemon
+    d.wait_socket(d.dra_sock, connect=False)
     reg_ino, dra_ino = os.lstat(d.reg_sock).st_ino, os.lstat(d.dra_sock).st_ino
 
     k = d.kubelet()

@@ -31,10 +31,10 @@ with Daemon() as d:
         held.append(h2raw.start(d.reg_sock if i % 2 else d.dra_sock))
 
     k = d.kubelet()
-    info = k.register(DRIVER)  # GetInfo with the kubelet's own 1 s deadline
+    info = k.register(DRIVER)
     answers = [k.get_info() for _ in range(20)]
     check(all(a == info for a in answers),
-          "20 GetInfo calls within the kubelet's 1 s deadline, %d other connections held" % len(held))
+          "20 GetInfo calls answered with %d other connections held" % len(held))
     res = k.prepare([("default", "x", "uid-x")], "v1")
     check("uid-x" in res, "prepare is answered with the stalled calls in flight")
     health = k.watch_health("v1", timeout=10)
@@ -55,7 +55,7 @@ with Daemon() as d:
     except sim.grpc.RpcError as e:
         check(e.code() == sim.grpc.StatusCode.RESOURCE_EXHAUSTED,
               "prepare is refused with RESOURCE_EXHAUSTED once 1,024 DRA calls are in flight")
-    check(k.get_info() == info, "GetInfo is still answered within 1 s: it has its own budget")
+    check(k.get_info() == info, "GetInfo is still answered: it has its own budget")
     k.close()
 
     for c in held:
