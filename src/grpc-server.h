@@ -104,25 +104,28 @@ typedef struct GrpcServer GrpcServer;
  * (pthread_sigmask) before calling this, or gRPC's threads inherit them unblocked.
  * Creates the servers and the CQ thread; binds (or adopts) the DRA socket first, then the
  * registration socket. A *_fd >= 0 is a listening socket from systemd: we own it from
- * this call on, also when it fails (we close it, never unlink it); the endpoint in GetInfo is then where it really listens.
- * Otherwise we bind the path ourselves (mode 0600, parents created 0755, the DRA socket's
+ * this call on, also when the call fails (we close it, never unlink it), and the endpoint
+ * in GetInfo is where it really listens. Otherwise we bind the path ourselves (mode 0600, parents created 0755, the DRA socket's
  * own directory 0750), replacing only a dead socket left there, and unlink it on free.
  */
 int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCallbacks *cb,
                     void *userdata, GrpcServer **ret);
 
-/* Replace the device-health snapshot; every open NodeWatchResources stream gets it. */
+/* Replace the device-health snapshot (copied); every open NodeWatchResources stream gets
+ * it. Streams opened before the first snapshot wait for it. */
 int grpc_server_set_health(GrpcServer *s, const DraDeviceHealth *devices, size_t n);
 
 /* Counters for STATUS= and D-Bus. */
 typedef struct GrpcServerStats {
-        uint64_t calls;
-        uint64_t get_info_calls;
-        uint64_t connections;
-        unsigned health_streams;
-        unsigned calls_in_flight;
+        uint64_t calls;            /* calls received since start, on both sockets */
+        uint64_t get_info_calls;   /* GetInfo answered since start */
+        uint64_t connections;      /* connections accepted since start */
+        unsigned health_streams;   /* NodeWatchResources streams open now */
+        unsigned calls_in_flight;  /* calls not finished yet, streams included */
 } GrpcServerStats;
 void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret);
 
-/* Shutdown in gRPC's order; unlinks sockets we bound ourselves, never systemd's. */
+/* Shutdown in gRPC's order: stop accepting, end all calls (requests the daemon still
+ * holds are answered UNAVAILABLE and orphaned), drain the queue without running callbacks,
+ * join the thread, grpc_shutdown. Unlinks sockets we bound ourselves, never systemd's. */
 GrpcServer *grpc_server_free(GrpcServer *s);
