@@ -1125,8 +1125,8 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
                 Listener *l = &s->listeners[i];
                 l->accept_source = sd_event_source_disable_unref(l->accept_source);
                 l->retry_source = sd_event_source_disable_unref(l->retry_source);
+                listener_unlink(l); /* before close: while our socket lives, its inode is ours alone */
                 l->fd = safe_close(l->fd);
-                listener_unlink(l);
         }
 
         /* Requests the daemon still holds: end their calls, keep the shells for dra_request_complete(). */
