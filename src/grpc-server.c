@@ -38,7 +38,7 @@
 #define GRPC_SWEEP_INTERVAL_USEC (5 * 1000 * 1000ULL)
 #define GRPC_HEALTH_STREAMS_MAX 16U      /* a kubelet opens one */
 #define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
-#define ACCEPT_RETRY_USEC (100 * 1000)   /* after EMFILE and friends */
+#define ACCEPT_RETRY_MSEC 100            /* pause after EMFILE and friends */
 #define SOCKET_MODE 0600                 /* only the kubelet (root) and we may connect */
 
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
@@ -97,8 +97,6 @@ struct Listener {
         bool bound_by_us;
         char *path;
         UnixSocketFile file;
-        sd_event_source *accept_source;
-        sd_event_source *retry_source;
 };
 
 struct HealthStream {
@@ -141,6 +139,9 @@ struct GrpcServer {
         Listener listeners[2]; /* indexed by GrpcSocketKind */
         pthread_t cq_thread;
         bool cq_thread_started;
+        pthread_t accept_thread;
+        bool accept_thread_started;
+        int accept_stop_fd;
         bool grpc_initialized;
         grpc_slice plugin_info; /* immutable after new(): read by the CQ thread */
 
@@ -903,38 +904,54 @@ static int listener_adopt(Listener *l, int fd) {
         return 0;
 }
 
-static int on_accept_retry(sd_event_source *source, uint64_t usec, void *userdata) {
-        Listener *l = userdata;
-        return sd_event_source_set_enabled(l->accept_source, SD_EVENT_ON);
-}
-
-static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        Listener *l = userdata;
-        GrpcServer *s = l->server;
-
-        for (unsigned i = 0; i < 64; i++) { /* then let the loop breathe */
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+/* Accept what is waiting; false when out of fds or memory, so the caller pauses. */
+static bool listener_accept(Listener *l) {
+        for (unsigned i = 0; i < 64; i++) {
+                int cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
                         if (errno == EAGAIN)
-                                return 0;
+                                return true;
                         if (errno == EINTR || errno == ECONNABORTED)
                                 continue;
-                        /* Out of fds or memory: stop accepting for a moment instead of spinning. */
                         log_warning_errno(-errno, "Failed to accept on the %s socket, pausing: %m", l->name);
-                        (void) sd_event_source_set_enabled(l->accept_source, SD_EVENT_OFF);
-                        if (!l->retry_source)
-                                (void) sd_event_add_time_relative(s->event, &l->retry_source, CLOCK_MONOTONIC,
-                                                                  ACCEPT_RETRY_USEC, 0, on_accept_retry, l);
-                        else {
-                                (void) sd_event_source_set_time_relative(l->retry_source, ACCEPT_RETRY_USEC);
-                                (void) sd_event_source_set_enabled(l->retry_source, SD_EVENT_ONESHOT);
-                        }
-                        return 0;
+                        return false;
                 }
-                atomic_fetch_add(&s->connections, 1);
-                grpc_server_add_channel_from_fd(l->grpc, cfd, s->creds); /* gRPC owns cfd now */
+                atomic_fetch_add(&l->server->connections, 1);
+                grpc_server_add_channel_from_fd(l->grpc, cfd, l->server->creds); /* gRPC owns cfd now */
         }
-        return 0;
+        return true;
+}
+
+/*
+ * Connections are accepted on their own thread, not in the main loop: a new kubelet
+ * connection (it dials anew to poll GetInfo) must be served within 1 s even while the
+ * main loop is busy.
+ */
+static void *accept_thread(void *userdata) {
+        GrpcServer *s = userdata;
+        bool paused = false;
+
+        for (;;) {
+                struct pollfd p[] = {
+                        { .fd = s->accept_stop_fd, .events = POLLIN },
+                        { .fd = paused ? -1 : s->listeners[0].fd, .events = POLLIN },
+                        { .fd = paused ? -1 : s->listeners[1].fd, .events = POLLIN },
+                };
+
+                if (poll(p, ELEMENTSOF(p), paused ? ACCEPT_RETRY_MSEC : -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error_errno(-errno, "Failed to wait for connections: %m");
+                        break;
+                }
+                if (p[0].revents)
+                        break;
+                paused = false;
+                for (size_t i = 1; i < ELEMENTSOF(p); i++)
+                        if ((p[i].revents & POLLIN) && !listener_accept(&s->listeners[i - 1]))
+                                paused = true;
+        }
+        return NULL;
 }
 
 /* ---- life cycle ---- */
@@ -989,9 +1006,6 @@ static int listener_start(GrpcServer *s, GrpcSocketKind kind, const char *path, 
         for (int i = 0; i < GRPC_ARMED_REQUESTS; i++)
                 call_arm(l);
 
-        r = sd_event_add_io(s->event, &l->accept_source, l->fd, EPOLLIN, on_accept, l);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch the %s socket: %m", l->name);
         log_info("Serving the %s socket %s%s.", l->name, l->path, fd >= 0 ? " (from systemd)" : "");
         return 0;
 }
@@ -1018,6 +1032,7 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
                 s->cb = *cb;
         s->userdata = userdata;
         s->queue_fd = -EBADF;
+        s->accept_stop_fd = -EBADF;
         s->queue_tail = &s->queue_head;
         s->quit_tag.kind = TAG_QUIT;
         s->plugin_info = grpc_empty_slice();
@@ -1077,6 +1092,18 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
         if (r < 0)
                 goto fail;
 
+        s->accept_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->accept_stop_fd < 0) {
+                r = log_error_errno(-errno, "Failed to create an eventfd: %m");
+                goto fail;
+        }
+        r = pthread_create(&s->accept_thread, NULL, accept_thread, s);
+        if (r != 0) {
+                r = log_error_errno(-r, "Failed to start the accept thread: %m");
+                goto fail;
+        }
+        s->accept_thread_started = true;
+
         *ret = s;
         return 0;
 
@@ -1121,10 +1148,15 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
         atomic_store(&s->shutting_down, true);
 
         /* Stop accepting; leave systemd's socket file alone so the next instance inherits the backlog. */
+        if (s->accept_thread_started) {
+                uint64_t one = 1;
+                if (write(s->accept_stop_fd, &one, sizeof(one)) < 0)
+                        log_error_errno(-errno, "Failed to stop the accept thread: %m");
+                pthread_join(s->accept_thread, NULL);
+        }
+        safe_close(s->accept_stop_fd);
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
                 Listener *l = &s->listeners[i];
-                l->accept_source = sd_event_source_disable_unref(l->accept_source);
-                l->retry_source = sd_event_source_disable_unref(l->retry_source);
                 listener_unlink(l); /* before close: while our socket lives, its inode is ours alone */
                 l->fd = safe_close(l->fd);
         }

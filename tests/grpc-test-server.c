@@ -9,7 +9,8 @@
  * Socket activation: fds named "registration" and "dra" (FileDescriptorName=).
  * Prepare: a claim named "device-*" gets one device (with share_id), "unanswered-*" no
  * answer, "hold-*" makes us keep the request unanswered until exit (after the server is
- * freed: the orphan path), others an error.
+ * freed: the orphan path), "block-main-*" blocks the main loop for 15 s first (GetInfo
+ * must not care), others an error.
  * Unprepare: success. SIGUSR1 toggles hami-gpu-1 between healthy and unhealthy.
  * SIGUSR2 prints the stats on stdout. SIGTERM/SIGINT: clean exit.
  */
@@ -71,6 +72,8 @@ static void on_prepare(void *userdata, DraRequest *r) {
         }
         for (size_t i = 0; i < dra_request_n_claims(r); i++) {
                 const DraClaimRef *c = dra_request_claim(r, i);
+                if (strncmp(c->name, "block-main-", 11) == 0)
+                        (void) usleep(15 * 1000 * 1000);
                 if (strncmp(c->name, "device-", 7) == 0)
                         (void) dra_request_set_devices(r, i, canned_device(), 1);
                 else if (strncmp(c->name, "unanswered-", 11) != 0)
