@@ -4,7 +4,9 @@
  * GetInfo round trips against a running plugin, as the kubelet makes them: one
  * connection per client, unary /pluginregistration.Registration/GetInfo.
  *
- *   getinfo-bench REGISTRATION_SOCKET [CALLS [CLIENTS...]]     default: 10000 calls, 1 and 16 clients
+ *   getinfo-bench REGISTRATION_SOCKET [CALLS [CLIENTS...]]     default: 10000 calls, clients 1 16 1r
+ *                                   (a trailing "r": a new connection for every call, as the
+ *                                   kubelet's GetInfo poll dials anew)
  *   getinfo-bench --grpc-floor      gRPC core initialised with one started server and a CQ
  *                                   thread, then waits: bench/rss.sh reads its RSS as the floor
  *
@@ -32,6 +34,7 @@
 typedef struct Client {
         const char *target;
         size_t calls;
+        bool reconnect;
         uint64_t *lat_ns;
         size_t failures;
         pthread_barrier_t *start;
@@ -104,6 +107,10 @@ static void *client_run(void *userdata) {
         pthread_barrier_wait(c->start);
         for (size_t i = 0; i < c->calls; i++) {
                 uint64_t t0 = now_ns();
+                if (c->reconnect) { /* as the kubelet's poll: dial, call, hang up */
+                        grpc_channel_destroy(ch);
+                        ch = grpc_channel_create(c->target, creds, &args);
+                }
                 if (!get_info(ch, cq, method))
                         c->failures++;
                 c->lat_ns[i] = now_ns() - t0;
@@ -132,7 +139,7 @@ static void summarize(Result *r, uint64_t *lat, size_t n, uint64_t wall_ns) {
         r->per_sec = wall_ns ? (double) n * 1e9 / (double) wall_ns : 0;
 }
 
-static Result run_grpc(const char *target, size_t calls, unsigned clients, char *name) {
+static Result run_grpc(const char *target, size_t calls, unsigned clients, bool reconnect, char *name) {
         Client *c = calloc(clients, sizeof(Client));
         pthread_t *t = calloc(clients, sizeof(pthread_t));
         uint64_t *lat = calloc(calls, sizeof(uint64_t));
@@ -147,7 +154,8 @@ static Result run_grpc(const char *target, size_t calls, unsigned clients, char 
         }
         pthread_barrier_init(&barrier, NULL, clients + 1);
         for (unsigned i = 0; i < clients; i++) {
-                c[i] = (Client) { .target = target, .calls = per, .lat_ns = lat + i * per, .start = &barrier };
+                c[i] = (Client) { .target = target, .calls = per, .reconnect = reconnect, .lat_ns = lat + i * per,
+                                  .start = &barrier };
                 pthread_create(&t[i], NULL, client_run, &c[i]);
         }
         pthread_barrier_wait(&barrier);
@@ -232,7 +240,8 @@ int main(int argc, char *argv[]) {
         Result results[17];
         size_t n = 0, calls = 10000;
         char target[256];
-        unsigned clients[14] = { 1, 16 }, n_clients = 2;
+        unsigned clients[14] = { 1, 16, 1 }, n_clients = 3;
+        bool reconnect[14] = { false, false, true };
 
         if (argc == 2 && strcmp(argv[1], "--grpc-floor") == 0)
                 return grpc_floor();
@@ -245,8 +254,11 @@ int main(int argc, char *argv[]) {
                 calls = strtoul(argv[2], NULL, 10);
         if (argc > 3) {
                 n_clients = 0;
-                for (int i = 3; i < argc && n_clients < 14; i++)
-                        clients[n_clients++] = (unsigned) strtoul(argv[i], NULL, 10);
+                for (int i = 3; i < argc && n_clients < 14; i++) {
+                        char *end;
+                        clients[n_clients] = (unsigned) strtoul(argv[i], &end, 10);
+                        reconnect[n_clients++] = *end == 'r';
+                }
         }
         if (calls < 100) {
                 fprintf(stderr, "at least 100 calls\n");
@@ -256,8 +268,9 @@ int main(int argc, char *argv[]) {
         grpc_init();
         results[n++] = run_baseline(calls);
         for (unsigned i = 0; i < n_clients; i++) {
-                snprintf(names[i], sizeof(names[i]), "GetInfo, %u client%s", clients[i], clients[i] > 1 ? "s" : "");
-                results[n++] = run_grpc(target, calls, clients[i], names[i]);
+                snprintf(names[i], sizeof(names[i]), "GetInfo, %u client%s%s", clients[i], clients[i] > 1 ? "s" : "",
+                         reconnect[i] ? ", new connection each" : "");
+                results[n++] = run_grpc(target, calls, clients[i], reconnect[i], names[i]);
         }
 
         printf("%-44s %8s %10s %10s %10s %9s %9s %8s\n", "scenario", "calls", "p50 us", "p99 us", "calls/s",

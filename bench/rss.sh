@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# Resident memory of the node daemon with 8 mock GPUs: idle, after 100,000 GetInfo calls
-# and after 100,000 more (it must not grow with calls). Baseline in the same run: a bare
+# Resident memory of the node daemon with 8 mock GPUs: idle, after 100,000 GetInfo calls,
+# after 100,000 more (it must not grow with calls) and after 10,000 calls each on a new
+# connection (the kubelet's poll dials anew). Baseline in the same run: a bare
 # gRPC core server (bench/getinfo-bench --grpc-floor), the floor any gRPC daemon pays.
 #
 #   bench/rss.sh [BUILD_DIR]        (default: build; uses src/hami-dra-plugin when built,
@@ -50,6 +51,8 @@ idle=$(rss_kib "$pid")
 after1=$(rss_kib "$pid")
 "$bench" "$reg" 100000 16 >"$tmp/run2.txt"
 after2=$(rss_kib "$pid")
+"$bench" "$reg" 10000 4r >"$tmp/run3.txt"
+after3=$(rss_kib "$pid")
 fds=$(ls "/proc/$pid/fd" | wc -l)
 kill -TERM "$pid"
 wait "$pid" || { echo "daemon exit status $?" >&2; cat "$tmp/daemon.log" >&2; exit 1; }
@@ -61,6 +64,7 @@ row "baseline: bare gRPC core server" "$floor"
 row "daemon idle" "$idle"
 row "after 100,000 GetInfo (16 clients)" "$after1"
 row "after 200,000 GetInfo" "$after2"
-echo "growth over the second 100,000 calls: $((after2 - after1)) KiB; open fds at the end: $fds"
+row "after 10,000 more, new connection each" "$after3"
+echo "growth over the second 100,000 calls: $((after2 - after1)) KiB; open fds after them: $fds"
 echo "GetInfo latency during the first run:"
 cat "$tmp/run1.txt"

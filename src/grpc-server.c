@@ -2,12 +2,13 @@
 
 /*
  * Two gRPC servers (registration, DRA) on one completion queue, drained by one
- * thread. We accept connections ourselves and hand each fd to gRPC, which is the only
- * way to serve a listening socket systemd passed us (gRPC cannot adopt one).
+ * thread. An accept thread takes connections and hands each fd to gRPC, which is the
+ * only way to serve a listening socket systemd passed us (gRPC cannot adopt one).
  *
- * The CQ thread answers GetInfo, unknown methods and over-limit calls itself, so the
- * kubelet's 1 s GetInfo deadline holds however busy the main loop is. Everything else
- * is posted to the sd-event thread through a mutex-protected list and an eventfd.
+ * The CQ thread answers GetInfo, unknown methods and over-limit calls itself, so with
+ * the accept thread the kubelet's 1 s GetInfo deadline holds however busy the main loop
+ * is. Everything else is posted to the sd-event thread through a mutex-protected list
+ * and an eventfd; the main loop also cancels calls whose request message stalls.
  */
 
 #include <poll.h>

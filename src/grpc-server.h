@@ -8,8 +8,9 @@
  * plain types below.
  *
  * Threading: one completion-queue thread forwards finished operations to the sd-event
- * loop; every callback below runs on the sd-event thread, and every function here must
- * be called from it. GetInfo is answered from immutable data and never waits for the loop.
+ * loop, one thread accepts connections; every callback below runs on the sd-event
+ * thread, and every function here must be called from it. Accepting and GetInfo (from
+ * immutable data) never wait for the loop.
  */
 
 #include <stdbool.h>

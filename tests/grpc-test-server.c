@@ -12,10 +12,11 @@
  * freed: the orphan path), "block-main-*" blocks the main loop for 15 s first (GetInfo
  * must not care), others an error.
  * Unprepare: success. SIGUSR1 toggles hami-gpu-1 between healthy and unhealthy.
- * SIGUSR2 prints the stats on stdout. SIGTERM/SIGINT: clean exit.
+ * SIGUSR2 prints the stats and the bytes malloc() has handed out on stdout. SIGTERM/SIGINT: clean exit.
  */
 
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,9 +115,10 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 return 0;
         case SIGUSR2:
                 grpc_server_get_stats(t->grpc, &st);
-                printf("stats: calls=%llu get_info=%llu connections=%llu streams=%u in_flight=%u\n",
+                printf("stats: calls=%llu get_info=%llu connections=%llu streams=%u in_flight=%u heap_in_use=%zu\n",
                        (unsigned long long) st.calls, (unsigned long long) st.get_info_calls,
-                       (unsigned long long) st.connections, st.health_streams, st.calls_in_flight);
+                       (unsigned long long) st.connections, st.health_streams, st.calls_in_flight,
+                       mallinfo2().uordblks);
                 fflush(stdout);
                 return 0;
         default:
