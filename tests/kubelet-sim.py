@@ -15,6 +15,7 @@ Stubs are generated from proto/ with Debian's grpc_tools into the build director
 import argparse
 import importlib
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -208,7 +209,7 @@ def wait_for_socket(path, timeout):
     """The plugin watcher reacts to a socket appearing in the registry directory."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if os.path.exists(path) and os.path.stat.S_ISSOCK(os.lstat(path).st_mode):
+        if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
             return True
         time.sleep(0.05)
     return False
