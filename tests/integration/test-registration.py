@@ -5,7 +5,7 @@
 import os
 import stat
 
-from harness import DRIVER, Daemon, check, sim
+from harness import DRIVER, Daemon, check
 
 EXPECTED_VERSIONS = ["v1.DRAPlugin", "v1beta1.DRAPlugin", "v1alpha1.DRAResourceHealth", "v1.DRAResourceHealth"]
 
