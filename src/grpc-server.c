@@ -763,12 +763,13 @@ static void stream_on_event(GrpcServer *s, Tag *t) {
                 h->close_pending = false;
                 h->closed = true;
         }
-        if (h->closed && !h->write_pending && !h->close_pending)
+        if (!h->closed)
+                return;
+        if (h->close_pending) /* a write failed: cancel, so that RECV_CLOSE_ON_SERVER completes */
+                grpc_call_cancel(h->call->call, NULL);
+        else if (!h->write_pending)
                 stream_free(h);
-        else if (h->closed && !h->close_pending)
-                ; /* the write completes with ok=false soon */
-        else if (h->closed && h->close_pending)
-                grpc_call_cancel(h->call->call, NULL); /* write failed: end the stream */
+        /* else the pending write completes, with ok=false, soon */
 }
 
 int grpc_server_set_health(GrpcServer *s, const DraDeviceHealth *devices, size_t n) {
