@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/netlink.h>
+#include <linux/seccomp.h>
 
 #include "conf.h"
 #include "log.h"
@@ -323,8 +324,19 @@ static void test_disabled(void) {
         assert_child_ok(run_child(child_disabled));
 }
 
+/* valgrind does not implement seccomp(2): nothing to test there. */
+static bool seccomp_syscall_available(void) {
+        uint32_t action = SECCOMP_RET_ERRNO;
+
+        return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0 || errno != ENOSYS;
+}
+
 int main(void) {
         log_set_target(LOG_TARGET_CONSOLE);
+        if (!seccomp_syscall_available()) {
+                fprintf(stderr, "SKIP: the seccomp(2) system call is not available (valgrind?)\n");
+                return 77;
+        }
         TEST(test_errno_mode);
         TEST(test_kill_mode);
         TEST(test_thread_before_drop);
