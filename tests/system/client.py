@@ -3,7 +3,10 @@
 """Talk to hami-dra-plugin's sockets the way the kubelet's first contact does.
 
   client.py getinfo SOCKET              GetInfo on the registration socket (gRPC); prints the reply
-  client.py line SOCKET [REQUEST]       the system suite's stand-in daemon: one line per connection
+  client.py line SOCKET [REQUEST]       the system suite's stand-in daemon: sends REQUEST ("hello"),
+                                        reads one line
+  client.py time MODE SOCKET            one call; prints CLOCK_MONOTONIC ns before the connect
+                                        and after the answer (for bench/cold-start.sh)
   client.py loop MODE SOCKET SECONDS    one new connection after another for SECONDS;
                                         prints "calls=N errors=M peers=K" (K: distinct replies' pids)
 
@@ -52,12 +55,11 @@ def getinfo(path, timeout=5.0):
            f"versions={','.join(info.get('supported_versions', []))}"
 
 
-def line(path, request=None, timeout=5.0):
+def line(path, request="hello", timeout=5.0):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        if request:
-            s.sendall(request.encode() + b"\n")
+        s.sendall(request.encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(256)
@@ -93,7 +95,14 @@ def main(argv):
         print(getinfo(argv[2]))
         return 0
     if len(argv) >= 3 and argv[1] == "line":
-        print(line(argv[2], argv[3] if len(argv) > 3 else None))
+        print(line(argv[2], argv[3] if len(argv) > 3 else "hello"))
+        return 0
+    if len(argv) == 4 and argv[1] == "time":
+        if argv[2] == "getinfo":
+            import grpc  # noqa: F401  (imported before the clock starts)
+        t0 = time.monotonic_ns()
+        getinfo(argv[3]) if argv[2] == "getinfo" else line(argv[3])
+        print(t0, time.monotonic_ns())
         return 0
     if len(argv) == 5 and argv[1] == "loop":
         return loop(argv[2], argv[3], float(argv[4]))

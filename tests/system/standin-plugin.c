@@ -8,8 +8,8 @@
  *
  *   "hami-dra-standin <fd name> pid=<pid>\n"
  *
- * A client that sends "violate\n" first gets the result of a forbidden system call
- * (personality(2)) instead: "violate personality=-1 errno=EPERM".
+ * The client sends one request line first; "violate" gets the result of a forbidden
+ * system call (personality(2)) instead: "violate personality=-1 errno=EPERM".
  * The system suite switches to the real daemon as soon as build/src/hami-dra-plugin
  * exists.
  */
@@ -37,8 +37,8 @@ static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *use
         c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0)
                 return 0;
-        /* A request is optional: wait briefly for "violate". */
-        (void) setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval) { .tv_usec = 50000 },
+        /* One request line; a client that sends nothing gets its answer after 1 s. */
+        (void) setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval) { .tv_sec = 1 },
                           sizeof(struct timeval));
         if (recv(c, buf, sizeof(buf) - 1, 0) > 0 && strncmp(buf, "violate", 7) == 0) {
                 errno = 0;
