@@ -149,14 +149,18 @@ int sandbox_capabilities_check_threads(void) {
 /* ---------------------------------------------------------------- seccomp */
 
 /*
- * The system calls the daemon makes once it serves, found with strace -f over a
- * registration, GetInfo, prepare/unprepare and health run of the gRPC server, sd-event,
- * sd-bus, sd-journal, libcurl and json-c (tools/strace-syscalls.sh prints the list for
- * a running daemon). Everything else fails (EPERM) or kills (SIGSYS): mount, ptrace,
- * execve, fork, namespaces, bpf, kexec, module loading, keyrings, setuid, chown,
- * personality, io_uring, userfaultfd, perf_event_open, process_vm_*, ...
- * Names unknown to this architecture are skipped. Calls with argument checks follow
- * in seccomp_add_conditional().
+ * The system calls the daemon makes once it serves. Found with strace -f
+ * (tools/strace-syscalls.sh) on hami-dra-plugin --backend=mock driven by
+ * tests/kubelet-sim.py (registration, GetInfo, health stream, prepare/unprepare), a
+ * mock-health change, SIGHUP and SIGTERM; checked by running the integration suite
+ * with [Sandbox] Seccomp=kill (no SIGSYS). Added from the libraries' sources, not yet
+ * traced: sd-bus and polkit (connect/sendmsg/recvmsg, SO_PEERCRED), libcurl (its
+ * resolver thread, poll, getaddrinfo's NSS modules), NVML (ioctl, mmap of /dev/nvidia*,
+ * /proc/driver/nvidia reads; no GPU here). Everything else fails (EPERM) or kills
+ * (SIGSYS): mount, ptrace, execve, fork, namespaces, bpf, kexec, module loading,
+ * keyrings, setuid, chown, personality, io_uring, userfaultfd, perf_event_open,
+ * process_vm_*, ... Names unknown to this architecture are skipped. Calls with
+ * argument checks follow in seccomp_add_conditional().
  */
 static const char *const sandbox_syscalls_allowed[] = {
         /* memory (mmap, mprotect: conditional) */
@@ -235,10 +239,19 @@ static int seccomp_add_conditional(scmp_filter_ctx ctx) {
          * glibc's pthread_create fall back to clone, checked above. */
         r = r ?: seccomp_add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
 
-        /* The address families of the unit's RestrictAddressFamilies=. */
+        /*
+         * The address families of the unit's RestrictAddressFamilies=. Any other family
+         * says EAFNOSUPPORT, also in kill mode, as the unit does: glibc's getaddrinfo()
+         * tries an AF_NETLINK socket on every lookup and copes when it is refused.
+         */
         r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ALLOW, "socket", SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
         r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ALLOW, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET));
         r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ALLOW, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+        for (int af = 0; af < AF_INET6; af++)
+                if (af != AF_UNIX && af != AF_INET)
+                        r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket",
+                                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) af));
+        r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", SCMP_A0(SCMP_CMP_GT, AF_INET6));
         r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ALLOW, "socketpair", SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
 
         /*
