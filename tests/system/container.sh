@@ -7,11 +7,12 @@
 #
 #   container_up [--probe]   packages, overlay, meson install --destdir, boot; sets
 #                            X (nsenter prefix), ROOT (/proc/<pid1>/root), REG, DRA,
-#                            DAEMON (real|standin), PROTO (getinfo|line)
+#                            DAEMON (real|standin), PROTO (getinfo|line),
+#                            KUBELET_SIM (its path inside, when tests/kubelet-sim.py exists)
 #   IN cmd...                run cmd inside the container
 #   teardown                 poweroff, unmount, remove our cgroups (trap EXIT does it)
 #
-# The caller defines skip, ok, bad and ms, and sets BUILD.
+# The caller defines skip, ok, bad and ms, and sets BUILD and SRC.
 
 container_up() {
         local probe=0
@@ -95,6 +96,16 @@ container_up() {
                  podman-restart.service podman-auto-update.service podman-auto-update.timer; do
                 ln -sf /dev/null "$R/etc/systemd/system/$u"
         done
+        # The kubelet simulator (branch grpc) and the .proto files it compiles, for use
+        # inside the container: the endpoint it is told is a path in there.
+        TESTLIB=/usr/local/lib/hami-dra-test
+        KUBELET_SIM=
+        if [ -f "$SRC/tests/kubelet-sim.py" ] && [ "$DAEMON" = real ]; then
+                mkdir -p "$R$TESTLIB/tests" "$R$TESTLIB/build"
+                cp "$SRC/tests/kubelet-sim.py" "$R$TESTLIB/tests/"
+                cp -r "$SRC/proto" "$R$TESTLIB/"
+                KUBELET_SIM=$TESTLIB/tests/kubelet-sim.py
+        fi
         ok "installed the build into the overlay ($(ms "$t") ms)"
 
         # ------------------------------------------------------------------ boot
