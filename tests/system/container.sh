@@ -8,7 +8,8 @@
 #   container_up [--probe]   packages, overlay, meson install --destdir, boot; sets
 #                            X (nsenter prefix), ROOT (/proc/<pid1>/root), REG, DRA,
 #                            DAEMON (real|standin), PROTO (getinfo|line),
-#                            KUBELET_SIM (its path inside, when tests/kubelet-sim.py exists)
+#                            KUBELET_SIM (its path inside, when tests/kubelet-sim.py exists),
+#                            DBUS_POLICY (when the D-Bus policy got installed)
 #   IN cmd...                run cmd inside the container
 #   teardown                 poweroff, unmount, remove our cgroups (trap EXIT does it)
 #
@@ -21,6 +22,8 @@ container_up() {
         need=()
         command -v systemd-nspawn >/dev/null || need+=(systemd-container)
         [ -x /usr/bin/busctl ] || need+=(systemd)
+        command -v dbus-daemon >/dev/null || need+=(dbus)
+        [ -x /usr/lib/polkit-1/polkitd ] || need+=(polkitd)
         if [ ${#need[@]} -gt 0 ]; then
                 echo "installing ${need[*]}"
                 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
@@ -96,6 +99,18 @@ container_up() {
                  podman-restart.service podman-auto-update.service podman-auto-update.timer; do
                 ln -sf /dev/null "$R/etc/systemd/system/$u"
         done
+        # D-Bus policy and polkit actions (branch dbus): dbus-daemon and polkitd read
+        # /usr/share only; a build for /usr/local installs them under it.
+        DBUS_POLICY=
+        for f in dbus-1/system.d/org.projecthami.Dra1.conf dbus-1/system-services/org.projecthami.Dra1.service \
+                 polkit-1/actions/org.projecthami.dra1.policy; do
+                local installed
+                installed=$(find "$R/usr/share/$f" "$R/usr/local/share/$f" -maxdepth 0 2>/dev/null | head -n 1)
+                [ -n "$installed" ] || continue
+                [ "$installed" = "$R/usr/share/$f" ] || install -D -m 0644 "$installed" "$R/usr/share/$f"
+                [ "${f%%/*}" = dbus-1 ] && DBUS_POLICY=/usr/share/dbus-1/system.d/org.projecthami.Dra1.conf
+        done
+
         # The kubelet simulator (branch grpc) and the .proto files it compiles, for use
         # inside the container: the endpoint it is told is a path in there.
         TESTLIB=/usr/local/lib/hami-dra-test

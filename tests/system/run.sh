@@ -135,12 +135,16 @@ check "systemctl reload (SIGHUP) keeps it running" bash -c "$X systemctl reload 
 check "the same instance after the reload" test "$(IN systemctl show -P MainPID hami-dra-plugin.service)" = "$MAIN2"
 
 # ------------------------------------------------------------------ hooks for the other branches
-# D-Bus (branch dbus): busctl sees org.projecthami.Dra1; polkit allows root, denies nobody.
-if [ -f "$R/usr/share/dbus-1/system.d/org.projecthami.Dra1.conf" ] && [ "$DAEMON" = real ]; then
-        IN systemctl reload dbus.service
-        check "busctl sees org.projecthami.Dra1" bash -c "$X busctl --no-pager list | grep -q org.projecthami.Dra1"
-        # TODO(dbus): a privileged method as root (allowed) and as nobody (AccessDenied):
-        #   $X setpriv --reuid=nobody --regid=nogroup --clear-groups busctl call ... 2>&1 | grep -q "Access denied"
+# D-Bus and polkit (branch dbus): the daemon owns org.projecthami.Dra1 on the real system
+# bus; a real polkitd (bus-activated) allows root and denies nobody on Rescan.
+if [ -n "$DBUS_POLICY" ] && [ "$DAEMON" = real ]; then
+        M="org.projecthami.Dra1 /org/projecthami/Dra1 org.projecthami.Dra1.Manager"
+        check "busctl sees org.projecthami.Dra1" bash -c "$X busctl --no-pager --acquired list | grep -q '^org.projecthami.Dra1 '"
+        check "busctl introspects the Manager interface" \
+                bash -c "$X busctl --no-pager introspect org.projecthami.Dra1 /org/projecthami/Dra1 | grep -q org.projecthami.Dra1.Manager"
+        check "polkit: root may Rescan" IN busctl --no-pager call $M Rescan
+        denied=$(IN setpriv --reuid=nobody --regid=nogroup --clear-groups busctl --no-pager call $M Rescan 2>&1)
+        check "polkit: nobody may not Rescan ($denied)" bash -c "grep -qiE 'not authorized|access denied|interactive authentication' <<<'$denied'"
 else
         echo "pending - busctl/polkit assertions (wait for the dbus branch and the real daemon)"
 fi
