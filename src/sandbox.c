@@ -232,9 +232,19 @@ static int seccomp_add(scmp_filter_ctx ctx, uint32_t action, const char *name, u
 static int seccomp_add_conditional(scmp_filter_ctx ctx) {
         int r = 0;
 
+#ifdef SANDBOX_LEAK_SANITIZER
+        /*
+         * ASan builds only (tests, never shipped): LeakSanitizer's exit-time check
+         * stops the world from a tracer task, a clone() without CLONE_THREAD that
+         * ptrace()s every thread. Without these two the tests' leak check dies.
+         */
+        r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ALLOW, "clone", SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NAMESPACES, 0));
+        r = r ?: seccomp_add(ctx, SCMP_ACT_ALLOW, "ptrace", 0, NULL);
+#else
         /* Threads only: CLONE_THREAD set, no namespace flag. No fork, no vfork. */
         r = r ?: SECCOMP_ADD(ctx, SCMP_ACT_ALLOW, "clone",
                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NAMESPACES, CLONE_THREAD));
+#endif
         /* clone3 passes its flags in memory, where seccomp cannot look: ENOSYS makes
          * glibc's pthread_create fall back to clone, checked above. */
         r = r ?: seccomp_add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
@@ -337,6 +347,9 @@ int sandbox_apply(const Config *c) {
         r = sandbox_seccomp_install(c->seccomp_action);
         if (r < 0)
                 return r;
+#ifdef SANDBOX_LEAK_SANITIZER
+        log_notice("ASan build: ptrace(2) and fork-like clone(2) stay allowed for LeakSanitizer");
+#endif
 
         log_struct(LOG_INFO,
                    LOG_MESSAGE("Sandbox installed: no capabilities, no new privileges, %zu system calls "

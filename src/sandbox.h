@@ -22,6 +22,15 @@
 
 #include "conf.h"
 
+/* ASan builds (with LeakSanitizer) allow ptrace and fork-like clone: see sandbox.c. */
+#if defined(__SANITIZE_ADDRESS__)
+#  define SANDBOX_LEAK_SANITIZER 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define SANDBOX_LEAK_SANITIZER 1
+#  endif
+#endif
+
 /* Clear the effective, permitted, inheritable and ambient sets and, when we may
  * (CAP_SETPCAP), the bounding set of the calling thread. */
 int sandbox_drop_capabilities(const Config *c);
