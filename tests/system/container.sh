@@ -90,7 +90,7 @@ container_up() {
                 # Sanitizer builds: LeakSanitizer needs ptrace(2), which both sandboxes forbid.
                 echo "Environment=ASAN_OPTIONS=detect_leaks=0"
                 # Runs inside the service's sandbox once it is ready: what it may not do.
-                [ $probe = 1 ] && echo "ExecStartPost=-/usr/local/libexec/hami-dra-sandbox-probe"
+                [ $probe = 1 ] && echo "ExecStartPost=-/usr/bin/timeout 10 /usr/local/libexec/hami-dra-sandbox-probe"
         } >"$R/etc/systemd/system/hami-dra-plugin.service.d/50-system-test.conf"
         # Host units with no business in the test container.
         for u in postgresql.service apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer \

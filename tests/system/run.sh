@@ -34,6 +34,12 @@ T0=$(date +%s%N)
 # shellcheck source=tests/system/container.sh
 source "$SRC/tests/system/container.sh"
 container_up --probe
+# /dev/nvidia0 as a node of a device the unit does not allow (fuse, 10:229): bound in
+# by BindPaths=, refused by the device cgroup (DevicePolicy=closed via PrivateDevices=).
+IN mknod -m 0666 /dev/nvidia0 c 10 229
+# An address outside IPAddressAllow= on the container's own loopback.
+IN ip addr add 203.0.113.1/32 dev lo
+
 # ------------------------------------------------------------------ static checks
 check "systemd-analyze verify: no complaints" \
         bash -c "out=\$($X systemd-analyze verify --man=no hami-dra-plugin.service hami-dra-plugin.socket hami-dra-plugin-dra.socket 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\" >&2; false; }"
@@ -96,7 +102,7 @@ check "daemon: journal says the sandbox is installed" \
 
 # ------------------------------------------------------------------ sandbox: the unit layer
 IN journalctl --sync 2>/dev/null
-probe=$(IN journalctl -u hami-dra-plugin.service -t hami-dra-sandbox-probe -o cat --no-pager 2>/dev/null)
+probe=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager 2>/dev/null | grep -E '^(REFUSED|ALLOWED|DEVICE|NET) ')
 sed 's/^/# probe: /' <<<"$probe"
 for what in mount ptrace unshare-user reboot socket-netlink write-etc write-usr open-dev-kmsg open-dev-vda; do
         check "unit sandbox refuses $what" bash -c "grep -q '^REFUSED $what:' <<<'$probe'"
@@ -106,6 +112,12 @@ for what in write-state-dir write-cdi-dir; do
 done
 check "BindPaths= carries /dev/nvidiactl into the private /dev" \
         bash -c "grep -q '^DEVICE /dev/nvidiactl char 1:3 open=ok' <<<'$probe'"
+check "DeviceAllow= refuses a device it does not name (/dev/nvidia0 as 10:229)" \
+        bash -c "grep -q '^DEVICE /dev/nvidia0 char 10:229 open=EPERM' <<<'$probe'"
+check "IPAddressAllow= lets loopback through" \
+        bash -c "grep -q '^NET 127.0.0.1 sent' <<<'$probe'"
+check "IPAddressDeny= refuses an address outside the API server networks" \
+        bash -c "grep -q '^NET 203.0.113.1 EPERM' <<<'$probe'"
 
 # ------------------------------------------------------------------ systemd-analyze security
 exposure=$(IN systemd-analyze security --no-pager hami-dra-plugin.service 2>/dev/null |

@@ -19,6 +19,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 static void report(const char *what, int r) {
         if (r < 0)
@@ -34,8 +36,35 @@ static int try_open(const char *path, int flags) {
         return fd;
 }
 
-int main(void) {
+/* One UDP datagram to addr:9: the cgroup's IP filter fails it with EPERM, or it is sent.
+ * (UDP, not TCP: a filtered SYN is dropped silently and connect() would hang.) */
+static void try_send(const char *addr) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(9) };
+        ssize_t n;
+        int fd;
+
+        inet_pton(AF_INET, addr, &sa.sin_addr);
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                printf("NET %s socket: %s\n", addr, strerrorname_np(errno));
+                return;
+        }
+        n = sendto(fd, "x", 1, MSG_DONTWAIT, (struct sockaddr *) &sa, sizeof(sa));
+        printf("NET %s %s\n", addr, n < 0 ? strerrorname_np(errno) : "sent");
+        close(fd);
+}
+
+static void try_device(const char *path) {
         struct stat st;
+
+        if (stat(path, &st) < 0)
+                return;
+        printf("DEVICE %s %s %u:%u open=%s\n", path, S_ISCHR(st.st_mode) ? "char" : "other",
+               major(st.st_rdev), minor(st.st_rdev),
+               try_open(path, O_RDWR) >= 0 ? "ok" : strerrorname_np(errno));
+}
+
+int main(void) {
         int fd;
 
         report("mount", mount("none", "/mnt", "tmpfs", 0, NULL));
@@ -54,10 +83,10 @@ int main(void) {
         report("write-cdi-dir", try_open("/run/cdi/probe", O_WRONLY | O_CREAT));
         (void) unlink("/var/lib/hami-dra/probe");
         (void) unlink("/run/cdi/probe");
-        if (stat("/dev/nvidiactl", &st) == 0)
-                printf("DEVICE /dev/nvidiactl %s %u:%u open=%s\n", S_ISCHR(st.st_mode) ? "char" : "other",
-                       major(st.st_rdev), minor(st.st_rdev),
-                       try_open("/dev/nvidiactl", O_RDWR) >= 0 ? "ok" : strerrorname_np(errno));
+        try_device("/dev/nvidiactl");
+        try_device("/dev/nvidia0");
+        try_send("127.0.0.1");
+        try_send("203.0.113.1");
         fflush(stdout);
         return 0;
 }
