@@ -262,12 +262,18 @@ int bus_model_add_claim(BusModel *m, const BusClaim *c) {
         if (r < 0)
                 return r;
 
-        BusClaim *a = reallocarray(m->claims, m->n_claims + 1, sizeof *a);
-        if (!a) {
-                bus_claim_done(&copy);
-                return -ENOMEM;
+        if (m->n_claims >= m->n_claims_allocated) {
+                /* Grow geometrically: thousands of claims must not mean thousands of copies. */
+                size_t n = MIN(MAX(m->n_claims_allocated * 2, (size_t) 16), (size_t) BUS_CLAIMS_MAX);
+                BusClaim *grown = reallocarray(m->claims, n, sizeof *grown);
+                if (!grown) {
+                        bus_claim_done(&copy);
+                        return -ENOMEM;
+                }
+                m->claims = grown;
+                m->n_claims_allocated = n;
         }
-        m->claims = a;
+        BusClaim *a = m->claims;
         memmove(a + i + 1, a + i, (m->n_claims - i) * sizeof *a);
         a[i] = copy;
         m->n_claims++;

@@ -100,6 +100,7 @@ typedef struct BusModel {
         size_t n_devices;
         BusClaim *claims;      /* sorted by uid, for bsearch */
         size_t n_claims;
+        size_t n_claims_allocated;
 } BusModel;
 
 void bus_model_done(BusModel *m);

@@ -39,9 +39,8 @@ BusServer *bus_server_free(BusServer *s) {
         bus_polkit_registry_done(&s->polkit);
         sd_event_source_disable_unref(s->emit_source);
         if (s->bus) {
-                sd_bus_flush(s->bus);
                 sd_bus_detach_event(s->bus);
-                sd_bus_unref(s->bus);
+                sd_bus_flush_close_unref(s->bus);
         }
         sd_event_unref(s->event);
         bus_model_done(&s->model);
@@ -106,7 +105,7 @@ int bus_server_attach(BusServer *s, sd_bus *bus) {
 }
 
 int bus_server_connect(BusServer *s) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* s->bus holds its own reference */
         int r;
 
         r = sd_bus_open_system_with_description(&bus, "hami-dra-plugin");
@@ -126,7 +125,6 @@ int bus_server_connect(BusServer *s) {
         if (r < 0)
                 return log_error_errno(r, "Failed to request %s: %m", BUS_SERVICE_NAME);
 
-        TAKE_PTR(bus);
         return 0;
 }
 

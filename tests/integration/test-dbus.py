@@ -141,6 +141,13 @@ class Env:
         answer = self.daemon.stdout.readline().strip()
         return answer
 
+    def stop_daemon(self):
+        """SIGTERM the test daemon; it must exit cleanly (under ASan: without leaks)."""
+        if not self.daemon or self.daemon.poll() is not None:
+            return self.daemon.returncode if self.daemon else 0
+        self.daemon.terminate()
+        return self.daemon.wait(10)
+
     def close(self):
         for p in reversed(self.procs):
             if p.poll() is None:
@@ -661,28 +668,43 @@ def case_hamictl(env):
     check_eq(json.loads(env.hamictl("--json", "devices").stdout)[0]["schedulable"], False, "schedulable")
 
 
-def read_line(stream, what):
-    ready, _, _ = select.select([stream], [], [], TIMEOUT)
-    check(ready, "timed out waiting for " + what)
-    return stream.readline()
+class LineReader:
+    """Lines from a pipe with a timeout; select() on a buffered file object would miss lines."""
+
+    def __init__(self, f):
+        self.fd = f.fileno()
+        self.buf = b""
+
+    def read_line(self, what):
+        deadline = time.monotonic() + TIMEOUT
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            check(ready, "timed out waiting for " + what)
+            chunk = os.read(self.fd, 65536)
+            check(chunk, "end of output waiting for " + what)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode() + "\n"
 
 
 def case_hamictl_monitor(env):
     for json_mode in (False, True):
         args = [HAMICTL] + (["--json"] if json_mode else []) + ["monitor"]
-        mon = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        mon = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address))
+        out, err = LineReader(mon.stdout), LineReader(mon.stderr)
         try:
-            check("Monitoring" in read_line(mon.stderr, "monitor start"), "monitor banner")
+            check("Monitoring" in err.read_line("monitor start"), "monitor banner")
             uid = "mon-%d" % json_mode
             c = claim_json(uid, "team-m", "job-m", [("hami-gpu-0", GIB, 5)])
             check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare")
-            lines = [read_line(mon.stdout, "ClaimPrepared")]
+            lines = [out.read_line("ClaimPrepared")]
             while len(lines) < 3:  # ClaimPrepared, then gpu0's and the manager's PropertiesChanged
-                lines.append(read_line(mon.stdout, "PropertiesChanged"))
+                lines.append(out.read_line("PropertiesChanged"))
             check_eq(env.command({"op": "unprepare", "uid": uid}), "ok", "unprepare")
             while not any("ClaimUnprepared" in line for line in lines):
-                lines.append(read_line(mon.stdout, "ClaimUnprepared"))
+                lines.append(out.read_line("ClaimUnprepared"))
             if json_mode:
                 events = [json.loads(line) for line in lines]
                 check_eq({k: events[0][k] for k in ("signal", "uid", "namespace", "name", "path")},
@@ -698,7 +720,8 @@ def case_hamictl_monitor(env):
                       "monitor PropertiesChanged: %r" % lines)
         finally:
             mon.send_signal(signal.SIGINT)
-            check_eq(mon.wait(10), 0, "monitor exits 0 on SIGINT")
+            rc = mon.wait(10)
+        check_eq(rc, 0, "monitor exits 0 on SIGINT: %s" % mon.stderr.read().decode())
 
 
 def case_hamictl_not_running(env):
@@ -738,6 +761,7 @@ def main():
     env = Env(**opts)
     try:
         fn(env)
+        check_eq(env.stop_daemon(), 0, "bus-test-daemon exit status")
     except Failure as e:
         print("FAIL %s: %s" % (sys.argv[1], e), file=sys.stderr)
         return 1
