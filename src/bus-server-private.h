@@ -50,6 +50,7 @@ struct BusServer {
         const BusModelOps *ops;
         void *userdata;
         BusUsageReader usage_reader;
+        uint64_t usage_cache_usec;
 
         BusModel model;
 

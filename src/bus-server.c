@@ -19,6 +19,7 @@ int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusS
         s->ops = ops;
         s->userdata = userdata;
         s->usage_reader = bus_usage_read_shared_region;
+        s->usage_cache_usec = DEVICE_MEMORY_USED_CACHE_USEC;
         s->state = BUS_STATE_STARTING;
         s->driver_name = strdup("");
         s->node_name = strdup("");
@@ -54,6 +55,11 @@ BusServer *bus_server_free(BusServer *s) {
 
 void bus_server_set_usage_reader(BusServer *s, BusUsageReader reader) {
         s->usage_reader = reader ?: bus_usage_read_shared_region;
+}
+
+void bus_server_set_usage_cache(BusServer *s, uint64_t usec) {
+        s->usage_cache_usec = usec;
+        s->n_used_cache = 0;
 }
 
 sd_bus *bus_server_get_bus(BusServer *s) {
@@ -414,7 +420,7 @@ uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d) {
         DeviceUsedCache *cache = used_cache_slot(s, d->name);
         uint64_t now = now_usec(), sum = 0;
 
-        if (cache && cache->timestamp != 0 && now - cache->timestamp < DEVICE_MEMORY_USED_CACHE_USEC)
+        if (cache && cache->timestamp != 0 && now - cache->timestamp < s->usage_cache_usec)
                 return cache->bytes;
 
         for (size_t i = 0; i < s->model.n_claims; i++) {

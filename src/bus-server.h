@@ -74,6 +74,9 @@ static inline void bus_server_freep(BusServer **s) {
 
 void bus_server_set_usage_reader(BusServer *s, BusUsageReader reader);
 
+/* How long a device's MemoryUsed sum is reused (default 500 ms; 0: read on every Get). */
+void bus_server_set_usage_cache(BusServer *s, uint64_t usec);
+
 /* Connect to the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured), export, own the name. */
 int bus_server_connect(BusServer *s);
 

@@ -95,6 +95,13 @@ static int append_claim(sd_bus_message *reply, const BusClaim *c) {
 
         if (!path)
                 return -ENOMEM;
+
+        /* Most claims hold one GPU: one append instead of six halves ListClaims' cost. */
+        if (c->n_devices == 1)
+                return sd_bus_message_append(reply, "(osssa(stu))", path, c->uid, c->namespace_, c->name,
+                                             1u, c->devices[0].device, c->devices[0].memory_limit,
+                                             c->devices[0].cores_limit);
+
         r = sd_bus_message_open_container(reply, 'r', "osssa(stu)");
         if (r < 0)
                 return r;
