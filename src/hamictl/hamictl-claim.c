@@ -24,12 +24,12 @@ static void print_claim(struct json_object *p) {
         }
 
 #define STR(key) (json_object_object_get_ex(p, key, &v) ? json_object_get_string(v) : "")
-        printf("         UID: %s\n", STR("UID"));
-        printf("       Claim: %s/%s\n", STR("Namespace"), STR("Name"));
-        printf("    Prepared: %s\n", when);
+        printf("          UID: %s\n", STR("UID"));
+        printf("        Claim: %s/%s\n", STR("Namespace"), STR("Name"));
+        printf("     Prepared: %s\n", when);
         printf("Shared region: %s\n", STR("SharedRegion"));
 #undef STR
-        printf(" Memory used: %s\n", ctl_format_bytes(b, json_object_object_get_ex(p, "MemoryUsed", &v)
+        printf("  Memory used: %s\n", ctl_format_bytes(b, json_object_object_get_ex(p, "MemoryUsed", &v)
                                                                   ? json_object_get_uint64(v)
                                                                   : 0));
         if (json_object_object_get_ex(p, "Devices", &v))
@@ -38,7 +38,7 @@ static void print_claim(struct json_object *p) {
                         const char *dev = json_object_object_get_ex(d, "device", &x) ? json_object_get_string(x) : "";
                         uint64_t mem = json_object_object_get_ex(d, "memory", &x) ? json_object_get_uint64(x) : 0;
                         int64_t cores = json_object_object_get_ex(d, "cores", &x) ? json_object_get_int64(x) : 0;
-                        printf("%s %s: memory %s, cores %" PRId64 "%%\n", i == 0 ? "     Devices:" : "             ",
+                        printf("%s %s: memory %s, cores %" PRId64 "%%\n", i == 0 ? "      Devices:" : "              ",
                                dev, ctl_format_bytes(b, mem), cores);
                 }
 }
