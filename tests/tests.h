@@ -3,6 +3,7 @@
 
 /* Assertions for unit tests: print where and what, then abort (meson counts it as a failure). */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
