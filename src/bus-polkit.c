@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "bus-error.h"
 #include "bus-polkit.h"
@@ -13,6 +14,9 @@
 /* An interactive check waits for a human typing a password; a plain one must be quick. */
 #define POLKIT_TIMEOUT_USEC (25 * 1000000ULL)
 #define POLKIT_TIMEOUT_INTERACTIVE_USEC (300 * 1000000ULL)
+/* An answered query waits for its call to come round again, which takes one loop
+ * iteration. Should a handler not ask again (a bug), the answer is dropped after this. */
+#define POLKIT_ANSWER_KEEP_USEC (60 * 1000000ULL)
 
 struct BusPolkitQuery {
         BusPolkitQuery *next, *prev;
@@ -21,6 +25,7 @@ struct BusPolkitQuery {
         sd_bus_slot *slot;         /* the outstanding CheckAuthorization */
         char *action;
         bool done;
+        uint64_t done_usec;        /* CLOCK_MONOTONIC */
         int result;                /* once done: 1 authorized, or negative with error set */
         sd_bus_error error;
 };
@@ -47,6 +52,23 @@ static BusPolkitQuery *query_free(BusPolkitQuery *q) {
 void bus_polkit_registry_done(BusPolkitRegistry *reg) {
         while (reg->queries)
                 query_free(reg->queries);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void registry_drop_stale(BusPolkitRegistry *reg) {
+        uint64_t now = now_usec();
+
+        for (BusPolkitQuery *q = reg->queries, *next; q; q = next) {
+                next = q->next;
+                if (q->done && now - q->done_usec > POLKIT_ANSWER_KEEP_USEC)
+                        query_free(q);
+        }
 }
 
 static BusPolkitQuery *registry_find(BusPolkitRegistry *reg, sd_bus_message *call, const char *action) {
@@ -110,6 +132,7 @@ static int on_check_authorization_reply(sd_bus_message *reply, void *userdata, s
         q->slot = sd_bus_slot_unref(q->slot);
         query_set_answer(q, reply);
         q->done = true;
+        q->done_usec = now_usec();
 
         /* Run the original call again: its handler now finds the answer. */
         r = sd_bus_message_rewind(q->request, true);
@@ -183,6 +206,7 @@ int bus_polkit_verify_async(BusPolkitRegistry *reg, sd_bus_message *call, const 
         BusPolkitQuery *q;
         int r;
 
+        registry_drop_stale(reg);
         q = registry_find(reg, call, action);
         if (q) {
                 if (!q->done)

@@ -238,18 +238,20 @@ static int method_release_claim(sd_bus_message *m, void *userdata, sd_bus_error 
         const char *uid;
         int r;
 
-        /* Arguments first: a malformed call never reaches polkit. */
+        /* A malformed call never reaches polkit. Existence is checked after it: it can
+         * change while polkit thinks, and the parked call must come back to the check. */
         r = read_uid_arg(m, &uid, error);
         if (r < 0)
                 return r;
-        if (!bus_model_find_claim(&s->model, uid))
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_CLAIM, "No prepared claim with UID %s", uid);
 
         r = bus_polkit_verify_async(&s->polkit, m, POLKIT_ACTION_RELEASE_CLAIM, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
+
+        if (!bus_model_find_claim(&s->model, uid))
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_CLAIM, "No prepared claim with UID %s", uid);
 
         log_notice("Release of claim %s requested over D-Bus by %s", uid,
                    sd_bus_message_get_sender(m) ?: "?");
@@ -270,14 +272,15 @@ static int method_set_device_schedulable(sd_bus_message *m, void *userdata, sd_b
         r = validate_device_name_arg(name, error);
         if (r < 0)
                 return r;
-        if (!bus_model_find_device(&s->model, name))
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_DEVICE, "No GPU named %s", name);
 
         r = bus_polkit_verify_async(&s->polkit, m, POLKIT_ACTION_SET_DEVICE_SCHEDULABLE, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
+
+        if (!bus_model_find_device(&s->model, name))
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_DEVICE, "No GPU named %s", name);
 
         log_notice("GPU %s made %s over D-Bus by %s", name, schedulable ? "schedulable" : "unschedulable",
                    sd_bus_message_get_sender(m) ?: "?");

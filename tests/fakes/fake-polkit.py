@@ -11,6 +11,10 @@ subject must be a "system-bus-name" with a "name" string; flags must be 0 or 1
 (AllowUserInteraction). uid 0 and the uids in $FAKE_POLKIT_ALLOW_UIDS (comma-separated)
 are authorized; others get is_challenge=true when they allowed interaction (an agent
 would ask for a password), false otherwise. Each call is appended to LOG_FILE as JSON.
+
+With $FAKE_POLKIT_HOLD=1 answers are held back until a test calls
+org.projecthami.Test.FakePolkit.ReleaseHeld() on /: that is how the tests prove the
+daemon keeps serving while polkit thinks, and what happens when the world changes meanwhile.
 """
 import json
 import os
@@ -26,6 +30,8 @@ IFACE = "org.freedesktop.PolicyKit1.Authority"
 policy_file, log_file = sys.argv[1], sys.argv[2]
 ACTIONS = {a.get("id") for a in ET.parse(policy_file).getroot().iter("action")}
 ALLOW = {int(u) for u in os.environ.get("FAKE_POLKIT_ALLOW_UIDS", "").split(",") if u}
+HOLD = os.environ.get("FAKE_POLKIT_HOLD") == "1"
+held = []
 
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 bus = dbus.SystemBus()
@@ -36,8 +42,9 @@ class Failed(dbus.DBusException):
 
 
 class Authority(dbus.service.Object):
-    @dbus.service.method(IFACE, in_signature="(sa{sv})sa{ss}us", out_signature="(bba{ss})")
-    def CheckAuthorization(self, subject, action_id, details, flags, cancel_id):
+    @dbus.service.method(IFACE, in_signature="(sa{sv})sa{ss}us", out_signature="(bba{ss})",
+                         async_callbacks=("reply", "error"))
+    def CheckAuthorization(self, subject, action_id, details, flags, cancel_id, reply, error):
         kind, d = subject
         if kind != "system-bus-name" or not isinstance(d.get("name"), dbus.String):
             raise Failed("unsupported subject %s" % kind)
@@ -51,9 +58,24 @@ class Authority(dbus.service.Object):
         with open(log_file, "a") as f:
             f.write(json.dumps({"action": str(action_id), "uid": uid, "flags": int(flags),
                                 "allowed": allowed}) + "\n")
-        return (allowed, challenge, {})
+        answer = (allowed, challenge, dbus.Dictionary({}, signature="ss"))
+        if HOLD:
+            held.append((reply, answer))
+        else:
+            reply(answer)
+
+
+class Control(dbus.service.Object):
+    @dbus.service.method("org.projecthami.Test.FakePolkit", in_signature="", out_signature="u")
+    def ReleaseHeld(self):
+        n = len(held)
+        while held:
+            reply, answer = held.pop(0)
+            reply(answer)
+        return n
 
 
 name = dbus.service.BusName("org.freedesktop.PolicyKit1", bus)
 Authority(bus, "/org/freedesktop/PolicyKit1/Authority")
+Control(bus, "/")
 GLib.MainLoop().run()

@@ -79,7 +79,7 @@ def claim_json(uid, ns, name, devices, region=None):
 class Env:
     """One private bus, the polkit stand-in and the test daemon, torn down on exit."""
 
-    def __init__(self, polkit=True, allow_uids="", daemon=True):
+    def __init__(self, polkit=True, allow_uids="", daemon=True, hold=False):
         self.dir = tempfile.mkdtemp(prefix="hami-dbus-")
         os.chmod(self.dir, 0o755)  # nobody must reach the bus socket
         self.procs = []
@@ -96,7 +96,7 @@ class Env:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
         self.bus = dbus.bus.BusConnection(self.address)
         if polkit:
-            env = dict(os.environ, FAKE_POLKIT_ALLOW_UIDS=allow_uids)
+            env = dict(os.environ, FAKE_POLKIT_ALLOW_UIDS=allow_uids, FAKE_POLKIT_HOLD="1" if hold else "0")
             self.procs.append(subprocess.Popen(["/usr/bin/python3", FAKE_POLKIT, POLKIT_POLICY,
                                                 self.polkit_log], env=env))
             self.wait_name("org.freedesktop.PolicyKit1")
@@ -598,6 +598,42 @@ def case_authorization_polkit_allows(env):
     env.alive()
 
 
+def case_authorization_is_async(env):
+    def wait_polkit(n):
+        deadline = time.monotonic() + TIMEOUT
+        while len(env.polkit_calls()) < n:
+            check(time.monotonic() < deadline, "polkit was not asked")
+            time.sleep(0.02)
+
+    def background(*args):
+        return subprocess.Popen(NOBODY + ["busctl", "--system", "call", NAME, MANAGER, IF_MANAGER] + list(args),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address))
+
+    release = lambda: env.bus.get_object("org.freedesktop.PolicyKit1", "/", introspect=False).ReleaseHeld(
+        dbus_interface="org.projecthami.Test.FakePolkit")
+    # While polkit holds its answer the daemon serves everyone else
+    call = background("ReleaseClaim", "s", UID_B)
+    wait_polkit(1)
+    check_eq(env.call("GetClaim", UID_B), claim_path(UID_B), "served while polkit thinks")
+    check_eq(len(env.call("ListClaims")), 2, "ListClaims while polkit thinks")
+    # The claim goes away meanwhile: the parked call, once authorized, finds it gone
+    check_eq(env.command({"op": "unprepare", "uid": UID_B}), "ok", "unprepare")
+    check_eq(release(), 1, "one held answer")
+    out, err = call.communicate(timeout=30)
+    check(call.returncode != 0 and "No prepared claim" in err, "ReleaseClaim of a vanished claim: " + err)
+    check_eq(env.op_calls(), [], "nothing released twice")
+    # And the normal way round: held, released, done
+    call = background("Rescan")
+    wait_polkit(2)
+    check_eq(env.op_calls(), [], "nothing ran before polkit answered")
+    check_eq(release(), 1, "one held answer")
+    out, err = call.communicate(timeout=30)
+    check_eq((call.returncode, err), (0, ""), "Rescan after polkit's yes")
+    check_eq(env.op_calls(), ["Rescan"], "Rescan ran once")
+    env.alive()
+
+
 def case_authorization_without_polkit(env):
     name, message = env.nobody_call("Reload")
     check(name == "org.freedesktop.DBus.Error.AccessDenied" and "polkit" in message, "no polkit: " + message)
@@ -740,6 +776,7 @@ CASES = {
     "bad-arguments": (case_bad_arguments, {}),
     "authorization": (case_authorization, {}),
     "authorization-polkit-allows": (case_authorization_polkit_allows, {"allow_uids": "65534"}),
+    "authorization-is-async": (case_authorization_is_async, {"allow_uids": "65534", "hold": True}),
     "authorization-without-polkit": (case_authorization_without_polkit, {"polkit": False}),
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
