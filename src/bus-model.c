@@ -307,21 +307,32 @@ static const BusClaimDevice *claim_find_device(const BusClaim *c, const char *de
         return NULL;
 }
 
+static uint64_t add_u64_saturating(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint32_t add_u32_saturating(uint32_t a, uint32_t b) {
+        return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
 void bus_model_device_usage(const BusModel *m, const char *device, BusDeviceUsage *ret) {
         BusDeviceUsage u = {};
 
         for (size_t i = 0; i < m->n_claims; i++) {
-                const BusClaimDevice *d = claim_find_device(&m->claims[i], device);
-                if (!d)
-                        continue;
-                /* Saturate: limits come from claims we did not write. */
-                u.memory_allocated = u.memory_allocated > UINT64_MAX - d->memory_limit
-                                             ? UINT64_MAX
-                                             : u.memory_allocated + d->memory_limit;
-                u.cores_allocated = u.cores_allocated > UINT32_MAX - d->cores_limit
-                                            ? UINT32_MAX
-                                            : u.cores_allocated + d->cores_limit;
-                u.n_claims++;
+                const BusClaim *c = &m->claims[i];
+                bool uses = false;
+
+                /* One claim may hold several shares of the same GPU (one per request):
+                 * each counts. Saturate: limits come from claims we did not write. */
+                for (size_t j = 0; j < c->n_devices; j++) {
+                        if (!streq(c->devices[j].device, device))
+                                continue;
+                        u.memory_allocated = add_u64_saturating(u.memory_allocated, c->devices[j].memory_limit);
+                        u.cores_allocated = add_u32_saturating(u.cores_allocated, c->devices[j].cores_limit);
+                        uses = true;
+                }
+                if (uses)
+                        u.n_claims++;
         }
         *ret = u;
 }

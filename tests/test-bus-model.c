@@ -130,6 +130,22 @@ static void test_usage_saturates(void) {
         ASSERT_EQ_U(u.cores_allocated, UINT32_MAX);
 }
 
+static void test_two_shares_of_one_gpu(void) {
+        _cleanup_(bus_model_done) BusModel m = {};
+        BusClaimDevice two[] = {
+                { .device = "hami-gpu-0", .memory_limit = 1ull << 30, .cores_limit = 10 },
+                { .device = "hami-gpu-0", .memory_limit = 3ull << 30, .cores_limit = 20 },
+        };
+        BusClaim c = claim("u", two, 2);
+        BusDeviceUsage u;
+
+        ASSERT_OK(bus_model_add_claim(&m, &c));
+        bus_model_device_usage(&m, "hami-gpu-0", &u);
+        ASSERT_EQ_U(u.memory_allocated, 4ull << 30);
+        ASSERT_EQ(u.cores_allocated, 30);
+        ASSERT_EQ(u.n_claims, 1);
+}
+
 static void test_claims_limit(void) {
         _cleanup_(bus_model_done) BusModel m = {};
         char uid[32];
@@ -182,6 +198,7 @@ int main(void) {
         TEST(test_claim_validate);
         TEST(test_store_sorted_and_usage);
         TEST(test_usage_saturates);
+        TEST(test_two_shares_of_one_gpu);
         TEST(test_claims_limit);
         TEST(test_devices);
         TEST(test_strings);
