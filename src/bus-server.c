@@ -110,6 +110,23 @@ int bus_server_attach(BusServer *s, sd_bus *bus) {
         return bus_server_add_objects(s);
 }
 
+static int on_request_name(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        uint32_t answer = 0;
+
+        if (e) {
+                /* The kubelet does not need us on the bus: serve it without D-Bus. */
+                log_warning("Could not own %s, D-Bus service disabled: %s", BUS_SERVICE_NAME,
+                            e->message ?: e->name);
+                return 0;
+        }
+        if (sd_bus_message_read(m, "u", &answer) < 0 || answer != 1 /* PRIMARY_OWNER */)
+                log_warning("Could not own %s (answer %u), D-Bus service disabled", BUS_SERVICE_NAME, answer);
+        else
+                log_debug("Owning %s", BUS_SERVICE_NAME);
+        return 0;
+}
+
 int bus_server_connect(BusServer *s) {
         _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* s->bus holds its own reference */
         int r;
@@ -127,7 +144,7 @@ int bus_server_connect(BusServer *s) {
                 return r;
 
         /* After the objects exist, so no caller ever sees the name without them. */
-        r = sd_bus_request_name_async(bus, NULL, BUS_SERVICE_NAME, 0, NULL, NULL);
+        r = sd_bus_request_name_async(bus, NULL, BUS_SERVICE_NAME, 0, on_request_name, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to request %s: %m", BUS_SERVICE_NAME);
 
@@ -280,47 +297,43 @@ static bool device_identity_equal(const BusDevice *a, const BusDevice *b) {
                a->memory_total == b->memory_total && a->cores == b->cores;
 }
 
-int bus_server_set_devices(BusServer *s, const BusDevice *devices, size_t n) {
-        BusModel old = s->model;
-        bool same_set;
-        int r;
+static void devices_mark_changes(BusServer *s, const BusDevice *prev, size_t n_prev) {
+        const BusModel *m = &s->model;
+        bool same_set = n_prev == m->n_devices;
 
-        if (n > BUS_DEVICES_MAX)
-                return -E2BIG;
+        for (size_t i = 0; same_set && i < m->n_devices; i++)
+                same_set = device_identity_equal(&prev[i], &m->devices[i]);
 
-        /* Keep the old list around for the diff: copy it before the model replaces it. */
-        BusDevice *prev = old.n_devices > 0 ? reallocarray(NULL, old.n_devices, sizeof *prev) : NULL;
-        if (old.n_devices > 0 && !prev)
-                return -ENOMEM;
-        if (prev)
-                memcpy(prev, old.devices, old.n_devices * sizeof *prev);
-        size_t n_prev = old.n_devices;
-
-        r = bus_model_set_devices(&s->model, devices, n);
-        if (r < 0) {
-                free(prev);
-                return r;
-        }
-
-        same_set = n_prev == n;
-        for (size_t i = 0; same_set && i < n; i++)
-                same_set = device_identity_equal(&prev[i], &s->model.devices[i]);
-
-        for (size_t i = 0; i < n; i++) {
-                const BusDevice *d = &s->model.devices[i];
+        for (size_t i = 0; i < m->n_devices; i++)
                 for (size_t j = 0; j < n_prev; j++)
-                        if (streq(prev[j].name, d->name)) {
-                                bus_server_device_dirty(s, d->name, device_diff(&prev[j], d));
+                        if (streq(prev[j].name, m->devices[i].name)) {
+                                bus_server_device_dirty(s, m->devices[i].name,
+                                                        device_diff(&prev[j], &m->devices[i]));
                                 break;
                         }
-        }
-        free(prev);
 
         if (!same_set) {
                 s->devices_changed = true;
                 s->n_used_cache = 0;
                 bus_server_manager_dirty(s, MANAGER_PROP_N_DEVICES);
         }
+}
+
+int bus_server_set_devices(BusServer *s, const BusDevice *devices, size_t n) {
+        /* Keep the old list for the diff; put it back if the new one is refused. */
+        _cleanup_free_ BusDevice *prev = TAKE_PTR(s->model.devices);
+        size_t n_prev = s->model.n_devices;
+        int r;
+
+        s->model.n_devices = 0;
+        r = bus_model_set_devices(&s->model, devices, n);
+        if (r < 0) {
+                s->model.devices = TAKE_PTR(prev);
+                s->model.n_devices = n_prev;
+                return r;
+        }
+
+        devices_mark_changes(s, prev, n_prev);
         return 0;
 }
 

@@ -84,7 +84,7 @@ static int claim_get(BusServer *s, const char *path, const BusClaim **ret, sd_bu
                       const char *property, sd_bus_message *reply, void *userdata,              \
                       sd_bus_error *error) {                                                    \
                 BusServer *s = userdata;                                                        \
-                const BusClaim *c = NULL;                                                              \
+                const BusClaim *c = NULL;                                                       \
                 int r = claim_get(s, path, &c, error);                                          \
                 if (r < 0)                                                                      \
                         return r;                                                               \

@@ -70,7 +70,7 @@ static int device_get(BusServer *s, const char *path, const BusDevice **ret, sd_
                       const char *property, sd_bus_message *reply, void *userdata,              \
                       sd_bus_error *error) {                                                    \
                 BusServer *s = userdata;                                                        \
-                const BusDevice *d = NULL;                                                             \
+                const BusDevice *d = NULL;                                                      \
                 int r = device_get(s, path, &d, error);                                         \
                 if (r < 0)                                                                      \
                         return r;                                                               \

@@ -760,6 +760,32 @@ def case_hamictl_monitor(env):
         check_eq(rc, 0, "monitor exits 0 on SIGINT: %s" % mon.stderr.read().decode())
 
 
+def case_only_root_owns_the_name(env):
+    # The bus policy keeps a daemon that is not root from owning the name; it says so
+    # and keeps running (the kubelet does not need D-Bus).
+    model = os.path.join(env.dir, "model.json")
+    with open(MODEL) as f:
+        text = f.read().replace("@REGION_DIR@", env.regions)
+    with open(model, "w") as f:
+        f.write(text)
+    os.chmod(model, 0o644)
+    p = subprocess.Popen(NOBODY + [DAEMON, model], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address))
+    try:
+        err = LineReader(p.stderr)
+        line = err.read_line("the refusal")
+        check("Could not own org.projecthami.Dra1" in line, "daemon as nobody: %r" % line)
+        check(p.poll() is None, "the daemon died")
+        check(not env.bus.name_has_owner(NAME), "nobody owns the name")
+        p.stdin.write(b'{"op": "unprepare", "uid": "%s"}\n' % UID_A.encode())
+        p.stdin.flush()
+        check_eq(LineReader(p.stdout).read_line("answer"), "ok\n", "still serving its model")
+    finally:
+        p.terminate()
+        p.wait(10)
+    check_eq(p.returncode, 0, "clean exit")
+
+
 def case_hamictl_not_running(env):
     # a bus without the daemon: "not running" (3), and no activation on this bus
     env.hamictl("status", expect=3)
@@ -781,6 +807,7 @@ CASES = {
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),
+    "only-root-owns-the-name": (case_only_root_owns_the_name, {"daemon": False}),
 }
 
 
