@@ -467,10 +467,24 @@ def case_signal_on_prepare(env):
     err = env.error_of(env.call, "GetClaim", uid)
     check_eq(err[0], "org.projecthami.Dra1.Error.NoSuchClaim", "claim gone")
 
-    # a GPU going away: DevicesChanged with the paths left
+    # health and schedulability changes of a GPU: one PropertiesChanged with exactly those
+    sig.drain()
     sig.got.clear()
     with open(MODEL) as f:
         model = json.load(f)
+    devices = json.loads(json.dumps(model["devices"]))
+    devices[0].update(health="unhealthy", healthReason="XID 48: double-bit ECC error")
+    check_eq(env.command({"op": "devices", "devices": devices}), "ok", "health change")
+    env.call("SetDeviceSchedulable", "hami-gpu-1", False)
+    sig.wait(lambda g: sum(m == "PropertiesChanged" for m, _, _ in g) >= 2, "health and schedulable changes")
+    sig.drain()
+    changes = {p: dict(a[1]) for m, p, a in sig.got if m == "PropertiesChanged"}
+    check_eq(changes, {GPU0: {"Health": "unhealthy", "HealthReason": "XID 48: double-bit ECC error"},
+                       GPU1: {"Schedulable": False}}, "device changes")
+    check(not any(m == "DevicesChanged" for m, _, _ in sig.got), "same GPUs: no DevicesChanged")
+
+    # a GPU going away: DevicesChanged with the paths left
+    sig.got.clear()
     check_eq(env.command({"op": "devices", "devices": model["devices"][:1]}), "ok", "devices")
     sig.wait(lambda g: any(m == "DevicesChanged" for m, _, _ in g), "DevicesChanged")
     args = [a for m, p, a in sig.got if m == "DevicesChanged"][0]
