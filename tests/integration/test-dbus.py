@@ -48,6 +48,13 @@ UID_B = "5e6f7a8b-1c2d-4e3f-9a0b-c1d2e3f4a5b6"
 GPU0 = "/org/projecthami/Dra1/gpu/hami_2dgpu_2d0"
 GPU1 = "/org/projecthami/Dra1/gpu/hami_2dgpu_2d1"
 GIB = 1 << 30
+POLKITD = "/usr/lib/polkit-1/polkitd"
+# The real polkitd's test rule: nobody may rescan, nothing else.
+REAL_POLKIT_RULE = """polkit.addRule(function(action, subject) {
+        if (action.id == "org.projecthami.dra1.rescan" && subject.user == "nobody")
+                return polkit.Result.YES;
+});
+"""
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 TIMEOUT = 10.0
 
@@ -98,14 +105,34 @@ class Env:
         self.address = self._start_bus()
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
         self.bus = dbus.bus.BusConnection(self.address)
-        if polkit:
+        if polkit is True:
             env = dict(os.environ, FAKE_POLKIT_ALLOW_UIDS=allow_uids, FAKE_POLKIT_HOLD="1" if hold else "0")
             self.procs.append(subprocess.Popen(["/usr/bin/python3", FAKE_POLKIT, POLKIT_POLICY,
                                                 self.polkit_log], env=env))
             self.wait_name("org.freedesktop.PolicyKit1")
+        if polkit == "real":
+            self._start_real_polkit()
         self.daemon = None
         if daemon:
             self.start_daemon()
+
+    def _start_real_polkit(self):
+        """polkitd itself, seeing our actions and a test rule through bind mounts in this
+        process's private mount namespace (main() re-executes the case under unshare -m)."""
+        actions = os.path.join(self.dir, "actions")
+        rules = os.path.join(self.dir, "rules.d")
+        shutil.copytree("/usr/share/polkit-1/actions", actions)
+        shutil.copy(POLKIT_POLICY, actions)
+        os.mkdir(rules)
+        with open(os.path.join(rules, "50-hami-test.rules"), "w") as f:
+            f.write(REAL_POLKIT_RULE)
+        shutil.chown(rules, "polkitd")
+        os.chmod(rules, 0o700)
+        subprocess.run(["mount", "--bind", actions, "/usr/share/polkit-1/actions"], check=True)
+        subprocess.run(["mount", "--bind", rules, "/etc/polkit-1/rules.d"], check=True)
+        self.procs.append(subprocess.Popen([POLKITD, "--no-debug"], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
+        self.wait_name("org.freedesktop.PolicyKit1")
 
     def _start_bus(self):
         r, w = os.pipe()
@@ -247,6 +274,7 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
   </policy>
   <includedir>{dir}/system.d</includedir>
   <policy user="root"><allow own="org.freedesktop.PolicyKit1"/></policy>
+  <policy user="polkitd"><allow own="org.freedesktop.PolicyKit1"/></policy>
   <policy context="default"><allow send_destination="org.freedesktop.PolicyKit1"/></policy>
 </busconfig>
 """
@@ -803,6 +831,25 @@ def case_only_root_owns_the_name(env):
     check_eq(p.returncode, 0, "clean exit")
 
 
+def case_authorization_real_polkit(env):
+    # The real polkitd parses our actions file: nobody is refused (auth_admin_keep, no
+    # agent), the test rule's grant works, root needs no polkit.
+    for args in (("Reload",), ("ReleaseClaim", UID_B), ("SetDeviceSchedulable", "hami-gpu-0", False)):
+        name, message = env.nobody_call(*args)
+        # auth_admin_keep without an agent: polkitd answers "challenge", not a plain no
+        check_eq((name, message), ("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+                                   "Interactive authentication required for org.projecthami.dra1.%s"
+                                   % {"Reload": "reload", "ReleaseClaim": "release-claim",
+                                      "SetDeviceSchedulable": "set-device-schedulable"}[args[0]]),
+                 "nobody %s" % args[0])
+    check_eq(env.nobody_call("Rescan"), ("ok", "None"), "nobody Rescan granted by the rule")
+    env.call("ReleaseClaim", UID_B)
+    check_eq(env.op_calls(), ["Rescan", "ReleaseClaim " + UID_B], "what ran")
+    check("Interactive authentication required" in env.hamictl("reload", nobody=True, expect=5).stderr,
+          "hamictl reload as nobody")
+    env.alive()
+
+
 def case_hamictl_not_running(env):
     # a bus without the daemon: "not running" (3), and no activation on this bus
     env.hamictl("status", expect=3)
@@ -825,6 +872,7 @@ CASES = {
     "hamictl-monitor": (case_hamictl_monitor, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),
     "only-root-owns-the-name": (case_only_root_owns_the_name, {"daemon": False}),
+    "authorization-real-polkit": (case_authorization_real_polkit, {"polkit": "real"}),
 }
 
 
@@ -839,6 +887,13 @@ def main():
         print("SKIP: needs root, dbus-daemon and python3-dbus")
         return 77
     fn, opts = CASES[sys.argv[1]]
+    if opts.get("polkit") == "real" and not os.environ.get("HAMI_DBUS_TEST_UNSHARED"):
+        # Bind mounts for polkitd must not touch the host: run this case in its own mount namespace.
+        if not os.path.exists(POLKITD) or not shutil.which("unshare"):
+            print("SKIP: needs polkitd and unshare")
+            return 77
+        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable] + sys.argv,
+                              env=dict(os.environ, HAMI_DBUS_TEST_UNSHARED="1")).returncode
     env = Env(**opts)
     try:
         fn(env)
