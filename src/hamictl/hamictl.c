@@ -52,8 +52,8 @@ static int parse_argv(int argc, char *argv[], Args *a) {
         };
         int c;
 
-        /* '+': stop at the verb, so "hamictl claim -x" is the verb's business. */
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        /* Options may come anywhere ("hamictl claims --json"); "--" ends them. */
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();

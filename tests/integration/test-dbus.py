@@ -698,6 +698,7 @@ def case_hamictl(env):
     j = json.loads(env.hamictl("--json", "status").stdout)
     check_eq((j["NodeName"], j["NClaims"], j["ApiServerConsumableCapacity"]), ("node-a10-1", 2, True), "status --json")
     check_eq(env.hamictl().stdout, out, "no verb means status")
+    check_eq(json.loads(env.hamictl("status", "--json").stdout), j, "options after the verb")
     # devices
     out = env.hamictl("devices").stdout.splitlines()
     check(out[0].split()[:5] == ["NAME", "MODEL", "MEMORY", "ALLOCATED", "USED"], "devices header: %r" % out[0])
