@@ -52,20 +52,21 @@ typedef struct Server {
         int stop_pipe[2];
 } Server;
 
-static int bench_reader(const char *path, size_t index, const char *uuid, uint64_t *ret) {
+static int bench_reader(const char *path, uint64_t *ret_used, size_t n) {
         char buf[32];
-        ssize_t n;
+        ssize_t k;
         int fd;
 
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        n = read(fd, buf, sizeof buf - 1);
+        k = read(fd, buf, sizeof buf - 1);
         close(fd);
-        if (n <= 0)
+        if (k <= 0)
                 return -EBADMSG;
-        buf[n] = 0;
-        *ret = strtoull(buf, NULL, 10);
+        buf[k] = 0;
+        for (size_t i = 0; i < n; i++)
+                ret_used[i] = strtoull(buf, NULL, 10);
         return 0;
 }
 

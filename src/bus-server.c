@@ -383,32 +383,38 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static uint64_t claim_device_used(BusServer *s, const BusClaim *c, size_t i) {
-        const BusDevice *d;
-        uint64_t bytes = 0;
-        int r;
-
-        if (!c->shared_region)
-                return 0;
-        d = bus_model_find_device(&s->model, c->devices[i].device);
-        r = s->usage_reader(c->shared_region, i, d ? d->uuid : "", &bytes);
-        if (r < 0) {
-                log_debug_errno(r, "Ignoring the usage of claim %s on %s: %m", c->uid, c->devices[i].device);
-                return 0;
-        }
-        return bytes;
-}
-
 static uint64_t add_saturating(uint64_t a, uint64_t b) {
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c) {
-        uint64_t sum = 0;
+/* One read of the claim's region: what each of its devices uses. All zero when unreadable. */
+static void claim_read_used(BusServer *s, const BusClaim *c, uint64_t used[static BUS_CLAIM_DEVICES_MAX]) {
+        int r;
 
+        memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
+        if (!c->shared_region || c->n_devices == 0)
+                return;
+        r = s->usage_reader(c->shared_region, used, MIN(c->n_devices, (size_t) BUS_CLAIM_DEVICES_MAX));
+        if (r < 0) {
+                log_debug_errno(r, "Ignoring the usage of claim %s: %m", c->uid);
+                memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
+        }
+}
+
+uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c) {
+        uint64_t used[BUS_CLAIM_DEVICES_MAX], sum = 0;
+
+        claim_read_used(s, c, used);
         for (size_t i = 0; i < c->n_devices; i++)
-                sum = add_saturating(sum, claim_device_used(s, c, i));
+                sum = add_saturating(sum, used[i]);
         return sum;
+}
+
+static bool claim_uses_device(const BusClaim *c, const char *device) {
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (streq(c->devices[i].device, device))
+                        return true;
+        return false;
 }
 
 static DeviceUsedCache *used_cache_slot(BusServer *s, const char *name) {
@@ -438,9 +444,14 @@ uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d) {
 
         for (size_t i = 0; i < s->model.n_claims; i++) {
                 const BusClaim *c = &s->model.claims[i];
+                uint64_t used[BUS_CLAIM_DEVICES_MAX];
+
+                if (!claim_uses_device(c, d->name))
+                        continue;
+                claim_read_used(s, c, used);
                 for (size_t j = 0; j < c->n_devices; j++)
                         if (streq(c->devices[j].device, d->name))
-                                sum = add_saturating(sum, claim_device_used(s, c, j));
+                                sum = add_saturating(sum, used[j]);
         }
 
         if (cache) {

@@ -53,16 +53,15 @@ typedef struct BusModelOps {
 } BusModelOps;
 
 /*
- * Reads the bytes in use on one device of a claim from its shared-region file (untrusted:
- * written by code running in the claim's containers). `index` is the device's position
- * in the claim, `uuid` the GPU's UUID. 0 or negative errno.
+ * Reads what a claim's containers use, per device, from its shared-region file
+ * (untrusted: written by code running in the containers): ret_used[i] for the claim's
+ * device i, i < n. The same contract as shared_region_read_used() in shared-region.h.
+ * 0 or negative errno.
  */
-typedef int (*BusUsageReader)(const char *shared_region, size_t index, const char *uuid,
-                              uint64_t *ret_bytes);
+typedef int (*BusUsageReader)(const char *shared_region, uint64_t *ret_used, size_t n);
 
 /* The default reader: src/shared-region.h's validating reader once it has landed. */
-int bus_usage_read_shared_region(const char *shared_region, size_t index, const char *uuid,
-                                 uint64_t *ret_bytes);
+int bus_usage_read_shared_region(const char *shared_region, uint64_t *ret_used, size_t n);
 
 int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusServer **ret);
 BusServer *bus_server_free(BusServer *s);

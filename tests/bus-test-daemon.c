@@ -18,7 +18,7 @@
  * The privileged methods, once authorized, append "<method> <args>" lines to CALLS.log.
  *
  * MemoryUsed comes from a test reader: a claim's shared-region file holds one decimal
- * byte count per line, line i for the claim's device i.
+ * byte count per line, line i for the claim's device i; all lines must be good.
  */
 
 #include <errno.h>
@@ -239,24 +239,26 @@ static const BusModelOps test_ops = {
         .set_device_schedulable = op_set_device_schedulable,
 };
 
-/* One decimal byte count per line; line `index` is ours. Strict: anything else is -EBADMSG. */
-static int test_usage_reader(const char *path, size_t index, const char *uuid, uint64_t *ret) {
+/* One decimal byte count per line, line i for device i. Strict: anything else is -EBADMSG. */
+static int test_usage_reader(const char *path, uint64_t *ret_used, size_t n) {
         _cleanup_fclose_ FILE *f = NULL;
         char line[64];
 
         f = fopen(path, "re");
         if (!f)
                 return -errno;
-        for (size_t i = 0; i <= index; i++)
+        for (size_t i = 0; i < n; i++) {
+                unsigned long long v;
+                char *end;
+
                 if (!fgets(line, sizeof line, f))
                         return -ENODATA;
-
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(line, &end, 10);
-        if (errno != 0 || end == line || (*end != '\n' && *end != 0) || line[0] == '-')
-                return -EBADMSG;
-        *ret = v;
+                errno = 0;
+                v = strtoull(line, &end, 10);
+                if (errno != 0 || end == line || (*end != '\n' && *end != 0) || line[0] == '-')
+                        return -EBADMSG;
+                ret_used[i] = v;
+        }
         return 0;
 }
 
