@@ -33,6 +33,7 @@ DAEMON = os.path.join(BUILD, "tests", "bus-test-daemon")
 HAMICTL = os.path.join(BUILD, "src", "hamictl")
 XML = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.xml")
 POLICY = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.conf")
+SERVICE = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.service")
 POLKIT_POLICY = os.path.join(SOURCE, "polkit", "org.projecthami.dra1.policy")
 FAKE_POLKIT = os.path.join(SOURCE, "tests", "fakes", "fake-polkit.py")
 MODEL = os.path.join(SOURCE, "tests", "integration", "model.json")
@@ -89,7 +90,7 @@ def claim_json(uid, ns, name, devices, region=None):
 class Env:
     """One private bus, the polkit stand-in and the test daemon, torn down on exit."""
 
-    def __init__(self, polkit=True, allow_uids="", daemon=True, hold=False):
+    def __init__(self, polkit=True, allow_uids="", daemon=True, hold=False, activation=False):
         self.dir = tempfile.mkdtemp(prefix="hami-dbus-")
         os.chmod(self.dir, 0o755)  # nobody must reach the bus socket
         self.procs = []
@@ -100,9 +101,12 @@ class Env:
         os.mkdir(os.path.join(self.dir, "system.d"))
         shutil.copy(POLICY, os.path.join(self.dir, "system.d"))
         self.socket = os.path.join(self.dir, "system_bus_socket")
+        os.mkdir(os.path.join(self.dir, "services"))
+        if activation:
+            shutil.copy(SERVICE, os.path.join(self.dir, "services"))
         with open(os.path.join(self.dir, "system.conf"), "w") as f:
             f.write(BUS_CONF.format(socket=self.socket, dir=self.dir))
-        self.address = self._start_bus()
+        self.address = self._start_bus(activation)
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
         self.bus = dbus.bus.BusConnection(self.address)
         if polkit is True:
@@ -134,10 +138,13 @@ class Env:
                                            stderr=subprocess.DEVNULL))
         self.wait_name("org.freedesktop.PolicyKit1")
 
-    def _start_bus(self):
+    def _start_bus(self, activation=False):
         r, w = os.pipe()
+        # --systemd-activation: service files with SystemdService= are handed to systemd
+        # (here: a stand-in), as on a real system bus
         p = subprocess.Popen(["dbus-daemon", "--config-file=" + os.path.join(self.dir, "system.conf"),
-                              "--nofork", "--nopidfile", "--print-address=%d" % w], pass_fds=[w])
+                              "--nofork", "--nopidfile", "--print-address=%d" % w]
+                             + (["--systemd-activation"] if activation else []), pass_fds=[w])
         os.close(w)
         self.procs.append(p)
         with os.fdopen(r) as f:
@@ -272,8 +279,10 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
+  <servicedir>{dir}/services</servicedir>
   <includedir>{dir}/system.d</includedir>
   <policy user="root"><allow own="org.freedesktop.PolicyKit1"/></policy>
+  <policy user="root"><allow own="org.freedesktop.systemd1"/></policy>
   <policy user="polkitd"><allow own="org.freedesktop.PolicyKit1"/></policy>
   <policy context="default"><allow send_destination="org.freedesktop.PolicyKit1"/></policy>
 </busconfig>
@@ -851,6 +860,54 @@ def case_authorization_real_polkit(env):
     env.alive()
 
 
+FAKE_SYSTEMD = """
+import signal, subprocess, sys
+import dbus, dbus.mainloop.glib, dbus.service
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.bus.BusConnection(sys.argv[1])
+name = dbus.service.BusName("org.freedesktop.systemd1", bus)
+units = []
+def on_request(unit):
+    print("ActivationRequest " + unit, flush=True)
+    if unit == "hami-dra-plugin.service":
+        units.append(subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE))
+def on_term():
+    for p in units:
+        p.terminate()
+        print("stopped %d" % p.wait(10), flush=True)
+    loop.quit()
+bus.add_signal_receiver(on_request, "ActivationRequest", "org.freedesktop.systemd1.Activator",
+                        path="/org/freedesktop/DBus")
+loop = GLib.MainLoop()
+GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, on_term)
+print("ready", flush=True)
+loop.run()
+"""
+
+
+def case_activation_through_systemd(env):
+    # A call to the name, with nobody owning it, asks systemd for hami-dra-plugin.service
+    # (our .service file's SystemdService=); a systemd stand-in starts the daemon and the
+    # call goes through.
+    model = os.path.join(env.dir, "model.json")
+    with open(MODEL) as f:
+        text = f.read().replace("@REGION_DIR@", env.regions)
+    with open(model, "w") as f:
+        f.write(text)
+    fake = subprocess.Popen(["/usr/bin/python3", "-c", FAKE_SYSTEMD, env.address, DAEMON, model, env.calls],
+                            stdout=subprocess.PIPE, env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address))
+    env.procs.append(fake)
+    out = LineReader(fake.stdout)
+    check_eq(out.read_line("fake systemd"), "ready\n", "fake systemd")
+    check(not env.bus.name_has_owner(NAME), "not running before the call")
+    p = env.hamictl("status")
+    check("State: ready" in p.stdout, "activated daemon answers: " + p.stdout)
+    check_eq(out.read_line("activation request"), "ActivationRequest hami-dra-plugin.service\n", "unit")
+    fake.terminate()
+    check_eq(out.read_line("the unit's stop"), "stopped 0\n", "activated daemon exits cleanly")
+
+
 def case_hamictl_not_running(env):
     # a bus without the daemon: "not running" (3), and no activation on this bus
     env.hamictl("status", expect=3)
@@ -872,6 +929,7 @@ CASES = {
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),
+    "activation-through-systemd": (case_activation_through_systemd, {"daemon": False, "activation": True}),
     "only-root-owns-the-name": (case_only_root_owns_the_name, {"daemon": False}),
     "authorization-real-polkit": (case_authorization_real_polkit, {"polkit": "real"}),
 }
