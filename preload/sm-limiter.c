@@ -19,7 +19,7 @@
 #define PERIOD_NS (250ULL * 1000 * 1000)
 #define BURST_NS (25ULL * 1000 * 1000)
 #define RATE_MIN (1.0 * TOKEN_ONE)        /* launches per second, fixed point */
-#define RATE_MAX (1e6 * TOKEN_ONE)
+#define RATE_MAX (1e8 * TOKEN_ONE)
 #define RATE_INITIAL (100.0 * TOKEN_ONE)
 
 static uint64_t now_ns(void) {
@@ -67,10 +67,9 @@ static void rate_adjust(int dev, SharedRegionDevice *d, uint64_t now) {
         if (util < 0 || launches <= 0)
                 return;
         rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
-        if (util == 0)
-                target = rate * 2;
-        else
-                target = launches / elapsed * TOKEN_ONE * vgpu_config.sm_limit[dev] / util;
+        /* No measurable utilization: the launches are too short to matter, let them go
+         * (the estimate below with util = 1 opens the bucket fast). */
+        target = launches / elapsed * TOKEN_ONE * vgpu_config.sm_limit[dev] / (util > 0 ? util : 1);
         rate = (rate + target) / 2;
         if (rate < RATE_MIN)
                 rate = RATE_MIN;

@@ -93,9 +93,7 @@ int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
                 goto finish;
         }
         header_init(p, n_devices, n_slots, limits, sm_limits, true);
-        if (msync(p, size, MS_SYNC) < 0)
-                r = -errno;
-        munmap(p, size);
+        munmap(p, size); /* the page cache is what other processes map: no msync needed */
         if (r == 0 && link(tmp, path) < 0)
                 r = -errno;
 finish:
