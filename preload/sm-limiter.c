@@ -18,6 +18,7 @@
 #define TOKEN_ONE (1LL << 16)
 #define PERIOD_NS (250ULL * 1000 * 1000)
 #define BURST_NS (25ULL * 1000 * 1000)
+#define REFILL_NS (50ULL * 1000)
 #define RATE_MIN (1.0 * TOKEN_ONE)        /* launches per second, fixed point */
 #define RATE_MAX (1e8 * TOKEN_ONE)
 #define RATE_INITIAL (100.0 * TOKEN_ONE)
@@ -85,7 +86,9 @@ static void refill(SharedRegionDevice *d, uint64_t now) {
         double rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
         int64_t add, cap, t;
 
-        if (now <= last ||
+        /* Refill at most every REFILL_NS: the bucket holds a burst, and every refill is a
+         * compare-and-swap on a line all the container's launchers share. */
+        if (now < last + REFILL_NS ||
             !__atomic_compare_exchange_n(&d->refill_ns, &last, now, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
                 return;
         if (last == 0)
