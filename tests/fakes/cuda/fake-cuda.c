@@ -91,6 +91,55 @@ static Alloc *alloc_find(uint64_t key, char kind) {
         return NULL;
 }
 
+/* Device pointers encode a slot index (2 MiB apart), so freeing is O(1) and strict. */
+#define PTR_BASE 0x7f0000000000ULL
+#define PTR_SHIFT 21
+typedef struct PtrSlot {
+        uint64_t size;
+        int device;
+        bool used;
+        uint32_t next_free;
+} PtrSlot;
+static PtrSlot *ptr_slots;
+static uint32_t ptr_free_head, ptr_high;
+
+static CuResult ptr_new(uint64_t size, int device, uint64_t *ret) {
+        uint32_t i;
+
+        pthread_mutex_lock(&allocs_lock);
+        if (ptr_free_head) {
+                i = ptr_free_head;
+                ptr_free_head = ptr_slots[i].next_free;
+        } else if (ptr_high + 1 < ALLOCS)
+                i = ++ptr_high;
+        else {
+                pthread_mutex_unlock(&allocs_lock);
+                return VG_CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        ptr_slots[i] = (PtrSlot) { .size = size, .device = device, .used = true };
+        pthread_mutex_unlock(&allocs_lock);
+        *ret = PTR_BASE + ((uint64_t) i << PTR_SHIFT);
+        return VG_CUDA_SUCCESS;
+}
+
+static bool ptr_free(uint64_t p, uint64_t *ret_size, int *ret_device) {
+        uint64_t off = p - PTR_BASE, i = off >> PTR_SHIFT;
+
+        if (p < PTR_BASE || (off & ((1ULL << PTR_SHIFT) - 1)) || i == 0 || i > ptr_high)
+                return false;
+        pthread_mutex_lock(&allocs_lock);
+        if (!ptr_slots[i].used) {
+                pthread_mutex_unlock(&allocs_lock);
+                return false;
+        }
+        *ret_size = ptr_slots[i].size;
+        *ret_device = ptr_slots[i].device;
+        ptr_slots[i] = (PtrSlot) { .next_free = ptr_free_head };
+        ptr_free_head = (uint32_t) i;
+        pthread_mutex_unlock(&allocs_lock);
+        return true;
+}
+
 static CuResult memory_take(int device, uint64_t size) {
         FakeDevice *d = &st()->devices[device];
         uint64_t used = __atomic_load_n(&d->used_memory, __ATOMIC_RELAXED);
@@ -175,8 +224,10 @@ _public_ CuResult cuInit(unsigned int flags) {
         pthread_mutex_lock(&allocs_lock);
         if (!allocs)
                 allocs = calloc(ALLOCS, sizeof(Alloc));
+        if (!ptr_slots)
+                ptr_slots = calloc(ALLOCS, sizeof(PtrSlot));
         pthread_mutex_unlock(&allocs_lock);
-        if (!allocs)
+        if (!allocs || !ptr_slots)
                 return VG_CUDA_ERROR_OUT_OF_MEMORY;
         kernel_ns = env_u64("FAKE_CUDA_KERNEL_US", 1000) * 1000;
         queue_max = env_u64("FAKE_CUDA_QUEUE", 1024);
@@ -380,6 +431,16 @@ _public_ CuResult cuStreamSynchronize_ptsz(CuStream s) {
 
 /* ---- memory ---- */
 
+static CuResult devptr_release(CuDevicePtr p) {
+        uint64_t size;
+        int device;
+
+        if (!ptr_free(p, &size, &device))
+                return VG_CUDA_ERROR_INVALID_VALUE;
+        memory_give(device, size);
+        return VG_CUDA_SUCCESS;
+}
+
 static CuResult devptr_alloc(CuDevicePtr *dptr, size_t size, char kind) {
         CuResult r;
         uint64_t p;
@@ -390,10 +451,12 @@ static CuResult devptr_alloc(CuDevicePtr *dptr, size_t size, char kind) {
         r = memory_take(current->device, size);
         if (r != VG_CUDA_SUCCESS)
                 return r;
-        p = __atomic_fetch_add(&next_ptr, (size + 255) & ~255ULL, __ATOMIC_RELAXED);
-        r = record(p, size, current->device, kind);
-        if (r == VG_CUDA_SUCCESS)
-                *dptr = p;
+        r = ptr_new(size, current->device, &p);
+        if (r != VG_CUDA_SUCCESS) {
+                memory_give(current->device, size);
+                return r;
+        }
+        *dptr = p;
         return r;
 }
 
@@ -426,7 +489,7 @@ _public_ CuResult cuMemFree_v2(CuDevicePtr dptr) {
         CHECK_CTX();
         if (dptr == 0)
                 return VG_CUDA_SUCCESS;
-        return unrecord(dptr, 'd');
+        return devptr_release(dptr);
 }
 
 _public_ CuResult cuMemAllocAsync(CuDevicePtr *dptr, size_t bytesize, CuStream s) {
@@ -466,11 +529,11 @@ _public_ CuResult cuMemAllocFromPoolAsync_ptsz(CuDevicePtr *dptr, size_t bytesiz
 
 _public_ CuResult cuMemFreeAsync(CuDevicePtr dptr, CuStream s) {
         CHECK_CTX();
-        return unrecord(dptr, 'd');
+        return devptr_release(dptr);
 }
 _public_ CuResult cuMemFreeAsync_ptsz(CuDevicePtr dptr, CuStream s) {
         CHECK_CTX();
-        return unrecord(dptr, 'd');
+        return devptr_release(dptr);
 }
 
 _public_ CuResult cuMemCreate(CuMemHandle *handle, size_t size, const CuMemAllocationProp *prop,
