@@ -57,7 +57,7 @@ static int cmp_double(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static void die(const char *what) {
+_Noreturn static void die(const char *what) {
         fprintf(stderr, "bench-libvgpu: %s failed\n", what);
         exit(2);
 }
