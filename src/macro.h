@@ -34,6 +34,14 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Exchange one field of two structs of the same type. */
+#define SWAP_FIELD(a, b, f)                                                                      \
+        do {                                                                                     \
+                typeof((a).f) _t_ = (a).f;                                                       \
+                (a).f = (b).f;                                                                   \
+                (b).f = _t_;                                                                     \
+        } while (0)
+
 #define STRINGIFY(x) XSTRINGIFY(x)
 #define XSTRINGIFY(x) #x
 

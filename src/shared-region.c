@@ -217,7 +217,7 @@ int shared_region_read_used(const char *path, uint64_t *ret_used_per_device, siz
                 return r;
         for (size_t i = 0; i < n; i++)
                 ret_used_per_device[i] = i < u.n_devices ? u.used[i] : 0;
-        return (int) u.n_devices;
+        return 0;
 }
 
 /* ---- the writer side (libvgpu.so) ---- */

@@ -120,7 +120,8 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
  * the maximal region size, validate and sum. Takes no lock, never maps the file. */
 int shared_region_read_usage(const char *path, SharedRegionUsage *ret);
 
-/* The same, for callers that want an array: used[i] for i < n (0 past n_devices). */
+/* The same, for callers that want an array: used[i] for i < n (0 past n_devices).
+ * 0 or negative errno. */
 int shared_region_read_used(const char *path, uint64_t *ret_used_per_device, size_t n);
 
 /*

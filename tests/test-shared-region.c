@@ -60,7 +60,7 @@ static void test_reserve_release(void) {
         ASSERT_ERROR(shared_region_reserve(&r, 2, 1, 1000), EINVAL);
         ASSERT_OK(shared_region_reserve(&r, 1, 5, 0)); /* no limit */
         ASSERT_EQ_U(shared_region_used(&r, 0), 1000);
-        ASSERT_EQ(shared_region_read_used(p, used, 3), 2);
+        ASSERT_OK(shared_region_read_used(p, used, 3));
         ASSERT_EQ_U(used[0], 1000);
         ASSERT_EQ_U(used[1], 5);
         ASSERT_EQ_U(used[2], 0);
@@ -68,7 +68,7 @@ static void test_reserve_release(void) {
         shared_region_release(&r, 0, 999999); /* never below zero */
         ASSERT_EQ_U(shared_region_used(&r, 0), 0);
         shared_region_detach(&r);
-        ASSERT_EQ(shared_region_read_used(p, used, 2), 2);
+        ASSERT_OK(shared_region_read_used(p, used, 2));
         ASSERT_EQ_U(used[1], 0);
 }
 

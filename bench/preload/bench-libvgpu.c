@@ -211,6 +211,7 @@ static void env_base(Env *e, bool preload, const char *tag) {
         unlink(state + strlen("FAKE_CUDA_STATE="));
         unlink(region + strlen("CUDA_DEVICE_MEMORY_SHARED_CACHE="));
         env_add(e, state);
+        env_add(e, "FAKE_NVML_CONFIG=" FAKE_NVML_CONFIG_DEFAULT);
         if (preload) {
                 snprintf(pre, 256, "LD_PRELOAD=%s", libvgpu);
                 env_add(e, pre);
