@@ -243,18 +243,17 @@ static void config_read_visible_devices(VgpuConfig *c) {
                         for (int k = 0; k < i && u; k++)
                                 u = strchr(u, ',') ? strchr(u, ',') + 1 : NULL;
                         idx = i;
-                        if (u && vgpu_nvml_init() && vgpu_nvml.nvmlDeviceGetIndex) {
-                                typedef NvmlReturn (*by_uuid_fn)(const char *, NvmlDevice *);
+                        if (u && vgpu_nvml_init() && vgpu_nvml.nvmlDeviceGetIndex &&
+                            vgpu_nvml.nvmlDeviceGetHandleByUUID && vgpu_nvml.nvmlInit_v2 &&
+                            vgpu_nvml.nvmlInit_v2() == VG_NVML_SUCCESS) {
                                 char uuid[96];
                                 size_t len = strcspn(u, ",");
-                                by_uuid_fn by_uuid = (by_uuid_fn) real_dlsym_get(RTLD_DEFAULT,
-                                                                                 "nvmlDeviceGetHandleByUUID");
                                 NvmlDevice d;
                                 unsigned ix;
-                                if (len < sizeof(uuid) && by_uuid) {
+                                if (len < sizeof(uuid)) {
                                         memcpy(uuid, u, len);
                                         uuid[len] = 0;
-                                        if (by_uuid(uuid, &d) == VG_NVML_SUCCESS &&
+                                        if (vgpu_nvml.nvmlDeviceGetHandleByUUID(uuid, &d) == VG_NVML_SUCCESS &&
                                             vgpu_nvml.nvmlDeviceGetIndex(d, &ix) == VG_NVML_SUCCESS)
                                                 idx = (int) ix;
                                 }

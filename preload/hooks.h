@@ -93,6 +93,7 @@
         X(nvmlInit_v2, (void))                                                                   \
         X(nvmlDeviceGetHandleByIndex_v2, (unsigned int index, NvmlDevice *device))               \
         X(nvmlDeviceGetIndex, (NvmlDevice device, unsigned int *index))                          \
+        X(nvmlDeviceGetHandleByUUID, (const char *uuid, NvmlDevice *device))                     \
         X(nvmlDeviceGetUtilizationRates, (NvmlDevice device, NvmlUtilization *utilization))
 
 /* Prototypes of the hooks (exported) and types of the real entry points. */

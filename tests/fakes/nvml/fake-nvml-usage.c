@@ -11,6 +11,7 @@
  */
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "fake-cuda-state.h"
 #include "fake-nvml.h"
@@ -103,6 +104,27 @@ EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtili
                 u->gpu = d ? fake_state_utilization(d, window_ms * 1000000ULL) : 0;
                 u->memory = 0;
         }
+        fake_nvml_leave();
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device);
+
+EXPORT nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device) {
+        nvmlReturn_t r = fake_nvml_enter(__func__, NULL, false, NULL);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        r = NVML_ERROR_NOT_FOUND;
+        if (!uuid || !device)
+                r = NVML_ERROR_INVALID_ARGUMENT;
+        else
+                for (unsigned i = 0; i < fake_nvml.n_gpus; i++)
+                        if (strcmp(fake_nvml.gpus[i].uuid, uuid) == 0) {
+                                *device = fake_gpu_handle(i);
+                                r = NVML_SUCCESS;
+                                break;
+                        }
         fake_nvml_leave();
         return r;
 }
