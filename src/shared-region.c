@@ -102,7 +102,7 @@ finish:
         return r;
 }
 
-int shared_region_validate(const void *data, size_t size) {
+static int header_check(const void *data, size_t size, SharedRegionHeader *ret) {
         SharedRegionHeader h;
 
         if (!data || size < sizeof(h))
@@ -114,9 +114,30 @@ int shared_region_validate(const void *data, size_t size) {
                 return -EPROTONOSUPPORT;
         if (h.header_size != sizeof(SharedRegionHeader) || h.slot_size != sizeof(SharedRegionSlot) ||
             h.flags != 0 || !args_valid(h.n_devices, h.n_slots) ||
-            h.file_size != shared_region_file_size(h.n_slots) || size < h.file_size)
+            h.file_size != shared_region_file_size(h.n_slots) || h.slot_hwm > h.n_slots)
                 return -EBADMSG;
+        *ret = h;
         return 0;
+}
+
+int shared_region_validate(const void *data, size_t size) {
+        SharedRegionHeader h;
+        int r;
+
+        r = header_check(data, size, &h);
+        if (r < 0)
+                return r;
+        return size >= h.file_size ? 0 : -EBADMSG;
+}
+
+int shared_region_validate_prefix(const void *data, size_t size) {
+        SharedRegionHeader h;
+        int r;
+
+        r = header_check(data, size, &h);
+        if (r < 0)
+                return r;
+        return size >= shared_region_file_size(h.slot_hwm) ? 0 : -EBADMSG;
 }
 
 static bool slot_lock_held(int fd, uint32_t slot) {
@@ -137,7 +158,7 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
         SharedRegionUsage u = {};
         int r;
 
-        r = shared_region_validate(data, size);
+        r = shared_region_validate_prefix(data, size);
         if (r < 0)
                 return r;
         memcpy(&h, data, sizeof(h));
@@ -147,7 +168,7 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
                 u.limit[d] = h.devices[d].limit;
                 u.sm_limit[d] = h.devices[d].sm_limit;
         }
-        for (uint32_t i = 0; i < h.n_slots; i++) {
+        for (uint32_t i = 0; i < h.slot_hwm; i++) {
                 SharedRegionSlot s;
 
                 memcpy(&s, (const uint8_t *) data + shared_region_slot_offset(i), sizeof(s));
@@ -164,10 +185,30 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
         return 0;
 }
 
+/* pread up to size bytes from offset 0 into buf (which holds size). */
+static int read_at_most(int fd, uint8_t *buf, size_t size, size_t *ret_n) {
+        size_t n = 0;
+
+        while (n < size) {
+                ssize_t k = pread(fd, buf + n, size - n, (off_t) n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        *ret_n = n;
+        return 0;
+}
+
 int shared_region_read_usage(const char *path, SharedRegionUsage *ret) {
+        SharedRegionHeader h;
         uint8_t *buf = NULL;
         struct stat st;
-        size_t n = 0;
+        size_t n = 0, want;
         int fd, r;
 
         if (!path)
@@ -184,23 +225,19 @@ int shared_region_read_usage(const char *path, SharedRegionUsage *ret) {
                 r = -EBADMSG;
                 goto finish;
         }
-        buf = aligned_alloc(64, REGION_SIZE_MAX);
+        /* The header, then only the slots ever used (slot_hwm): a few KiB, not 200. */
+        r = read_at_most(fd, (uint8_t *) &h, sizeof(h), &n);
+        if (r < 0)
+                goto finish;
+        want = n == sizeof(h) && h.slot_hwm <= SHARED_REGION_SLOTS_MAX ? shared_region_file_size(h.slot_hwm) : n;
+        buf = malloc(want > 0 ? want : 1);
         if (!buf) {
                 r = -ENOMEM;
                 goto finish;
         }
-        while (n < REGION_SIZE_MAX) {
-                ssize_t k = pread(fd, buf + n, REGION_SIZE_MAX - n, (off_t) n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        goto finish;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
+        r = read_at_most(fd, buf, want, &n);
+        if (r < 0)
+                goto finish;
         r = shared_region_parse_usage(buf, n, fd, ret);
 finish:
         free(buf);
@@ -282,12 +319,13 @@ static int slot_try_lock(int fd, uint32_t slot) {
 }
 
 static int region_claim_slot(SharedRegion *r) {
-        uint32_t n = r->header->n_slots, start = (uint32_t) getpid() % n;
+        uint32_t n = r->header->n_slots;
         int k;
 
-        for (uint32_t j = 0; j < n; j++) {
-                uint32_t i = (start + j) % n;
+        /* Lowest free slot first, so that slot_hwm (and what the daemon reads) stays small. */
+        for (uint32_t i = 0; i < n; i++) {
                 SharedRegionSlot *s = region_slot(r, i);
+                uint32_t hwm;
 
                 if (r->lock_fd >= 0 && slot_try_lock(r->lock_fd, i) < 0)
                         continue; /* a live process owns it */
@@ -305,6 +343,9 @@ static int region_claim_slot(SharedRegion *r) {
                 s->pid = (int32_t) getpid();
                 s->generation++;
                 __atomic_store_n(&s->state, SHARED_REGION_SLOT_ACTIVE, __ATOMIC_RELEASE);
+                hwm = __atomic_load_n(&r->header->slot_hwm, __ATOMIC_RELAXED);
+                if (hwm < i + 1)
+                        __atomic_store_n(&r->header->slot_hwm, i + 1, __ATOMIC_RELEASE); /* under the lock */
                 region_unlock(r);
 
                 r->slot = i;

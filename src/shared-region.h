@@ -77,6 +77,8 @@ typedef struct SharedRegionHeader {
         uint32_t n_slots;       /* 1..SHARED_REGION_SLOTS_MAX */
         uint32_t flags;         /* none defined: must be 0 */
         uint64_t file_size;     /* header_size + n_slots * slot_size */
+        uint32_t slot_hwm;      /* slots [slot_hwm, n_slots) were never used (atomic) */
+        uint32_t reserved0;
         union {
                 pthread_mutex_t lock;
                 char lock_space[64];
@@ -103,6 +105,10 @@ int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
  * (not a region), -EPROTONOSUPPORT (other version). Pure: fuzzers call it. */
 int shared_region_validate(const void *data, size_t size);
 
+/* The same for a copy of the header and of the slots below its slot_hwm only (what the
+ * reader copies); size may then be less than file_size. */
+int shared_region_validate_prefix(const void *data, size_t size);
+
 typedef struct SharedRegionUsage {
         uint32_t n_devices;
         uint32_t n_active;                               /* live slots counted */
@@ -111,7 +117,7 @@ typedef struct SharedRegionUsage {
         uint32_t sm_limit[SHARED_REGION_DEVICES_MAX];
 } SharedRegionUsage;
 
-/* Sum the usage of a validated copy. With lock_fd >= 0 (the region file), only slots
+/* Sum the usage of a copy (checked with shared_region_validate_prefix()). With lock_fd >= 0 (the region file), only slots
  * whose OFD lock is held by someone count (dead processes' leftovers do not); with -1
  * every ACTIVE slot counts. Pure apart from F_OFD_GETLK. */
 int shared_region_parse_usage(const void *data, size_t size, int lock_fd, SharedRegionUsage *ret);

@@ -262,6 +262,11 @@ static void test_hostile_files(void) {
         h->n_devices = 99;
         ASSERT_ERROR(shared_region_validate(buf, size), EBADMSG);
         h->n_devices = 1;
+        h->slot_hwm = 5; /* beyond n_slots */
+        ASSERT_ERROR(shared_region_validate_prefix(buf, size), EBADMSG);
+        h->slot_hwm = 4;
+        ASSERT_OK(shared_region_validate_prefix(buf, shared_region_file_size(4)));
+        ASSERT_ERROR(shared_region_validate_prefix(buf, shared_region_file_size(3)), EBADMSG);
         /* Saturating sums over hostile slot values. */
         for (uint32_t i = 0; i < 4; i++) {
                 SharedRegionSlot *s = (SharedRegionSlot *) (buf + shared_region_slot_offset(i));

@@ -10,9 +10,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SharedRegionUsage u;
 
-        if (shared_region_validate(data, size) < 0) {
+        if (shared_region_validate(data, size) >= 0 && shared_region_validate_prefix(data, size) < 0)
+                abort(); /* a whole region is a valid prefix */
+        if (shared_region_validate_prefix(data, size) < 0) {
                 if (shared_region_parse_usage(data, size, -1, &u) >= 0)
-                        abort(); /* parse must refuse what validate refuses */
+                        abort(); /* parse must refuse what validation refuses */
                 return 0;
         }
         if (shared_region_parse_usage(data, size, -1, &u) < 0)
