@@ -33,15 +33,9 @@ static void *(*real_dlsym)(void *, const char *);
 static void *cuda_handle;
 static bool cuda_ok;
 
-static __thread unsigned guard_depth;
-
-bool vgpu_guard_enter(void) {
-        return guard_depth++ == 0;
-}
-
-void vgpu_guard_leave(void) {
-        guard_depth--;
-}
+/* Initial-exec: no __tls_get_addr call on every hook (we are loaded at start-up; a
+ * late dlopen takes one word of the static TLS surplus). */
+__thread unsigned vgpu_guard_depth __attribute__((tls_model("initial-exec")));
 
 void vgpu_log(int level, const char *fmt, ...) {
         char buf[512];
@@ -111,7 +105,7 @@ _public_ void *dlsym(void *restrict handle, const char *restrict symbol) {
                 p = dlsym_next(__builtin_return_address(0), symbol);
         else
                 p = real_dlsym_get(handle, symbol);
-        if (!p || guard_depth > 0)
+        if (!p || vgpu_guard_depth > 0)
                 return p;
         hook = vgpu_hook_by_symbol(symbol);
         if (!hook || hook == p)
@@ -330,7 +324,7 @@ static void init_once(void) {
         const char *lvl = secure_getenv("LIBCUDA_LOG_LEVEL");
         const char *lib = secure_getenv("LIBVGPU_CUDA_LIBRARY");
 
-        guard_depth++;
+        vgpu_guard_depth++;
         if (lvl && vgpu_parse_log_level(lvl, &vgpu_log_level) < 0)
                 vgpu_log(VGPU_LOG_ERROR, "Invalid LIBCUDA_LOG_LEVEL \"%s\"", lvl);
 
@@ -354,7 +348,7 @@ static void init_once(void) {
                 if (vgpu_config.memory_limit[i] || vgpu_config.sm_limit[i])
                         vgpu_log(VGPU_LOG_INFO, "device %u: memory limit %llu bytes, SM limit %u%%", i,
                                  (unsigned long long) vgpu_config.memory_limit[i], vgpu_config.sm_limit[i]);
-        guard_depth--;
+        vgpu_guard_depth--;
 }
 
 bool vgpu_init(void) {
@@ -370,7 +364,7 @@ static void nvml_init_once(void) {
         const char *lib = secure_getenv("LIBVGPU_NVML_LIBRARY");
         void *h;
 
-        guard_depth++;
+        vgpu_guard_depth++;
         h = open_library(lib && *lib ? lib : "libnvidia-ml.so.1");
         if (h) {
 #define RESOLVE(sym, ...) vgpu_nvml.sym = (sym##_fn) real_dlsym_get(h, #sym);
@@ -379,7 +373,7 @@ static void nvml_init_once(void) {
 #undef RESOLVE
                 nvml_ok = true;
         }
-        guard_depth--;
+        vgpu_guard_depth--;
 }
 
 bool vgpu_nvml_init(void) {

@@ -43,8 +43,15 @@ void vgpu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* Recursion guard: true when this thread is already inside a hook (the driver calling
  * its own entry points, or our own calls into it): pass straight through then. */
-bool vgpu_guard_enter(void) _hidden_;
-void vgpu_guard_leave(void) _hidden_;
+extern __thread unsigned vgpu_guard_depth __attribute__((tls_model("initial-exec"))) _hidden_;
+
+static inline bool vgpu_guard_enter(void) {
+        return vgpu_guard_depth++ == 0;
+}
+
+static inline void vgpu_guard_leave(void) {
+        vgpu_guard_depth--;
+}
 
 /* The container device index of the current context's device, or -1. */
 int vgpu_current_device(void) _hidden_;

@@ -45,7 +45,7 @@ typedef struct FakeObject { /* arrays, mipmaps, modules, functions, graphs, pool
 
 static bool initialized;
 static uint64_t kernel_ns = 1000000, queue_max = 1024, context_ns;
-static __thread struct CUctx_st *current;
+static __thread struct CUctx_st *current __attribute__((tls_model("initial-exec")));
 static struct CUctx_st primary[FAKE_DEVICES_MAX];
 static pthread_mutex_t primary_lock = PTHREAD_MUTEX_INITIALIZER;
 
