@@ -58,6 +58,22 @@ static CuResult settle(CuResult r, AllocKind kind, uint64_t key, int dev, uint64
                 return r;
         }
         if (dev >= 0 && alloc_map_put(kind, key, size, dev) < 0) {
+                /* Cannot remember it (the table is at its cap): undo it rather than let
+                 * it go uncounted. */
+                switch (kind) {
+                case ALLOC_DEVPTR:
+                        vgpu_real.cuMemFree_v2(key);
+                        break;
+                case ALLOC_HANDLE:
+                        vgpu_real.cuMemRelease(key);
+                        break;
+                case ALLOC_ARRAY:
+                        vgpu_real.cuArrayDestroy((CuArray) (uintptr_t) key);
+                        break;
+                case ALLOC_MIPMAP:
+                        vgpu_real.cuMipmappedArrayDestroy((CuMipmappedArray) (uintptr_t) key);
+                        break;
+                }
                 release(dev, size);
                 return VG_CUDA_ERROR_OUT_OF_MEMORY;
         }
