@@ -15,6 +15,8 @@
 #include "gpu.h"
 #include "grpc-server.h"
 
+typedef struct BusServer BusServer;
+
 typedef enum ManagerState {
         MANAGER_STARTING,
         MANAGER_READY,
@@ -37,6 +39,8 @@ typedef struct Manager {
         int listen_fd_dra;
         bool kubelet_registered;
         char *registration_error;
+
+        BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */
 
         ManagerState state;
         char *degraded_reason;
