@@ -351,9 +351,10 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *userdata) {
 static int kube_request_headers(KubeRequest *req, struct curl_slist **ret) {
         KubeClient *c = req->client;
         _cleanup_free_ char *token = NULL, *auth = NULL;
-        const char *lines[3] = { "Accept: application/json" };
+        /* "Expect:" off: no 100-continue round trip before a PUT body. */
+        const char *lines[4] = { "Accept: application/json", "Expect:" };
         struct curl_slist *h = NULL;
-        size_t n = 1;
+        size_t n = 2;
         int r;
 
         if (c->creds.token_file) {
@@ -514,6 +515,16 @@ static int kube_request_describe(KubeRequest *req, CURLcode result, long status,
                 snprintf(msg, size, "TLS handshake with %s failed (credential: %s): %s", c->creds.server,
                          c->description, req->errbuf);
                 return -ECONNABORTED;
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+                /* With TLS 1.3 a refused client certificate shows up as an alert after the handshake. */
+                if (strstr(req->errbuf, "alert"))
+                        snprintf(msg, size, "the API server %s refused the TLS session, check our %s: %s",
+                                 c->creds.server, c->description, req->errbuf);
+                else
+                        snprintf(msg, size, "connection to %s broken (credential: %s): %s", c->creds.server,
+                                 c->description, req->errbuf);
+                return -ECONNRESET;
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
                 snprintf(msg, size, "cannot connect to %s: %s", c->creds.server, req->errbuf);
