@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
+
 #define DEFAULT_DRIVER_NAME "hami-core-gpu.project-hami.io"
 #define DEFAULT_CONFIG_FILE SYSCONFDIR "/hami-dra/hami-dra.conf"
 #define DEFAULT_REGISTRY_DIR "/var/lib/kubelet/plugins_registry"

@@ -29,8 +29,18 @@
         (__builtin_choose_expr(!__builtin_types_compatible_p(typeof(x), typeof(&*(x))),           \
                                sizeof(x) / sizeof((x)[0]), (void) 0))
 
+#define sizeof_field(type, member) sizeof(((type *) 0)->member)
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Exchange one field of two structs of the same type. */
+#define SWAP_FIELD(a, b, f)                                                                      \
+        do {                                                                                     \
+                typeof((a).f) _t_ = (a).f;                                                       \
+                (a).f = (b).f;                                                                   \
+                (b).f = _t_;                                                                     \
+        } while (0)
 
 #define STRINGIFY(x) XSTRINGIFY(x)
 #define XSTRINGIFY(x) #x

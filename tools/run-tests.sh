@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 
 jobs=$(nproc)
-summary() { # build dir -> adds to totals from meson's testlog.json
-        /usr/bin/python3 - "$1/meson-logs/testlog.json" <<'PY'
+summary() { # meson test log (json) -> "passed failed skipped"
+        /usr/bin/python3 - "$1" <<'PY'
 import json, sys
 p = f = s = 0
 for line in open(sys.argv[1]):
@@ -31,10 +31,17 @@ run_build() { # name, meson args...
 CC_FOR_BUILD=gcc run_build gcc-asan -Db_sanitize=address,undefined -Db_lundef=false
 CC_FOR_BUILD=clang run_build clang
 
+# valgrind where it is quiet: the unit suite of the plain (clang) build.
+meson test -C build-test-clang --suite unit --print-errorlogs --num-processes "$jobs" \
+        --logbase valgrind \
+        --wrapper "valgrind --quiet --error-exitcode=66 --leak-check=full --errors-for-leak-kinds=definite,indirect --track-fds=no" \
+        || true
+
 passed=0; failed=0; skipped=0
-for d in build-test-gcc-asan build-test-clang; do
-        read -r p f s < <(summary "$d")
-        echo "$d: $p passed, $f failed, $s skipped"
+for log in build-test-gcc-asan/meson-logs/testlog.json build-test-clang/meson-logs/testlog.json \
+           build-test-clang/meson-logs/valgrind-valgrind.json; do
+        read -r p f s < <(summary "$log")
+        echo "${log%%/*} ($(basename "$log" .json | sed "s/-valgrind//")): $p passed, $f failed, $s skipped"
         passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done
 echo "$passed passed, $failed failed, $skipped skipped"

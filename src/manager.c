@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+
+#define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
+#define HEALTH_TIMEOUT_SECONDS 60                  /* ...the timeout we tell the kubelet */
+
+static const char *const manager_state_table[] = {
+        [MANAGER_STARTING] = "starting",
+        [MANAGER_READY] = "ready",
+        [MANAGER_DEGRADED] = "degraded",
+};
+
+const char *manager_state_to_string(ManagerState s) {
+        return s < ELEMENTSOF(manager_state_table) ? manager_state_table[s] : "unknown";
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void manager_set_state(Manager *m, ManagerState state, const char *reason) {
+        char *copy = NULL;
+
+        if (reason) {
+                copy = strdup(reason);
+                if (!copy)
+                        (void) log_oom();
+        }
+        free(m->degraded_reason);
+        m->degraded_reason = copy;
+        m->state = state;
+        manager_update_status(m);
+}
+
+static char *manager_format_status(Manager *m) {
+        const char *registration;
+        char *s = NULL;
+
+        if (m->registration_error)
+                registration = "kubelet registration FAILED";
+        else if (m->kubelet_registered)
+                registration = "registered with the kubelet";
+        else
+                registration = "waiting for the kubelet";
+
+        if (m->state == MANAGER_DEGRADED && m->degraded_reason)
+                (void) asprintf(&s, "Degraded: %s; %zu GPU(s), %s", m->degraded_reason,
+                                m->gpus.n_gpus, registration);
+        else if (m->registration_error)
+                (void) asprintf(&s, "%zu GPU(s); %s: %s", m->gpus.n_gpus, registration,
+                                m->registration_error);
+        else
+                (void) asprintf(&s, "%zu GPU(s) (%s); %s", m->gpus.n_gpus,
+                                m->backend ? m->backend->ops->name : "no backend", registration);
+        return s;
+}
+
+void manager_update_status(Manager *m) {
+        _cleanup_free_ char *status = manager_format_status(m);
+
+        if (!status || streq_ptr(status, m->last_status))
+                return;
+        (void) sd_notifyf(false, "STATUS=%s", status);
+        free(m->last_status);
+        m->last_status = TAKE_PTR(status);
+}
+
+/* ---------------------------------------------------------------- health */
+
+static DraHealthStatus health_to_dra(GpuHealth h) {
+        switch (h) {
+        case GPU_HEALTH_HEALTHY:
+                return DRA_HEALTH_HEALTHY;
+        case GPU_HEALTH_UNHEALTHY:
+                return DRA_HEALTH_UNHEALTHY;
+        default:
+                return DRA_HEALTH_UNKNOWN;
+        }
+}
+
+static int manager_publish_health(Manager *m) {
+        _cleanup_free_ DraDeviceHealth *list = NULL;
+        time_t now = time(NULL);
+
+        if (!m->grpc)
+                return 0;
+        if (m->gpus.n_gpus > 0) {
+                list = calloc(m->gpus.n_gpus, sizeof(*list));
+                if (!list)
+                        return log_oom();
+        }
+        for (size_t i = 0; i < m->gpus.n_gpus; i++) {
+                const Gpu *g = &m->gpus.gpus[i];
+                list[i] = (DraDeviceHealth) {
+                        .pool_name = m->config.node_name,
+                        .device_name = g->name,
+                        .health = health_to_dra(g->health),
+                        .last_updated = now,
+                        .timeout_seconds = HEALTH_TIMEOUT_SECONDS,
+                        .message = g->health_reason,
+                };
+        }
+        return grpc_server_set_health(m->grpc, list, m->gpus.n_gpus);
+}
+
+static void manager_on_gpu_health(GpuBackend *b, const char *gpu_name, GpuHealth health,
+                                  const char *reason, void *userdata) {
+        Manager *m = userdata;
+
+        for (size_t i = 0; i < m->gpus.n_gpus; i++) {
+                Gpu *g = &m->gpus.gpus[i];
+                if (!streq(g->name, gpu_name))
+                        continue;
+                if (g->health == health && streq(g->health_reason, reason ?: ""))
+                        return;
+                g->health = health;
+                snprintf(g->health_reason, sizeof(g->health_reason), "%s", reason ?: "");
+                g->health_changed = time(NULL);
+                log_struct(health == GPU_HEALTH_HEALTHY ? LOG_NOTICE : LOG_WARNING,
+                           LOG_MESSAGE("GPU %s (%s) is %s%s%s", g->name, g->uuid,
+                                       gpu_health_to_string(health), isempty(reason) ? "" : ": ",
+                                       reason ?: ""),
+                           LOG_FIELD("DEVICE=%s", g->name), LOG_FIELD("GPU_UUID=%s", g->uuid),
+                           LOG_FIELD("GPU_HEALTH=%s", gpu_health_to_string(health)), NULL);
+                (void) manager_publish_health(m);
+                return;
+        }
+        log_debug("Health event for unknown GPU %s, ignoring", gpu_name);
+}
+
+static int manager_on_health_refresh(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) manager_publish_health(m);
+        return sd_event_source_set_time_relative(s, HEALTH_REFRESH_USEC);
+}
+
+/* ---------------------------------------------------------------- discovery */
+
+static void manager_log_gpus(Manager *m) {
+        log_info("Found %zu GPU(s) with the %s backend", m->gpus.n_gpus, m->backend->ops->name);
+        for (size_t i = 0; i < m->gpus.n_gpus; i++) {
+                const Gpu *g = &m->gpus.gpus[i];
+                log_struct(LOG_INFO,
+                           LOG_MESSAGE("%s: %s, %" PRIu64 " MiB, %s, PCI %s, driver %s", g->name,
+                                       g->product_name, g->memory_total >> 20, g->uuid, g->pcie_bus_id,
+                                       g->driver_version),
+                           LOG_FIELD("DEVICE=%s", g->name), LOG_FIELD("GPU_UUID=%s", g->uuid),
+                           LOG_FIELD("GPU_MODEL=%s", g->product_name),
+                           LOG_FIELD("GPU_MEMORY_MIB=%" PRIu64, g->memory_total >> 20), NULL);
+        }
+        for (size_t i = 0; i < m->gpus.n_problems; i++)
+                log_error("GPU at NVML index %u could not be used: %s", m->gpus.problems[i].index,
+                          m->gpus.problems[i].what);
+}
+
+int manager_rescan(Manager *m) {
+        GpuList fresh = {};
+        int r;
+
+        r = gpu_backend_enumerate(m->backend, &fresh);
+        if (r < 0)
+                return log_error_errno(r, "GPU discovery failed: %m");
+
+        /* Health comes from events, not from enumeration: carry it over. */
+        for (size_t i = 0; i < fresh.n_gpus; i++) {
+                const Gpu *old = gpu_list_find(&m->gpus, fresh.gpus[i].name);
+                if (old && streq(old->uuid, fresh.gpus[i].uuid)) {
+                        fresh.gpus[i].health = old->health;
+                        memcpy(fresh.gpus[i].health_reason, old->health_reason,
+                               sizeof(old->health_reason));
+                        fresh.gpus[i].health_changed = old->health_changed;
+                }
+        }
+
+        bool changed = !gpu_list_equal(&m->gpus, &fresh) || m->gpus.n_problems != fresh.n_problems;
+        gpu_list_done(&m->gpus);
+        m->gpus = fresh;
+        if (changed) {
+                manager_log_gpus(m);
+                (void) manager_publish_health(m);
+        }
+
+        if (m->gpus.n_problems > 0)
+                manager_set_state(m, MANAGER_DEGRADED, "some GPUs could not be read, see the log");
+        else if (m->state == MANAGER_DEGRADED)
+                manager_set_state(m, MANAGER_READY, NULL);
+        else
+                manager_update_status(m);
+        return changed;
+}
+
+/* ---------------------------------------------------------------- gRPC callbacks */
+
+static void manager_on_registration_status(void *userdata, bool registered, const char *error) {
+        Manager *m = userdata;
+
+        free(m->registration_error);
+        m->registration_error = NULL;
+        m->kubelet_registered = registered;
+        if (registered)
+                log_struct(LOG_INFO,
+                           LOG_MESSAGE("The kubelet accepted the registration of %s",
+                                       m->config.driver_name),
+                           LOG_FIELD("DRIVER=%s", m->config.driver_name), NULL);
+        else {
+                m->registration_error = strdup(isempty(error) ? "no reason given" : error);
+                log_struct(LOG_ERR,
+                           LOG_MESSAGE("The kubelet REJECTED the registration of %s: %s",
+                                       m->config.driver_name, isempty(error) ? "no reason given" : error),
+                           LOG_FIELD("DRIVER=%s", m->config.driver_name), NULL);
+        }
+        manager_update_status(m);
+}
+
+static void manager_answer_not_implemented(DraRequest *r) {
+        for (size_t i = 0; i < dra_request_n_claims(r); i++)
+                (void) dra_request_set_error(
+                        r, i, "%s is not available in this build of hami-dra (%s): claim %s was not %s",
+                        dra_request_is_prepare(r) ? "NodePrepareResources" : "NodeUnprepareResources",
+                        PACKAGE_VERSION, dra_request_claim(r, i)->uid,
+                        dra_request_is_prepare(r) ? "prepared" : "unprepared");
+        dra_request_complete(r);
+}
+
+static void manager_on_prepare(void *userdata, DraRequest *r) {
+        manager_answer_not_implemented(r);
+}
+
+static void manager_on_unprepare(void *userdata, DraRequest *r) {
+        manager_answer_not_implemented(r);
+}
+
+/* ---------------------------------------------------------------- sockets */
+
+static int manager_take_listen_fds(Manager *m) {
+        _cleanup_strv_free_ char **names = NULL;
+        int n;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "unknown";
+
+                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+                        log_warning("Passed fd %d (%s) is not a listening AF_UNIX stream socket, ignoring",
+                                    fd, name);
+                        safe_close(fd);
+                } else if (streq(name, "registration") && m->listen_fd_registration < 0)
+                        m->listen_fd_registration = fd;
+                else if (streq(name, "dra") && m->listen_fd_dra < 0)
+                        m->listen_fd_dra = fd;
+                else {
+                        log_warning("Passed socket \"%s\" (fd %d) is not one of ours (FileDescriptorName= "
+                                    "registration or dra), ignoring", name, fd);
+                        safe_close(fd);
+                }
+        }
+        if (n > 0)
+                log_info("Socket-activated: registration socket %s, DRA socket %s",
+                         m->listen_fd_registration >= 0 ? "from systemd" : "bound here",
+                         m->listen_fd_dra >= 0 ? "from systemd" : "bound here");
+        return 0;
+}
+
+static int manager_start_grpc(Manager *m) {
+        static const GrpcServerCallbacks callbacks = {
+                .registration_status = manager_on_registration_status,
+                .prepare = manager_on_prepare,
+                .unprepare = manager_on_unprepare,
+        };
+        _cleanup_free_ char *reg = config_registration_socket(&m->config),
+                           *dra = config_dra_socket(&m->config);
+        int r;
+
+        if (!reg || !dra)
+                return log_oom();
+
+        GrpcServerConfig cfg = {
+                .driver_name = m->config.driver_name,
+                .registration_socket = reg,
+                .dra_socket = dra,
+                .registration_fd = m->listen_fd_registration,
+                .dra_fd = m->listen_fd_dra,
+        };
+        r = grpc_server_new(m->event, &cfg, &callbacks, m, &m->grpc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the kubelet gRPC services: %m");
+        /* The server owns the listening fds now. */
+        m->listen_fd_registration = m->listen_fd_dra = -EBADF;
+        log_info("Serving DRA on %s and registration on %s", dra, reg);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- signals, reload */
+
+static int manager_on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received SIG%s, shutting down", sigabbrev_np((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        return sd_event_exit(m->event, 0);
+}
+
+static int manager_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) manager_reload(userdata);
+        return 0;
+}
+
+/* Settings that only take effect on restart: sockets, names and directories are bound at start. */
+static void manager_warn_restart_needed(const Config *old, const Config *new) {
+        static const struct {
+                const char *key;
+                size_t offset;
+        } fixed[] = {
+                { "DriverName", offsetof(Config, driver_name) },
+                { "NodeName", offsetof(Config, node_name) },
+                { "RegistryDirectory", offsetof(Config, registry_dir) },
+                { "PluginsDirectory", offsetof(Config, plugins_dir) },
+                { "CDIDirectory", offsetof(Config, cdi_dir) },
+                { "StateDirectory", offsetof(Config, state_dir) },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(fixed); i++) {
+                const char *a = *(char *const *) ((const uint8_t *) old + fixed[i].offset);
+                const char *b = *(char *const *) ((const uint8_t *) new + fixed[i].offset);
+                if (!streq_ptr(a, b))
+                        log_warning("%s= changed from %s to %s: takes effect on the next restart",
+                                    fixed[i].key, a, b);
+        }
+        if (old->backend != new->backend)
+                log_warning("Backend= changed: takes effect on the next restart");
+}
+
+int manager_reload(Manager *m) {
+        Config fresh;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading the configuration");
+        r = config_init(&fresh);
+        if (r >= 0)
+                r = config_parse_argv(&fresh, m->argc, m->argv);
+        if (r < 0) {
+                log_error_errno(r, "Reloading the configuration failed, keeping the old one: %m");
+                config_done(&fresh);
+                (void) sd_notify(false, "READY=1");
+                manager_update_status(m);
+                return r;
+        }
+
+        manager_warn_restart_needed(&m->config, &fresh);
+
+        /* Carry over what is bound at start; take the rest. */
+        Config keep = m->config;
+        SWAP_FIELD(fresh, keep, driver_name);
+        SWAP_FIELD(fresh, keep, node_name);
+        SWAP_FIELD(fresh, keep, registry_dir);
+        SWAP_FIELD(fresh, keep, plugins_dir);
+        SWAP_FIELD(fresh, keep, cdi_dir);
+        SWAP_FIELD(fresh, keep, state_dir);
+        fresh.backend = keep.backend;
+        config_done(&keep);
+        m->config = fresh;
+
+        log_set_max_level(m->config.log_level);
+        log_info("Configuration reloaded");
+        (void) manager_rescan(m);
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- life */
+
+int manager_new(int argc, char *argv[], Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_oom();
+        m->argc = argc;
+        m->argv = argv;
+        m->listen_fd_registration = m->listen_fd_dra = -EBADF;
+
+        r = config_init(&m->config);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the default configuration: %m");
+        r = config_parse_argv(&m->config, argc, argv);
+        if (r != 0)
+                return r; /* 1: --help or --version was printed */
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int manager_setup_event(Manager *m) {
+        int r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        /* sd-event sends WATCHDOG=1 itself when the service manager armed the watchdog. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to enable the watchdog: %m");
+        if (r > 0)
+                log_debug("Service watchdog armed");
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, manager_on_terminate, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, manager_on_terminate, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+        return 0;
+}
+
+static int manager_setup_gpus(Manager *m) {
+        int r;
+
+        r = gpu_backend_open(&m->config, &m->backend);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the %s GPU backend: %m",
+                                       m->config.backend == GPU_BACKEND_MOCK ? "mock" : "nvml");
+        r = manager_rescan(m);
+        if (r < 0)
+                return r;
+        r = gpu_backend_watch_health(m->backend, m->event, manager_on_gpu_health, m);
+        if (r < 0)
+                /* Discovery worked; without events we still serve, and say so. */
+                log_warning_errno(r, "Cannot watch GPU health events, health stays as discovered: %m");
+        return sd_event_add_time_relative(m->event, &m->health_refresh, CLOCK_MONOTONIC,
+                                          HEALTH_REFRESH_USEC, 0, manager_on_health_refresh, m);
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        log_set_max_level(m->config.log_level);
+        (void) sd_notify(false, "STATUS=Starting");
+
+        r = manager_setup_event(m);
+        if (r < 0)
+                return r;
+        r = manager_take_listen_fds(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_gpus(m);
+        if (r < 0)
+                return r;
+        r = manager_start_grpc(m);
+        if (r < 0)
+                return r;
+        (void) manager_publish_health(m);
+
+        if (m->state == MANAGER_STARTING)
+                m->state = MANAGER_READY;
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
+        log_info("hami-dra-plugin %s ready: driver %s on node %s", PACKAGE_VERSION,
+                 m->config.driver_name, m->config.node_name);
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        return sd_event_loop(m->event);
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* gRPC first: no callback may run into a half-freed manager. */
+        m->grpc = grpc_server_free(m->grpc);
+        m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
+        m->backend = gpu_backend_free(m->backend);
+        gpu_list_done(&m->gpus);
+        safe_close(m->listen_fd_registration);
+        safe_close(m->listen_fd_dra);
+        m->event = sd_event_unref(m->event);
+        free(m->registration_error);
+        free(m->degraded_reason);
+        free(m->last_status);
+        config_done(&m->config);
+        free(m);
+        return NULL;
+}

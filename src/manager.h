@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The node daemon's state and its life: configuration, the sd-event loop, GPU
+ * discovery and health, the kubelet-facing gRPC server, sd_notify. Later modules
+ * (slice publisher, prepare, D-Bus) hang off the Manager and are driven from here.
+ */
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "gpu-backend.h"
+#include "gpu.h"
+#include "grpc-server.h"
+
+typedef enum ManagerState {
+        MANAGER_STARTING,
+        MANAGER_READY,
+        MANAGER_DEGRADED,
+} ManagerState;
+
+typedef struct Manager {
+        Config config;
+        int argc;                 /* kept for SIGHUP: reload re-reads the files and re-applies the flags */
+        char **argv;
+
+        sd_event *event;
+        sd_event_source *health_refresh;
+
+        GpuBackend *backend;
+        GpuList gpus;
+
+        GrpcServer *grpc;
+        int listen_fd_registration; /* from systemd, or -1 */
+        int listen_fd_dra;
+        bool kubelet_registered;
+        char *registration_error;
+
+        ManagerState state;
+        char *degraded_reason;
+        char *last_status;
+} Manager;
+
+int manager_new(int argc, char *argv[], Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_start(Manager *m);
+int manager_run(Manager *m);
+
+/* Re-read the configuration (SIGHUP, D-Bus Reload). */
+int manager_reload(Manager *m);
+/* Enumerate the GPUs again and publish any change (D-Bus Rescan, reload). */
+int manager_rescan(Manager *m);
+
+const char *manager_state_to_string(ManagerState s);
+
+/* Recompute the one-line STATUS= and send it when it changed. */
+void manager_update_status(Manager *m);
+
+static inline void manager_freep(Manager **m) {
+        if (*m)
+                manager_free(*m);
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""The docs tell the truth about the interfaces:
+- every command-line flag of hami-dra-plugin is in hami-dra-plugin(8) and --help,
+- every configuration key is in hami-dra.conf(5) under its section,
+- README.md opens with the two commands, and .ci/run runs exactly the test one."""
+
+import os
+import re
+import subprocess
+import sys
+
+src = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), ".."))
+build = os.environ.get("HAMI_DRA_BUILD_ROOT")
+failures = []
+
+
+def read(rel):
+    with open(os.path.join(src, rel), encoding="utf-8") as f:
+        return f.read()
+
+
+conf_c = read("src/conf.c")
+flags = re.findall(r'\{ "([a-z-]+)", (?:no|required)_argument', conf_c)
+keys = re.findall(r'\{ "([A-Za-z]+)", "([A-Za-z]+)", parse_', conf_c)
+if len(flags) < 10 or len(keys) < 10:
+    failures.append(f"could not find the options in src/conf.c ({len(flags)} flags, {len(keys)} keys)")
+
+plugin_man = read("man/hami-dra-plugin.8.rst")
+for flag in flags:
+    if f"``--{flag}" not in plugin_man:
+        failures.append(f"--{flag} is not documented in man/hami-dra-plugin.8.rst")
+
+conf_man = read("man/hami-dra.conf.5.rst")
+sections = {}
+current = None
+for line in conf_man.splitlines():
+    m = re.match(r"^\[(\w+)\] SECTION$", line)
+    if m:
+        current = m.group(1)
+    m = re.match(r"^``(\w+)=``", line)
+    if m and current:
+        sections.setdefault(current, set()).add(m.group(1))
+for section, key in keys:
+    if key not in sections.get(section, set()):
+        failures.append(f"[{section}] {key}= is not documented in man/hami-dra.conf.5.rst")
+
+if build:
+    exe = os.path.join(build, "src", "hami-dra-plugin")
+    if os.path.exists(exe):
+        out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            failures.append(f"--help exited {out.returncode}")
+        for flag in flags:
+            if f"--{flag}" not in out.stdout:
+                failures.append(f"--{flag} missing from --help")
+        ver = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+        if ver.returncode != 0 or not re.match(r"hami-dra-plugin \d+\.\d+\.\d+", ver.stdout):
+            failures.append(f"--version printed {ver.stdout!r} (exit {ver.returncode})")
+
+readme = read("README.md").splitlines()
+block = []
+if readme[2:3] == ["```sh"]:
+    for line in readme[3:]:
+        if line.startswith("```"):
+            break
+        block.append(line.split("#")[0].strip())
+if len(block) != 2:
+    failures.append(f"README.md must open with a block of exactly two commands, found {block}")
+else:
+    test_cmd = block[1].replace("sudo ", "")
+    ci = read(".ci/run")
+    if test_cmd not in ci:
+        failures.append(f".ci/run does not run the README's test command {test_cmd!r}")
+
+for f in failures:
+    print("FAIL:", f)
+print(f"checked {len(flags)} flags, {len(keys)} keys")
+sys.exit(1 if failures else 0)
