@@ -14,6 +14,8 @@
 #include "gpu-backend.h"
 #include "gpu.h"
 #include "grpc-server.h"
+#include "kube-client.h"
+#include "slice-publisher.h"
 
 typedef enum ManagerState {
         MANAGER_STARTING,
@@ -37,6 +39,10 @@ typedef struct Manager {
         int listen_fd_dra;
         bool kubelet_registered;
         char *registration_error;
+
+        KubeClient *kube;          /* NULL when there are no API server credentials */
+        SlicePublisher *publisher;
+        char *apiserver_status;    /* one line for STATUS=, from the publisher */
 
         ManagerState state;
         char *degraded_reason;
