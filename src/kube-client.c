@@ -747,7 +747,8 @@ int kube_client_get_resource_claim(KubeClient *c, const char *namespace, const c
 static int kube_client_setup_url(KubeClient *c) {
         const char *server = c->creds.server, *hostport = server + strlen("https://"), *port;
         _cleanup_free_ char *host = NULL, *rule = NULL;
-        size_t hl;
+        char portbuf[6];
+        size_t hl, pl;
 
         if (!c->creds.tls_server_name) {
                 c->host_url = strdup(server);
@@ -764,12 +765,16 @@ static int kube_client_setup_url(KubeClient *c) {
         if (!host)
                 return -ENOMEM;
         port = hostport[hl] == ':' ? hostport + hl + 1 : "443";
+        pl = strcspn(port, "/");
+        if (pl == 0 || pl >= sizeof(portbuf))
+                return -EINVAL;
+        memcpy(portbuf, port, pl);
+        portbuf[pl] = '\0';
         if (strspn(c->creds.tls_server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
             strlen(c->creds.tls_server_name))
                 return -EINVAL;
-        if (asprintf(&c->host_url, "https://%s:%.*s", c->creds.tls_server_name, (int) strcspn(port, "/"), port) < 0 ||
-            asprintf(&rule, "%s:%.*s:%s:%.*s", c->creds.tls_server_name, (int) strcspn(port, "/"), port, host,
-                     (int) strcspn(port, "/"), port) < 0)
+        if (asprintf(&c->host_url, "https://%s:%s", c->creds.tls_server_name, portbuf) < 0 ||
+            asprintf(&rule, "%s:%s:%s:%s", c->creds.tls_server_name, portbuf, host, portbuf) < 0)
                 return -ENOMEM;
         c->connect_to = curl_slist_append(NULL, rule);
         return c->connect_to ? 0 : -ENOMEM;

@@ -129,10 +129,12 @@ class Driver:
         return self.proc.returncode
 
 
-def kubeconfig(tmp, fake, user=None, ca="ca.crt", name="kubeconfig", embed=False):
+def kubeconfig(tmp, fake, user=None, ca="ca.crt", name="kubeconfig", embed=False, server_name=None):
     if user is None:
         user = {"client-certificate": "client.crt", "client-key": "client.key"}
     cluster = {"server": "https://127.0.0.1:%d" % fake.port}
+    if server_name:
+        cluster["tls-server-name"] = server_name
     if embed:
         with open(os.path.join(tmp, ca), "rb") as f:
             cluster["certificate-authority-data"] = base64.b64encode(f.read()).decode()
@@ -155,8 +157,9 @@ def kubeconfig(tmp, fake, user=None, ca="ca.crt", name="kubeconfig", embed=False
 def run_once(tmp, kc, gpus=8, extra=()):
     d = Driver(tmp, kc, gpus, ["--exit-when-synced"] + list(extra))
     st = d.wait_synced()
-    d.proc.wait(timeout=WAIT)
+    rc = d.proc.wait(timeout=WAIT)
     d.stderr.close()
+    assert rc == 0, "driver exited with %d:\n%s" % (rc, open(d.stderr_path).read())
     return st
 
 
@@ -381,6 +384,15 @@ def case_embedded_credentials(tmp, fake):
     assert st["devices"] == 2, st
     # never written to disk by us: only the files the test made exist
     assert not [f for f in os.listdir(tmp) if f.startswith("curl")]
+
+
+def case_tls_server_name(tmp, fake):
+    # the certificate names DNS:kubernetes, we dial 127.0.0.1
+    st = run_once(tmp, kubeconfig(tmp, fake, server_name="kubernetes"), gpus=1)
+    assert st["devices"] == 1, st
+    d = Driver(tmp, kubeconfig(tmp, fake, server_name="not-in-the-cert", name="kc2"), gpus=1)
+    st = d.wait(lambda s: s.get("error") and "failed verification" in s["error"], "name mismatch")
+    d.stop()
 
 
 def case_token(tmp, fake):
