@@ -360,6 +360,10 @@ static void publisher_check_dropped(SlicePublisher *p, json_object *sent, json_o
         SliceDropped d = resourceslice_dropped_fields(json_get(sent, "spec"), json_get(stored, "spec"));
 
         if (d & SLICE_DROPPED_CONSUMABLE) {
+                if (!p->consumable_reason)
+                        p->consumable_reason = strdup(
+                                "the API server dropped allowMultipleAllocations and requestPolicy: "
+                                "the DRAConsumableCapacity feature gate is off; " SLICE_CONSUMABLE_FIX);
                 if (p->status.consumable_capacity != 0)
                         log_struct(LOG_ERR,
                                    LOG_MESSAGE("The API server dropped allowMultipleAllocations and requestPolicy from ResourceSlice %s: "
@@ -516,6 +520,24 @@ static void publisher_schedule_sync(SlicePublisher *p, uint64_t delay) {
 
 /* ---- watch ---- */
 
+/*
+ * Start over: GET the node again (it may have been deleted and re-created with a new
+ * UID, which is why the garbage collector removed our slices), LIST, WATCH, sync.
+ * Safe from inside a watch event: the cancelled watch is freed when its callback returns.
+ */
+static void publisher_restart(SlicePublisher *p) {
+        kube_request_cancel(p->watch);
+        p->watch = NULL;
+        kube_request_cancel(p->req);
+        p->req = NULL;
+        ops_clear(p);
+        p->syncing = false;
+        p->phase = PHASE_IDLE;
+        p->node_uid = mfree(p->node_uid);
+        p->status.synced = false;
+        publisher_begin(p);
+}
+
 static void on_watch_event(KubeClient *c, const char *type, json_object *obj, void *userdata) {
         SlicePublisher *p = userdata;
         const char *name = json_get_string(obj, "metadata.name");
@@ -534,7 +556,7 @@ static void on_watch_event(KubeClient *c, const char *type, json_object *obj, vo
         if (streq(type, "DELETED")) {
                 log_info("ResourceSlice %s was deleted, re-publishing.", name);
                 json_object_object_del(p->cache, name);
-                publisher_schedule_sync(p, 0);
+                publisher_restart(p);
                 return;
         }
         if (streq(type, "ADDED") || streq(type, "MODIFIED")) {

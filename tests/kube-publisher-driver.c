@@ -42,6 +42,8 @@ static void print_status(const SlicePublisherStatus *s) {
         json_object_object_add(o, "devices", json_object_new_int((int) s->n_devices));
         json_object_object_add(o, "writes", json_object_new_int64((int64_t) s->n_writes));
         json_object_object_add(o, "error", s->last_error ? json_object_new_string(s->last_error) : NULL);
+        json_object_object_add(o, "consumable_reason",
+                               s->consumable_reason ? json_object_new_string(s->consumable_reason) : NULL);
         json_object_object_add(o, "line", json_object_new_string(line));
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         fflush(stdout);

@@ -20,6 +20,7 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
   POST /claims {json}         store a ResourceClaim
+  POST /recreate-node         new Node UID; slices owned by the old one are collected
   POST /reset-stats
 Usage: fake-apiserver.py --certs DIR --state-file FILE [--k8s 1.34|1.36] [--down]
 The state file receives {"port": P, "control": C} once listening.
@@ -724,6 +725,14 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 body["metadata"]["resourceVersion"] = st.next_rv()
                 st.slices[body["metadata"]["name"]] = body
                 st.record("ADDED", body)
+            elif url.path == "/recreate-node":
+                # the Node was deleted and registered again: new UID, and the garbage
+                # collector deletes every slice owned by the old one
+                old = st.node_uid
+                st.node_uid = str(uuid.uuid4())
+                for name, o in list(st.slices.items()):
+                    if any(r.get("uid") == old for r in o["metadata"].get("ownerReferences") or []):
+                        st.delete(name)
             elif url.path == "/claims":
                 st.claims[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
             else:

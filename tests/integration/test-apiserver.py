@@ -219,6 +219,20 @@ def case_deleted_recreated(tmp, fake):
     assert d.stop() == 0
 
 
+def case_node_recreated(tmp, fake):
+    kc = kubeconfig(tmp, fake)
+    d = Driver(tmp, kc, gpus=2)
+    d.wait_synced()
+    fake.call("POST", "/recreate-node")
+    uid = fake.stats()["node_uid"]
+    deadline = time.monotonic() + WAIT
+    while not [s for s in fake.slices() if s["metadata"]["ownerReferences"][0]["uid"] == uid]:
+        assert time.monotonic() < deadline, "slice not recreated with the new node UID:\n" + d.log()
+        time.sleep(0.05)
+    assert len(devices(fake)) == 2
+    assert d.stop() == 0
+
+
 def case_stale_removed(tmp, fake):
     kc = kubeconfig(tmp, fake)
     run_once(tmp, kc, gpus=2)
@@ -297,6 +311,8 @@ def case_feature_gate_off(tmp, fake):
     d = Driver(tmp, kc, gpus=2)
     st = d.wait(lambda s: s.get("event") == "status" and s["consumable"] == 0, "consumable=0")
     d.wait_synced()
+    d.send("status")
+    assert "DRAConsumableCapacity" in d.wait(lambda s: s.get("consumable_reason"), "reason")["consumable_reason"]
     assert "enable the DRAConsumableCapacity feature gate on kube-apiserver, kube-scheduler and kubelet; " \
            "it is on by default only from Kubernetes 1.36" in st["line"], st
     assert "DRAConsumableCapacity" in d.log()
