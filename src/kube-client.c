@@ -31,6 +31,7 @@ struct KubeClient {
         char description[1024];
         KubeRequest *requests;    /* every live request */
         unsigned n_requests;
+        bool in_curl;             /* inside curl_multi_socket_action(): no curl_multi_* calls now */
 };
 
 struct KubeRequest {
@@ -145,8 +146,10 @@ static int on_curl_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 action |= CURL_CSELECT_OUT;
         if (revents & (EPOLLERR | EPOLLHUP))
                 action |= CURL_CSELECT_ERR;
+        c->in_curl = true;
         if (curl_multi_socket_action(c->multi, fd, action, &running) != CURLM_OK)
                 log_debug("curl_multi_socket_action failed.");
+        c->in_curl = false;
         kube_client_check(c);
         return 0;
 }
@@ -189,7 +192,9 @@ static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         KubeClient *c = userdata;
         int running;
 
+        c->in_curl = true;
         curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        c->in_curl = false;
         kube_client_check(c);
         return 0;
 }
@@ -325,6 +330,8 @@ static size_t on_body_data(char *p, size_t size, size_t nmemb, void *userdata) {
         KubeRequest *req = userdata;
         size_t n = size * nmemb;
 
+        if (req->cancelled)
+                return 0;
         if (req->watch) {
                 long status = 0;
                 curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -637,6 +644,19 @@ static void kube_client_check(KubeClient *c) {
         }
 }
 
+static int on_deferred_free(sd_event_source *s, uint64_t usec, void *userdata) {
+        kube_request_free(userdata);
+        return 0;
+}
+
+/* Inside curl's callbacks (a watch handler) curl_multi_add_handle() is refused: start from the loop. */
+static int kube_request_start_or_defer(KubeRequest *req) {
+        if (!req->client->in_curl)
+                return kube_request_start(req);
+        return sd_event_add_time_relative(req->client->event, &req->retry_timer, CLOCK_MONOTONIC, 0, 1,
+                                          on_retry_timer, req);
+}
+
 static int kube_request_new(KubeClient *c, const char *method, const char *path, json_object *body,
                             KubeRequest **ret) {
         KubeRequest *req;
@@ -686,7 +706,7 @@ int kube_client_request(KubeClient *c, const char *method, const char *path, jso
         req->attempts_left = MAX(attempts, 1u);
         req->handler = handler;
         req->userdata = userdata;
-        r = kube_request_start(req);
+        r = kube_request_start_or_defer(req);
         if (r < 0) {
                 kube_request_free(req);
                 return log_error_errno(r, "Failed to start %s %s: %m", method, path);
@@ -709,7 +729,7 @@ int kube_client_watch(KubeClient *c, const char *path, KubeWatchHandler on_event
         req->on_event = on_event;
         req->handler = on_done;
         req->userdata = userdata;
-        r = kube_request_start(req);
+        r = kube_request_start_or_defer(req);
         if (r < 0) {
                 kube_request_free(req);
                 return log_error_errno(r, "Failed to start watch %s: %m", path);
@@ -720,10 +740,19 @@ int kube_client_watch(KubeClient *c, const char *path, KubeWatchHandler on_event
 }
 
 void kube_request_cancel(KubeRequest *req) {
-        if (!req || req->completing)
+        if (!req || req->completing || req->cancelled)
                 return;
         if (req->dispatching) {
                 req->cancelled = true;   /* the write callback aborts, finish frees */
+                return;
+        }
+        if (req->in_multi && req->client->in_curl) {
+                /* curl_multi_remove_handle() is refused inside curl's callbacks: free from the loop. */
+                req->cancelled = true;
+                req->retry_timer = sd_event_source_disable_unref(req->retry_timer);
+                if (sd_event_add_time_relative(req->client->event, &req->retry_timer, CLOCK_MONOTONIC, 0, 1,
+                                               on_deferred_free, req) < 0)
+                        log_error("Failed to schedule freeing a cancelled request.");
                 return;
         }
         kube_request_free(req);

@@ -233,6 +233,22 @@ def case_node_recreated(tmp, fake):
     assert d.stop() == 0
 
 
+def case_deleted_recreated_many(tmp, fake):
+    # three slices wiped at once, three times in a row (kubelet restarts)
+    kc = kubeconfig(tmp, fake)
+    d = Driver(tmp, kc, gpus=300)
+    d.wait_synced()
+    for _ in range(3):
+        fake.call("POST", "/delete-slices")
+        deadline = time.monotonic() + WAIT
+        while len(fake.slices()) != 3 or len(devices(fake)) != 300:
+            assert time.monotonic() < deadline, "slices not recreated:\n" + d.log()
+            time.sleep(0.05)
+    gens = {s["spec"]["pool"]["generation"] for s in fake.slices()}
+    assert len(gens) == 1, gens
+    assert d.stop() == 0
+
+
 def case_stale_removed(tmp, fake):
     kc = kubeconfig(tmp, fake)
     run_once(tmp, kc, gpus=2)
