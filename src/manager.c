@@ -453,6 +453,14 @@ static int manager_setup_gpus(Manager *m) {
 
 /* ---------------------------------------------------------------- API server */
 
+int manager_set_device_schedulable(Manager *m, const char *name, bool schedulable) {
+        if (!gpu_list_find(&m->gpus, name))
+                return -ENOENT;
+        if (!m->publisher)
+                return -ENOTCONN;
+        return slice_publisher_set_device_schedulable(m->publisher, name, schedulable);
+}
+
 static void manager_on_publisher_status(SlicePublisher *p, const SlicePublisherStatus *st, void *userdata) {
         Manager *m = userdata;
         char line[1024];

@@ -59,6 +59,12 @@ int manager_reload(Manager *m);
 /* Enumerate the GPUs again and publish any change (D-Bus Rescan, reload). */
 int manager_rescan(Manager *m);
 
+/*
+ * Maintenance (D-Bus SetDeviceSchedulable): false puts a NoSchedule taint on the GPU in
+ * the ResourceSlice. -ENOENT for an unknown GPU, -ENOTCONN without an API server client.
+ */
+int manager_set_device_schedulable(Manager *m, const char *name, bool schedulable);
+
 const char *manager_state_to_string(ManagerState s);
 
 /* Recompute the one-line STATUS= and send it when it changed. */

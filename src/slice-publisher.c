@@ -834,3 +834,10 @@ int slice_publisher_set_device_schedulable(SlicePublisher *p, const char *name, 
         publisher_schedule_sync(p, 0);
         return 0;
 }
+
+bool slice_publisher_device_schedulable(SlicePublisher *p, const char *name) {
+        for (size_t i = 0; i < p->n_maintenance; i++)
+                if (streq(p->maintenance[i], name))
+                        return false;
+        return true;
+}

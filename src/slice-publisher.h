@@ -66,6 +66,9 @@ int slice_publisher_set_device_health(SlicePublisher *p, const char *name, GpuHe
 /* Maintenance: schedulable=false adds a NoSchedule taint "<driver>/maintenance". */
 int slice_publisher_set_device_schedulable(SlicePublisher *p, const char *name, bool schedulable);
 
+/* False while set_device_schedulable(name, false) keeps the device tainted. */
+bool slice_publisher_device_schedulable(SlicePublisher *p, const char *name);
+
 void slice_publisher_get_status(SlicePublisher *p, SlicePublisherStatus *ret);
 
 /* One line for sd_notify STATUS=: "Published 8 GPUs in 1 ResourceSlice (generation 1)". */
