@@ -15,7 +15,7 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   GET  /slices                stored slices
   POST /faults {json}         down, slow_ms, fail_status+fail_count+retry_after,
                               forbidden, unauthorized, drop_consumable, drop_taints,
-                              conflict_next_puts
+                              conflict_next_puts, quantity_style ("plain")
   POST /delete-slices         what the kubelet does: delete all of the node's slices
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
@@ -90,9 +90,13 @@ def parse_quantity(s):
     return num * DECIMAL[suf], "decimal"
 
 
-def canonical_quantity(s):
-    """Canonical text as stored. Like the spec says: "1048576" comes back as "1Mi"."""
+def canonical_quantity(s, style=None):
+    """Canonical text as stored. Like the spec says: "1048576" comes back as "1Mi".
+    style "plain" stores whole numbers as plain integers ("24Gi" -> "25769803776"), so a
+    client comparing quantities as text would see a difference that is none."""
     v, fmt = parse_quantity(s)
+    if style == "plain" and v == v.to_integral_value():
+        return str(int(v))
     if v == v.to_integral_value() and v != 0:
         iv = int(v)
         if fmt == "binary" or iv % 1024 == 0:
@@ -249,20 +253,20 @@ def validate_slice(obj, version, old=None):
             invalid("spec.pool.name: field is immutable")
 
 
-def canonicalise_slice(obj):
+def canonicalise_slice(obj, style=None):
     for d in obj["spec"].get("devices") or []:
         for c in (d.get("capacity") or {}).values():
-            c["value"] = canonical_quantity(c["value"])
+            c["value"] = canonical_quantity(c["value"], style)
             p = c.get("requestPolicy")
             if p:
                 if "default" in p:
-                    p["default"] = canonical_quantity(p["default"])
+                    p["default"] = canonical_quantity(p["default"], style)
                 r = p.get("validRange")
                 for k in ("min", "max", "step"):
                     if r and k in r:
-                        r[k] = canonical_quantity(r[k])
+                        r[k] = canonical_quantity(r[k], style)
                 if "validValues" in p:
-                    p["validValues"] = [canonical_quantity(v) for v in p["validValues"]]
+                    p["validValues"] = [canonical_quantity(v, style) for v in p["validValues"]]
         for t in d.get("taints") or []:
             t.setdefault("timeAdded", now_rfc3339())
 
@@ -542,7 +546,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             e = errors[0]
             invalid("schema: %s at %s" % (e.message, "/".join(str(p) for p in e.path)))
         validate_slice(obj, st.args.k8s, old)
-        canonicalise_slice(obj)
+        canonicalise_slice(obj, faults.get("quantity_style"))
         obj.pop("status", None)
         return obj
 

@@ -205,6 +205,18 @@ def case_restart_zero_writes(tmp, fake):
     assert fake.stats().get("writes") == writes, fake.stats()
 
 
+def case_restart_other_quantity_text(tmp, fake):
+    # the server stores "24Gi" as "25769803776": equal numbers, no update
+    fake.faults(quantity_style="plain")
+    kc = kubeconfig(tmp, fake)
+    run_once(tmp, kc, gpus=4)
+    assert devices(fake)[0]["capacity"]["memory"]["value"] == str(24 * 2**30)
+    assert devices(fake)[0]["capacity"]["memory"]["requestPolicy"]["validRange"]["step"] == str(2**20)
+    writes = fake.stats()["writes"]
+    st = run_once(tmp, kc, gpus=4)
+    assert st["writes"] == 0 and fake.stats()["writes"] == writes, (st, fake.stats())
+
+
 def case_deleted_recreated(tmp, fake):
     kc = kubeconfig(tmp, fake)
     d = Driver(tmp, kc, gpus=4)
@@ -456,6 +468,9 @@ CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case
 
 def main():
     name = sys.argv[1]
+    if name == "--list":
+        print("\n".join(CASES))
+        return
     tmp = tempfile.mkdtemp(prefix="hami-apiserver-")
     fake = None
     try:
