@@ -48,6 +48,7 @@ struct KubeRequest {
 
         unsigned attempts_left;
         uint64_t retry_after_usec;
+        uint64_t retry_delay_max_usec;   /* a longer Retry-After ends the retries */
         KubeBackoff backoff;
         sd_event_source *retry_timer;
 
@@ -607,6 +608,12 @@ static void kube_request_finish(KubeRequest *req, CURLcode result) {
 
         if (req->attempts_left > 1 && kube_response_retryable(&resp)) {
                 uint64_t d = kube_backoff_next(&req->backoff, req->retry_after_usec);
+
+                if (req->retry_delay_max_usec > 0 && d > req->retry_delay_max_usec) {
+                        log_warning("%s; not retrying: the server asks to wait %" PRIu64 " s, longer than this request may take.",
+                                    msg, d / USEC_PER_SEC);
+                        goto complete;
+                }
                 req->attempts_left--;
                 log_warning("%s; retrying in %" PRIu64 " ms (%u attempts left).", msg, d / USEC_PER_MSEC,
                             req->attempts_left);
@@ -616,6 +623,7 @@ static void kube_request_finish(KubeRequest *req, CURLcode result) {
                 log_error("Failed to schedule the retry, giving up on %s %s.", req->method, req->path);
         }
 
+complete:
         if (!req->watch || status != 200) {
                 resp.body = req->buf;
                 resp.body_size = req->size;
@@ -761,13 +769,20 @@ void kube_request_cancel(KubeRequest *req) {
 int kube_client_get_resource_claim(KubeClient *c, const char *namespace, const char *name,
                                    KubeResponseHandler handler, void *userdata) {
         char ns[256 * 3 + 1], n[256 * 3 + 1], path[2048];
+        KubeRequest *req;
+        int r;
 
         if (isempty(namespace) || isempty(name) || strlen(namespace) > 253 || strlen(name) > 253)
                 return -EINVAL;
         if (kube_escape(namespace, ns, sizeof(ns)) < 0 || kube_escape(name, n, sizeof(n)) < 0)
                 return -EINVAL;
         snprintf(path, sizeof(path), "/apis/resource.k8s.io/v1/namespaces/%s/resourceclaims/%s", ns, n);
-        return kube_client_request(c, "GET", path, NULL, 3, handler, userdata, NULL);
+        r = kube_client_request(c, "GET", path, NULL, KUBE_CLAIM_GET_ATTEMPTS, handler, userdata, &req);
+        if (r < 0)
+                return r;
+        /* The kubelet waits for prepare: give up rather than sleep through its deadline. */
+        req->retry_delay_max_usec = KUBE_CLAIM_RETRY_DELAY_MAX_USEC;
+        return 0;
 }
 
 /* ---- the client ---- */

@@ -27,6 +27,8 @@
 #define KUBE_TIMEOUT_USEC_DEFAULT (30u * 1000000ull)
 #define KUBE_CONNECT_TIMEOUT_USEC_DEFAULT (10u * 1000000ull)
 #define KUBE_RETRY_AFTER_MAX_USEC (300u * 1000000ull)
+#define KUBE_CLAIM_GET_ATTEMPTS 3u
+#define KUBE_CLAIM_RETRY_DELAY_MAX_USEC (10u * 1000000ull)
 
 typedef struct KubeClient KubeClient;
 typedef struct KubeRequest KubeRequest;
@@ -81,8 +83,10 @@ int kube_client_watch(KubeClient *c, const char *path, KubeWatchHandler on_event
 void kube_request_cancel(KubeRequest *r);
 
 /*
- * GET /apis/resource.k8s.io/v1/namespaces/<ns>/resourceclaims/<name> with a few
- * retries; the handler gets the raw JSON body (claim.c decodes it and checks the UID).
+ * GET /apis/resource.k8s.io/v1/namespaces/<ns>/resourceclaims/<name>, tried up to
+ * KUBE_CLAIM_GET_ATTEMPTS times on 429/5xx/transport errors, never waiting more than
+ * 10 s between tries (the kubelet is waiting). The handler gets the status and the raw
+ * JSON body (r->body; claim.c decodes it and checks the UID) or the error.
  */
 int kube_client_get_resource_claim(KubeClient *c, const char *namespace, const char *name,
                                    KubeResponseHandler handler, void *userdata);

@@ -463,6 +463,24 @@ def case_claim_get(tmp, fake):
     assert d.stop() == 0
 
 
+def case_claim_get_retry(tmp, fake):
+    claim = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+             "metadata": {"name": "c1", "namespace": "default", "uid": "u-1"}, "spec": {"devices": {}}}
+    fake.call("POST", "/claims", claim)
+    kc = kubeconfig(tmp, fake)
+    d = Driver(tmp, kc, gpus=1)
+    d.wait_synced()
+    fake.faults(fail_status=503, fail_count=1, retry_after=1)
+    d.send("claim default c1")
+    c = d.wait(lambda s: s.get("event") == "claim", "claim after one 503")
+    assert c["status"] == 200 and c["uid"] == "u-1", c
+    fake.faults(fail_status=429, fail_count=1, retry_after=120)
+    d.send("claim default c1")
+    c = d.wait(lambda s: s.get("event") == "claim" and s["status"] == 429, "claim 429 not retried")
+    assert "not retrying: the server asks to wait 120 s" in d.log(), d.log()
+    assert d.stop() == 0
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
