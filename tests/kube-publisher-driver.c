@@ -159,11 +159,13 @@ int main(int argc, char *argv[]) {
                 { "timeout-ms", required_argument, NULL, 't' },
                 { "backoff-ms", required_argument, NULL, 'b' },
                 { "exit-when-synced", no_argument, NULL, 'x' },
+                { "watch-timeout-sec", required_argument, NULL, 'w' },
                 {}
         };
         const char *kubeconfig = NULL, *node = "node1", *driver = "hami-core-gpu.project-hami.io";
         unsigned n_gpus = 8;
         uint64_t timeout_ms = 0, backoff_ms = 0;
+        unsigned watch_timeout = 0;
         KubeCredentials creds = {};
         Driver d = {};
         GpuList gpus;
@@ -179,6 +181,7 @@ int main(int argc, char *argv[]) {
                 case 't': timeout_ms = strtoull(optarg, NULL, 10); break;
                 case 'b': backoff_ms = strtoull(optarg, NULL, 10); break;
                 case 'x': arg_exit_when_synced = true; break;
+                case 'w': watch_timeout = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: return 2;
                 }
 
@@ -195,7 +198,7 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return 1;
         SlicePublisherOptions popts = { .backoff_base_usec = backoff_ms * 1000, .backoff_cap_usec = backoff_ms * 8000,
-                                        .debounce_usec = 10000 };
+                                        .debounce_usec = 10000, .watch_timeout_sec = watch_timeout };
         r = slice_publisher_new(d.event, d.client, driver, node, &popts, &d.publisher);
         if (r < 0)
                 return 1;

@@ -20,6 +20,7 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
   POST /claims {json}         store a ResourceClaim
+  POST /compact               forget the event history: old watches get 410 Gone
   POST /recreate-node         new Node UID; slices owned by the old one are collected
   POST /reset-stats
 Usage: fake-apiserver.py --certs DIR --state-file FILE [--k8s 1.34|1.36] [--down]
@@ -490,8 +491,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "GET":
             self.node_selector_check(sel, who)
             if query.get("watch") in ("true", "1"):
+                with st.lock:
+                    st.count("watches")
                 return self.watch(sel, query)
             with st.lock:
+                st.count("lists")
                 items = [copy.deepcopy(o) for o in st.slices.values() if matches(o, sel)]
                 rv = str(st.rv)
             return self.send_json(200, {"kind": "ResourceSliceList", "apiVersion": "resource.k8s.io/v1",
@@ -729,6 +733,10 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 body["metadata"]["resourceVersion"] = st.next_rv()
                 st.slices[body["metadata"]["name"]] = body
                 st.record("ADDED", body)
+            elif url.path == "/compact":
+                # etcd compaction: older resourceVersions are gone, watches from them get 410
+                st.rv += 10
+                st.history = []
             elif url.path == "/recreate-node":
                 # the Node was deleted and registered again: new UID, and the garbage
                 # collector deletes every slice owned by the old one

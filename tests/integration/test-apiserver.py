@@ -261,6 +261,42 @@ def case_deleted_recreated_many(tmp, fake):
     assert d.stop() == 0
 
 
+def case_watch_resumes(tmp, fake):
+    # the server ends each watch after 1 s; the publisher resumes at its resourceVersion
+    kc = kubeconfig(tmp, fake)
+    d = Driver(tmp, kc, gpus=2, extra=["--watch-timeout-sec", "1"])
+    d.wait_synced()
+    deadline = time.monotonic() + WAIT
+    while fake.stats().get("watches", 0) < 3:
+        assert time.monotonic() < deadline, "watch not resumed:\n" + d.log()
+        time.sleep(0.1)
+    assert fake.stats()["lists"] == 1, fake.stats()       # resumed, not re-listed
+    fake.call("POST", "/delete-slice?name=" + fake.slices()[0]["metadata"]["name"])
+    while not fake.slices():
+        assert time.monotonic() < deadline, "slice not recreated:\n" + d.log()
+        time.sleep(0.05)
+    assert d.stop() == 0
+
+
+def case_watch_gone_relists(tmp, fake):
+    kc = kubeconfig(tmp, fake)
+    d = Driver(tmp, kc, gpus=2, extra=["--watch-timeout-sec", "1"])
+    d.wait_synced()
+    writes = fake.stats()["writes"]
+    fake.call("POST", "/compact")
+    deadline = time.monotonic() + WAIT
+    while fake.stats().get("lists", 0) < 2:
+        assert time.monotonic() < deadline, "no re-list after 410:\n" + d.log()
+        time.sleep(0.1)
+    assert "error event (code 410)" in d.log(), d.log()
+    fake.call("POST", "/delete-slices")
+    while not fake.slices():
+        assert time.monotonic() < deadline, "slice not recreated:\n" + d.log()
+        time.sleep(0.05)
+    assert fake.stats()["writes"] == writes + 1, fake.stats()
+    assert d.stop() == 0
+
+
 def case_stale_removed(tmp, fake):
     kc = kubeconfig(tmp, fake)
     run_once(tmp, kc, gpus=2)
