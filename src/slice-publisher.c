@@ -15,6 +15,7 @@
 #define USEC_PER_SEC UINT64_C(1000000)
 #define SLICES_PATH "/apis/resource.k8s.io/v1/resourceslices"
 #define SYNC_ROUNDS_MAX 8          /* syncs with writes in a row before we call it a loop */
+#define CONFLICTS_MAX 5            /* 409s in a row re-read at once; then with backoff */
 #define CACHE_SLICES_MAX 4096      /* slices of our node+driver we keep in memory */
 #define MAINTENANCE_MAX 1024
 
@@ -60,6 +61,7 @@ struct SlicePublisher {
         bool syncing;
         bool sync_again;
         unsigned rounds_with_writes;
+        unsigned conflicts;       /* 409s in a row */
 
         sd_event_source *sync_timer;
         sd_event_source *retry_timer;
@@ -397,6 +399,11 @@ static void on_write_done(KubeClient *c, const KubeResponse *r, void *userdata) 
 
         if (r->error == 0 && r->status == 409) {
                 /* Someone changed it under us: re-read everything and sync again. */
+                if (++p->conflicts > CONFLICTS_MAX) {
+                        p->conflicts = 0;
+                        publisher_fail(p, r, "Conflicts (HTTP 409) keep coming, backing off");
+                        return;
+                }
                 log_info("%s: conflict (HTTP 409), re-reading the pool.", what);
                 p->syncing = false;
                 p->phase = PHASE_IDLE;
@@ -443,6 +450,7 @@ static void publisher_run_next(SlicePublisher *p) {
                         return;
                 }
                 p->rounds_with_writes = 0;
+                p->conflicts = 0;
                 kube_backoff_reset(&p->backoff);
                 p->status.synced = true;
                 publisher_set_error(p, NULL);

@@ -323,6 +323,13 @@ def case_conflict_retry(tmp, fake):
         assert time.monotonic() < deadline, "taint not published after 409:\n" + d.log()
         time.sleep(0.05)
     assert "conflict (HTTP 409), re-reading" in d.log(), d.log()
+    # a conflict on every try: re-read five times, then back off (and still converge)
+    fake.faults(conflict_next_puts=7)
+    d.send("healthy hami-gpu-1")
+    while devices(fake)[1].get("taints"):
+        assert time.monotonic() < deadline + WAIT, "taint not removed after 409s:\n" + d.log()
+        time.sleep(0.05)
+    assert "Conflicts (HTTP 409) keep coming, backing off" in d.log(), d.log()
     assert d.stop() == 0
 
 
