@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -267,7 +268,8 @@ static int kubeconfig_parse_cluster(KubeconfigDoc *d, yaml_node_t *cluster, cons
         r = yaml_mapping_get_string(d, cluster, where, "insecure-skip-tls-verify", &insecure);
         if (r < 0)
                 return r;
-        if (insecure && (streq(insecure, "true") || streq(insecure, "True") || streq(insecure, "yes")))
+        if (insecure && !isempty(insecure) && strcasecmp(insecure, "false") != 0 && strcasecmp(insecure, "no") != 0 &&
+            strcasecmp(insecure, "off") != 0 && strcasecmp(insecure, "n") != 0 && !streq(insecure, "0"))
                 return log_error_errno(EINVAL,
                                        "%s: %s sets insecure-skip-tls-verify; refused: hami-dra always verifies the API server's certificate.",
                                        d->path, where);

@@ -105,6 +105,10 @@ static void test_refused_and_malformed(void) {
                 /* TLS verification is never switched off */
                 HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h:1', insecure-skip-tls-verify: true}\n"
                      "users:\n- name: u1\n  user: {token: x}\n",
+                HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h:1', insecure-skip-tls-verify: 'TRUE'}\n"
+                     "users:\n- name: u1\n  user: {token: x}\n",
+                HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h:1', insecure-skip-tls-verify: on}\n"
+                     "users:\n- name: u1\n  user: {token: x}\n",
                 /* plain http */
                 HEAD "clusters:\n- name: c1\n  cluster: {server: 'http://h:1'}\nusers:\n- name: u1\n  user: {token: x}\n",
                 /* no current-context */
@@ -145,6 +149,14 @@ static void test_refused_and_malformed(void) {
                         TEST_FAIL("case %zu parsed but should not", i);
                 ASSERT_TRUE(r == -EINVAL);
         }
+}
+
+static void test_insecure_false_is_fine(void) {
+        KubeCredentials c = {};
+
+        ASSERT_OK(parse(HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h:1', insecure-skip-tls-verify: false}\n"
+                             "users:\n- name: u1\n  user: {token: x}\n", &c));
+        kube_credentials_done(&c);
 }
 
 static void test_in_cluster(void) {
@@ -210,6 +222,7 @@ int main(void) {
         TEST(test_embedded_data);
         TEST(test_tokens);
         TEST(test_refused_and_malformed);
+        TEST(test_insecure_false_is_fine);
         TEST(test_in_cluster);
         TEST(test_base64);
         TEST(test_too_large);
