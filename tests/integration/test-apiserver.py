@@ -393,6 +393,21 @@ def case_feature_gate_off(tmp, fake):
     assert d.stop() == 0
 
 
+def case_taints_gate_off(tmp, fake):
+    # DRADeviceTaints off (default on 1.34/1.35): the taint is dropped; say so, do not loop
+    fake.faults(drop_taints=True)
+    kc = kubeconfig(tmp, fake)
+    d = Driver(tmp, kc, gpus=2)
+    d.wait_synced()
+    d.send("unhealthy hami-gpu-0 XID 48")
+    d.wait(lambda s: s.get("event") == "status" and s["taints"] == 0, "taints=0")
+    d.wait(lambda s: s.get("event") == "status" and s["synced"] and s["taints"] == 0, "synced again")
+    assert "DRADeviceTaints feature gate is off" in d.log(), d.log()
+    writes = fake.stats()["writes"]
+    assert writes == 2, fake.stats()      # the create and one update, no loop
+    assert d.stop() == 0
+
+
 def case_forbidden(tmp, fake):
     fake.faults(forbidden=True)
     kc = kubeconfig(tmp, fake)
