@@ -358,6 +358,15 @@ finish:
 
 static void publisher_run_next(SlicePublisher *p);
 
+static bool slice_has_taints(json_object *slice) {
+        json_object *devices = json_get(slice, "spec.devices");
+
+        for (size_t i = 0; json_object_is_type(devices, json_type_array) && i < json_object_array_length(devices); i++)
+                if (json_get(json_object_array_get_idx(devices, i), "taints"))
+                        return true;
+        return false;
+}
+
 static void publisher_check_dropped(SlicePublisher *p, json_object *sent, json_object *stored) {
         SliceDropped d = resourceslice_dropped_fields(json_get(sent, "spec"), json_get(stored, "spec"));
 
@@ -382,7 +391,8 @@ static void publisher_check_dropped(SlicePublisher *p, json_object *sent, json_o
                         log_warning("The API server dropped device taints: the DRADeviceTaints feature gate is off "
                                     "(beta and on by default from 1.36); unhealthy GPUs stay schedulable.");
                 p->status.device_taints = 0;
-        }
+        } else if (slice_has_taints(sent))
+                p->status.device_taints = 1;
         p->dropped |= d;
 }
 

@@ -360,6 +360,7 @@ def case_taint_unhealthy(tmp, fake):
 
     d.send("unhealthy hami-gpu-0 XID 79: GPU has fallen off the bus")
     wait_taints(lambda t: t[0], "unhealthy taint")
+    d.wait(lambda s: s.get("event") == "status" and s["taints"] == 1, "taints supported")
     t = devices(fake)[0]["taints"][0]
     assert t["key"] == DRIVER_NAME + "/unhealthy" and t["effect"] == "NoSchedule", t
     assert t["value"] == "XID-79-GPU-has-fallen-off-the-bus" and t["timeAdded"], t
