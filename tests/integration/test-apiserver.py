@@ -540,6 +540,86 @@ def case_claim_get_retry(tmp, fake):
     assert d.stop() == 0
 
 
+def api(tmp, fake, method, path, body=None, cert="client"):
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(tmp, cert + ".crt"), os.path.join(tmp, cert + ".key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", fake.port, context=ctx, timeout=10)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = json.loads(r.read() or b"{}")
+    conn.close()
+    return r.status, data
+
+
+def case_fake_is_strict(tmp, fake):
+    """The fake rejects what the real API server (and the node authorizer) rejects."""
+    kc = kubeconfig(tmp, fake)
+    run_once(tmp, kc, gpus=1)
+    good = fake.slices()[0]
+    sl = "/apis/resource.k8s.io/v1/resourceslices"
+    sel = "?fieldSelector=spec.nodeName%3Dnode1%2Cspec.driver%3D" + DRIVER_NAME
+    assert api(tmp, fake, "GET", sl)[0] == 403                        # node authorizer: selector required
+    assert api(tmp, fake, "GET", sl + "?fieldSelector=spec.driver%3D" + DRIVER_NAME)[0] == 403
+    assert api(tmp, fake, "GET", sl + "?fieldSelector=spec.nodeName%3Dnode2")[0] == 403
+    assert api(tmp, fake, "GET", sl + "?fieldSelector=spec.bogus%3Dx%2Cspec.nodeName%3Dnode1")[0] == 400
+    st, lst = api(tmp, fake, "GET", sl + sel)
+    assert st == 200 and len(lst["items"]) == 1
+    assert api(tmp, fake, "GET", "/api/v1/nodes/node2")[0] == 403
+
+    def post(mutate):
+        obj = json.loads(json.dumps(good))
+        obj["metadata"] = {"generateName": "00009-x-", "ownerReferences": json.loads(json.dumps(good["metadata"]["ownerReferences"]))}
+        mutate(obj)
+        return api(tmp, fake, "POST", sl, obj)
+
+    dev = lambda o: o["spec"]["devices"][0]
+    cases = [
+        lambda o: dev(o).pop("allowMultipleAllocations"),                                 # requestPolicy needs it
+        lambda o: dev(o)["capacity"]["cores"]["requestPolicy"]["validRange"].update(min="0", step="3"),
+        lambda o: dev(o)["capacity"]["memory"].update(value="1000001Ki"),                  # max > value
+        lambda o: dev(o).update(name="GPU_0"),                                             # DNS label
+        lambda o: dev(o)["attributes"].update(x={"string": "a" * 65}),                     # string > 64
+        lambda o: dev(o)["attributes"].update(v={"version": "1.2"}),                       # not semver
+        lambda o: dev(o)["attributes"].update(b={"int": 1, "bool": True}),                 # one value
+        lambda o: dev(o).update(taints=[{"key": "a/b", "value": "has space", "effect": "NoSchedule"}]),
+        lambda o: o["spec"].update(allNodes=True),                                         # two node selections
+        lambda o: o["spec"].update(nodeName="node2"),                                      # NodeRestriction
+        lambda o: o["spec"]["pool"].update(resourceSliceCount=0),
+        lambda o: o["spec"].update(devices=[dict(dev(o), name="d%d" % i) for i in range(129)]),
+        lambda o: o["metadata"]["ownerReferences"][0].pop("uid"),
+        lambda o: o["spec"].update(driver="Not_A_DNS_Name"),
+        lambda o: dev(o)["capacity"]["cores"].update(value="lots"),
+    ]
+    for i, m in enumerate(cases):
+        st, body = post(m)
+        assert st in (403, 422), "case %d accepted: %s %s" % (i, st, body)
+        if os.environ.get("VERBOSE"):
+            print(i, st, body["message"][:150])
+
+    # resourceVersion and preconditions
+    name = good["metadata"]["name"]
+    stale = json.loads(json.dumps(good))
+    stale["metadata"]["resourceVersion"] = "1"
+    assert api(tmp, fake, "PUT", sl + "/" + name, stale)[0] == 409
+    assert api(tmp, fake, "DELETE", sl + "/" + name, {"preconditions": {"uid": "nope"}})[0] == 409
+    assert api(tmp, fake, "DELETE", sl + "/" + name,
+               {"preconditions": {"uid": good["metadata"]["uid"], "resourceVersion": "1"}})[0] == 409
+    st, _ = api(tmp, fake, "DELETE", sl + "/" + name,
+                {"preconditions": {"uid": good["metadata"]["uid"], "resourceVersion": good["metadata"]["resourceVersion"]}})
+    assert st == 200 and not fake.slices()
+    assert api(tmp, fake, "DELETE", sl + "/" + name)[0] == 404
+    # canonical quantities on storage
+    st, created = post(lambda o: dev(o)["capacity"]["memory"]["requestPolicy"]["validRange"].update(step="1048576"))
+    assert st == 201 and dev(created)["capacity"]["memory"]["requestPolicy"]["validRange"]["step"] == "1Mi", created
+    assert created["metadata"]["name"].startswith("00009-x-") and len(created["metadata"]["name"]) == len("00009-x-") + 5
+    # deletecollection needs the selector too
+    assert api(tmp, fake, "DELETE", sl)[0] == 403
+    assert api(tmp, fake, "DELETE", sl + sel)[0] == 200 and not fake.slices()
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
