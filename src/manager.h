@@ -17,6 +17,8 @@
 #include "kube-client.h"
 #include "slice-publisher.h"
 
+typedef struct BusServer BusServer;
+
 typedef enum ManagerState {
         MANAGER_STARTING,
         MANAGER_READY,
@@ -43,6 +45,7 @@ typedef struct Manager {
         KubeClient *kube;          /* NULL when there are no API server credentials */
         SlicePublisher *publisher;
         char *apiserver_status;    /* one line for STATUS=, from the publisher */
+        BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */
 
         ManagerState state;
         char *degraded_reason;

@@ -620,6 +620,95 @@ def case_fake_is_strict(tmp, fake):
     assert api(tmp, fake, "DELETE", sl + sel)[0] == 200 and not fake.slices()
 
 
+# ---- the real daemon (hami-dra-plugin, sandbox on) against the fake ----
+
+DAEMON = os.path.join(BUILD, "src", "hami-dra-plugin")
+
+
+class Daemon:
+    """hami-dra-plugin with mock GPUs; its sd_notify messages are collected."""
+
+    def __init__(self, tmp, kc, gpus=8):
+        import socket
+        self.notify_path = os.path.join(tmp, "notify-%d.sock" % time.monotonic_ns())
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.notify_path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        for d in ("reg", "plug", "cdi", "state"):
+            os.makedirs(os.path.join(tmp, d), exist_ok=True)
+        self.log_path = os.path.join(tmp, "daemon-%d.log" % time.monotonic_ns())
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        self.proc = subprocess.Popen(
+            [DAEMON, "--config=", "--node-name=node1", "--backend=mock", "--mock-gpus=%d" % gpus,
+             "--registry-dir=" + os.path.join(tmp, "reg"), "--plugins-dir=" + os.path.join(tmp, "plug"),
+             "--cdi-dir=" + os.path.join(tmp, "cdi"), "--state-dir=" + os.path.join(tmp, "state"),
+             "--kubeconfig=" + kc],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_status(self, pred, what):
+        deadline = time.monotonic() + WAIT
+        while True:
+            for m in self.messages:
+                if pred(m):
+                    return m
+            assert self.proc.poll() is None, "daemon died:\n" + open(self.log_path).read()
+            assert time.monotonic() < deadline, "timed out waiting for %s; got %s\n%s" % (
+                what, self.messages[-3:], open(self.log_path).read())
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except OSError:
+                pass
+
+    def stop(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=WAIT)
+        self.log.close()
+        self.sock.close()
+        return rc
+
+
+def case_daemon_publish_restart(tmp, fake):
+    if not os.path.exists(DAEMON):
+        print("SKIP: hami-dra-plugin not built")
+        sys.exit(77)
+    kc = kubeconfig(tmp, fake)
+    d = Daemon(tmp, kc, gpus=8)
+    d.wait_status(lambda m: "READY=1" in m, "READY=1")
+    d.wait_status(lambda m: "Published 8 GPUs in 1 ResourceSlice (generation 1)" in m, "published")
+    assert d.stop() == 0
+    assert len(devices(fake)) == 8 and fake.stats()["writes"] == 1, fake.stats()
+    d = Daemon(tmp, kc, gpus=8)
+    d.wait_status(lambda m: "Published 8 GPUs" in m, "published after restart")
+    assert fake.stats()["writes"] == 1, fake.stats()      # a restart writes nothing
+    assert d.stop() == 0
+
+
+def case_daemon_apiserver_down(tmp, fake):
+    if not os.path.exists(DAEMON):
+        sys.exit(77)
+    kc = kubeconfig(tmp, fake)
+    d = Daemon(tmp, kc, gpus=2)
+    d.wait_status(lambda m: "READY=1" in m, "READY=1 with the API server down")
+    d.wait_status(lambda m: "API server unreachable" in m, "unreachable in STATUS=")
+    fake.faults(down=False)
+    d.wait_status(lambda m: "Published 2 GPUs" in m, "published once it is up")
+    assert d.stop() == 0
+
+
+def case_daemon_feature_gate_off(tmp, fake):
+    if not os.path.exists(DAEMON):
+        sys.exit(77)
+    fake.faults(drop_consumable=True)
+    d = Daemon(tmp, kubeconfig(tmp, fake), gpus=2)
+    m = d.wait_status(lambda m: "DRAConsumableCapacity" in m, "feature gate in STATUS=")
+    assert "enable the DRAConsumableCapacity feature gate on kube-apiserver, kube-scheduler and kubelet; " \
+           "it is on by default only from Kubernetes 1.36" in m, m
+    assert d.stop() == 0
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
@@ -632,7 +721,8 @@ def main():
     fake = None
     try:
         subprocess.run(["sh", MAKE_CERTS, tmp], check=True)
-        fake = Fake(tmp, k8s="1.34" if name.endswith("_134") else "1.36", down=(name == "down_at_start"),
+        fake = Fake(tmp, k8s="1.34" if name.endswith("_134") else "1.36",
+                    down=name in ("down_at_start", "daemon_apiserver_down"),
                     tokens=["good-token=system:serviceaccount:kube-system:hami-dra"])
         CASES[name](tmp, fake)
         print("ok", name)
