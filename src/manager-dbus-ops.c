@@ -24,7 +24,15 @@ static int op_release_claim(void *userdata, const char *uid) {
 }
 
 static int op_set_device_schedulable(void *userdata, const char *name, bool schedulable) {
-        return -EOPNOTSUPP; /* the taint lands with the slice publisher */
+        Manager *m = userdata;
+        int r;
+
+        /* The taint reaches the ResourceSlice asynchronously; the property changes now. */
+        r = manager_set_device_schedulable(m, name, schedulable);
+        if (r < 0)
+                return r;
+        (void) manager_dbus_sync(m, m->bus);
+        return 0;
 }
 
 const BusModelOps manager_dbus_ops = {

@@ -24,8 +24,15 @@ void manager_dbus_props(const Manager *m, BusManagerProps *ret) {
                 .state = bus_state_from_manager(m->state),
                 .state_reason = m->state == MANAGER_DEGRADED ? m->degraded_reason : m->registration_error,
                 .kubelet_registered = m->kubelet_registered,
-                /* ApiServer* and SliceGeneration: filled in once the slice publisher lands. */
         };
+        if (m->publisher) {
+                SlicePublisherStatus st;
+
+                slice_publisher_get_status(m->publisher, &st);
+                ret->api_server_reachable = st.api_reachable;
+                ret->api_server_consumable_capacity = st.consumable_capacity == 1;
+                ret->slice_generation = st.synced && st.generation > 0 ? (uint64_t) st.generation : 0;
+        }
 }
 
 int manager_dbus_devices(const Manager *m, BusDevice **ret, size_t *ret_n) {
@@ -34,8 +41,11 @@ int manager_dbus_devices(const Manager *m, BusDevice **ret, size_t *ret_n) {
 
         if (!d)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 bus_device_from_gpu(&d[i], &m->gpus.gpus[i]);
+                if (m->publisher)
+                        d[i].schedulable = slice_publisher_device_schedulable(m->publisher, d[i].name);
+        }
         *ret = d;
         *ret_n = n;
         return 0;

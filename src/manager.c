@@ -40,6 +40,7 @@ static void manager_set_state(Manager *m, ManagerState state, const char *reason
 }
 
 static char *manager_format_status(Manager *m) {
+        _cleanup_free_ char *base = NULL;
         const char *registration;
         char *s = NULL;
 
@@ -51,14 +52,19 @@ static char *manager_format_status(Manager *m) {
                 registration = "waiting for the kubelet";
 
         if (m->state == MANAGER_DEGRADED && m->degraded_reason)
-                (void) asprintf(&s, "Degraded: %s; %zu GPU(s), %s", m->degraded_reason,
+                (void) asprintf(&base, "Degraded: %s; %zu GPU(s), %s", m->degraded_reason,
                                 m->gpus.n_gpus, registration);
         else if (m->registration_error)
-                (void) asprintf(&s, "%zu GPU(s); %s: %s", m->gpus.n_gpus, registration,
+                (void) asprintf(&base, "%zu GPU(s); %s: %s", m->gpus.n_gpus, registration,
                                 m->registration_error);
         else
-                (void) asprintf(&s, "%zu GPU(s) (%s); %s", m->gpus.n_gpus,
+                (void) asprintf(&base, "%zu GPU(s) (%s); %s", m->gpus.n_gpus,
                                 m->backend ? m->backend->ops->name : "no backend", registration);
+        if (!base)
+                return NULL;
+        if (!m->apiserver_status)
+                return TAKE_PTR(base);
+        (void) asprintf(&s, "%s; %s", base, m->apiserver_status);
         return s;
 }
 
@@ -132,6 +138,8 @@ static void manager_on_gpu_health(GpuBackend *b, const char *gpu_name, GpuHealth
                            LOG_FIELD("DEVICE=%s", g->name), LOG_FIELD("GPU_UUID=%s", g->uuid),
                            LOG_FIELD("GPU_HEALTH=%s", gpu_health_to_string(health)), NULL);
                 (void) manager_publish_health(m);
+                if (m->publisher)
+                        (void) slice_publisher_set_device_health(m->publisher, g->name, health, reason);
                 if (m->bus)
                         (void) manager_dbus_sync(m, m->bus);
                 return;
@@ -190,6 +198,8 @@ int manager_rescan(Manager *m) {
         if (changed) {
                 manager_log_gpus(m);
                 (void) manager_publish_health(m);
+                if (m->publisher)
+                        (void) slice_publisher_set_devices(m->publisher, &m->gpus);
         }
 
         if (m->gpus.n_problems > 0)
@@ -483,6 +493,64 @@ static int manager_setup_gpus(Manager *m) {
                                           HEALTH_REFRESH_USEC, 0, manager_on_health_refresh, m);
 }
 
+/* ---------------------------------------------------------------- API server */
+
+int manager_set_device_schedulable(Manager *m, const char *name, bool schedulable) {
+        if (!gpu_list_find(&m->gpus, name))
+                return -ENOENT;
+        if (!m->publisher)
+                return -ENOTCONN;
+        return slice_publisher_set_device_schedulable(m->publisher, name, schedulable);
+}
+
+static void manager_on_publisher_status(SlicePublisher *p, const SlicePublisherStatus *st, void *userdata) {
+        Manager *m = userdata;
+        char line[1024];
+
+        if (slice_publisher_status_format(st, line, sizeof(line)) < 0)
+                return;
+        free(m->apiserver_status);
+        m->apiserver_status = strdup(line);
+        manager_update_status(m);
+}
+
+/*
+ * The API client and the slice publisher. Without credentials, or while the API server
+ * is down, the daemon still serves the kubelet: the publisher retries on its own.
+ */
+static int manager_setup_apiserver(Manager *m) {
+        KubeCredentials creds = {};
+        int r;
+
+        r = kube_credentials_load(m->config.kubeconfig, &creds);
+        if (r < 0) {
+                free(m->apiserver_status);
+                m->apiserver_status = strdup("ResourceSlices NOT published: no usable API server credentials, see the log");
+                return 0;
+        }
+        r = kube_client_new(m->event, &creds, NULL, &m->kube);
+        kube_credentials_done(&creds);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the API server client, ResourceSlices are NOT published: %m");
+                return r == -ENOMEM ? r : 0;
+        }
+        log_info("API server %s, authenticating with %s", kube_client_server(m->kube),
+                 kube_client_credential_description(m->kube));
+
+        r = slice_publisher_new(m->event, m->kube, m->config.driver_name, m->config.node_name, NULL,
+                                &m->publisher);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the ResourceSlice publisher (driver %s, node %s), ResourceSlices are NOT published: %m",
+                                m->config.driver_name, m->config.node_name);
+                return r == -ENOMEM ? r : 0;
+        }
+        slice_publisher_set_status_handler(m->publisher, manager_on_publisher_status, m);
+        r = slice_publisher_set_devices(m->publisher, &m->gpus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to hand the GPUs to the publisher: %m");
+        return slice_publisher_start(m->publisher);
+}
+
 int manager_start(Manager *m) {
         int r;
 
@@ -507,6 +575,9 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         (void) manager_publish_health(m);
+        r = manager_setup_apiserver(m);
+        if (r < 0)
+                return r;
 
         r = manager_dbus_start(m, &m->bus);
         if (r < 0)
@@ -536,6 +607,9 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* gRPC first: no callback may run into a half-freed manager. */
         m->grpc = grpc_server_free(m->grpc);
+        m->publisher = slice_publisher_free(m->publisher);
+        m->kube = kube_client_free(m->kube);
+        free(m->apiserver_status);
         m->bus = bus_server_free(m->bus);
         m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
         m->backend = gpu_backend_free(m->backend);

@@ -14,6 +14,8 @@
 #include "gpu-backend.h"
 #include "gpu.h"
 #include "grpc-server.h"
+#include "kube-client.h"
+#include "slice-publisher.h"
 
 typedef struct BusServer BusServer;
 
@@ -40,6 +42,9 @@ typedef struct Manager {
         bool kubelet_registered;
         char *registration_error;
 
+        KubeClient *kube;          /* NULL when there are no API server credentials */
+        SlicePublisher *publisher;
+        char *apiserver_status;    /* one line for STATUS=, from the publisher */
         BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */
 
         ManagerState state;
@@ -56,6 +61,12 @@ int manager_run(Manager *m);
 int manager_reload(Manager *m);
 /* Enumerate the GPUs again and publish any change (D-Bus Rescan, reload). */
 int manager_rescan(Manager *m);
+
+/*
+ * Maintenance (D-Bus SetDeviceSchedulable): false puts a NoSchedule taint on the GPU in
+ * the ResourceSlice. -ENOENT for an unknown GPU, -ENOTCONN without an API server client.
+ */
+int manager_set_device_schedulable(Manager *m, const char *name, bool schedulable);
 
 const char *manager_state_to_string(ManagerState s);
 
