@@ -120,7 +120,7 @@ int checkpoint_encode(const Checkpoint *c, char **ret, size_t *ret_len) {
                 }
         }
         json_object_object_add(root, "devices", devs);
-        payload = r >= 0 ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN) : NULL;
+        payload = r >= 0 ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
         if (!payload) {
                 json_object_put(root);
                 return r < 0 ? r : -ENOMEM;
@@ -254,6 +254,11 @@ int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
                 return -EBADMSG;
         if (version != CHECKPOINT_VERSION)
                 return -EPROTONOSUPPORT;
+        /* Only the canonical spelling: no upper-case hex, signs, spaces or leading zeros. */
+        char canonical[128];
+        snprintf(canonical, sizeof(canonical), CHECKPOINT_MAGIC " %u %08" PRIx32 " %zu", version, crc, plen);
+        if (!streq(canonical, header))
+                return -EBADMSG;
         if (plen != len - (size_t) (nl + 1 - text))
                 return -EBADMSG;
         if (crc32c(0, nl + 1, plen) != crc)
