@@ -286,7 +286,8 @@ static void audit_reject(const PrepareClaimRef *ref, const char *reason) {
 
 static void audit_cleanup(const char *uid, const char *ns, const char *name, const char *reason) {
         log_struct(LOG_NOTICE, LOG_MESSAGE_ID(HAMI_MESSAGE_CLAIM_CLEANED_UP),
-                   LOG_MESSAGE("Cleaned up claim %s%s%s (%s): %s", ns ?: "", ns ? "/" : "", name ?: "", uid, reason),
+                   LOG_MESSAGE("Cleaned up claim %s%s%s%s%s: %s", ns ?: "", ns ? "/" : "", name ?: "", ns ? " " : "",
+                               uid, reason),
                    LOG_FIELD("CLAIM_UID=%s", uid), LOG_FIELD("CLAIM_NAMESPACE=%s", ns ?: ""),
                    LOG_FIELD("CLAIM_NAME=%s", name ?: ""), NULL);
 }
