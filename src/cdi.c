@@ -186,10 +186,9 @@ static json_object *spec_edits(Builder *b, const CdiClaimSpec *in) {
         push(b, mounts, bind_mount(b, path, CDI_CONTAINER_STATE_DIR, false, false));
         push_env(b, env, "CUDA_DEVICE_MEMORY_SHARED_CACHE=" CDI_CONTAINER_STATE_DIR "/" CDI_SHARED_CACHE_NAME);
 
-        if (in->preload_library) {
+        if (in->preload_library && in->ld_so_preload) {
                 push(b, mounts, bind_mount(b, in->preload_library, in->preload_library, true, true));
-                snprintf(path, sizeof(path), "%s/ld.so.preload", in->claim_dir);
-                push(b, mounts, bind_mount(b, path, "/etc/ld.so.preload", true, false));
+                push(b, mounts, bind_mount(b, in->ld_so_preload, "/etc/ld.so.preload", true, false));
         }
 
         if (in->driver_from_runtime) {
@@ -313,41 +312,52 @@ int cdi_spec_build(const CdiClaimSpec *in, char **ret_json) {
 
 /* ---------------------------------------------------------------- files */
 
-int cdi_spec_write(const char *dir, const char *driver_name, const char *uid, const char *json) {
+int cdi_spec_write_at(int dfd, const char *driver_name, const char *uid, const char *json) {
         char name[400];
         int r;
 
         r = cdi_spec_file_name(driver_name, uid, name, sizeof(name));
         if (r < 0)
                 return r;
-        /* The temp name ends in .tmp: runtimes only read *.json and *.yaml. */
-        return write_file_atomic(dir, name, json, strlen(json), 0644, /* sync_dir= */ false);
+        /*
+         * The temp name ends in .tmp: runtimes only read *.json and *.yaml. No fsync: the
+         * CDI dir is a tmpfs in production, and after a reboot recovery rewrites every spec
+         * from the (durable) checkpoint.
+         */
+        return write_file_atomic_at(dfd, name, json, strlen(json), 0644, 0);
+}
+
+int cdi_spec_remove_at(int dfd, const char *driver_name, const char *uid) {
+        char name[400];
+        int r;
+
+        r = cdi_spec_file_name(driver_name, uid, name, sizeof(name));
+        if (r < 0)
+                return r;
+        return unlinkat(dfd, name, 0) < 0 ? negative_errno() : 0;
+}
+
+int cdi_spec_exists_at(int dfd, const char *driver_name, const char *uid) {
+        char name[400];
+        int r;
+
+        r = cdi_spec_file_name(driver_name, uid, name, sizeof(name));
+        if (r < 0)
+                return r;
+        return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
+}
+
+int cdi_spec_write(const char *dir, const char *driver_name, const char *uid, const char *json) {
+        _cleanup_close_ int dfd = open_directory(dir);
+        return dfd < 0 ? dfd : cdi_spec_write_at(dfd, driver_name, uid, json);
 }
 
 int cdi_spec_remove(const char *dir, const char *driver_name, const char *uid) {
-        char name[400];
-        _cleanup_close_ int dfd = -EBADF;
-        int r;
-
-        r = cdi_spec_file_name(driver_name, uid, name, sizeof(name));
-        if (r < 0)
-                return r;
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return negative_errno();
-        if (unlinkat(dfd, name, 0) < 0)
-                return negative_errno();
-        return 0;
+        _cleanup_close_ int dfd = open_directory(dir);
+        return dfd < 0 ? dfd : cdi_spec_remove_at(dfd, driver_name, uid);
 }
 
 int cdi_spec_exists(const char *dir, const char *driver_name, const char *uid) {
-        char name[400], path[PATH_MAX];
-        int r;
-
-        r = cdi_spec_file_name(driver_name, uid, name, sizeof(name));
-        if (r < 0)
-                return r;
-        if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path))
-                return -ENAMETOOLONG;
-        return access(path, F_OK) >= 0;
+        _cleanup_close_ int dfd = open_directory(dir);
+        return dfd < 0 ? dfd : cdi_spec_exists_at(dfd, driver_name, uid);
 }

@@ -32,6 +32,7 @@ typedef struct CdiClaimSpec {
         const HostDeviceNode *gpu_nodes;  /* one per limits->gpus[] */
         const char *claim_dir;            /* host: <state dir>/claims/<uid> */
         const char *preload_library;      /* host path; mounted read-only at the same path */
+        const char *ld_so_preload;        /* host file naming it, mounted read-only on /etc/ld.so.preload */
         bool driver_from_runtime;
 } CdiClaimSpec;
 
@@ -53,6 +54,11 @@ int cdi_spec_write(const char *dir, const char *driver_name, const char *uid, co
 int cdi_spec_remove(const char *dir, const char *driver_name, const char *uid);
 /* 1 when present, 0 when not. */
 int cdi_spec_exists(const char *dir, const char *driver_name, const char *uid);
+
+/* The same relative to the open CDI directory. */
+int cdi_spec_write_at(int dir_fd, const char *driver_name, const char *uid, const char *json);
+int cdi_spec_remove_at(int dir_fd, const char *driver_name, const char *uid);
+int cdi_spec_exists_at(int dir_fd, const char *driver_name, const char *uid);
 
 /* For recovery: if name is one of our spec files, copy the claim UID into uid. */
 bool cdi_spec_file_parse(const char *driver_name, const char *name, char *uid, size_t size);

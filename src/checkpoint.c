@@ -29,9 +29,29 @@ static void crc32c_init(void) {
         }
 }
 
+#if defined(__x86_64__)
+/* SSE 4.2 has a CRC-32C instruction: 8 bytes per step. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len) {
+        uint64_t c = ~crc;
+
+        for (; len >= 8; p += 8, len -= 8) {
+                uint64_t v;
+                memcpy(&v, p, 8);
+                c = __builtin_ia32_crc32di(c, v);
+        }
+        for (; len > 0; p++, len--)
+                c = __builtin_ia32_crc32qi((uint32_t) c, *p);
+        return ~(uint32_t) c;
+}
+#endif
+
 uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
         const uint8_t *p = data;
 
+#if defined(__x86_64__)
+        if (__builtin_cpu_supports("sse4.2"))
+                return crc32c_sse42(crc, p, len);
+#endif
         pthread_once(&crc32c_once, crc32c_init);
         crc = ~crc;
         while (len--)
@@ -287,23 +307,19 @@ int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
 
 /* ---------------------------------------------------------------- files */
 
-static int checkpoint_paths(const char *state_dir, const char *uid, char *dir, size_t dsize, char *name,
-                            size_t nsize) {
+static int checkpoint_file_name(const char *uid, char *name, size_t size) {
         if (!claim_uid_is_valid(uid))
                 return -EINVAL;
-        if (snprintf(dir, dsize, "%s/" CHECKPOINT_DIR_NAME, state_dir) >= (int) dsize ||
-            snprintf(name, nsize, "%s" CHECKPOINT_SUFFIX, uid) >= (int) nsize)
-                return -ENAMETOOLONG;
-        return 0;
+        return snprintf(name, size, "%s" CHECKPOINT_SUFFIX, uid) >= (int) size ? -ENAMETOOLONG : 0;
 }
 
-int checkpoint_save(const char *state_dir, const Checkpoint *c) {
+int checkpoint_save_at(int dfd, const Checkpoint *c) {
         _cleanup_free_ char *data = NULL;
-        char dir[PATH_MAX], name[NAME_MAX];
+        char name[NAME_MAX];
         size_t len;
         int r;
 
-        r = checkpoint_paths(state_dir, c->uid, dir, sizeof(dir), name, sizeof(name));
+        r = checkpoint_file_name(c->uid, name, sizeof(name));
         if (r < 0)
                 return r;
         r = checkpoint_encode(c, &data, &len);
@@ -311,25 +327,20 @@ int checkpoint_save(const char *state_dir, const Checkpoint *c) {
                 return r;
         if (len > CHECKPOINT_FILE_MAX)
                 return -E2BIG;
-        if (access(dir, F_OK) < 0) {
-                r = mkdir_parents(dir, 0700);
-                if (r < 0)
-                        return r;
-        }
-        return write_file_atomic(dir, name, data, len, 0600, /* sync_dir= */ true);
+        return write_file_atomic_at(dfd, name, data, len, 0600, WRITE_DURABLE);
 }
 
-int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret) {
-        _cleanup_free_ char *data = NULL;
-        char dir[PATH_MAX], name[NAME_MAX];
+int checkpoint_load_at(int dfd, const char *uid, Checkpoint *ret) {
         _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_free_ char *data = NULL;
+        char name[NAME_MAX];
         size_t len;
         int r;
 
-        r = checkpoint_paths(state_dir, uid, dir, sizeof(dir), name, sizeof(name));
+        r = checkpoint_file_name(uid, name, sizeof(name));
         if (r < 0)
                 return r;
-        r = read_file_bounded(dir, name, CHECKPOINT_FILE_MAX, &data, &len);
+        r = read_file_bounded_at(dfd, name, CHECKPOINT_FILE_MAX, &data, &len);
         if (r < 0)
                 return r == -EFBIG ? -EBADMSG : r;
         r = checkpoint_decode(data, len, &c);
@@ -342,13 +353,49 @@ int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret) {
         return 0;
 }
 
-int checkpoint_remove(const char *state_dir, const char *uid) {
-        char dir[PATH_MAX], name[NAME_MAX], path[PATH_MAX + NAME_MAX + 1];
+int checkpoint_remove_at(int dfd, const char *uid) {
+        char name[NAME_MAX];
         int r;
 
-        r = checkpoint_paths(state_dir, uid, dir, sizeof(dir), name, sizeof(name));
+        r = checkpoint_file_name(uid, name, sizeof(name));
         if (r < 0)
                 return r;
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        return unlink(path) < 0 ? negative_errno() : 0;
+        return unlinkat(dfd, name, 0) < 0 ? negative_errno() : 0;
+}
+
+static int checkpoint_dir_open(const char *state_dir, bool create) {
+        char dir[PATH_MAX];
+        int r;
+
+        if (snprintf(dir, sizeof(dir), "%s/" CHECKPOINT_DIR_NAME, state_dir) >= (int) sizeof(dir))
+                return -ENAMETOOLONG;
+        if (create) {
+                r = mkdir_parents(dir, 0700);
+                if (r < 0)
+                        return r;
+        }
+        return open_directory(dir);
+}
+
+int checkpoint_save(const char *state_dir, const Checkpoint *c) {
+        _cleanup_close_ int dfd = checkpoint_dir_open(state_dir, true);
+        return dfd < 0 ? dfd : checkpoint_save_at(dfd, c);
+}
+
+int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret) {
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!claim_uid_is_valid(uid))
+                return -EINVAL;
+        dfd = checkpoint_dir_open(state_dir, false);
+        return dfd < 0 ? dfd : checkpoint_load_at(dfd, uid, ret);
+}
+
+int checkpoint_remove(const char *state_dir, const char *uid) {
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!claim_uid_is_valid(uid))
+                return -EINVAL;
+        dfd = checkpoint_dir_open(state_dir, false);
+        return dfd < 0 ? dfd : checkpoint_remove_at(dfd, uid);
 }

@@ -55,5 +55,10 @@ int checkpoint_save(const char *state_dir, const Checkpoint *c);
 int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret); /* -ENOENT if none */
 int checkpoint_remove(const char *state_dir, const char *uid);                 /* -ENOENT if none */
 
+/* The same relative to the open <state dir>/checkpoints directory. */
+int checkpoint_save_at(int dir_fd, const Checkpoint *c);
+int checkpoint_load_at(int dir_fd, const char *uid, Checkpoint *ret);
+int checkpoint_remove_at(int dir_fd, const char *uid);
+
 /* CRC-32C (Castagnoli), as in iSCSI/ext4: crc32c("123456789") == 0xe3069283. */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);

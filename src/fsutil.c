@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "fsutil.h"
@@ -38,29 +37,29 @@ static int write_all(int fd, const void *data, size_t len) {
         return 0;
 }
 
-int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
-                      bool sync_dir) {
-        _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+int open_directory(const char *path) {
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+int write_file_atomic_at(int dfd, const char *name, const void *data, size_t len, mode_t mode,
+                         WriteFlags flags) {
+        _cleanup_close_ int fd = -EBADF;
         char tmp[NAME_MAX + 1];
-        uint64_t rnd;
         int r;
 
-        if (strchr(name, '/') || strlen(name) + 12 > NAME_MAX)
+        if (strchr(name, '/') || strlen(name) + 6 > NAME_MAX)
                 return -EINVAL;
-        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-                rnd = (uint64_t) getpid() ^ (uint64_t) (uintptr_t) &rnd;
-        snprintf(tmp, sizeof(tmp), ".%s.%06x.tmp", name, (unsigned) (rnd & 0xffffff));
-
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return negative_errno();
-        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        /*
+         * One writer per name at a time (callers serialise per claim), so the temp name can
+         * be fixed: a leftover from a killed writer is simply overwritten.
+         */
+        snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return negative_errno();
         r = write_all(fd, data, len);
-        if (r >= 0 && fchmod(fd, mode) < 0)
-                r = negative_errno();
-        if (r >= 0)
+        if (r >= 0 && (flags & WRITE_SYNC_FILE))
                 r = fsutil_fsync(fd);
         if (r >= 0 && renameat(dfd, tmp, dfd, name) < 0)
                 r = negative_errno();
@@ -68,20 +67,34 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
                 (void) unlinkat(dfd, tmp, 0);
                 return r;
         }
-        if (sync_dir)
+        if (flags & WRITE_SYNC_DIR)
                 return fsutil_fsync(dfd);
         return 0;
 }
 
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
+                      WriteFlags flags) {
+        _cleanup_close_ int dfd = open_directory(dir);
+
+        if (dfd < 0)
+                return dfd;
+        return write_file_atomic_at(dfd, name, data, len, mode, flags);
+}
+
 int read_file_bounded(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+        _cleanup_close_ int dfd = open_directory(dir);
+
+        if (dfd < 0)
+                return dfd;
+        return read_file_bounded_at(dfd, name, max, ret, ret_len);
+}
+
+int read_file_bounded_at(int dfd, const char *name, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t len = 0;
 
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return negative_errno();
         fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();

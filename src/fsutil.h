@@ -8,16 +8,31 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+typedef enum WriteFlags {
+        WRITE_SYNC_FILE = 1 << 0, /* fsync the data before the rename */
+        WRITE_SYNC_DIR = 1 << 1,  /* fsync the directory after it: the rename survives a power cut */
+        WRITE_DURABLE = WRITE_SYNC_FILE | WRITE_SYNC_DIR,
+} WriteFlags;
+
 /*
- * Write data to dir/name atomically: a temporary "name.XXXXXX.tmp" in the same dir,
- * fsync, rename over name, and with sync_dir an fsync of the directory so the rename
- * itself survives a power cut.
+ * Write data to dir/name atomically: a temporary ".name.XXXXXX.tmp" in the same dir,
+ * then rename over name, so readers and a SIGKILLed writer never leave a partial file.
+ * Without WRITE_SYNC_FILE the content may be lost on a power cut (not on a crash of
+ * the process): for files that recovery rebuilds after a reboot anyway.
  */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
-                      bool sync_dir);
+                      WriteFlags flags);
+
+/* The same relative to an open directory. */
+int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len, mode_t mode,
+                         WriteFlags flags);
 
 /* Read at most max bytes of dir/name (O_NOFOLLOW, regular file only). -EFBIG when larger. */
 int read_file_bounded(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
+int read_file_bounded_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
+
+/* open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC) or a negative errno. */
+int open_directory(const char *path);
 
 /* mkdir -p with mode for every created component. */
 int mkdir_parents(const char *path, mode_t mode);

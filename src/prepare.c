@@ -30,7 +30,8 @@
 
 struct Preparer {
         char *driver_name, *node_name, *cdi_dir, *state_dir, *preload_library, *dev_root, *driver_root;
-        char *checkpoint_dir, *claims_dir;
+        char *checkpoint_dir, *claims_dir, *ld_so_preload;
+        int cdi_fd, checkpoint_fd, claims_fd;   /* the three directories, open for *at() calls */
         bool driver_from_runtime;
         char boot_id[SD_ID128_STRING_MAX];
 
@@ -99,6 +100,7 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        p->cdi_fd = p->checkpoint_fd = p->claims_fd = -EBADF;
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->idle, NULL);
         pthread_rwlock_init(&p->gpus_lock, NULL);
@@ -114,8 +116,10 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
                 p->checkpoint_dir = NULL;
         if (asprintf(&p->claims_dir, "%s/" CLAIMS_DIR_NAME, o->state_dir) < 0)
                 p->claims_dir = NULL;
+        if (asprintf(&p->ld_so_preload, "%s/ld.so.preload", o->state_dir) < 0)
+                p->ld_so_preload = NULL;
         if (!p->driver_name || !p->node_name || !p->cdi_dir || !p->state_dir || !p->dev_root ||
-            !p->driver_root || !p->checkpoint_dir || !p->claims_dir ||
+            !p->driver_root || !p->checkpoint_dir || !p->claims_dir || !p->ld_so_preload ||
             (o->preload_library && !p->preload_library)) {
                 preparer_free(p);
                 return -ENOMEM;
@@ -144,6 +148,20 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
                 r = mkdir_parents(p->claims_dir, 0755);
         if (r >= 0)
                 r = mkdir_parents(p->cdi_dir, 0755);
+        if (r >= 0)
+                r = p->cdi_fd = open_directory(p->cdi_dir);
+        if (r >= 0)
+                r = p->checkpoint_fd = open_directory(p->checkpoint_dir);
+        if (r >= 0)
+                r = p->claims_fd = open_directory(p->claims_dir);
+        if (r >= 0 && p->preload_library) {
+                /* One file for every claim: /etc/ld.so.preload in their containers. */
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "%s\n", p->preload_library) < 0)
+                        r = -ENOMEM;
+                else
+                        r = write_file_atomic(o->state_dir, "ld.so.preload", text, strlen(text), 0644, 0);
+        }
         if (r < 0) {
                 preparer_free(p);
                 return r;
@@ -165,6 +183,10 @@ Preparer *preparer_free(Preparer *p) {
         free(p->driver_root);
         free(p->checkpoint_dir);
         free(p->claims_dir);
+        free(p->ld_so_preload);
+        safe_close(p->cdi_fd);
+        safe_close(p->checkpoint_fd);
+        safe_close(p->claims_fd);
         free(p->gpus.gpus);
         for (size_t i = 0; i < p->n_busy; i++)
                 free(p->busy[i]);
@@ -319,78 +341,82 @@ static int claim_shared_region_create(const char *path, const Checkpoint *c) {
 #endif
 }
 
-/* Create <claims>/<uid>/ from scratch: ld.so.preload and vgpu/vgpu.cache. */
+/*
+ * Remove <claims>/<uid>/: the files we made, then the directories; anything else
+ * (a container may write into vgpu/) takes the general path.
+ */
+static int claim_dir_remove(Preparer *p, const char *uid) {
+        char path[CLAIM_UID_MAX + 64];
+
+        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, uid);
+        (void) unlinkat(p->claims_fd, path, 0);
+        snprintf(path, sizeof(path), "%s/vgpu", uid);
+        (void) unlinkat(p->claims_fd, path, AT_REMOVEDIR);
+        if (unlinkat(p->claims_fd, uid, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+                return 0;
+        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, uid);
+        return rm_rf(path, 3);
+}
+
+/* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
 static int claim_dir_create(Preparer *p, const Checkpoint *c) {
-        char dir[PATH_MAX], vgpu[PATH_MAX + 8], cache[PATH_MAX + 32];
-        _cleanup_free_ char *preload = NULL;
+        char path[CLAIM_UID_MAX + 64], cache[PATH_MAX];
         int r;
 
-        r = claim_dir_path(p, c->uid, dir, sizeof(dir));
-        if (r < 0)
-                return r;
-        r = rm_rf(dir, 3);
-        if (r < 0)
-                return r;
-        if (mkdir(dir, 0755) < 0)
-                return negative_errno();
-        if (p->preload_library) {
-                if (asprintf(&preload, "%s\n", p->preload_library) < 0)
-                        return -ENOMEM;
-                r = write_file_atomic(dir, "ld.so.preload", preload, strlen(preload), 0644, false);
+        if (mkdirat(p->claims_fd, c->uid, 0755) < 0) {
+                if (errno != EEXIST)
+                        return negative_errno();
+                /* Leftovers of an uncommitted attempt or an old boot: start afresh. */
+                r = claim_dir_remove(p, c->uid);
                 if (r < 0)
                         return r;
+                if (mkdirat(p->claims_fd, c->uid, 0755) < 0)
+                        return negative_errno();
         }
-        snprintf(vgpu, sizeof(vgpu), "%s/vgpu", dir);
-        if (mkdir(vgpu, 0700) < 0)
+        snprintf(path, sizeof(path), "%s/vgpu", c->uid);
+        if (mkdirat(p->claims_fd, path, 0700) < 0)
                 return negative_errno();
-        snprintf(cache, sizeof(cache), "%s/" CDI_SHARED_CACHE_NAME, vgpu);
+        if (snprintf(cache, sizeof(cache), "%s/%s/vgpu/" CDI_SHARED_CACHE_NAME, p->claims_dir, c->uid) >=
+            (int) sizeof(cache))
+                return -ENAMETOOLONG;
         return claim_shared_region_create(cache, c);
 }
 
 static bool claim_dir_complete(Preparer *p, const char *uid) {
-        char path[PATH_MAX];
+        char path[CLAIM_UID_MAX + 64];
 
-        if (snprintf(path, sizeof(path), "%s/%s/vgpu/" CDI_SHARED_CACHE_NAME, p->claims_dir, uid) >=
-            (int) sizeof(path))
-                return false;
-        if (access(path, F_OK) < 0)
-                return false;
-        if (!p->preload_library)
-                return true;
-        snprintf(path, sizeof(path), "%s/%s/ld.so.preload", p->claims_dir, uid);
-        return access(path, F_OK) >= 0;
+        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, uid);
+        return faccessat(p->claims_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
 }
 
 static void claim_remove_files(Preparer *p, const char *uid) {
-        char dir[PATH_MAX];
         int r;
 
-        r = cdi_spec_remove(p->cdi_dir, p->driver_name, uid);
+        r = cdi_spec_remove_at(p->cdi_fd, p->driver_name, uid);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Failed to remove the CDI spec of claim %s: %m", uid);
-        if (claim_dir_path(p, uid, dir, sizeof(dir)) >= 0) {
-                r = rm_rf(dir, 3);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to remove %s: %m", dir);
-        }
+        r = claim_dir_remove(p, uid);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove %s/%s: %m", p->claims_dir, uid);
 }
 
 /* Make a committed claim whole again: missing CDI spec or claim directory. */
-static int claim_complete(Preparer *p, const Checkpoint *c, bool fresh_region, bool *ret_repaired) {
+static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool *ret_repaired) {
         bool repaired = false;
         int r;
 
-        if (fresh_region || !claim_dir_complete(p, c->uid)) {
+        if (new_boot || !claim_dir_complete(p, c->uid)) {
                 r = claim_dir_create(p, c);
                 if (r < 0)
                         return r;
                 repaired = true;
         }
-        r = cdi_spec_exists(p->cdi_dir, p->driver_name, c->uid);
+        /* After a reboot the spec is rewritten whatever is there: it was not fsync'd. */
+        r = new_boot ? 0 : cdi_spec_exists_at(p->cdi_fd, p->driver_name, c->uid);
         if (r < 0)
                 return r;
         if (r == 0) {
-                r = cdi_spec_write(p->cdi_dir, p->driver_name, c->uid, c->cdi_spec);
+                r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c->uid, c->cdi_spec);
                 if (r < 0)
                         return r;
                 repaired = true;
@@ -496,6 +522,7 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
                         .gpu_nodes = nodes,
                         .claim_dir = dir,
                         .preload_library = p->preload_library,
+                        .ld_so_preload = p->ld_so_preload,
                         .driver_from_runtime = p->driver_from_runtime,
                 };
                 claim_dir_path(p, a.uid, dir, sizeof(dir));
@@ -540,7 +567,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         _cleanup_(checkpoint_done) Checkpoint c = {};
         int r;
 
-        r = checkpoint_load(p->state_dir, ref->uid, &c);
+        r = checkpoint_load_at(p->checkpoint_fd, ref->uid, &c);
         if (r >= 0) {
                 r = prepare_from_checkpoint(p, ref, &c, f);
                 if (r < 0)
@@ -551,7 +578,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
         if (r != -ENOENT) {
                 log_warning_errno(r, "Ignoring the damaged checkpoint of claim %s: %m", ref->uid);
-                (void) checkpoint_remove(p->state_dir, ref->uid);
+                (void) checkpoint_remove_at(p->checkpoint_fd, ref->uid);
         }
         if (!json)
                 return failf(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
@@ -569,9 +596,9 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         /* The transaction: files first, the checkpoint commits. */
         r = claim_dir_create(p, &c);
         if (r >= 0)
-                r = cdi_spec_write(p->cdi_dir, p->driver_name, c.uid, c.cdi_spec);
+                r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c.uid, c.cdi_spec);
         if (r >= 0)
-                r = checkpoint_save(p->state_dir, &c);
+                r = checkpoint_save_at(p->checkpoint_fd, &c);
         if (r < 0) {
                 claim_remove_files(p, c.uid);
                 return failf(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
@@ -609,12 +636,12 @@ int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, 
 }
 
 bool preparer_is_prepared(Preparer *p, const char *uid) {
-        char path[PATH_MAX];
+        char name[CLAIM_UID_MAX + 16];
 
-        if (!claim_uid_is_valid(uid) ||
-            snprintf(path, sizeof(path), "%s/%s" CHECKPOINT_SUFFIX, p->checkpoint_dir, uid) >= (int) sizeof(path))
+        if (!claim_uid_is_valid(uid))
                 return false;
-        return access(path, F_OK) >= 0;
+        snprintf(name, sizeof(name), "%s" CHECKPOINT_SUFFIX, uid);
+        return faccessat(p->checkpoint_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
 }
 
 /* ---------------------------------------------------------------- unprepare */
@@ -624,13 +651,13 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
         bool known;
         int r;
 
-        r = checkpoint_load(p->state_dir, uid, &c);
+        r = checkpoint_load_at(p->checkpoint_fd, uid, &c);
         known = r >= 0;
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "The checkpoint of claim %s is damaged, removing the claim anyway: %m", uid);
 
         /* The checkpoint goes first: without it, recovery removes whatever is left. */
-        r = checkpoint_remove(p->state_dir, uid);
+        r = checkpoint_remove_at(p->checkpoint_fd, uid);
         if (r < 0 && r != -ENOENT)
                 return failf(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
         claim_remove_files(p, uid);
@@ -696,10 +723,10 @@ static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *cla
         bool new_boot, repaired = false;
         int r;
 
-        r = checkpoint_load(p->state_dir, uid, &c);
+        r = checkpoint_load_at(p->checkpoint_fd, uid, &c);
         if (r < 0) {
                 log_error_errno(r, "The checkpoint of claim %s is damaged, removing the claim: %m", uid);
-                (void) checkpoint_remove(p->state_dir, uid);
+                (void) checkpoint_remove_at(p->checkpoint_fd, uid);
                 claim_remove_files(p, uid);
                 audit_cleanup(uid, NULL, NULL, "damaged checkpoint");
                 return 0;
@@ -711,7 +738,7 @@ static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *cla
         if (new_boot) {
                 /* A fresh shared region belongs to this boot: record it. */
                 memcpy(c.boot_id, p->boot_id, 33);
-                r = checkpoint_save(p->state_dir, &c);
+                r = checkpoint_save_at(p->checkpoint_fd, &c);
                 if (r < 0)
                         return log_error_errno(r, "Failed to update the checkpoint of claim %s: %m", uid);
         }

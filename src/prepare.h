@@ -11,10 +11,10 @@
  *
  * On disk, per claim (all-or-nothing after a crash, see preparer_recover()):
  *   <state>/checkpoints/<uid>.ckpt         the commit record (checkpoint.h)
- *   <state>/claims/<uid>/ld.so.preload     names the preload library (mounted ro)
  *   <state>/claims/<uid>/vgpu/vgpu.cache   HAMi-core's shared region (dir 0700, file 0600)
  *   <cdi>/k8s.<driver>-claim_<uid>.json    the CDI spec
- * A prepare writes the claim directory, then the CDI spec, then the checkpoint (the
+ * and, shared by all claims, <state>/ld.so.preload naming the preload library (mounted
+ * read-only on the containers' /etc/ld.so.preload). A prepare writes the claim directory, then the CDI spec, then the checkpoint (the
  * commit point, fsync'd). Recovery completes committed claims and removes everything
  * no checkpoint owns, so a crash at any point leaves a claim fully prepared or absent.
  */

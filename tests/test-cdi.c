@@ -54,6 +54,7 @@ static void build(const char *uid, const FixtureResult *r, size_t n, const char 
                 .gpu_nodes = nodes,
                 .claim_dir = dir,
                 .preload_library = fx.preload,
+                .ld_so_preload = "/var/lib/hami-dra/ld.so.preload",
                 .driver_from_runtime = from_runtime,
         };
         ASSERT_OK(cdi_spec_build(&in, &ret->json));

@@ -79,7 +79,7 @@ static int state_of(size_t i) {
         bool ckpt = fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[i]);
         bool spec = fixture_exists("%s/k8s." FIXTURE_DRIVER "-claim_%s.json", fx.cdi_dir, uids[i]);
         bool cache = fixture_exists("%s/claims/%s/vgpu/vgpu.cache", fx.state_dir, uids[i]);
-        bool preload = fixture_exists("%s/claims/%s/ld.so.preload", fx.state_dir, uids[i]);
+        bool preload = fixture_exists("%s/ld.so.preload", fx.state_dir);
         bool dir = fixture_exists("%s/claims/%s", fx.state_dir, uids[i]);
 
         if (ckpt && spec && cache && preload) {

@@ -37,7 +37,7 @@ static bool claim_present(const char *uid) {
         return fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uid) &&
                fixture_exists("%s/k8s." FIXTURE_DRIVER "-claim_%s.json", fx.cdi_dir, uid) &&
                fixture_exists("%s/claims/%s/vgpu/vgpu.cache", fx.state_dir, uid) &&
-               fixture_exists("%s/claims/%s/ld.so.preload", fx.state_dir, uid);
+               fixture_exists("%s/ld.so.preload", fx.state_dir);
 }
 
 static bool claim_absent(const char *uid) {
@@ -196,14 +196,14 @@ static void test_recovery_and_reboot(void) {
 
         /* Orphans: a spec and a claim dir without checkpoint, temp files. */
         snprintf(path, sizeof(path), "%s/k8s." FIXTURE_DRIVER "-claim_%s.json", fx.cdi_dir, UID2);
-        ASSERT_OK(write_file_atomic(fx.cdi_dir, strrchr(path, '/') + 1, "{}", 2, 0644, false));
+        ASSERT_OK(write_file_atomic(fx.cdi_dir, strrchr(path, '/') + 1, "{}", 2, 0644, 0));
         snprintf(path, sizeof(path), "%s/claims/%s/vgpu", fx.state_dir, UID2);
         ASSERT_OK(mkdir_parents(path, 0700));
-        ASSERT_OK(write_file_atomic(fx.cdi_dir, ".k8s." FIXTURE_DRIVER "-claim_x.json.123456.tmp", "{", 1, 0644, false));
+        ASSERT_OK(write_file_atomic(fx.cdi_dir, ".k8s." FIXTURE_DRIVER "-claim_x.json.123456.tmp", "{", 1, 0644, 0));
         snprintf(path, sizeof(path), "%s/checkpoints", fx.state_dir);
-        ASSERT_OK(write_file_atomic(path, "." UID2 ".ckpt.abcdef.tmp", "x", 1, 0600, false));
+        ASSERT_OK(write_file_atomic(path, "." UID2 ".ckpt.abcdef.tmp", "x", 1, 0600, 0));
         /* Another driver's spec is not ours to touch. */
-        ASSERT_OK(write_file_atomic(fx.cdi_dir, "k8s.other.io-claim_" UID2 ".json", "{}", 2, 0644, false));
+        ASSERT_OK(write_file_atomic(fx.cdi_dir, "k8s.other.io-claim_" UID2 ".json", "{}", 2, 0644, 0));
 
         /* Reboot: /var/run/cdi is empty (except the other driver's file), new boot ID. */
         snprintf(path, sizeof(path), "%s/k8s." FIXTURE_DRIVER "-claim_%s.json", fx.cdi_dir, UID1);

@@ -46,6 +46,7 @@ static void fuzz_plan(const ClaimAllocation *c) {
                 .gpu_nodes = nodes,
                 .claim_dir = "/var/lib/hami-dra/claims/x",
                 .preload_library = "/usr/lib/hami-dra/libvgpu.so",
+                .ld_so_preload = "/var/lib/hami-dra/ld.so.preload",
         };
         if (c->n_results > 0 && cdi_spec_build(&in, &json) < 0)
                 abort();  /* a decoded claim always makes a valid spec */
