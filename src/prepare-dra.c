@@ -364,6 +364,18 @@ static void start_prepare(PrepareService *s, Job *j) {
         }
 }
 
+/* Unprepare never syncs to disk: do it right here unless a worker holds the claim. */
+static void start_unprepare(PrepareService *s, Job *j) {
+        j->result = preparer_try_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
+        if (j->result == -EBUSY) {
+                j->error[0] = '\0';
+                job_submit(s, j);
+                return;
+        }
+        job_answer(s, j);
+        job_free(j);
+}
+
 static void handle(PrepareService *s, DraRequest *r, bool prepare) {
         size_t n = dra_request_n_claims(r);
         Pending *pd;
@@ -391,7 +403,7 @@ static void handle(PrepareService *s, DraRequest *r, bool prepare) {
                 if (prepare)
                         start_prepare(s, j);
                 else
-                        job_submit(s, j);
+                        start_unprepare(s, j);
         }
         pending_answered(pd);
 }

@@ -245,6 +245,22 @@ static int uid_lock(Preparer *p, const char *uid) {
         return 0;
 }
 
+static int uid_trylock(Preparer *p, const char *uid) {
+        char *copy = strdup(uid);
+        int r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        pthread_mutex_lock(&p->lock);
+        if (busy_find(p, uid, NULL) || p->n_busy >= BUSY_MAX)
+                r = -EBUSY;
+        else
+                p->busy[p->n_busy++] = TAKE_PTR(copy);
+        pthread_mutex_unlock(&p->lock);
+        free(copy);
+        return r;
+}
+
 static void uid_unlock(Preparer *p, const char *uid) {
         size_t i;
 
@@ -673,7 +689,8 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
         return 0;
 }
 
-static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reason, char *error, size_t size) {
+static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reason, bool wait, char *error,
+                         size_t size) {
         char buf[PREPARE_ERROR_MAX] = "";
         Failure f = { buf, sizeof(buf) };
         int r;
@@ -683,7 +700,7 @@ static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reaso
                         snprintf(error, size, "invalid claim UID");
                 return -EINVAL;
         }
-        r = uid_lock(p, uid);
+        r = wait ? uid_lock(p, uid) : uid_trylock(p, uid);
         if (r < 0)
                 return r;
         r = unprepare_locked(p, uid, cleanup_reason, &f);
@@ -694,11 +711,15 @@ static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reaso
 }
 
 int preparer_unprepare(Preparer *p, const char *uid, char *error, size_t error_size) {
-        return unprepare_one(p, uid, NULL, error, error_size);
+        return unprepare_one(p, uid, NULL, true, error, error_size);
+}
+
+int preparer_try_unprepare(Preparer *p, const char *uid, char *error, size_t error_size) {
+        return unprepare_one(p, uid, NULL, false, error, error_size);
 }
 
 int preparer_forget(Preparer *p, const char *uid, const char *reason) {
-        return unprepare_one(p, uid, reason ?: "the claim is gone from the API server", NULL, 0);
+        return unprepare_one(p, uid, reason ?: "the claim is gone from the API server", true, NULL, 0);
 }
 
 /* ---------------------------------------------------------------- recovery */

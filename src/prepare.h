@@ -14,8 +14,8 @@
  *   <state>/claims/<uid>/vgpu/vgpu.cache   HAMi-core's shared region (dir 0700, file 0600)
  *   <cdi>/k8s.<driver>-claim_<uid>.json    the CDI spec
  * and, shared by all claims, <state>/ld.so.preload naming the preload library (mounted
- * read-only on the containers' /etc/ld.so.preload). A prepare writes the claim directory, then the CDI spec, then the checkpoint (the
- * commit point, fsync'd). Recovery completes committed claims and removes everything
+ * read-only on the containers' /etc/ld.so.preload). A prepare writes the claim
+ * directory, then the CDI spec, then the checkpoint (the commit point, fsync'd). Recovery completes committed claims and removes everything
  * no checkpoint owns, so a crash at any point leaves a claim fully prepared or absent.
  */
 
@@ -71,6 +71,12 @@ int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *claim_
 
 /* Unprepare: remove checkpoint, CDI spec and claim directory. Unknown claims succeed. */
 int preparer_unprepare(Preparer *p, const char *uid, char *error, size_t error_size);
+
+/*
+ * The same without waiting: -EBUSY when another call for uid is in progress. Nothing
+ * here syncs to disk, so the event loop may call it directly.
+ */
+int preparer_try_unprepare(Preparer *p, const char *uid, char *error, size_t error_size);
 
 /* Remove a claim because the API server no longer has it (deleted or re-created). */
 int preparer_forget(Preparer *p, const char *uid, const char *reason);
