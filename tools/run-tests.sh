@@ -39,9 +39,9 @@ meson test -C build-test-clang --suite unit --print-errorlogs --num-processes "$
 
 passed=0; failed=0; skipped=0
 for log in build-test-gcc-asan/meson-logs/testlog.json build-test-clang/meson-logs/testlog.json \
-           build-test-clang/meson-logs/valgrind.json; do
+           build-test-clang/meson-logs/valgrind-valgrind.json; do
         read -r p f s < <(summary "$log")
-        echo "${log%%/*} ($(basename "$log" .json)): $p passed, $f failed, $s skipped"
+        echo "${log%%/*} ($(basename "$log" .json | sed "s/-valgrind//")): $p passed, $f failed, $s skipped"
         passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done
 echo "$passed passed, $failed failed, $skipped skipped"

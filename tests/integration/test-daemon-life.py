@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""The daemon's life as systemd sees it, without systemd: the sd_notify protocol on a
+NOTIFY_SOCKET we own (STATUS=, READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1), SIGHUP
+reloading the configuration, SIGTERM and SIGINT stopping cleanly and removing the
+sockets it bound, and a bad configuration failing with a message that names it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ["HAMI_DRA_BUILD_ROOT"]
+DAEMON = os.path.join(BUILD, "src", "hami-dra-plugin")
+DRIVER = "hami-core-gpu.project-hami.io"
+
+
+class Notify:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+
+    def wait_for(self, pred, what, timeout=10):
+        deadline = time.monotonic() + timeout
+        for m in self.messages:
+            if pred(m):
+                return m
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            for line in data.split("\n"):
+                self.messages.append(line)
+                if pred(line):
+                    return line
+        raise AssertionError(f"no {what} within {timeout}s; got {self.messages}")
+
+    def clear(self):
+        self.messages = []
+
+
+def start(tmp, extra_args=(), env_extra=None):
+    env = dict(os.environ)
+    env["NOTIFY_SOCKET"] = os.path.join(tmp, "notify.sock")
+    env.pop("WATCHDOG_PID", None)
+    env.update(env_extra or {})
+    args = [DAEMON, f"--config={tmp}/hami-dra.conf", "--node-name=node-a",
+            f"--registry-dir={tmp}/registry", f"--plugins-dir={tmp}/plugins",
+            f"--cdi-dir={tmp}/cdi", f"--state-dir={tmp}/state", "--kubeconfig=",
+            "--no-sandbox", *extra_args]
+    return subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def stop(p, sig):
+    p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError(f"daemon did not exit on {sig!r}")
+    return p.returncode, err
+
+
+def test_lifecycle():
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(f"{tmp}/hami-dra.conf", "w") as f:
+            f.write("[GPU]\nBackend=mock\n[Mock]\nGPUs=2\n")
+        n = Notify(f"{tmp}/notify.sock")
+        p = start(tmp, env_extra={"WATCHDOG_USEC": "400000"})
+        try:
+            n.wait_for(lambda m: m == "READY=1", "READY=1")
+            status = n.wait_for(lambda m: m.startswith("STATUS=") and "GPU" in m, "STATUS= with GPUs")
+            assert "2 GPU(s)" in status, status
+            n.wait_for(lambda m: m == "WATCHDOG=1", "WATCHDOG=1")
+            reg = f"{tmp}/registry/{DRIVER}-reg.sock"
+            dra = f"{tmp}/plugins/{DRIVER}/dra.sock"
+            assert os.path.exists(reg) and os.path.exists(dra), os.listdir(tmp)
+
+            # Reload: one more GPU, picked up on SIGHUP.
+            with open(f"{tmp}/hami-dra.conf", "w") as f:
+                f.write("[GPU]\nBackend=mock\n[Mock]\nGPUs=3\n")
+            n.clear()
+            p.send_signal(signal.SIGHUP)
+            n.wait_for(lambda m: m == "RELOADING=1", "RELOADING=1")
+            n.wait_for(lambda m: m == "READY=1", "READY=1 after reload")
+            n.wait_for(lambda m: m.startswith("STATUS=") and "3 GPU(s)" in m, "STATUS= with 3 GPUs")
+
+            # A broken file on reload keeps the old configuration and the daemon.
+            with open(f"{tmp}/hami-dra.conf", "w") as f:
+                f.write("[Mock]\nGPUs=many\n")
+            n.clear()
+            p.send_signal(signal.SIGHUP)
+            n.wait_for(lambda m: m == "READY=1", "READY=1 after a failed reload")
+            assert p.poll() is None, "daemon died on a bad reload"
+
+            n.clear()
+            rc, err = stop(p, signal.SIGTERM)
+            assert rc == 0, (rc, err)
+            assert "STOPPING=1" in n.messages or n.wait_for(lambda m: m == "STOPPING=1", "STOPPING=1")
+            assert not os.path.exists(reg), "registration socket left behind"
+            assert not os.path.exists(dra), "DRA socket left behind"
+            assert "hami-dra-plugin: " in err, err       # console log format off systemd
+            assert "invalid value for GPUs=" in err, err  # the failed reload said why
+            assert "Found 3 GPU(s)" in err, err
+        finally:
+            if p.poll() is None:
+                p.kill()
+
+
+def test_sigint():
+    with tempfile.TemporaryDirectory() as tmp:
+        n = Notify(f"{tmp}/notify.sock")
+        p = start(tmp, ["--backend=mock", "--mock-gpus=1"])
+        try:
+            n.wait_for(lambda m: m == "READY=1", "READY=1")
+            rc, err = stop(p, signal.SIGINT)
+            assert rc == 0, (rc, err)
+        finally:
+            if p.poll() is None:
+                p.kill()
+
+
+def test_bad_config_fails_clearly():
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(f"{tmp}/hami-dra.conf", "w") as f:
+            f.write("[Plugin]\nStateDirectory=relative\n")
+        Notify(f"{tmp}/notify.sock")
+        p = start(tmp, ["--backend=mock"])
+        _, err = p.communicate(timeout=15)
+        assert p.returncode == 1, p.returncode
+        assert f"{tmp}/hami-dra.conf:2: invalid value for StateDirectory=" in err, err
+
+
+def test_bad_flag_fails_clearly():
+    p = subprocess.run([DAEMON, "--mock-gpus=1000"], capture_output=True, text=True, timeout=15)
+    assert p.returncode == 1, p.returncode
+    assert "Invalid value for --mock-gpus" in p.stderr, p.stderr
+
+
+if __name__ == "__main__":
+    for t in (test_lifecycle, test_sigint, test_bad_config_fails_clearly, test_bad_flag_fails_clearly):
+        print("==", t.__name__, flush=True)
+        t()
+    print("ok")
