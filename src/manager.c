@@ -184,6 +184,8 @@ int manager_rescan(Manager *m) {
         if (changed) {
                 manager_log_gpus(m);
                 (void) manager_publish_health(m);
+                if (m->preparer)
+                        (void) preparer_set_gpus(m->preparer, &m->gpus);
         }
 
         if (m->gpus.n_problems > 0)
@@ -218,22 +220,56 @@ static void manager_on_registration_status(void *userdata, bool registered, cons
         manager_update_status(m);
 }
 
-static void manager_answer_not_implemented(DraRequest *r) {
-        for (size_t i = 0; i < dra_request_n_claims(r); i++)
-                (void) dra_request_set_error(
-                        r, i, "%s is not available in this build of hami-dra (%s): claim %s was not %s",
-                        dra_request_is_prepare(r) ? "NodePrepareResources" : "NodeUnprepareResources",
-                        PACKAGE_VERSION, dra_request_claim(r, i)->uid,
-                        dra_request_is_prepare(r) ? "prepared" : "unprepared");
-        dra_request_complete(r);
-}
-
 static void manager_on_prepare(void *userdata, DraRequest *r) {
-        manager_answer_not_implemented(r);
+        Manager *m = userdata;
+        prepare_service_prepare(m->prepare, r);
 }
 
 static void manager_on_unprepare(void *userdata, DraRequest *r) {
-        manager_answer_not_implemented(r);
+        Manager *m = userdata;
+        prepare_service_unprepare(m->prepare, r);
+}
+
+/* ---------------------------------------------------------------- prepare */
+
+/* Without an API client, claims that are not prepared yet cannot be read. */
+static int manager_fetch_unavailable(void *userdata, const char *ns, const char *name, ClaimFetchDone done,
+                                     void *ctx) {
+        return -EOPNOTSUPP;
+}
+
+static int manager_setup_prepare(Manager *m) {
+        PrepareClaimRef *claims = NULL;
+        size_t n = 0;
+        int r;
+
+        PrepareOptions o = {
+                .driver_name = m->config.driver_name,
+                .node_name = m->config.node_name,
+                .cdi_dir = m->config.cdi_dir,
+                .state_dir = m->config.state_dir,
+                .preload_library = m->config.preload_library,
+                .driver_from_runtime = m->config.driver_from_runtime,
+                .dev_root = "/",
+                .driver_root = "/",
+        };
+        r = preparer_new(&o, &m->gpus, &m->preparer);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up prepare in %s and %s: %m", o.state_dir, o.cdi_dir);
+        /* Before serving: every claim fully prepared or fully absent. */
+        r = preparer_recover(m->preparer, &claims, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to recover the prepared claims: %m");
+        r = prepare_service_new(m->event, m->preparer, m->claim_fetch ?: manager_fetch_unavailable,
+                                m->claim_fetch_userdata, 0, &m->prepare);
+        if (r < 0) {
+                preparer_claims_free(claims, n);
+                return log_error_errno(r, "Failed to start the prepare workers: %m");
+        }
+        if (m->claim_fetch)
+                return prepare_service_verify(m->prepare, claims, n);
+        preparer_claims_free(claims, n);
+        return 0;
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -456,6 +492,9 @@ int manager_start(Manager *m) {
         r = manager_setup_gpus(m);
         if (r < 0)
                 return r;
+        r = manager_setup_prepare(m);
+        if (r < 0)
+                return r;
         r = manager_start_grpc(m);
         if (r < 0)
                 return r;
@@ -479,6 +518,9 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* gRPC first: no callback may run into a half-freed manager. */
         m->grpc = grpc_server_free(m->grpc);
+        /* Then prepare: waits for its workers and completes what is still in flight. */
+        m->prepare = prepare_service_free(m->prepare);
+        m->preparer = preparer_free(m->preparer);
         m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
         m->backend = gpu_backend_free(m->backend);
         gpu_list_done(&m->gpus);

@@ -14,6 +14,8 @@
 #include "gpu-backend.h"
 #include "gpu.h"
 #include "grpc-server.h"
+#include "prepare-dra.h"
+#include "prepare.h"
 
 typedef enum ManagerState {
         MANAGER_STARTING,
@@ -33,6 +35,13 @@ typedef struct Manager {
         GpuList gpus;
 
         GrpcServer *grpc;
+
+        /* Prepare/unprepare (prepare.c, prepare-dra.c). The claim fetcher reads claims
+         * from the API server; until one is set, only prepared claims can be answered. */
+        Preparer *preparer;
+        PrepareService *prepare;
+        ClaimFetchFunc claim_fetch;
+        void *claim_fetch_userdata;
         int listen_fd_registration; /* from systemd, or -1 */
         int listen_fd_dra;
         bool kubelet_registered;
