@@ -159,47 +159,49 @@ static Result run(Bench *b, unsigned clients, size_t pairs) {
         return res;
 }
 
-/* Prepare claims [0, n) (the pre-existing ones), 16 at a time. */
-static void preprepare(Bench *b, size_t n) {
-        size_t started = 0, finished = 0;
+/* Prepare (or unprepare) claims [from, to), 16 at a time. */
+static void batch(Bench *b, size_t from, size_t to, bool prepare) {
+        size_t started = from;
 
-        while (finished < n) {
-                size_t batch = MIN((size_t) CLIENTS_MAX, n - started);
+        while (started < to) {
+                size_t n = MIN((size_t) CLIENTS_MAX, to - started);
                 DraRequest *rs[CLIENTS_MAX];
                 const char *triples[CLIENTS_MAX][3];
 
-                for (size_t k = 0; k < batch; k++) {
+                for (size_t k = 0; k < n; k++) {
                         size_t i = started + k;
                         triples[k][0] = "bench";
                         triples[k][1] = b->names[i];
                         triples[k][2] = b->uids[i];
-                        rs[k] = fake_dra_request_new(true, triples[k], 1, NULL, NULL);
+                        rs[k] = fake_dra_request_new(prepare, triples[k], 1, NULL, NULL);
                 }
-                for (size_t k = 0; k < batch; k++)
-                        prepare_service_prepare(b->service, rs[k]);
+                for (size_t k = 0; k < n; k++)
+                        if (prepare)
+                                prepare_service_prepare(b->service, rs[k]);
+                        else
+                                prepare_service_unprepare(b->service, rs[k]);
                 /* No completion callback: poll the answers. */
                 for (;;) {
                         bool all = true;
-                        for (size_t k = 0; k < batch; k++)
+                        for (size_t k = 0; k < n; k++)
                                 all = all && fake_dra_request_answer(rs[k], 0)->kind != FAKE_ANSWER_NONE;
                         if (all)
                                 break;
                         ASSERT_OK(sd_event_run(b->event, UINT64_MAX));
                 }
-                for (size_t k = 0; k < batch; k++) {
-                        ASSERT_EQ(fake_dra_request_answer(rs[k], 0)->kind, FAKE_ANSWER_DEVICES);
+                for (size_t k = 0; k < n; k++) {
+                        ASSERT_EQ(fake_dra_request_answer(rs[k], 0)->kind,
+                                  prepare ? FAKE_ANSWER_DEVICES : FAKE_ANSWER_DONE);
                         fake_dra_request_free(rs[k]);
                 }
-                started += batch;
-                finished += batch;
+                started += n;
         }
 }
 
 int main(int argc, char *argv[]) {
         size_t pairs = argc > 1 ? (size_t) atol(argv[1]) : 2000;
         size_t large = argc > 2 ? (size_t) atol(argv[2]) : 5000;
-        const size_t sizes[2] = { 10, large };
-        Result results[2][2];
+        Result results[3][2];
         Bench b = {};
         Fixture fx;
         Preparer *p;
@@ -222,34 +224,38 @@ int main(int argc, char *argv[]) {
         }
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
         ASSERT_OK(preparer_recover(p, NULL, NULL));
-        ASSERT_OK(prepare_service_new(b.event, p, fetch, &b, 0, &b.service));
+        ASSERT_OK(prepare_service_new(b.event, p, fetch, &b, getenv("HAMI_BENCH_WORKERS") ? (unsigned) atoi(getenv("HAMI_BENCH_WORKERS")) : 0, &b.service));
 
+        /* 10 prepared, then 5,000, then back to 10 (shows drift and noise of the machine). */
+        const size_t steps[3] = { 10, large, 10 };
         size_t prepared = 0;
-        for (size_t s = 0; s < 2; s++) {
-                fprintf(stderr, "preparing %zu claims...\n", sizes[s] - prepared);
-                /* Shift the claim table so [0, sizes[s]) are prepared and the top 16 are free. */
-                size_t saved = b.n_claims;
-                b.n_claims = sizes[s];
-                preprepare(&b, sizes[s]);  /* already-prepared ones answer from their checkpoint */
-                b.n_claims = saved;
-                prepared = sizes[s];
+        for (size_t s = 0; s < 3; s++) {
+                fprintf(stderr, "%s %zu claims...\n", steps[s] > prepared ? "preparing" : "unpreparing",
+                        steps[s] > prepared ? steps[s] - prepared : prepared - steps[s]);
+                if (steps[s] > prepared)
+                        batch(&b, prepared, steps[s], true);
+                else
+                        batch(&b, steps[s], prepared, false);
+                prepared = steps[s];
                 for (unsigned c = 0; c < 2; c++)
                         results[s][c] = run(&b, c ? CLIENTS_MAX : 1, pairs);
         }
 
         printf("Prepare+unprepare pairs (%zu per scenario), in-process fetcher, state and CDI dirs on %s\n", pairs,
                fx.root);
-        printf("%-34s %10s %10s %10s %8s %10s %8s\n", "scenario", "p50 us", "p99 us", "pairs/s", "fsyncs", "cpu us",
+        printf("%-36s %10s %10s %10s %8s %10s %8s\n", "scenario", "p50 us", "p99 us", "pairs/s", "fsyncs", "cpu us",
                "ratio");
         for (unsigned c = 0; c < 2; c++)
-                for (size_t s = 0; s < 2; s++) {
+                for (size_t s = 0; s < 3; s++) {
                         Result *r = &results[s][c];
                         char name[64];
-                        snprintf(name, sizeof(name), "%s, %zu prepared", c ? "16 clients" : "sequential", sizes[s]);
-                        printf("%-34s %10.0f %10.0f %10.0f %8.2f %10.1f %7.2fx\n", name, r->p50, r->p99, r->rate,
+                        snprintf(name, sizeof(name), "%s, %zu prepared%s", c ? "16 clients" : "sequential", steps[s],
+                                 s == 2 ? " (again)" : "");
+                        printf("%-36s %10.0f %10.0f %10.0f %8.2f %10.1f %7.2fx\n", name, r->p50, r->p99, r->rate,
                                r->fsyncs, r->cpu, r->p50 / results[0][c].p50);
                 }
-        printf("(ratio: p50 against the same concurrency with 10 claims prepared; fsyncs per prepare+unprepare pair)\n");
+        printf("(ratio: p50 against the same concurrency with 10 claims prepared first; fsyncs and cpu per\n"
+               " prepare+unprepare pair; cpu = this whole process: daemon core + fake kubelet + fake API server)\n");
 
         prepare_service_free(b.service);
         preparer_free(p);
