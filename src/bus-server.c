@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <errno.h>
+#include <time.h>
+
+#include "bus-error.h"
+#include "bus-server-private.h"
+#include "log.h"
+#include "macro.h"
+
+int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusServer **ret) {
+        BusServer *s;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+
+        s->event = sd_event_ref(event);
+        s->ops = ops;
+        s->userdata = userdata;
+        s->usage_reader = bus_usage_read_shared_region;
+        s->usage_cache_usec = DEVICE_MEMORY_USED_CACHE_USEC;
+        s->state = BUS_STATE_STARTING;
+        s->driver_name = strdup("");
+        s->node_name = strdup("");
+        s->state_reason = strdup("");
+        if (!s->driver_name || !s->node_name || !s->state_reason) {
+                bus_server_free(s);
+                return -ENOMEM;
+        }
+
+        *ret = s;
+        return 0;
+}
+
+BusServer *bus_server_free(BusServer *s) {
+        if (!s)
+                return NULL;
+
+        bus_polkit_registry_done(&s->polkit);
+        sd_event_source_disable_unref(s->emit_source);
+        if (s->bus) {
+                sd_bus_detach_event(s->bus);
+                sd_bus_flush_close_unref(s->bus);
+        }
+        sd_event_unref(s->event);
+        bus_model_done(&s->model);
+        free(s->device_dirty);
+        free(s->used_cache);
+        free(s->driver_name);
+        free(s->node_name);
+        free(s->state_reason);
+        return mfree(s);
+}
+
+void bus_server_set_usage_reader(BusServer *s, BusUsageReader reader) {
+        s->usage_reader = reader ?: bus_usage_read_shared_region;
+}
+
+void bus_server_set_usage_cache(BusServer *s, uint64_t usec) {
+        s->usage_cache_usec = usec;
+        s->n_used_cache = 0;
+}
+
+sd_bus *bus_server_get_bus(BusServer *s) {
+        return s->bus;
+}
+
+const BusModel *bus_server_get_model(BusServer *s) {
+        return &s->model;
+}
+
+static int bus_server_add_objects(BusServer *s) {
+        int r;
+
+        r = sd_bus_add_object_vtable(s->bus, NULL, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                     manager_vtable, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the manager object: %m");
+
+        r = sd_bus_add_fallback_vtable(s->bus, NULL, BUS_DEVICE_PREFIX, BUS_DEVICE_INTERFACE,
+                                       device_vtable, device_object_find, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the device objects: %m");
+        r = sd_bus_add_node_enumerator(s->bus, NULL, BUS_DEVICE_PREFIX, device_node_enumerator, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the device enumerator: %m");
+
+        r = sd_bus_add_fallback_vtable(s->bus, NULL, BUS_CLAIM_PREFIX, BUS_CLAIM_INTERFACE,
+                                       claim_vtable, claim_object_find, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the claim objects: %m");
+        r = sd_bus_add_node_enumerator(s->bus, NULL, BUS_CLAIM_PREFIX, claim_node_enumerator, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the claim enumerator: %m");
+
+        return 0;
+}
+
+int bus_server_attach(BusServer *s, sd_bus *bus) {
+        int r;
+
+        if (s->bus)
+                return -EBUSY;
+        s->bus = sd_bus_ref(bus);
+
+        r = sd_bus_error_add_map(bus_error_map);
+        if (r < 0)
+                return r;
+        return bus_server_add_objects(s);
+}
+
+static int on_request_name(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        uint32_t answer = 0;
+
+        if (e) {
+                /* The kubelet does not need us on the bus: serve it without D-Bus. */
+                log_warning("Could not own %s, D-Bus service disabled: %s", BUS_SERVICE_NAME,
+                            e->message ?: e->name);
+                return 0;
+        }
+        if (sd_bus_message_read(m, "u", &answer) < 0 || answer != 1 /* PRIMARY_OWNER */)
+                log_warning("Could not own %s (answer %u), D-Bus service disabled", BUS_SERVICE_NAME, answer);
+        else
+                log_debug("Owning %s", BUS_SERVICE_NAME);
+        return 0;
+}
+
+int bus_server_connect(BusServer *s) {
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* s->bus holds its own reference */
+        int r;
+
+        r = sd_bus_open_system_with_description(&bus, "hami-dra-plugin");
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+
+        r = sd_bus_attach_event(bus, s->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+
+        r = bus_server_attach(s, bus);
+        if (r < 0)
+                return r;
+
+        /* After the objects exist, so no caller ever sees the name without them. */
+        r = sd_bus_request_name_async(bus, NULL, BUS_SERVICE_NAME, 0, on_request_name, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to request %s: %m", BUS_SERVICE_NAME);
+
+        return 0;
+}
+
+/* ---- batched PropertiesChanged ---- */
+
+static int on_emit(sd_event_source *source, void *userdata) {
+        BusServer *s = userdata;
+        unsigned manager = s->manager_dirty;
+        bool devices_changed = s->devices_changed;
+        DeviceDirty *dirty = TAKE_PTR(s->device_dirty);
+        size_t n_dirty = s->n_device_dirty;
+
+        s->manager_dirty = 0;
+        s->n_device_dirty = 0;
+        s->devices_changed = false;
+
+        if (!s->bus) {
+                free(dirty);
+                return 0;
+        }
+
+        if (manager != 0)
+                (void) manager_bus_emit_changes(s, manager);
+        for (size_t i = 0; i < n_dirty; i++)
+                (void) device_bus_emit_changes(s, dirty[i].name, dirty[i].props);
+        if (devices_changed)
+                (void) manager_bus_send_devices_changed(s);
+
+        free(dirty);
+        return 0;
+}
+
+static void bus_server_schedule_emit(BusServer *s) {
+        int r;
+
+        if (!s->event)
+                return;
+        if (!s->emit_source) {
+                r = sd_event_add_defer(s->event, &s->emit_source, on_emit, s);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to schedule PropertiesChanged, dropping it: %m");
+                        return;
+                }
+                (void) sd_event_source_set_description(s->emit_source, "bus-properties-changed");
+        }
+        (void) sd_event_source_set_enabled(s->emit_source, SD_EVENT_ONESHOT);
+}
+
+void bus_server_manager_dirty(BusServer *s, unsigned props) {
+        if (props == 0)
+                return;
+        s->manager_dirty |= props;
+        bus_server_schedule_emit(s);
+}
+
+void bus_server_device_dirty(BusServer *s, const char *name, unsigned props) {
+        DeviceDirty *a;
+
+        if (props == 0)
+                return;
+        for (size_t i = 0; i < s->n_device_dirty; i++)
+                if (streq(s->device_dirty[i].name, name)) {
+                        s->device_dirty[i].props |= props;
+                        bus_server_schedule_emit(s);
+                        return;
+                }
+
+        /* Devices are bounded by BUS_DEVICES_MAX; claims may name gone ones: bound those too. */
+        if (s->n_device_dirty >= BUS_DEVICES_MAX * 2)
+                return;
+        a = reallocarray(s->device_dirty, s->n_device_dirty + 1, sizeof *a);
+        if (!a)
+                return (void) log_oom();
+        s->device_dirty = a;
+        a[s->n_device_dirty] = (DeviceDirty) { .props = props };
+        snprintf(a[s->n_device_dirty].name, sizeof a->name, "%s", name);
+        s->n_device_dirty++;
+        bus_server_schedule_emit(s);
+}
+
+/* ---- notification entry points ---- */
+
+static int set_string(char **field, const char *value, bool *changed) {
+        char *c;
+
+        if (streq(*field, value ?: ""))
+                return 0;
+        c = strdup(value ?: "");
+        if (!c)
+                return -ENOMEM;
+        free(*field);
+        *field = c;
+        *changed = true;
+        return 0;
+}
+
+int bus_server_set_properties(BusServer *s, const BusManagerProps *p) {
+        unsigned dirty = 0;
+        bool changed = false, ignored = false;
+        int r;
+
+        if ((unsigned) p->state >= _BUS_STATE_MAX)
+                return -EINVAL;
+
+        /* DriverName and NodeName are constant for the object's life: no signal. */
+        r = set_string(&s->driver_name, p->driver_name, &ignored);
+        if (r >= 0)
+                r = set_string(&s->node_name, p->node_name, &ignored);
+        if (r >= 0)
+                r = set_string(&s->state_reason, p->state_reason, &changed);
+        if (r < 0)
+                return r;
+        if (changed)
+                dirty |= MANAGER_PROP_STATE_REASON;
+
+#define UPDATE(field, bit)                      \
+        if (s->field != p->field) {             \
+                s->field = p->field;            \
+                dirty |= bit;                   \
+        }
+        UPDATE(state, MANAGER_PROP_STATE);
+        UPDATE(api_server_reachable, MANAGER_PROP_API_SERVER_REACHABLE);
+        UPDATE(api_server_consumable_capacity, MANAGER_PROP_API_SERVER_CONSUMABLE_CAPACITY);
+        UPDATE(kubelet_registered, MANAGER_PROP_KUBELET_REGISTERED);
+        UPDATE(slice_generation, MANAGER_PROP_SLICE_GENERATION);
+#undef UPDATE
+
+        bus_server_manager_dirty(s, dirty);
+        return 0;
+}
+
+static unsigned device_diff(const BusDevice *old, const BusDevice *new) {
+        unsigned props = 0;
+
+        if (old->health != new->health)
+                props |= DEVICE_PROP_HEALTH;
+        if (!streq(old->health_reason, new->health_reason))
+                props |= DEVICE_PROP_HEALTH_REASON;
+        if (old->schedulable != new->schedulable)
+                props |= DEVICE_PROP_SCHEDULABLE;
+        return props;
+}
+
+/* Same set of objects with the same constant properties? */
+static bool device_identity_equal(const BusDevice *a, const BusDevice *b) {
+        return streq(a->name, b->name) && streq(a->uuid, b->uuid) && streq(a->model, b->model) &&
+               a->memory_total == b->memory_total && a->cores == b->cores;
+}
+
+static void devices_mark_changes(BusServer *s, const BusDevice *prev, size_t n_prev) {
+        const BusModel *m = &s->model;
+        bool same_set = n_prev == m->n_devices;
+
+        for (size_t i = 0; same_set && i < m->n_devices; i++)
+                same_set = device_identity_equal(&prev[i], &m->devices[i]);
+
+        for (size_t i = 0; i < m->n_devices; i++)
+                for (size_t j = 0; j < n_prev; j++)
+                        if (streq(prev[j].name, m->devices[i].name)) {
+                                bus_server_device_dirty(s, m->devices[i].name,
+                                                        device_diff(&prev[j], &m->devices[i]));
+                                break;
+                        }
+
+        if (!same_set) {
+                s->devices_changed = true;
+                s->n_used_cache = 0;
+                bus_server_manager_dirty(s, MANAGER_PROP_N_DEVICES);
+        }
+}
+
+int bus_server_set_devices(BusServer *s, const BusDevice *devices, size_t n) {
+        /* Keep the old list for the diff; put it back if the new one is refused. */
+        _cleanup_free_ BusDevice *prev = TAKE_PTR(s->model.devices);
+        size_t n_prev = s->model.n_devices;
+        int r;
+
+        s->model.n_devices = 0;
+        r = bus_model_set_devices(&s->model, devices, n);
+        if (r < 0) {
+                s->model.devices = TAKE_PTR(prev);
+                s->model.n_devices = n_prev;
+                return r;
+        }
+
+        devices_mark_changes(s, prev, n_prev);
+        return 0;
+}
+
+static void claim_mark_devices(BusServer *s, const BusClaim *c) {
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (bus_model_find_device(&s->model, c->devices[i].device))
+                        bus_server_device_dirty(s, c->devices[i].device, DEVICE_PROPS_ALLOCATION);
+}
+
+int bus_server_claim_prepared(BusServer *s, const BusClaim *c) {
+        const BusClaim *stored;
+        int r;
+
+        r = bus_model_add_claim(&s->model, c);
+        if (r < 0)
+                return r;
+        stored = bus_model_find_claim(&s->model, c->uid);
+
+        claim_mark_devices(s, stored);
+        bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
+        if (s->bus)
+                (void) manager_bus_send_claim_signal(s, "ClaimPrepared", stored);
+        return 0;
+}
+
+int bus_server_claim_unprepared(BusServer *s, const char *uid) {
+        _cleanup_(bus_claim_done) BusClaim c = {};
+        int r;
+
+        r = bus_model_remove_claim(&s->model, uid, &c);
+        if (r < 0)
+                return r;
+
+        claim_mark_devices(s, &c);
+        bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
+        if (s->bus)
+                (void) manager_bus_send_claim_signal(s, "ClaimUnprepared", &c);
+        return 0;
+}
+
+/* ---- live usage ---- */
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t add_saturating(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* One read of the claim's region: what each of its devices uses. All zero when unreadable. */
+static void claim_read_used(BusServer *s, const BusClaim *c, uint64_t used[static BUS_CLAIM_DEVICES_MAX]) {
+        int r;
+
+        memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
+        if (!c->shared_region || c->n_devices == 0)
+                return;
+        r = s->usage_reader(c->shared_region, used, MIN(c->n_devices, (size_t) BUS_CLAIM_DEVICES_MAX));
+        if (r < 0) {
+                log_debug_errno(r, "Ignoring the usage of claim %s: %m", c->uid);
+                memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
+        }
+}
+
+uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c) {
+        uint64_t used[BUS_CLAIM_DEVICES_MAX], sum = 0;
+
+        claim_read_used(s, c, used);
+        for (size_t i = 0; i < c->n_devices; i++)
+                sum = add_saturating(sum, used[i]);
+        return sum;
+}
+
+static bool claim_uses_device(const BusClaim *c, const char *device) {
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (streq(c->devices[i].device, device))
+                        return true;
+        return false;
+}
+
+static DeviceUsedCache *used_cache_slot(BusServer *s, const char *name) {
+        DeviceUsedCache *a;
+
+        for (size_t i = 0; i < s->n_used_cache; i++)
+                if (streq(s->used_cache[i].name, name))
+                        return &s->used_cache[i];
+        if (s->n_used_cache >= BUS_DEVICES_MAX)
+                return NULL;
+        a = reallocarray(s->used_cache, s->n_used_cache + 1, sizeof *a);
+        if (!a)
+                return NULL;
+        s->used_cache = a;
+        a = &a[s->n_used_cache++];
+        *a = (DeviceUsedCache) {};
+        snprintf(a->name, sizeof a->name, "%s", name);
+        return a;
+}
+
+uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d) {
+        DeviceUsedCache *cache = used_cache_slot(s, d->name);
+        uint64_t now = now_usec(), sum = 0;
+
+        if (cache && cache->timestamp != 0 && now - cache->timestamp < s->usage_cache_usec)
+                return cache->bytes;
+
+        for (size_t i = 0; i < s->model.n_claims; i++) {
+                const BusClaim *c = &s->model.claims[i];
+                uint64_t used[BUS_CLAIM_DEVICES_MAX];
+
+                if (!claim_uses_device(c, d->name))
+                        continue;
+                claim_read_used(s, c, used);
+                for (size_t j = 0; j < c->n_devices; j++)
+                        if (streq(c->devices[j].device, d->name))
+                                sum = add_saturating(sum, used[j]);
+        }
+
+        if (cache) {
+                cache->bytes = sum;
+                cache->timestamp = now;
+        }
+        return sum;
+}

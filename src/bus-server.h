@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * org.projecthami.Dra1 on the system bus: what the manager calls.
+ *
+ *   BusServer *s;
+ *   bus_server_new(event, &manager_bus_ops, manager, &s);
+ *   bus_server_set_properties(s, &(BusManagerProps) { .driver_name = ..., ... });
+ *   bus_server_set_devices(s, devices, n);
+ *   bus_server_connect(s);                        system bus, objects, name
+ *   ...
+ *   bus_server_claim_prepared(s, &claim);         after NodePrepareResources
+ *   bus_server_claim_unprepared(s, uid);          after NodeUnprepareResources/release
+ *   bus_server_set_properties(s, &props);         whenever one changed (cheap: diffed)
+ *   bus_server_set_devices(s, devices, n);        after a rescan, health or taint change
+ *   ...
+ *   bus_server_free(s);
+ *
+ * All calls run on the sd-event loop's thread. Signals (ClaimPrepared, ...) go out at
+ * once; PropertiesChanged is batched: changes are collected and sent from a deferred
+ * event source, once per loop iteration and object.
+ *
+ * The privileged methods come back through BusModelOps after polkit said yes. Each
+ * returns 0 or a negative errno, which the caller sees as a named error:
+ * -ENOENT NoSuchClaim/NoSuchDevice, -EINVAL InvalidArgument, -EBUSY Busy,
+ * -EAGAIN NotReady, anything else Failed. The ops do their own bus_server_*()
+ * notifications (release_claim ends with bus_server_claim_unprepared(), ...).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "bus-model.h"
+
+#define BUS_SERVICE_NAME "org.projecthami.Dra1"
+#define BUS_MANAGER_PATH "/org/projecthami/Dra1"
+#define BUS_DEVICE_PREFIX "/org/projecthami/Dra1/gpu"
+#define BUS_CLAIM_PREFIX "/org/projecthami/Dra1/claim"
+#define BUS_MANAGER_INTERFACE "org.projecthami.Dra1.Manager"
+#define BUS_DEVICE_INTERFACE "org.projecthami.Dra1.Device"
+#define BUS_CLAIM_INTERFACE "org.projecthami.Dra1.Claim"
+
+typedef struct BusServer BusServer;
+
+typedef struct BusModelOps {
+        int (*rescan)(void *userdata);
+        int (*reload)(void *userdata);
+        int (*release_claim)(void *userdata, const char *uid);
+        int (*set_device_schedulable)(void *userdata, const char *name, bool schedulable);
+} BusModelOps;
+
+/*
+ * Reads what a claim's containers use, per device, from its shared-region file
+ * (untrusted: written by code running in the containers): ret_used[i] for the claim's
+ * device i, i < n. The same contract as shared_region_read_used() in shared-region.h.
+ * 0 or negative errno.
+ */
+typedef int (*BusUsageReader)(const char *shared_region, uint64_t *ret_used, size_t n);
+
+/* The default reader: src/shared-region.h's validating reader once it has landed. */
+int bus_usage_read_shared_region(const char *shared_region, uint64_t *ret_used, size_t n);
+
+int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusServer **ret);
+BusServer *bus_server_free(BusServer *s);
+
+static inline void bus_server_freep(BusServer **s) {
+        if (*s)
+                bus_server_free(*s);
+}
+
+void bus_server_set_usage_reader(BusServer *s, BusUsageReader reader);
+
+/* How long a device's MemoryUsed sum is reused (default 500 ms; 0: read on every Get). */
+void bus_server_set_usage_cache(BusServer *s, uint64_t usec);
+
+/* Connect to the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured), export, own the name. */
+int bus_server_connect(BusServer *s);
+
+/* Export on a bus the caller opened (tests, benchmarks). Does not request the name. */
+int bus_server_attach(BusServer *s, sd_bus *bus);
+
+sd_bus *bus_server_get_bus(BusServer *s);
+const BusModel *bus_server_get_model(BusServer *s);
+
+/* Notification entry points. */
+int bus_server_set_properties(BusServer *s, const BusManagerProps *p);
+int bus_server_set_devices(BusServer *s, const BusDevice *devices, size_t n);
+int bus_server_claim_prepared(BusServer *s, const BusClaim *c);
+int bus_server_claim_unprepared(BusServer *s, const char *uid);

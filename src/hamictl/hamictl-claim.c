@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+/* hamictl claim UID: GetClaim, then the Claim object's properties. */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "bus-server.h"
+#include "hamictl.h"
+
+static void print_claim(struct json_object *p) {
+        struct json_object *v;
+        char b[16], when[64] = "";
+        uint64_t usec = 0;
+
+        if (json_object_object_get_ex(p, "PreparedTimestamp", &v))
+                usec = json_object_get_uint64(v);
+        if (usec > 0) {
+                time_t sec = (time_t) (usec / 1000000);
+                struct tm tm;
+                if (localtime_r(&sec, &tm))
+                        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &tm);
+        }
+
+#define STR(key) (json_object_object_get_ex(p, key, &v) ? json_object_get_string(v) : "")
+        printf("          UID: %s\n", STR("UID"));
+        printf("        Claim: %s/%s\n", STR("Namespace"), STR("Name"));
+        printf("     Prepared: %s\n", when);
+        printf("Shared region: %s\n", STR("SharedRegion"));
+#undef STR
+        printf("  Memory used: %s\n", ctl_format_bytes(b, json_object_object_get_ex(p, "MemoryUsed", &v)
+                                                                  ? json_object_get_uint64(v)
+                                                                  : 0));
+        if (json_object_object_get_ex(p, "Devices", &v))
+                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                        struct json_object *d = json_object_array_get_idx(v, i), *x;
+                        const char *dev = json_object_object_get_ex(d, "device", &x) ? json_object_get_string(x) : "";
+                        uint64_t mem = json_object_object_get_ex(d, "memory", &x) ? json_object_get_uint64(x) : 0;
+                        int64_t cores = json_object_object_get_ex(d, "cores", &x) ? json_object_get_int64(x) : 0;
+                        printf("%s %s: memory %s, cores %" PRId64 "%%\n", i == 0 ? "      Devices:" : "              ",
+                               dev, ctl_format_bytes(b, mem), cores);
+                }
+}
+
+int verb_claim(Ctl *c, int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *props = NULL;
+        struct json_object *p = NULL;
+        const char *path;
+        int r;
+
+        r = ctl_call(c, "GetClaim", &reply, "s", argv[0]);
+        if (r != EXIT_OK)
+                return r;
+        if (sd_bus_message_read(reply, "o", &path) < 0) {
+                fprintf(stderr, "Malformed reply from the daemon\n");
+                return EXIT_FAILED;
+        }
+
+        r = ctl_get_all(c, path, BUS_CLAIM_INTERFACE, &props);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl_read_properties(props, &p) < 0) {
+                fprintf(stderr, "Malformed reply from the daemon\n");
+                return EXIT_FAILED;
+        }
+        json_object_object_add(p, "Path", json_object_new_string(path));
+
+        if (c->json)
+                ctl_print_json(p);
+        else
+                print_claim(p);
+        json_object_put(p);
+        return EXIT_OK;
+}

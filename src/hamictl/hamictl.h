@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * hamictl: the command-line face of org.projecthami.Dra1 (boltctl's layout: this
+ * header and hamictl.c are the frame, each subcommand is one hamictl-<verb>.c).
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+/* Exit codes (hamictl(1), EXIT STATUS). */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILED = 1,
+        EXIT_USAGE = 2,
+        EXIT_NOT_RUNNING = 3,  /* nobody owns org.projecthami.Dra1 and it cannot be started */
+        EXIT_NOT_FOUND = 4,    /* no such claim or device */
+        EXIT_DENIED = 5,       /* polkit or the bus policy said no */
+};
+
+typedef struct Ctl {
+        sd_bus *bus;
+        bool json;
+        bool legend;
+        bool ask_password;
+} Ctl;
+
+typedef int (*VerbFunc)(Ctl *c, int argc, char *argv[]);
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args;    /* after the verb */
+        VerbFunc run;
+        const char *usage;
+} Verb;
+
+int verb_status(Ctl *c, int argc, char *argv[]);
+int verb_devices(Ctl *c, int argc, char *argv[]);
+int verb_claims(Ctl *c, int argc, char *argv[]);
+int verb_claim(Ctl *c, int argc, char *argv[]);
+int verb_release(Ctl *c, int argc, char *argv[]);
+int verb_reload(Ctl *c, int argc, char *argv[]);
+int verb_rescan(Ctl *c, int argc, char *argv[]);
+int verb_schedulable(Ctl *c, int argc, char *argv[]);
+int verb_monitor(Ctl *c, int argc, char *argv[]);
+
+/* Call a Manager method; on failure print why and return the exit code (> 0). */
+int ctl_call(Ctl *c, const char *member, sd_bus_message **ret_reply, const char *types, ...);
+/* GetAll of one object into ret_reply; same error convention. */
+int ctl_get_all(Ctl *c, const char *path, const char *interface, sd_bus_message **ret_reply);
+/* Print a D-Bus error and map it to an exit code. */
+int ctl_error(const char *what, const sd_bus_error *e, int r);
+
+/* Read one a{sv} GetAll reply into a JSON object (b, u, t, s, o, as, a(stu) values). */
+int ctl_read_properties(sd_bus_message *m, struct json_object **ret);
+
+/* Print a JSON value on stdout (pretty when stdout is a terminal). */
+void ctl_print_json(struct json_object *o);
+
+/* "22.0G" style sizes for humans. */
+const char *ctl_format_bytes(char buf[static 16], uint64_t bytes);
+
+/* A plain text table: header row, then rows of cells; columns padded to fit. */
+typedef struct Table {
+        size_t n_columns;
+        size_t n_cells;
+        char **cells;              /* row-major, header first */
+} Table;
+
+Table *table_new(const char *first, ...) _sentinel_;  /* the header names */
+int table_add(Table *t, const char *cell);
+int table_addf(Table *t, const char *format, ...) _printf_(2, 3);
+void table_print(const Table *t, bool legend);
+Table *table_free(Table *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
