@@ -55,6 +55,8 @@ struct PrepareService {
         unsigned n_workers;
 
         size_t n_verifying;
+        PrepareObserver observer;
+        void *observer_userdata;
 };
 
 static void job_free(Job *j) {
@@ -137,7 +139,17 @@ static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
         return dra_request_set_devices(r, i, devices, c->n_devices);
 }
 
+static void job_notify(PrepareService *s, Job *j) {
+        if (!s->observer || j->result < 0)
+                return;
+        if (j->prepare && j->checkpoint.n_devices > 0)
+                s->observer(s->observer_userdata, j->uid, &j->checkpoint);
+        else if (!j->prepare)
+                s->observer(s->observer_userdata, j->uid, NULL);
+}
+
 static void job_answer(PrepareService *s, Job *j) {
+        job_notify(s, j);
         if (!j->pending) {
                 /* A verification that ended in forgetting the claim. */
                 s->n_verifying--;
@@ -470,4 +482,20 @@ int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n)
 
 size_t prepare_service_n_verifying(PrepareService *s) {
         return s->n_verifying;
+}
+
+void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata) {
+        s->observer = observer;
+        s->observer_userdata = userdata;
+}
+
+int prepare_service_release(PrepareService *s, const char *uid) {
+        int r;
+
+        if (!preparer_is_prepared(s->preparer, uid))
+                return -ENOENT;
+        r = preparer_forget(s->preparer, uid, "released by an administrator");
+        if (r >= 0 && s->observer)
+                s->observer(s->observer_userdata, uid, NULL);
+        return r;
 }

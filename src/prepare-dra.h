@@ -57,3 +57,17 @@ int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n)
 
 /* Claims whose verification is still running (tests wait for 0). */
 size_t prepare_service_n_verifying(PrepareService *s);
+
+/*
+ * Told on the event thread after each change: c is the prepared claim (a fresh prepare
+ * or one restored), or NULL when uid was unprepared, released or forgotten. For the
+ * D-Bus objects (bus_server_claim_prepared()/..._unprepared(), see prepare_claim_to_bus()).
+ */
+typedef void (*PrepareObserver)(void *userdata, const char *uid, const Checkpoint *c);
+void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata);
+
+/*
+ * An administrator's release (D-Bus ReleaseClaim): unprepare uid now, as if the
+ * kubelet had asked. -ENOENT when it is not prepared.
+ */
+int prepare_service_release(PrepareService *s, const char *uid);

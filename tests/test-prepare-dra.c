@@ -14,6 +14,7 @@
 #include "fakes/fake-dra-request.h"
 #include "log.h"
 #include "macro.h"
+#include "prepare-bus.h"
 #include "prepare-dra.h"
 #include "prepare-fixture.h"
 #include "tests.h"
@@ -49,6 +50,22 @@ typedef struct Reply {
 static Fixture fx;
 static FakeApi api;
 static unsigned completed;
+static unsigned observed_prepared, observed_unprepared;
+
+static void observer(void *userdata, const char *uid, const Checkpoint *c) {
+        if (!c) {
+                observed_unprepared++;
+                return;
+        }
+        BusClaim b = {};
+        ASSERT_STREQ(c->uid, uid);
+        ASSERT_OK(prepare_claim_to_bus(c, fx.state_dir, &b));
+        ASSERT_OK(bus_claim_validate(&b));
+        ASSERT_TRUE(b.n_devices >= 1 && b.n_devices <= c->n_devices);
+        ASSERT_EQ_U(b.devices[0].memory_limit, c->devices[0].memory_mib << 20);
+        bus_claim_done(&b);
+        observed_prepared++;
+}
 
 static void api_put(const char *name, char *json) {
         for (size_t i = 0; i < api.n; i++)
@@ -156,6 +173,18 @@ static void test_prepare_answers(PrepareService *s) {
         ASSERT_EQ(fixture_count(fx.cdi_dir), 0);
 }
 
+static void test_release(PrepareService *s) {
+        const char *claims[] = { "default", "ok", UID_OK };
+        unsigned before = observed_unprepared;
+
+        fake_dra_request_free(run(s, true, claims, 1));
+        ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
+        ASSERT_OK(prepare_service_release(s, UID_OK));
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
+        ASSERT_EQ(observed_unprepared, before + 1);
+        ASSERT_ERROR(prepare_service_release(s, UID_OK), ENOENT);
+}
+
 static void test_many_concurrent(PrepareService *s) {
         enum { REQUESTS = 8, PER = 6 };
         const char *claims[REQUESTS][PER * 3];
@@ -251,7 +280,11 @@ int main(void) {
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
         ASSERT_OK(preparer_recover(p, NULL, NULL));
         ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 4, &s));
+        prepare_service_set_observer(s, observer, NULL);
         test_prepare_answers(s);
+        ASSERT_EQ(observed_prepared, 2);     /* the first prepare and the idempotent repeat */
+        ASSERT_EQ(observed_unprepared, 4);   /* every successful unprepare, known or not */
+        test_release(s);
         test_many_concurrent(s);
         prepare_service_free(s);
         preparer_free(p);
