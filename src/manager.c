@@ -250,8 +250,9 @@ static int manager_setup_prepare(Manager *m) {
                 .state_dir = m->config.state_dir,
                 .preload_library = m->config.preload_library,
                 .driver_from_runtime = m->config.driver_from_runtime,
-                .dev_root = "/",
-                .driver_root = "/",
+                /* Test and demo set-ups (mock GPUs) point these at mknod fixtures. */
+                .dev_root = secure_getenv("HAMI_DRA_DEV_ROOT") ?: "/",
+                .driver_root = secure_getenv("HAMI_DRA_DRIVER_ROOT") ?: "/",
         };
         r = preparer_new(&o, &m->gpus, &m->preparer);
         if (r < 0)
