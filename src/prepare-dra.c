@@ -21,6 +21,7 @@ typedef struct PrepareService PrepareService;
 typedef struct Job {
         struct Job *next;
         PrepareService *service;
+        struct Job *fetch_prev, *fetch_next;  /* while the fetcher has it */
         Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
         size_t index;             /* claim index in the request */
         bool prepare;
@@ -55,9 +56,12 @@ struct PrepareService {
         unsigned n_workers;
 
         size_t n_verifying;
+        Job *fetching;            /* jobs the fetcher still holds */
         PrepareObserver observer;
         void *observer_userdata;
 };
+
+static void fetching_remove(PrepareService *s, Job *j);
 
 static void job_free(Job *j) {
         if (!j)
@@ -306,6 +310,18 @@ PrepareService *prepare_service_free(PrepareService *s) {
         /* Everything finished by now: answer it. Queued jobs cannot remain (workers drain the queue). */
         if (s->wakeup_fd >= 0)
                 on_wakeup(NULL, s->wakeup_fd, 0, s);
+        /*
+         * Claims still being read: answer them now. The fetcher must not call back after
+         * this (free the API client, which cancels its requests, before the service).
+         */
+        while (s->fetching) {
+                Job *j = s->fetching;
+                fetching_remove(s, j);
+                j->result = -ESHUTDOWN;
+                snprintf(j->error, sizeof(j->error), "hami-dra-plugin is shutting down");
+                job_answer(s, j);
+                job_free(j);
+        }
         sd_event_source_disable_unref(s->wakeup);
         safe_close(s->wakeup_fd);
         sd_event_unref(s->event);
@@ -317,10 +333,30 @@ PrepareService *prepare_service_free(PrepareService *s) {
 
 /* ---------------------------------------------------------------- fetch */
 
+static void fetching_add(PrepareService *s, Job *j) {
+        j->service = s;
+        j->fetch_prev = NULL;
+        j->fetch_next = s->fetching;
+        if (s->fetching)
+                s->fetching->fetch_prev = j;
+        s->fetching = j;
+}
+
+static void fetching_remove(PrepareService *s, Job *j) {
+        if (j->fetch_prev)
+                j->fetch_prev->fetch_next = j->fetch_next;
+        else
+                s->fetching = j->fetch_next;
+        if (j->fetch_next)
+                j->fetch_next->fetch_prev = j->fetch_prev;
+        j->fetch_prev = j->fetch_next = NULL;
+}
+
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
         Job *j = ctx;
         PrepareService *s = j->service;
 
+        fetching_remove(s, j);
         if (error < 0 || http_status != 200 || !json) {
                 j->result = http_status == 404 ? -ENOENT : error < 0 ? error : -EIO;
                 if (http_status == 404)
@@ -365,9 +401,10 @@ static void start_prepare(PrepareService *s, Job *j) {
                 job_submit(s, j);
                 return;
         }
-        j->service = s;
+        fetching_add(s, j);
         r = s->fetch(s->fetch_userdata, j->namespace_, j->name, on_fetched, j);
         if (r < 0) {
+                fetching_remove(s, j);
                 j->result = r;
                 snprintf(j->error, sizeof(j->error), "cannot read claim %s/%s: %s", j->namespace_, j->name,
                          strerror(-r));
@@ -435,6 +472,7 @@ static void on_verified(void *ctx, int error, long http_status, const char *json
         PrepareService *s = j->service;
         const char *reason = NULL;
 
+        fetching_remove(s, j);
         if (error >= 0 && http_status == 404)
                 reason = "the claim was deleted while the driver was down";
         else if (error >= 0 && http_status == 200 && json) {
@@ -469,9 +507,10 @@ int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n)
                 if (!j)
                         break;
                 s->n_verifying++;
-                j->service = s;
+                fetching_add(s, j);
                 r = s->fetch(s->fetch_userdata, j->namespace_, j->name, on_verified, j);
                 if (r < 0) {
+                        fetching_remove(s, j);
                         s->n_verifying--;
                         job_free(j);
                 }

@@ -38,6 +38,7 @@ typedef struct FakeApi {
         ApiClaim claims[API_MAX];
         size_t n;
         unsigned fetches;
+        bool hold;        /* never answer: an API server that hangs */
 } FakeApi;
 
 typedef struct Reply {
@@ -99,6 +100,10 @@ static int fake_fetch(void *userdata, const char *ns, const char *name, ClaimFet
         ASSERT_NOT_NULL(r);
         ASSERT_STREQ(ns, "default");
         a->fetches++;
+        if (a->hold) {
+                free(r);
+                return 0;
+        }
         *r = (Reply) { .api = a, .done = done, .ctx = ctx };
         for (size_t i = 0; i < a->n; i++)
                 if (streq(a->claims[i].name, name))
@@ -183,6 +188,30 @@ static void test_release(PrepareService *s) {
         ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
         ASSERT_EQ(observed_unprepared, before + 1);
         ASSERT_ERROR(prepare_service_release(s, UID_OK), ENOENT);
+}
+
+/* Shut down while the API server has not answered: the kubelet still gets an answer. */
+static void test_shutdown_while_fetching(void) {
+        const char *claims[] = { "default", "ok", UID_OK, "default", "elsewhere", UID_ELSEWHERE };
+        unsigned before = completed;
+        PrepareService *s;
+        Preparer *p;
+
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 1, &s));
+        api.hold = true;
+        DraRequest *r = fake_dra_request_new(true, claims, 2, on_done, NULL);
+        prepare_service_prepare(s, r);
+        ASSERT_EQ(completed, before);
+        prepare_service_free(s);
+        ASSERT_EQ(completed, before + 1);
+        for (size_t i = 0; i < 2; i++) {
+                ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_ERROR);
+                ASSERT_TRUE(strstr(fake_dra_request_answer(r, i)->error, "shutting down") != NULL);
+        }
+        fake_dra_request_free(r);
+        api.hold = false;
+        preparer_free(p);
 }
 
 static void test_many_concurrent(PrepareService *s) {
@@ -290,6 +319,7 @@ int main(void) {
         preparer_free(p);
 
         test_verify_after_restart();
+        test_shutdown_while_fetching();
 
         for (size_t i = 0; i < api.n; i++)
                 free(api.claims[i].json);
