@@ -232,15 +232,23 @@ static void manager_on_unprepare(void *userdata, DraRequest *r) {
 
 /* ---------------------------------------------------------------- prepare */
 
-/* Without an API client, claims that are not prepared yet cannot be read. */
-static int manager_fetch_unavailable(void *userdata, const char *ns, const char *name, ClaimFetchDone done,
-                                     void *ctx) {
-        return -EOPNOTSUPP;
+/*
+ * Prepare reads claims through here. Without an API client only claims that are
+ * already prepared (answered from their checkpoints) can be served.
+ */
+static int manager_fetch_claim(void *userdata, const char *ns, const char *name, ClaimFetchDone done, void *ctx) {
+        return -EOPNOTSUPP; /* the API client: see README "Prepare", wiring */
+}
+
+/* Once the API client is up: forget claims deleted or re-created while we were down. */
+static void manager_verify_recovered(Manager *m) {
+        if (!m->prepare || m->n_recovered == 0)
+                return;
+        (void) prepare_service_verify(m->prepare, TAKE_PTR(m->recovered), m->n_recovered);
+        m->n_recovered = 0;
 }
 
 static int manager_setup_prepare(Manager *m) {
-        PrepareClaimRef *claims = NULL;
-        size_t n = 0;
         int r;
 
         PrepareOptions o = {
@@ -258,18 +266,12 @@ static int manager_setup_prepare(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up prepare in %s and %s: %m", o.state_dir, o.cdi_dir);
         /* Before serving: every claim fully prepared or fully absent. */
-        r = preparer_recover(m->preparer, &claims, &n);
+        r = preparer_recover(m->preparer, &m->recovered, &m->n_recovered);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover the prepared claims: %m");
-        r = prepare_service_new(m->event, m->preparer, m->claim_fetch ?: manager_fetch_unavailable,
-                                m->claim_fetch_userdata, 0, &m->prepare);
-        if (r < 0) {
-                preparer_claims_free(claims, n);
+        r = prepare_service_new(m->event, m->preparer, manager_fetch_claim, m, 0, &m->prepare);
+        if (r < 0)
                 return log_error_errno(r, "Failed to start the prepare workers: %m");
-        }
-        if (m->claim_fetch)
-                return prepare_service_verify(m->prepare, claims, n);
-        preparer_claims_free(claims, n);
         return 0;
 }
 
@@ -500,6 +502,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         (void) manager_publish_health(m);
+        /* After the API client is set up (it reads the claims). */
+        manager_verify_recovered(m);
 
         if (m->state == MANAGER_STARTING)
                 m->state = MANAGER_READY;
@@ -522,6 +526,7 @@ Manager *manager_free(Manager *m) {
         /* Then prepare: waits for its workers and completes what is still in flight. */
         m->prepare = prepare_service_free(m->prepare);
         m->preparer = preparer_free(m->preparer);
+        preparer_claims_free(m->recovered, m->n_recovered);
         m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
         m->backend = gpu_backend_free(m->backend);
         gpu_list_done(&m->gpus);

@@ -36,12 +36,12 @@ typedef struct Manager {
 
         GrpcServer *grpc;
 
-        /* Prepare/unprepare (prepare.c, prepare-dra.c). The claim fetcher reads claims
-         * from the API server; until one is set, only prepared claims can be answered. */
+        /* Prepare/unprepare (prepare.c, prepare-dra.c). Claims recovered at start wait in
+         * recovered[] until the API client can re-verify them. */
         Preparer *preparer;
         PrepareService *prepare;
-        ClaimFetchFunc claim_fetch;
-        void *claim_fetch_userdata;
+        PrepareClaimRef *recovered;
+        size_t n_recovered;
         int listen_fd_registration; /* from systemd, or -1 */
         int listen_fd_dra;
         bool kubelet_registered;
