@@ -81,15 +81,15 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
         return write_file_atomic_at(dfd, name, data, len, mode, flags);
 }
 
-int read_file_bounded(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len) {
+int fsutil_read_file(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len) {
         _cleanup_close_ int dfd = open_directory(dir);
 
         if (dfd < 0)
                 return dfd;
-        return read_file_bounded_at(dfd, name, max, ret, ret_len);
+        return fsutil_read_file_at(dfd, name, max, ret, ret_len);
 }
 
-int read_file_bounded_at(int dfd, const char *name, size_t max, char **ret, size_t *ret_len) {
+int fsutil_read_file_at(int dfd, const char *name, size_t max, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;

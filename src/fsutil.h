@@ -28,8 +28,8 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t 
                          WriteFlags flags);
 
 /* Read at most max bytes of dir/name (O_NOFOLLOW, regular file only). -EFBIG when larger. */
-int read_file_bounded(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
-int read_file_bounded_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
+int fsutil_read_file(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
+int fsutil_read_file_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
 
 /* open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC) or a negative errno. */
 int open_directory(const char *path);
