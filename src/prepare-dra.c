@@ -13,6 +13,10 @@
 int dra_request_set_done(DraRequest *r, size_t i);
 
 #define FETCH_BODY_MAX (3u * 1024 * 1024)
+/* Claim reads in flight at once; more wait in the backlog (the API client has its own
+ * limit, shared with the slice publisher, and answers -EBUSY beyond it). */
+#define FETCHES_MAX 32
+#define FETCH_RETRY_USEC (50 * 1000)
 
 typedef struct Pending Pending;
 
@@ -22,6 +26,7 @@ typedef struct Job {
         struct Job *next;
         PrepareService *service;
         struct Job *fetch_prev, *fetch_next;  /* while the fetcher has it */
+        bool verify;              /* a start-up verification, not a kubelet call */
         Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
         size_t index;             /* claim index in the request */
         bool prepare;
@@ -57,11 +62,15 @@ struct PrepareService {
 
         size_t n_verifying;
         Job *fetching;            /* jobs the fetcher still holds */
+        size_t n_fetching;
+        Job *backlog, *backlog_tail; /* jobs waiting for a fetch slot */
+        sd_event_source *retry;   /* backlog retry when the API client was busy */
         PrepareObserver observer;
         void *observer_userdata;
 };
 
 static void fetching_remove(PrepareService *s, Job *j);
+static void fetch_failed(PrepareService *s, Job *j, int r);
 
 static void job_free(Job *j) {
         if (!j)
@@ -314,6 +323,13 @@ PrepareService *prepare_service_free(PrepareService *s) {
          * Claims still being read: answer them now. The fetcher must not call back after
          * this (free the API client, which cancels its requests, before the service).
          */
+        s->retry = sd_event_source_disable_unref(s->retry);
+        while (s->backlog) {
+                Job *j = s->backlog;
+                s->backlog = j->next;
+                fetch_failed(s, j, -ESHUTDOWN);
+        }
+        s->backlog_tail = NULL;
         while (s->fetching) {
                 Job *j = s->fetching;
                 fetching_remove(s, j);
@@ -335,6 +351,7 @@ PrepareService *prepare_service_free(PrepareService *s) {
 
 static void fetching_add(PrepareService *s, Job *j) {
         j->service = s;
+        s->n_fetching++;
         j->fetch_prev = NULL;
         j->fetch_next = s->fetching;
         if (s->fetching)
@@ -343,6 +360,7 @@ static void fetching_add(PrepareService *s, Job *j) {
 }
 
 static void fetching_remove(PrepareService *s, Job *j) {
+        s->n_fetching--;
         if (j->fetch_prev)
                 j->fetch_prev->fetch_next = j->fetch_next;
         else
@@ -352,11 +370,93 @@ static void fetching_remove(PrepareService *s, Job *j) {
         j->fetch_prev = j->fetch_next = NULL;
 }
 
+static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
+static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
+static void start_fetch(PrepareService *s, Job *j);
+
+static void backlog_push(PrepareService *s, Job *j, bool front) {
+        j->next = NULL;
+        if (front) {
+                j->next = s->backlog;
+                s->backlog = j;
+                if (!s->backlog_tail)
+                        s->backlog_tail = j;
+                return;
+        }
+        if (s->backlog_tail)
+                s->backlog_tail->next = j;
+        else
+                s->backlog = j;
+        s->backlog_tail = j;
+}
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata);
+
+/* Start what waits, as far as there are slots; if the client is busy with others, retry soon. */
+static void backlog_pump(PrepareService *s) {
+        while (s->backlog && s->n_fetching < FETCHES_MAX) {
+                Job *j = s->backlog;
+
+                s->backlog = j->next;
+                if (!s->backlog)
+                        s->backlog_tail = NULL;
+                start_fetch(s, j);
+                if (s->backlog == j)
+                        break;  /* the client said busy and j went back: wait */
+        }
+        if (s->backlog && s->n_fetching == 0 && !s->retry)
+                (void) sd_event_add_time_relative(s->event, &s->retry, CLOCK_MONOTONIC, FETCH_RETRY_USEC, 0,
+                                                  on_retry, s);
+}
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata) {
+        PrepareService *s = userdata;
+
+        s->retry = sd_event_source_disable_unref(s->retry);
+        backlog_pump(s);
+        return 0;
+}
+
+static void fetch_failed(PrepareService *s, Job *j, int r) {
+        if (j->verify) {
+                s->n_verifying--;
+                job_free(j);
+                return;
+        }
+        j->result = r;
+        snprintf(j->error, sizeof(j->error), "cannot read claim %s/%s: %s", j->namespace_, j->name, strerror(-r));
+        job_answer(s, j);
+        job_free(j);
+}
+
+static void start_fetch(PrepareService *s, Job *j) {
+        int r;
+
+        if (s->n_fetching >= FETCHES_MAX) {
+                backlog_push(s, j, false);
+                return;
+        }
+        fetching_add(s, j);
+        r = s->fetch(s->fetch_userdata, j->namespace_, j->name, j->verify ? on_verified : on_fetched, j);
+        if (r >= 0)
+                return;
+        fetching_remove(s, j);
+        if (r == -EBUSY) {
+                backlog_push(s, j, true);
+                if (s->n_fetching == 0 && !s->retry)
+                        (void) sd_event_add_time_relative(s->event, &s->retry, CLOCK_MONOTONIC, FETCH_RETRY_USEC, 0,
+                                                          on_retry, s);
+                return;
+        }
+        fetch_failed(s, j, r);
+}
+
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
         Job *j = ctx;
         PrepareService *s = j->service;
 
         fetching_remove(s, j);
+        backlog_pump(s);
         if (error < 0 || http_status != 200 || !json) {
                 j->result = http_status == 404 ? -ENOENT : error < 0 ? error : -EIO;
                 if (http_status == 404)
@@ -394,23 +494,12 @@ static void on_fetched(void *ctx, int error, long http_status, const char *json,
 }
 
 static void start_prepare(PrepareService *s, Job *j) {
-        int r;
-
         /* A prepared claim is answered from its checkpoint: no API round trip, works offline. */
         if (preparer_is_prepared(s->preparer, j->uid)) {
                 job_submit(s, j);
                 return;
         }
-        fetching_add(s, j);
-        r = s->fetch(s->fetch_userdata, j->namespace_, j->name, on_fetched, j);
-        if (r < 0) {
-                fetching_remove(s, j);
-                j->result = r;
-                snprintf(j->error, sizeof(j->error), "cannot read claim %s/%s: %s", j->namespace_, j->name,
-                         strerror(-r));
-                job_answer(s, j);
-                job_free(j);
-        }
+        start_fetch(s, j);
 }
 
 /* Unprepare never syncs to disk: do it right here unless a worker holds the claim. */
@@ -473,6 +562,7 @@ static void on_verified(void *ctx, int error, long http_status, const char *json
         const char *reason = NULL;
 
         fetching_remove(s, j);
+        backlog_pump(s);
         if (error >= 0 && http_status == 404)
                 reason = "the claim was deleted while the driver was down";
         else if (error >= 0 && http_status == 200 && json) {
@@ -502,18 +592,12 @@ static void on_verified(void *ctx, int error, long http_status, const char *json
 int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 Job *j = job_new(NULL, i, false, claims[i].namespace_, claims[i].name, claims[i].uid);
-                int r;
 
                 if (!j)
                         break;
                 s->n_verifying++;
-                fetching_add(s, j);
-                r = s->fetch(s->fetch_userdata, j->namespace_, j->name, on_verified, j);
-                if (r < 0) {
-                        fetching_remove(s, j);
-                        s->n_verifying--;
-                        job_free(j);
-                }
+                j->verify = true;
+                start_fetch(s, j);
         }
         preparer_claims_free(claims, n);
         return 0;

@@ -26,7 +26,7 @@
 #define UID_NEW "4c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
 #define S1 "6f1c2f1e-0000-4000-8000-000000000001"
 
-#define API_MAX 128
+#define API_MAX 512
 
 typedef struct ApiClaim {
         char name[64];
@@ -39,6 +39,8 @@ typedef struct FakeApi {
         size_t n;
         unsigned fetches;
         bool hold;        /* never answer: an API server that hangs */
+        unsigned busy_limit;  /* > 0: -EBUSY beyond this many in flight, like the API client */
+        unsigned in_flight, busy_answers;
 } FakeApi;
 
 typedef struct Reply {
@@ -83,6 +85,7 @@ static void api_put(const char *name, char *json) {
 static int on_reply(sd_event_source *s, void *userdata) {
         Reply *r = userdata;
 
+        r->api->in_flight--;
         if (r->claim && r->claim->json)
                 r->done(r->ctx, 0, 200, r->claim->json, strlen(r->claim->json), NULL);
         else
@@ -99,8 +102,15 @@ static int fake_fetch(void *userdata, const char *ns, const char *name, ClaimFet
 
         ASSERT_NOT_NULL(r);
         ASSERT_STREQ(ns, "default");
+        if (a->busy_limit > 0 && a->in_flight >= a->busy_limit) {
+                a->busy_answers++;
+                free(r);
+                return -EBUSY;
+        }
         a->fetches++;
+        a->in_flight++;
         if (a->hold) {
+                a->in_flight--;
                 free(r);
                 return 0;
         }
@@ -215,7 +225,7 @@ static void test_shutdown_while_fetching(void) {
 }
 
 static void test_many_concurrent(PrepareService *s) {
-        enum { REQUESTS = 8, PER = 6 };
+        enum { REQUESTS = 8, PER = 40 };
         const char *claims[REQUESTS][PER * 3];
         char uids[REQUESTS][PER][40], names[REQUESTS][PER][32];
         DraRequest *reqs[REQUESTS];
@@ -231,13 +241,16 @@ static void test_many_concurrent(PrepareService *s) {
                         claims[k][3 * i + 1] = names[k][i];
                         claims[k][3 * i + 2] = uids[k][i];
                 }
-        /* All in flight at once. */
+        /* All in flight at once, through an API client that takes 5 requests at a time. */
+        api.busy_limit = 5;
         for (size_t k = 0; k < REQUESTS; k++) {
                 reqs[k] = fake_dra_request_new(true, claims[k], PER, on_done, NULL);
                 prepare_service_prepare(s, reqs[k]);
         }
         while (completed < before + REQUESTS)
                 ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
+        api.busy_limit = 0;
+        ASSERT_TRUE(api.busy_answers > 0);
         for (size_t k = 0; k < REQUESTS; k++) {
                 for (size_t i = 0; i < PER; i++)
                         ASSERT_EQ(fake_dra_request_answer(reqs[k], i)->kind, FAKE_ANSWER_DEVICES);
