@@ -110,6 +110,7 @@ static json_object *encode_device(const CheckpointDevice *d) {
         }
         json_object_object_add(o, "memoryLimitMiB", json_object_new_int64((int64_t) d->memory_mib));
         json_object_object_add(o, "coresLimit", json_object_new_int64(d->cores));
+        json_object_object_add(o, "cudaIndex", json_object_new_int64(d->cuda_index));
         return o;
 }
 
@@ -194,7 +195,8 @@ static int get_uint(json_object *o, const char *key, uint64_t max, uint64_t *ret
 }
 
 static int decode_device(json_object *o, CheckpointDevice *d) {
-        uint64_t cores;
+        uint64_t cores, index = 0;
+        json_object *v;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
@@ -208,6 +210,11 @@ static int decode_device(json_object *o, CheckpointDevice *d) {
             (r = get_uint(o, "coresLimit", 100, &cores)) < 0)
                 return r;
         d->cores = (unsigned) cores;
+        /* Optional: absent in checkpoints written before it existed. */
+        if (json_object_object_get_ex(o, "cudaIndex", &v) &&
+            (r = get_uint(o, "cudaIndex", CHECKPOINT_DEVICES_MAX - 1, &index)) < 0)
+                return r;
+        d->cuda_index = (unsigned) index;
         return 0;
 }
 

@@ -32,6 +32,7 @@ typedef struct CheckpointDevice {
         char *gpu_uuid;
         uint64_t memory_mib;    /* 0: no memory limit */
         unsigned cores;         /* 0: no SM limit */
+        unsigned cuda_index;    /* the GPU's index in the container (< CHECKPOINT_DEVICES_MAX) */
 } CheckpointDevice;
 
 typedef struct Checkpoint {

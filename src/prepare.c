@@ -343,10 +343,19 @@ static int claim_dir_path(Preparer *p, const char *uid, char *buf, size_t size) 
  */
 static int claim_shared_region_create(const char *path, const Checkpoint *c) {
 #if HAVE_SHARED_REGION
+        /* Indexed like CUDA in the container; the limits are recorded for hamictl and audits. */
         uint64_t limits[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t sm[SHARED_REGION_DEVICES_MAX] = {};
-        uint32_t n = (uint32_t) MIN(MAX(c->n_devices, 1u), (size_t) SHARED_REGION_DEVICES_MAX);
+        uint32_t n = 1;
 
+        for (size_t i = 0; i < c->n_devices; i++) {
+                const CheckpointDevice *d = &c->devices[i];
+                if (d->cuda_index >= SHARED_REGION_DEVICES_MAX)
+                        continue;
+                n = MAX(n, d->cuda_index + 1);
+                limits[d->cuda_index] = d->memory_mib << 20;
+                sm[d->cuda_index] = d->cores;
+        }
         return shared_region_create(path, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0600);
 #else
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -475,6 +484,7 @@ static int checkpoint_from_plan(Preparer *p, const ClaimAllocation *a, const Cla
                 d->gpu_uuid = strdup(gl->gpu->uuid);
                 d->memory_mib = gl->memory_policy == LIMIT_POLICY_HARD ? gl->memory_mib : 0;
                 d->cores = gl->sm_policy == LIMIT_POLICY_HARD ? gl->cores : 0;
+                d->cuda_index = l->results[i].cuda_index;
                 if (!d->request || !d->pool || !d->device || !d->cdi_device_id || !d->gpu_uuid ||
                     (res->share_id && !d->share_id))
                         return -ENOMEM;
