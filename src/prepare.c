@@ -891,6 +891,38 @@ static void recover_orphans(Preparer *p) {
         }
 }
 
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata) {
+        struct dirent *de;
+        int n = 0, fd;
+        DIR *d;
+
+        fd = openat(p->checkpoint_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return negative_errno();
+        }
+        while ((de = readdir(d))) {
+                char uid[CLAIM_UID_MAX + 1];
+                size_t len = strlen(de->d_name), ls = strlen(CHECKPOINT_SUFFIX);
+                _cleanup_(checkpoint_done) Checkpoint c = {};
+
+                if (de->d_name[0] == '.' || len <= ls || len - ls > CLAIM_UID_MAX ||
+                    !streq(de->d_name + len - ls, CHECKPOINT_SUFFIX))
+                        continue;
+                memcpy(uid, de->d_name, len - ls);
+                uid[len - ls] = '\0';
+                if (checkpoint_load_at(p->checkpoint_fd, uid, &c) < 0)
+                        continue;
+                f(userdata, &c);
+                n++;
+        }
+        closedir(d);
+        return n;
+}
+
 int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {
         int r;
 

@@ -94,5 +94,11 @@ bool preparer_is_prepared(Preparer *p, const char *uid);
 int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n);
 void preparer_claims_free(PrepareClaimRef *claims, size_t n);
 
+/*
+ * Call f for every prepared claim (its checkpoint), e.g. to fill the D-Bus objects at
+ * start. Damaged checkpoints are skipped. Returns how many were visited.
+ */
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata);
+
 /* Statistics for benchmarks and STATUS=. */
 size_t preparer_n_prepared(Preparer *p);

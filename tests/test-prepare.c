@@ -193,7 +193,13 @@ static void test_several_gpus_and_devices(void) {
         preparer_free(p);
 }
 
+static void count_claim(void *userdata, const Checkpoint *c) {
+        ASSERT_STREQ(c->uid, UID1);
+        (*(size_t *) userdata)++;
+}
+
 static void test_recovery_and_reboot(void) {
+        size_t n_seen = 0;
         Preparer *p = new_preparer(NULL);
         FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "2Gi", .cores = "20" } };
         _cleanup_free_ char *json = fixture_claim(UID1, "c", r, 1, NULL);
@@ -234,6 +240,10 @@ static void test_recovery_and_reboot(void) {
         ASSERT_OK(checkpoint_load(fx.state_dir, UID1, &loaded));
         ASSERT_STREQ(loaded.boot_id, "fedcba9876543210fedcba9876543210");
         ASSERT_STREQ(loaded.cdi_spec, c.cdi_spec);
+
+        /* Every prepared claim, e.g. for the D-Bus objects at start. */
+        ASSERT_EQ(preparer_foreach(p, count_claim, &n_seen), 1);
+        ASSERT_EQ(n_seen, 1);
 
         /* The API server says the claim is gone: forget it. */
         ASSERT_OK(preparer_forget(p, UID1, "deleted while we were down"));
