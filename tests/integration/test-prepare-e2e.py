@@ -58,9 +58,9 @@ class Fake:
                                      env=dict(os.environ, HAMI_DRA_SHARED=SHARED), stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
-        while not os.path.exists(state):
-            check(self.proc.poll() is None and time.monotonic() < deadline, "fake API server starts")
+        while not os.path.exists(state) and self.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        check(os.path.exists(state), "fake API server starts")
         with open(state) as f:
             st = json.load(f)
         self.port, self.control = st["port"], st["control"]
