@@ -6,7 +6,10 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "manager-dbus.h"
 #include "manager.h"
+#include "prepare-bus.h"
+#include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
 #define HEALTH_TIMEOUT_SECONDS 60                  /* ...the timeout we tell the kubelet */
@@ -63,11 +66,13 @@ static char *manager_format_status(Manager *m) {
 void manager_update_status(Manager *m) {
         _cleanup_free_ char *status = manager_format_status(m);
 
-        if (!status || streq_ptr(status, m->last_status))
-                return;
-        (void) sd_notifyf(false, "STATUS=%s", status);
-        free(m->last_status);
-        m->last_status = TAKE_PTR(status);
+        if (status && !streq_ptr(status, m->last_status)) {
+                (void) sd_notifyf(false, "STATUS=%s", status);
+                free(m->last_status);
+                m->last_status = TAKE_PTR(status);
+        }
+        if (m->bus)
+                (void) manager_dbus_sync(m, m->bus);
 }
 
 /* ---------------------------------------------------------------- health */
@@ -128,6 +133,8 @@ static void manager_on_gpu_health(GpuBackend *b, const char *gpu_name, GpuHealth
                            LOG_FIELD("DEVICE=%s", g->name), LOG_FIELD("GPU_UUID=%s", g->uuid),
                            LOG_FIELD("GPU_HEALTH=%s", gpu_health_to_string(health)), NULL);
                 (void) manager_publish_health(m);
+                if (m->bus)
+                        (void) manager_dbus_sync(m, m->bus);
                 return;
         }
         log_debug("Health event for unknown GPU %s, ignoring", gpu_name);
@@ -240,6 +247,23 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
         return -EOPNOTSUPP; /* the API client: see README "Prepare", wiring */
 }
 
+/* Prepared, unprepared, released, forgotten: the D-Bus objects follow. */
+static void manager_on_claim_changed(void *userdata, const char *uid, const Checkpoint *c) {
+        Manager *m = userdata;
+        _cleanup_(bus_claim_done) BusClaim b = {};
+
+        if (!m->bus)
+                return;
+        if (!c)
+                (void) bus_server_claim_unprepared(m->bus, uid);  /* -ENOENT for unknown claims: fine */
+        else if (prepare_claim_to_bus(c, m->config.state_dir, &b) >= 0)
+                (void) bus_server_claim_prepared(m->bus, &b);
+}
+
+static void manager_publish_claim(void *userdata, const Checkpoint *c) {
+        manager_on_claim_changed(userdata, c->uid, c);
+}
+
 /* Once the API client is up: forget claims deleted or re-created while we were down. */
 static void manager_verify_recovered(Manager *m) {
         if (!m->prepare || m->n_recovered == 0)
@@ -330,15 +354,50 @@ static int manager_start_grpc(Manager *m) {
                 .dra_fd = m->listen_fd_dra,
         };
         r = grpc_server_new(m->event, &cfg, &callbacks, m, &m->grpc);
+        /* The server owns the listening fds now, even when it failed. */
+        m->listen_fd_registration = m->listen_fd_dra = -EBADF;
         if (r < 0)
                 return log_error_errno(r, "Failed to start the kubelet gRPC services: %m");
-        /* The server owns the listening fds now. */
-        m->listen_fd_registration = m->listen_fd_dra = -EBADF;
         log_info("Serving DRA on %s and registration on %s", dra, reg);
         return 0;
 }
 
 /* ---------------------------------------------------------------- signals, reload */
+
+static int manager_open_backend(Manager *m) {
+        int r;
+
+        r = gpu_backend_open(&m->config, &m->backend);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the %s GPU backend: %m",
+                                       m->config.backend == GPU_BACKEND_MOCK ? "mock" : "nvml");
+        return 0;
+}
+
+static int manager_watch_health(Manager *m) {
+        int r;
+
+        r = gpu_backend_watch_health(m->backend, m->event, manager_on_gpu_health, m);
+        if (r < 0)
+                /* Discovery worked; without events we still serve, and say so. */
+                log_warning_errno(r, "Cannot watch GPU health events, health stays as discovered: %m");
+        return 0;
+}
+
+/* The backend keeps what it read from the configuration at open: a new [Mock] needs a new one. */
+static int manager_reopen_backend(Manager *m) {
+        GpuBackend *old = TAKE_PTR(m->backend);
+        int r;
+
+        r = manager_open_backend(m);
+        if (r < 0) {
+                m->backend = old; /* keep serving what we had */
+                return r;
+        }
+        gpu_backend_free(old);
+        log_info("Reopened the %s GPU backend with the new configuration", m->backend->ops->name);
+        return manager_watch_health(m);
+}
 
 static int manager_on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
@@ -395,6 +454,9 @@ int manager_reload(Manager *m) {
         }
 
         manager_warn_restart_needed(&m->config, &fresh);
+        bool mock_changed = fresh.mock_gpus != m->config.mock_gpus ||
+                            fresh.mock_memory != m->config.mock_memory ||
+                            !streq_ptr(fresh.mock_model, m->config.mock_model);
 
         /* Carry over what is bound at start; take the rest. */
         Config keep = m->config;
@@ -410,6 +472,8 @@ int manager_reload(Manager *m) {
 
         log_set_max_level(m->config.log_level);
         log_info("Configuration reloaded");
+        if (mock_changed && m->config.backend == GPU_BACKEND_MOCK)
+                (void) manager_reopen_backend(m);
         (void) manager_rescan(m);
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
@@ -465,17 +529,13 @@ static int manager_setup_event(Manager *m) {
 static int manager_setup_gpus(Manager *m) {
         int r;
 
-        r = gpu_backend_open(&m->config, &m->backend);
+        r = manager_open_backend(m);
         if (r < 0)
-                return log_error_errno(r, "Failed to open the %s GPU backend: %m",
-                                       m->config.backend == GPU_BACKEND_MOCK ? "mock" : "nvml");
+                return r;
         r = manager_rescan(m);
         if (r < 0)
                 return r;
-        r = gpu_backend_watch_health(m->backend, m->event, manager_on_gpu_health, m);
-        if (r < 0)
-                /* Discovery worked; without events we still serve, and say so. */
-                log_warning_errno(r, "Cannot watch GPU health events, health stays as discovered: %m");
+        (void) manager_watch_health(m);
         return sd_event_add_time_relative(m->event, &m->health_refresh, CLOCK_MONOTONIC,
                                           HEALTH_REFRESH_USEC, 0, manager_on_health_refresh, m);
 }
@@ -485,6 +545,11 @@ int manager_start(Manager *m) {
 
         log_set_max_level(m->config.log_level);
         (void) sd_notify(false, "STATUS=Starting");
+
+        /* Capabilities are per thread: drop them before anything starts one. */
+        r = sandbox_drop_capabilities(&m->config);
+        if (r < 0)
+                return r;
 
         r = manager_setup_event(m);
         if (r < 0)
@@ -504,6 +569,20 @@ int manager_start(Manager *m) {
         (void) manager_publish_health(m);
         /* After the API client is set up (it reads the claims). */
         manager_verify_recovered(m);
+
+        r = manager_dbus_start(m, &m->bus);
+        if (r < 0)
+                /* No system bus (a container, a test) is no reason to stop serving the kubelet. */
+                log_warning_errno(r, "Not on the system bus, org.projecthami.Dra1 is unavailable: %m");
+        else {
+                prepare_service_set_observer(m->prepare, manager_on_claim_changed, m);
+                (void) preparer_foreach(m->preparer, manager_publish_claim, m);
+        }
+
+        /* Everything is open and bound: from here on only the allowlisted calls. */
+        r = sandbox_apply(&m->config);
+        if (r < 0)
+                return r;
 
         if (m->state == MANAGER_STARTING)
                 m->state = MANAGER_READY;
@@ -527,6 +606,7 @@ Manager *manager_free(Manager *m) {
         m->prepare = prepare_service_free(m->prepare);
         m->preparer = preparer_free(m->preparer);
         preparer_claims_free(m->recovered, m->n_recovered);
+        m->bus = bus_server_free(m->bus);
         m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
         m->backend = gpu_backend_free(m->backend);
         gpu_list_done(&m->gpus);

@@ -17,6 +17,8 @@
 #include "prepare-dra.h"
 #include "prepare.h"
 
+typedef struct BusServer BusServer;
+
 typedef enum ManagerState {
         MANAGER_STARTING,
         MANAGER_READY,
@@ -46,6 +48,8 @@ typedef struct Manager {
         int listen_fd_dra;
         bool kubelet_registered;
         char *registration_error;
+
+        BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */
 
         ManagerState state;
         char *degraded_reason;

@@ -9,9 +9,6 @@
 #include "macro.h"
 #include "prepare-dra.h"
 
-/* In grpc-server.h on the grpc branch; declared here too so this builds on either. */
-int dra_request_set_done(DraRequest *r, size_t i);
-
 #define FETCH_BODY_MAX (3u * 1024 * 1024)
 /* Claim reads in flight at once; more wait in the backlog (the API client has its own
  * limit, shared with the slice publisher, and answers -EBUSY beyond it). */

@@ -17,13 +17,8 @@
 #include "host-driver.h"
 #include "log.h"
 #include "prepare.h"
-
-#if __has_include("shared-region.h")
 #include "shared-region.h"
-#define HAVE_SHARED_REGION 1
-#else
-#define HAVE_SHARED_REGION 0
-#endif
+
 
 #define CLAIMS_DIR_NAME "claims"
 #define BUSY_MAX 1024
@@ -336,14 +331,8 @@ static int claim_dir_path(Preparer *p, const char *uid, char *buf, size_t size) 
         return snprintf(buf, size, "%s/%s", p->claims_dir, uid) >= (int) size ? -ENAMETOOLONG : 0;
 }
 
-/*
- * The one place that creates HAMi-core's shared region. With the preload's
- * shared-region.c in the tree it writes a valid header with the limits; without it an
- * empty file that libvgpu.so initialises on first use.
- */
+/* HAMi-core's shared region: a valid header, the GPUs at their CUDA indices with their limits. */
 static int claim_shared_region_create(const char *path, const Checkpoint *c) {
-#if HAVE_SHARED_REGION
-        /* Indexed like CUDA in the container; the limits are recorded for hamictl and audits. */
         uint64_t limits[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t sm[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t n = 1;
@@ -357,13 +346,6 @@ static int claim_shared_region_create(const char *path, const Checkpoint *c) {
                 sm[d->cuda_index] = d->cores;
         }
         return shared_region_create(path, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0600);
-#else
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return negative_errno();
-        safe_close(fd);
-        return 0;
-#endif
 }
 
 /*

@@ -15,9 +15,7 @@
 #include "prepare-fixture.h"
 #include "prepare.h"
 #include "tests.h"
-#if __has_include("shared-region.h")
 #include "shared-region.h"
-#endif
 
 #define UID1 "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
 #define UID2 "1c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d12"
@@ -81,14 +79,12 @@ static void test_prepare_unprepare(void) {
         snprintf(path, sizeof(path), "%s/claims/%s/vgpu/vgpu.cache", fx.state_dir, UID1);
         ASSERT_OK(stat(path, &st));
         ASSERT_EQ(st.st_mode & 0077, 0);
-#if __has_include("shared-region.h")
-        /* With the preload's shared-region.c: a valid region with the claim's limits. */
+        /* A valid region with the claim's limits. */
         SharedRegionUsage usage;
         ASSERT_OK(shared_region_read_usage(path, &usage));
         ASSERT_EQ(usage.n_devices, 1);
         ASSERT_EQ_U(usage.limit[0], UINT64_C(10240) << 20);
         ASSERT_EQ(usage.sm_limit[0], 50);
-#endif
 
         /* Idempotent: the same answer, also without the claim JSON, and a lost spec comes back. */
         snprintf(path, sizeof(path), "%s/k8s." FIXTURE_DRIVER "-claim_%s.json", fx.cdi_dir, UID1);

@@ -10,9 +10,6 @@
 
 #include "grpc-server.h"
 
-/* In grpc-server.h on the grpc branch. */
-int dra_request_set_done(DraRequest *r, size_t i);
-
 typedef enum FakeAnswerKind {
         FAKE_ANSWER_NONE,
         FAKE_ANSWER_ERROR,

@@ -258,35 +258,10 @@ class Env:
                               env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address), timeout=30)
 
 
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <servicedir>{dir}/services</servicedir>
-  <includedir>{dir}/system.d</includedir>
-  <policy user="root"><allow own="org.freedesktop.PolicyKit1"/></policy>
-  <policy user="root"><allow own="org.freedesktop.systemd1"/></policy>
-  <policy user="polkitd"><allow own="org.freedesktop.PolicyKit1"/></policy>
-  <policy context="default"><allow send_destination="org.freedesktop.PolicyKit1"/></policy>
-</busconfig>
-"""
+# A system bus of our own: the same policy shape as Debian's system.conf, our bus policy
+# included from {dir}/system.d. Shared with tools/run-demo.sh.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes", "private-system-bus.conf")) as _f:
+    BUS_CONF = _f.read().replace("@SOCKET@", "{socket}").replace("@DIR@", "{dir}")
 
 
 # ---- structural comparison of introspection data ----

@@ -274,7 +274,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *m
         DEVICE_QUERY(device, memory,
                      *memory = ((nvmlMemory_t) {
                              .total = g->memory_total,
-                             .used = g->memory_used,
-                             .free = g->memory_total - g->memory_used,
+                             .used = fake_nvml_memory_used(g),
+                             .free = g->memory_total - fake_nvml_memory_used(g),
                      }));
 }

@@ -116,5 +116,9 @@ const char *fake_gpu_extra(const FakeGpu *g, const char *key);
 NVML_FUNCTIONS(FAKE_NVML_DECLARE)
 #undef FAKE_NVML_DECLARE
 
+/* fake-nvml-usage.c: memory in use on GPU g, from the fake CUDA driver's state when
+ * FAKE_CUDA_STATE is set, from the description otherwise. Lock held. */
+unsigned long long fake_nvml_memory_used(const FakeGpu *g);
+
 /* Called by nvmlShutdown when the last user leaves. */
 void fake_nvml_events_reset(void);

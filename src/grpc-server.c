@@ -1,0 +1,1221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+/*
+ * Two gRPC servers (registration, DRA) on one completion queue, drained by one
+ * thread. An accept thread takes connections and hands each fd to gRPC, which is the
+ * only way to serve a listening socket systemd passed us (gRPC cannot adopt one).
+ *
+ * The CQ thread answers GetInfo, unknown methods and over-limit calls itself, so with
+ * the accept thread the kubelet's 1 s GetInfo deadline holds however busy the main loop
+ * is. Everything else is posted to the sd-event thread through a mutex-protected list
+ * and an eventfd; the main loop also cancels calls whose request message stalls.
+ */
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "grpc-proto.h"
+#include "grpc-server.h"
+#include "log.h"
+#include "macro.h"
+#include "unix-socket.h"
+
+#define GRPC_MAX_RECEIVE_BYTES (4 * 1024 * 1024)
+#define GRPC_MAX_CONCURRENT_STREAMS 64
+#define GRPC_CALLS_IN_FLIGHT_MAX 1024U   /* per budget (GetInfo, the rest); then RESOURCE_EXHAUSTED */
+#define GRPC_READ_TIMEOUT_USEC (30 * 1000 * 1000ULL) /* a request message must arrive by then */
+#define GRPC_SWEEP_INTERVAL_USEC (5 * 1000 * 1000ULL)
+#define GRPC_HEALTH_STREAMS_MAX 16U      /* a kubelet opens one */
+#define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
+#define ACCEPT_RETRY_MSEC 100            /* pause after EMFILE and friends */
+#define SOCKET_MODE 0600                 /* only the kubelet (root) and we may connect */
+
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+typedef enum TagKind {
+        TAG_CALL,
+        TAG_STREAM_WRITE,
+        TAG_STREAM_CLOSE,
+        TAG_SERVER_SHUTDOWN,
+        TAG_QUIT,
+} TagKind;
+
+/* A completion-queue tag; also the link in the queue to the main thread. */
+typedef struct Tag {
+        TagKind kind;
+        bool ok;
+        struct Tag *next;
+} Tag;
+
+typedef enum CallState {
+        CALL_REQUESTED, /* request_call armed */
+        CALL_READING,   /* receiving the request message */
+        CALL_HANDLING,  /* owned by the main thread (or a health stream) */
+        CALL_FINISHING, /* final batch started; freed on its completion */
+} CallState;
+
+typedef struct Listener Listener;
+typedef struct HealthStream HealthStream;
+
+typedef struct Call {
+        Tag tag;
+        Listener *listener;
+        CallState state;
+        GrpcMethod method;
+        bool arrived;
+        bool get_info_budget;
+        bool timed_out;
+        uint64_t read_started;           /* CLOCK_MONOTONIC usec; while in the reading list */
+        struct Call *reading_next, *reading_prev;
+        grpc_call *call;
+        grpc_call_details details;
+        grpc_metadata_array request_metadata;
+        grpc_byte_buffer *request;
+        grpc_byte_buffer *response;
+        grpc_slice status_details;
+        int cancelled;
+} Call;
+
+struct Listener {
+        GrpcServer *server;
+        GrpcSocketKind kind;
+        const char *name;
+        grpc_server *grpc;
+        Tag shutdown_tag;
+        int fd;
+        bool bound_by_us;
+        char *path;
+        UnixSocketFile file;
+};
+
+struct HealthStream {
+        Tag write_tag;
+        Tag close_tag;
+        GrpcServer *server;
+        Call *call;
+        grpc_byte_buffer *message;
+        bool metadata_sent;
+        bool write_pending;
+        bool close_pending;
+        bool dirty;
+        bool closed;
+        HealthStream *next, *prev;
+};
+
+typedef struct ClaimAnswerSlot {
+        char *error;
+        DraDevice *devices;
+        size_t n_devices;
+        bool answered;
+} ClaimAnswerSlot;
+
+struct DraRequest {
+        GrpcServer *server; /* NULL once grpc_server_free() orphaned us */
+        Call *call;
+        GrpcMethod method;
+        DraClaimList claims;
+        ClaimAnswerSlot *answers;
+        DraRequest *next, *prev;
+};
+
+struct GrpcServer {
+        sd_event *event;
+        GrpcServerCallbacks cb;
+        void *userdata;
+
+        grpc_completion_queue *cq;
+        grpc_server_credentials *creds;
+        Listener listeners[2]; /* indexed by GrpcSocketKind */
+        pthread_t cq_thread;
+        bool cq_thread_started;
+        pthread_t accept_thread;
+        bool accept_thread_started;
+        int accept_stop_fd;
+        bool grpc_initialized;
+        grpc_slice plugin_info; /* immutable after new(): read by the CQ thread */
+
+        pthread_mutex_t queue_lock;
+        Tag *queue_head, **queue_tail;
+        int queue_fd;
+        sd_event_source *queue_source;
+        Tag quit_tag;
+        bool quit;
+
+        atomic_bool shutting_down;
+        atomic_uint servers_down;
+        unsigned n_servers;
+
+        grpc_slice health[2]; /* [0] v1alpha1, [1] v1 */
+        bool have_health;
+        HealthStream *streams;
+        unsigned n_streams;
+        DraRequest *requests;
+
+        atomic_uint_fast64_t calls;
+        atomic_uint_fast64_t get_info_calls;
+        atomic_uint_fast64_t connections;
+        atomic_uint calls_in_flight;
+        atomic_uint get_info_in_flight;
+
+        /* Calls waiting for their request message: the main loop cancels those that stall. */
+        pthread_mutex_t reading_lock;
+        Call *reading;
+        sd_event_source *sweep_source;
+};
+
+/* ---- calls (any thread) ---- */
+
+static void call_free(Call *c) {
+        if (!c)
+                return;
+        if (c->call)
+                grpc_call_unref(c->call);
+        grpc_call_details_destroy(&c->details);
+        grpc_metadata_array_destroy(&c->request_metadata);
+        if (c->request)
+                grpc_byte_buffer_destroy(c->request);
+        if (c->response)
+                grpc_byte_buffer_destroy(c->response);
+        grpc_slice_unref(c->status_details);
+        if (c->arrived)
+                atomic_fetch_sub(&c->listener->server->calls_in_flight, 1);
+        if (c->get_info_budget)
+                atomic_fetch_sub(&c->listener->server->get_info_in_flight, 1);
+        free(c);
+}
+
+static void call_arm(Listener *l) {
+        Call *c;
+        grpc_call_error e;
+
+        if (atomic_load(&l->server->shutting_down))
+                return;
+        c = calloc(1, sizeof(Call));
+        if (!c) {
+                log_oom();
+                return;
+        }
+        *c = (Call) {
+                .tag.kind = TAG_CALL,
+                .listener = l,
+                .state = CALL_REQUESTED,
+                .method = _GRPC_METHOD_INVALID,
+                .status_details = grpc_empty_slice(),
+        };
+        grpc_call_details_init(&c->details);
+        grpc_metadata_array_init(&c->request_metadata);
+        e = grpc_server_request_call(l->grpc, &c->call, &c->details, &c->request_metadata, l->server->cq,
+                                     l->server->cq, &c->tag);
+        if (e != GRPC_CALL_OK) {
+                log_error("Failed to arm a gRPC request on the %s socket: %s", l->name,
+                          grpc_call_error_to_string(e));
+                call_free(c);
+        }
+}
+
+/* Everything the server still has to do for a unary call, in one batch. Takes `reply`. */
+static void call_finish(Call *c, grpc_status_code status, grpc_slice *reply, const char *message) {
+        grpc_op ops[4] = {};
+        size_t n = 0;
+        grpc_call_error e;
+
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        if (reply && status == GRPC_STATUS_OK) {
+                c->response = grpc_raw_byte_buffer_create(reply, 1);
+                ops[n].op = GRPC_OP_SEND_MESSAGE;
+                ops[n++].data.send_message.send_message = c->response;
+        }
+        if (reply)
+                grpc_slice_unref(*reply);
+        if (message) {
+                grpc_slice_unref(c->status_details);
+                c->status_details = grpc_slice_from_copied_string(message);
+        }
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = status;
+        ops[n++].data.send_status_from_server.status_details = message ? &c->status_details : NULL;
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+
+        c->state = CALL_FINISHING;
+        e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("Failed to finish a gRPC call: %s", grpc_call_error_to_string(e));
+                call_free(c);
+        }
+}
+
+static void call_finish_bytes(Call *c, uint8_t *buf, size_t size) {
+        grpc_slice s = grpc_slice_new(buf, size, free);
+        call_finish(c, GRPC_STATUS_OK, &s, NULL);
+}
+
+static grpc_status_code status_from_errno(int r) {
+        switch (-r) {
+        case E2BIG:
+        case ENOMEM:
+                return GRPC_STATUS_RESOURCE_EXHAUSTED;
+        case EBADMSG:
+        case EINVAL:
+        case ENAMETOOLONG:
+                return GRPC_STATUS_INVALID_ARGUMENT;
+        default:
+                return GRPC_STATUS_INTERNAL;
+        }
+}
+
+static const char *message_from_errno(int r) {
+        switch (-r) {
+        case E2BIG:
+                return "request too large: too many claims or fields";
+        case EBADMSG:
+                return "request is not a valid protobuf message";
+        case ENAMETOOLONG:
+                return "a claim namespace, name or UID is too long";
+        case EINVAL:
+                return "a claim namespace, name or UID holds invalid characters";
+        case ENOMEM:
+                return "out of memory";
+        default:
+                return "internal error";
+        }
+}
+
+/* The request message as one contiguous slice (gRPC may hand it over in pieces). */
+static grpc_slice call_request_bytes(Call *c) {
+        grpc_byte_buffer_reader reader;
+        grpc_slice s;
+
+        if (!grpc_byte_buffer_reader_init(&reader, c->request))
+                return grpc_empty_slice();
+        s = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        return s;
+}
+
+/* ---- the CQ thread ---- */
+
+static void queue_post(GrpcServer *s, Tag *t) {
+        uint64_t one = 1;
+
+        t->next = NULL;
+        pthread_mutex_lock(&s->queue_lock);
+        *s->queue_tail = t;
+        s->queue_tail = &t->next;
+        pthread_mutex_unlock(&s->queue_lock);
+        if (write(s->queue_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                log_error_errno(-errno, "Failed to wake the main loop: %m");
+}
+
+static void call_answer_get_info(Call *c) {
+        GrpcServer *s = c->listener->server;
+        grpc_slice in = call_request_bytes(c);
+        int r;
+
+        r = grpc_proto_decode_empty(GRPC_METHOD_GET_INFO, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in));
+        grpc_slice_unref(in);
+        if (r < 0)
+                return call_finish(c, status_from_errno(r), NULL, message_from_errno(r));
+
+        atomic_fetch_add(&s->get_info_calls, 1);
+        grpc_slice reply = grpc_slice_ref(s->plugin_info);
+        call_finish(c, GRPC_STATUS_OK, &reply, NULL);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static void reading_add(GrpcServer *s, Call *c) {
+        pthread_mutex_lock(&s->reading_lock);
+        c->read_started = now_usec();
+        c->reading_prev = NULL;
+        c->reading_next = s->reading;
+        if (s->reading)
+                s->reading->reading_prev = c;
+        s->reading = c;
+        pthread_mutex_unlock(&s->reading_lock);
+}
+
+static void reading_remove(GrpcServer *s, Call *c) {
+        pthread_mutex_lock(&s->reading_lock);
+        if (c->reading_prev)
+                c->reading_prev->reading_next = c->reading_next;
+        else
+                s->reading = c->reading_next;
+        if (c->reading_next)
+                c->reading_next->reading_prev = c->reading_prev;
+        c->reading_next = c->reading_prev = NULL;
+        pthread_mutex_unlock(&s->reading_lock);
+}
+
+/* GetInfo has its own budget, so calls stalled on the DRA socket never starve the kubelet's poll. */
+static bool call_over_budget(GrpcServer *s, Call *c) {
+        unsigned all = atomic_fetch_add(&s->calls_in_flight, 1) + 1;
+
+        c->arrived = true;
+        if (c->method == GRPC_METHOD_GET_INFO) {
+                c->get_info_budget = true;
+                return atomic_fetch_add(&s->get_info_in_flight, 1) >= GRPC_CALLS_IN_FLIGHT_MAX;
+        }
+        return all - atomic_load(&s->get_info_in_flight) > GRPC_CALLS_IN_FLIGHT_MAX;
+}
+
+static void call_on_arrival(Call *c) {
+        Listener *l = c->listener;
+        GrpcServer *s = l->server;
+        grpc_op op = { .op = GRPC_OP_RECV_MESSAGE };
+        grpc_call_error e;
+
+        call_arm(l); /* keep the armed count constant */
+        atomic_fetch_add(&s->calls, 1);
+
+        c->method = grpc_method_from_path(l->kind, (const char *) GRPC_SLICE_START_PTR(c->details.method),
+                                          GRPC_SLICE_LENGTH(c->details.method));
+        if (call_over_budget(s, c))
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many calls in flight");
+        if (c->method < 0)
+                return call_finish(c, GRPC_STATUS_UNIMPLEMENTED, NULL, "unknown method");
+
+        op.data.recv_message.recv_message = &c->request;
+        c->state = CALL_READING;
+        reading_add(s, c);
+        e = grpc_call_start_batch(c->call, &op, 1, &c->tag, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("Failed to read a gRPC request: %s", grpc_call_error_to_string(e));
+                reading_remove(s, c);
+                call_free(c);
+        }
+}
+
+static void call_on_event(Call *c, bool ok) {
+        switch (c->state) {
+        case CALL_REQUESTED:
+                if (!ok) /* server shutting down */
+                        return call_free(c);
+                return call_on_arrival(c);
+        case CALL_READING:
+                reading_remove(c->listener->server, c);
+                if (!ok)
+                        return call_free(c);
+                if (!c->request)
+                        return call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "no request message");
+                if (c->method == GRPC_METHOD_GET_INFO)
+                        return call_answer_get_info(c);
+                c->state = CALL_HANDLING;
+                return queue_post(c->listener->server, &c->tag);
+        case CALL_FINISHING:
+                return call_free(c);
+        case CALL_HANDLING:
+                break;
+        }
+        log_error("Unexpected completion for a gRPC call being handled.");
+}
+
+static void *cq_thread(void *userdata) {
+        GrpcServer *s = userdata;
+
+        for (;;) {
+                grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                Tag *t;
+
+                if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                        break;
+                if (ev.type != GRPC_OP_COMPLETE)
+                        continue;
+                t = ev.tag;
+                t->ok = ev.success;
+                switch (t->kind) {
+                case TAG_CALL:
+                        call_on_event((Call *) t, t->ok);
+                        break;
+                case TAG_SERVER_SHUTDOWN:
+                        if (atomic_fetch_add(&s->servers_down, 1) + 1 == s->n_servers)
+                                grpc_completion_queue_shutdown(s->cq);
+                        break;
+                default:
+                        queue_post(s, t);
+                }
+        }
+        queue_post(s, &s->quit_tag);
+        return NULL;
+}
+
+/* ---- DRA requests (main thread) ---- */
+
+void dra_device_done(DraDevice *d) {
+        if (!d)
+                return;
+        strv_free(d->request_names);
+        free(d->pool_name);
+        free(d->device_name);
+        strv_free(d->cdi_device_ids);
+        free(d->share_id);
+        *d = (DraDevice) {};
+}
+
+static void devices_free(DraDevice *devices, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                dra_device_done(&devices[i]);
+        free(devices);
+}
+
+bool dra_request_is_prepare(const DraRequest *r) {
+        return grpc_method_is_prepare(r->method);
+}
+
+DraApiVersion dra_request_api_version(const DraRequest *r) {
+        return grpc_method_api_version(r->method);
+}
+
+size_t dra_request_n_claims(const DraRequest *r) {
+        return r->claims.n_claims;
+}
+
+const DraClaimRef *dra_request_claim(const DraRequest *r, size_t i) {
+        return i < r->claims.n_claims ? &r->claims.claims[i] : NULL;
+}
+
+static void answer_slot_clear(ClaimAnswerSlot *a) {
+        a->error = mfree(a->error);
+        devices_free(a->devices, a->n_devices);
+        a->devices = NULL;
+        a->n_devices = 0;
+        a->answered = false;
+}
+
+int dra_request_set_error(DraRequest *r, size_t i, const char *format, ...) {
+        va_list ap;
+        char *e;
+        int k;
+
+        if (i >= r->claims.n_claims)
+                return -ERANGE;
+        va_start(ap, format);
+        k = vasprintf(&e, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        answer_slot_clear(&r->answers[i]);
+        r->answers[i].error = isempty(e) ? mfree(e) : e;
+        if (!r->answers[i].error)
+                r->answers[i].error = strdup("unknown error");
+        r->answers[i].answered = true;
+        return 0;
+}
+
+int dra_request_set_devices(DraRequest *r, size_t i, DraDevice *devices, size_t n_devices) {
+        if (i >= r->claims.n_claims || !grpc_method_is_prepare(r->method)) {
+                devices_free(devices, n_devices);
+                return i >= r->claims.n_claims ? -ERANGE : -EINVAL;
+        }
+        answer_slot_clear(&r->answers[i]);
+        r->answers[i].devices = devices;
+        r->answers[i].n_devices = n_devices;
+        r->answers[i].answered = true;
+        return 0;
+}
+
+int dra_request_set_done(DraRequest *r, size_t i) {
+        if (i >= r->claims.n_claims)
+                return -ERANGE;
+        answer_slot_clear(&r->answers[i]);
+        r->answers[i].answered = true;
+        return 0;
+}
+
+static DraRequest *dra_request_free(DraRequest *r) {
+        if (!r)
+                return NULL;
+        if (r->server) {
+                if (r->prev)
+                        r->prev->next = r->next;
+                else
+                        r->server->requests = r->next;
+                if (r->next)
+                        r->next->prev = r->prev;
+        }
+        for (size_t i = 0; i < r->claims.n_claims; i++)
+                answer_slot_clear(&r->answers[i]);
+        free(r->answers);
+        dra_claim_list_done(&r->claims);
+        call_free(r->call);
+        return mfree(r);
+}
+
+static int dra_request_encode(DraRequest *r, uint8_t **ret, size_t *ret_size) {
+        size_t n = r->claims.n_claims + r->claims.n_rejected, k = 0;
+        _cleanup_free_ DraClaimAnswer *answers = calloc(MAX(n, 1U), sizeof(DraClaimAnswer));
+
+        if (!answers)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->claims.n_claims; i++) {
+                const ClaimAnswerSlot *a = &r->answers[i];
+                answers[k++] = (DraClaimAnswer) {
+                        .uid = r->claims.claims[i].uid,
+                        .error = a->answered ? a->error : "not handled by the driver",
+                        .devices = a->devices,
+                        .n_devices = a->n_devices,
+                };
+        }
+        for (size_t i = 0; i < r->claims.n_rejected; i++)
+                answers[k++] = (DraClaimAnswer) {
+                        .uid = r->claims.rejected[i].uid,
+                        .error = r->claims.rejected[i].error,
+                };
+
+        if (grpc_method_is_prepare(r->method))
+                return grpc_proto_encode_prepare_response(grpc_method_api_version(r->method), answers, n, ret,
+                                                          ret_size);
+        return grpc_proto_encode_unprepare_response(grpc_method_api_version(r->method), answers, n, ret,
+                                                    ret_size);
+}
+
+void dra_request_complete(DraRequest *r) {
+        uint8_t *buf;
+        size_t size;
+        int k;
+
+        if (!r)
+                return;
+        if (r->server && r->call) {
+                Call *c = TAKE_PTR(r->call);
+                k = dra_request_encode(r, &buf, &size);
+                if (k < 0)
+                        call_finish(c, status_from_errno(k), NULL, "failed to encode the response");
+                else
+                        call_finish_bytes(c, buf, size);
+        }
+        dra_request_free(r);
+}
+
+static void call_handle_claims(GrpcServer *s, Call *c) {
+        _cleanup_(dra_claim_list_done) DraClaimList claims = {};
+        grpc_slice in = call_request_bytes(c);
+        DraRequest *r;
+        int k;
+
+        k = grpc_proto_decode_claims(c->method, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in), &claims);
+        grpc_slice_unref(in);
+        if (k < 0)
+                return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
+
+        r = calloc(1, sizeof(DraRequest));
+        if (r)
+                r->answers = calloc(MAX(claims.n_claims, 1U), sizeof(ClaimAnswerSlot));
+        if (!r || !r->answers) {
+                free(r);
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        }
+        r->server = s;
+        r->call = c;
+        r->method = c->method;
+        r->claims = claims;
+        claims = (DraClaimList) {};
+        r->next = s->requests;
+        if (s->requests)
+                s->requests->prev = r;
+        s->requests = r;
+
+        void (*handler)(void *, DraRequest *) = grpc_method_is_prepare(r->method) ? s->cb.prepare : s->cb.unprepare;
+        if (!handler || r->claims.n_claims == 0)
+                return dra_request_complete(r);
+        handler(s->userdata, r);
+}
+
+static void call_handle_registration_status(GrpcServer *s, Call *c) {
+        _cleanup_free_ char *error = NULL;
+        grpc_slice in = call_request_bytes(c);
+        uint8_t *buf;
+        size_t size;
+        bool registered;
+        int k;
+
+        k = grpc_proto_decode_registration_status(GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in),
+                                                  &registered, &error);
+        grpc_slice_unref(in);
+        if (k < 0)
+                return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
+
+        /* Always OK: an error reply makes the kubelet report a registration it did store as failed. */
+        k = grpc_proto_encode_empty(&buf, &size);
+        if (k < 0)
+                call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        else
+                call_finish_bytes(c, buf, size);
+
+        if (s->cb.registration_status)
+                s->cb.registration_status(s->userdata, registered, error);
+}
+
+/* ---- health streams (main thread) ---- */
+
+static void stream_free(HealthStream *h) {
+        GrpcServer *s = h->server;
+
+        if (h->prev)
+                h->prev->next = h->next;
+        else
+                s->streams = h->next;
+        if (h->next)
+                h->next->prev = h->prev;
+        s->n_streams--;
+        if (h->message)
+                grpc_byte_buffer_destroy(h->message);
+        call_free(h->call);
+        free(h);
+}
+
+static void stream_send(HealthStream *h) {
+        GrpcServer *s = h->server;
+        grpc_slice *snapshot = &s->health[h->call->method == GRPC_METHOD_WATCH_HEALTH_V1];
+        grpc_op ops[2] = {};
+        size_t n = 0;
+        grpc_call_error e;
+
+        if (h->closed || !s->have_health)
+                return;
+        if (h->write_pending) {
+                h->dirty = true;
+                return;
+        }
+        if (h->message)
+                grpc_byte_buffer_destroy(h->message);
+        h->message = grpc_raw_byte_buffer_create(snapshot, 1);
+        if (!h->metadata_sent)
+                ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = h->message;
+
+        e = grpc_call_start_batch(h->call->call, ops, n, &h->write_tag, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("Failed to send device health: %s", grpc_call_error_to_string(e));
+                return;
+        }
+        h->metadata_sent = true;
+        h->write_pending = true;
+        h->dirty = false;
+}
+
+static void stream_start(GrpcServer *s, Call *c) {
+        grpc_slice in = call_request_bytes(c);
+        grpc_op op = { .op = GRPC_OP_RECV_CLOSE_ON_SERVER };
+        HealthStream *h;
+        int k;
+
+        k = grpc_proto_decode_empty(c->method, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in));
+        grpc_slice_unref(in);
+        if (k < 0)
+                return call_finish(c, status_from_errno(k), NULL, message_from_errno(k));
+        if (s->n_streams >= GRPC_HEALTH_STREAMS_MAX)
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "too many health streams");
+
+        h = calloc(1, sizeof(HealthStream));
+        if (!h)
+                return call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        h->write_tag.kind = TAG_STREAM_WRITE;
+        h->close_tag.kind = TAG_STREAM_CLOSE;
+        h->server = s;
+        h->call = c;
+        h->next = s->streams;
+        if (s->streams)
+                s->streams->prev = h;
+        s->streams = h;
+        s->n_streams++;
+
+        /* Completes when the client goes away or we cancel the call at shutdown. */
+        op.data.recv_close_on_server.cancelled = &c->cancelled;
+        if (grpc_call_start_batch(c->call, &op, 1, &h->close_tag, NULL) != GRPC_CALL_OK) {
+                stream_free(h);
+                return;
+        }
+        h->close_pending = true;
+        stream_send(h);
+}
+
+static void stream_on_event(GrpcServer *s, Tag *t) {
+        HealthStream *h;
+
+        if (t->kind == TAG_STREAM_WRITE) {
+                h = container_of(t, HealthStream, write_tag);
+                h->write_pending = false;
+                if (!t->ok)
+                        h->closed = true;
+                else if (h->dirty)
+                        stream_send(h);
+        } else {
+                h = container_of(t, HealthStream, close_tag);
+                h->close_pending = false;
+                h->closed = true;
+        }
+        if (!h->closed)
+                return;
+        if (h->close_pending) /* a write failed: cancel, so that RECV_CLOSE_ON_SERVER completes */
+                grpc_call_cancel(h->call->call, NULL);
+        else if (!h->write_pending)
+                stream_free(h);
+        /* else the pending write completes, with ok=false, soon */
+}
+
+int grpc_server_set_health(GrpcServer *s, const DraDeviceHealth *devices, size_t n) {
+        uint8_t *buf[2] = {};
+        size_t size[2];
+        int r;
+
+        for (int v = 0; v < 2; v++) {
+                r = grpc_proto_encode_health(v ? GRPC_METHOD_WATCH_HEALTH_V1 : GRPC_METHOD_WATCH_HEALTH_V1ALPHA1,
+                                             devices, n, &buf[v], &size[v]);
+                if (r < 0) {
+                        free(buf[0]);
+                        return log_error_errno(r, "Failed to encode device health: %m");
+                }
+        }
+        for (int v = 0; v < 2; v++) {
+                grpc_slice_unref(s->health[v]);
+                s->health[v] = grpc_slice_new(buf[v], size[v], free);
+        }
+        s->have_health = true;
+        for (HealthStream *h = s->streams; h; h = h->next)
+                stream_send(h);
+        return 0;
+}
+
+/* ---- the main-thread queue ---- */
+
+static void queue_dispatch(GrpcServer *s, Tag *t) {
+        Call *c;
+
+        switch (t->kind) {
+        case TAG_CALL:
+                c = (Call *) t;
+                /* While grpc_server_free() drains, the daemon may be half torn down: no callbacks. */
+                if (atomic_load(&s->shutting_down))
+                        call_finish(c, GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
+                else if (c->method == GRPC_METHOD_NOTIFY_REGISTRATION_STATUS)
+                        call_handle_registration_status(s, c);
+                else if (grpc_method_is_health(c->method))
+                        stream_start(s, c);
+                else
+                        call_handle_claims(s, c);
+                break;
+        case TAG_STREAM_WRITE:
+        case TAG_STREAM_CLOSE:
+                stream_on_event(s, t);
+                break;
+        case TAG_QUIT:
+                s->quit = true;
+                break;
+        default:
+                break;
+        }
+}
+
+static void queue_drain(GrpcServer *s) {
+        uint64_t v;
+        Tag *t, *next;
+
+        if (read(s->queue_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                log_error_errno(-errno, "Failed to read the gRPC queue eventfd: %m");
+        pthread_mutex_lock(&s->queue_lock);
+        t = s->queue_head;
+        s->queue_head = NULL;
+        s->queue_tail = &s->queue_head;
+        pthread_mutex_unlock(&s->queue_lock);
+        for (; t; t = next) {
+                next = t->next;
+                queue_dispatch(s, t);
+        }
+}
+
+static int on_queue(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        queue_drain(userdata);
+        return 0;
+}
+
+/* A client that opens a call and never sends its message gets DEADLINE_EXCEEDED. */
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        GrpcServer *s = userdata;
+        uint64_t now = now_usec();
+        unsigned n = 0;
+
+        pthread_mutex_lock(&s->reading_lock);
+        for (Call *c = s->reading; c; c = c->reading_next)
+                if (!c->timed_out && now - c->read_started > GRPC_READ_TIMEOUT_USEC) {
+                        c->timed_out = true;
+                        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                                     "request message not received in time", NULL);
+                        n++;
+                }
+        pthread_mutex_unlock(&s->reading_lock);
+        if (n > 0)
+                log_debug("Cancelled %u gRPC call(s) whose request message did not arrive.", n);
+
+        (void) sd_event_source_set_time_relative(source, GRPC_SWEEP_INTERVAL_USEC);
+        return sd_event_source_set_enabled(source, SD_EVENT_ON);
+}
+
+/* ---- sockets ---- */
+
+static int listener_bind(Listener *l, mode_t dir_mode) {
+        int fd = unix_socket_listen(l->path, dir_mode, SOCKET_MODE, &l->file);
+
+        if (fd < 0)
+                return fd;
+        l->fd = fd;
+        l->bound_by_us = true;
+        return 0;
+}
+
+static void listener_unlink(Listener *l) {
+        if (l->bound_by_us)
+                unix_socket_unlink(l->path, &l->file);
+        l->bound_by_us = false;
+}
+
+static int listener_adopt(Listener *l, int fd) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = unix_socket_adopt(fd, &path);
+        if (r < 0)
+                return log_error_errno(r, "fd %d passed for the %s socket is not a usable listening AF_UNIX stream socket: %m",
+                                       fd, l->name);
+        l->fd = fd;
+
+        /* The endpoint in GetInfo must be where systemd really listens. */
+        if (path && !streq(path, l->path)) {
+                log_warning("The %s socket from systemd is %s, not %s; using %s.", l->name, path, l->path, path);
+                free(l->path);
+                l->path = TAKE_PTR(path);
+        }
+        return 0;
+}
+
+/* Accept what is waiting; false when out of fds or memory, so the caller pauses. */
+static bool listener_accept(Listener *l) {
+        for (unsigned i = 0; i < 64; i++) {
+                int cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EAGAIN)
+                                return true;
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        log_warning_errno(-errno, "Failed to accept on the %s socket, pausing: %m", l->name);
+                        return false;
+                }
+                atomic_fetch_add(&l->server->connections, 1);
+                grpc_server_add_channel_from_fd(l->grpc, cfd, l->server->creds); /* gRPC owns cfd now */
+        }
+        return true;
+}
+
+/*
+ * Connections are accepted on their own thread, not in the main loop: a new kubelet
+ * connection (it dials anew to poll GetInfo) must be served within 1 s even while the
+ * main loop is busy.
+ */
+static void *accept_thread(void *userdata) {
+        GrpcServer *s = userdata;
+        bool paused = false;
+
+        for (;;) {
+                struct pollfd p[] = {
+                        { .fd = s->accept_stop_fd, .events = POLLIN },
+                        { .fd = paused ? -1 : s->listeners[0].fd, .events = POLLIN },
+                        { .fd = paused ? -1 : s->listeners[1].fd, .events = POLLIN },
+                };
+
+                if (poll(p, ELEMENTSOF(p), paused ? ACCEPT_RETRY_MSEC : -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error_errno(-errno, "Failed to wait for connections: %m");
+                        break;
+                }
+                if (p[0].revents)
+                        break;
+                paused = false;
+                for (size_t i = 1; i < ELEMENTSOF(p); i++)
+                        if ((p[i].revents & POLLIN) && !listener_accept(&s->listeners[i - 1]))
+                                paused = true;
+        }
+        return NULL;
+}
+
+/* ---- life cycle ---- */
+
+static grpc_server *server_create(GrpcServer *s, GrpcSocketKind kind) {
+        grpc_arg args[] = {
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                  .value.integer = GRPC_MAX_RECEIVE_BYTES },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                  .value.integer = GRPC_MAX_CONCURRENT_STREAMS },
+                /* A peer that stops reading is found by a ping that is never answered. */
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 120 * 1000 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20 * 1000 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_ENABLE_CHANNELZ, .value.integer = 0 },
+                /* The kubelet dials the registration socket per call; the DRA connection it keeps. */
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                  .value.integer = 5 * 60 * 1000 },
+        };
+        grpc_channel_args chargs = {
+                .num_args = ELEMENTSOF(args) - (kind == GRPC_SOCKET_DRA),
+                .args = args,
+        };
+        grpc_server *g = grpc_server_create(&chargs, NULL);
+
+        if (g)
+                grpc_server_register_completion_queue(g, s->cq, NULL);
+        return g;
+}
+
+static int listener_start(GrpcServer *s, GrpcSocketKind kind, const char *path, int fd) {
+        Listener *l = &s->listeners[kind];
+        int r;
+
+        l->server = s;
+        l->kind = kind;
+        l->name = kind == GRPC_SOCKET_DRA ? "DRA" : "registration";
+        l->fd = -EBADF;
+        l->shutdown_tag.kind = TAG_SERVER_SHUTDOWN;
+        l->path = strdup(path);
+        if (!l->path)
+                return log_oom();
+
+        r = fd >= 0 ? listener_adopt(l, fd) : listener_bind(l, kind == GRPC_SOCKET_DRA ? 0750 : 0755);
+        if (r < 0)
+                return r;
+
+        l->grpc = server_create(s, kind);
+        if (!l->grpc)
+                return log_error_errno(-ENOMEM, "Failed to create the %s gRPC server.", l->name);
+        grpc_server_start(l->grpc);
+        s->n_servers++;
+        for (int i = 0; i < GRPC_ARMED_REQUESTS; i++)
+                call_arm(l);
+
+        log_info("Serving the %s socket %s%s.", l->name, l->path, fd >= 0 ? " (from systemd)" : "");
+        return 0;
+}
+
+int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCallbacks *cb,
+                    void *userdata, GrpcServer **ret) {
+        GrpcServer *s;
+        uint8_t *info;
+        size_t info_size;
+        int r;
+
+        if (!e || !cfg || isempty(cfg->driver_name) || isempty(cfg->registration_socket) ||
+            isempty(cfg->dra_socket) || !ret)
+                return -EINVAL;
+
+        s = calloc(1, sizeof(GrpcServer));
+        if (!s) {
+                safe_close(cfg->dra_fd);
+                safe_close(cfg->registration_fd);
+                return log_oom();
+        }
+        s->event = sd_event_ref(e);
+        if (cb)
+                s->cb = *cb;
+        s->userdata = userdata;
+        s->queue_fd = -EBADF;
+        s->accept_stop_fd = -EBADF;
+        s->queue_tail = &s->queue_head;
+        s->quit_tag.kind = TAG_QUIT;
+        s->plugin_info = grpc_empty_slice();
+        s->health[0] = s->health[1] = grpc_empty_slice();
+        s->listeners[0].fd = s->listeners[1].fd = -EBADF;
+        pthread_mutex_init(&s->queue_lock, NULL);
+        pthread_mutex_init(&s->reading_lock, NULL);
+
+        grpc_init();
+        s->grpc_initialized = true;
+        s->cq = grpc_completion_queue_create_for_next(NULL);
+        s->creds = grpc_insecure_server_credentials_create();
+        if (!s->cq || !s->creds) {
+                r = log_error_errno(-ENOMEM, "Failed to set up gRPC.");
+                goto fail;
+        }
+
+        s->queue_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->queue_fd < 0) {
+                r = log_error_errno(-errno, "Failed to create an eventfd: %m");
+                goto fail;
+        }
+        r = sd_event_add_io(e, &s->queue_source, s->queue_fd, EPOLLIN, on_queue, s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to watch the gRPC queue: %m");
+                goto fail;
+        }
+
+        r = sd_event_add_time_relative(e, &s->sweep_source, CLOCK_MONOTONIC, GRPC_SWEEP_INTERVAL_USEC,
+                                       GRPC_SWEEP_INTERVAL_USEC / 5, on_sweep, s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to add the gRPC sweep timer: %m");
+                goto fail;
+        }
+        (void) sd_event_source_set_enabled(s->sweep_source, SD_EVENT_ON);
+
+        r = pthread_create(&s->cq_thread, NULL, cq_thread, s);
+        if (r != 0) {
+                r = log_error_errno(-r, "Failed to start the gRPC thread: %m");
+                goto fail;
+        }
+        s->cq_thread_started = true;
+
+        /* DRA first: the kubelet may call it right after GetInfo. */
+        r = listener_start(s, GRPC_SOCKET_DRA, cfg->dra_socket, cfg->dra_fd);
+        if (r < 0)
+                goto fail;
+
+        r = grpc_proto_encode_plugin_info(cfg->driver_name, s->listeners[GRPC_SOCKET_DRA].path, &info, &info_size);
+        if (r < 0) {
+                log_error_errno(r, "Failed to encode PluginInfo: %m");
+                goto fail;
+        }
+        s->plugin_info = grpc_slice_new(info, info_size, free);
+
+        r = listener_start(s, GRPC_SOCKET_REGISTRATION, cfg->registration_socket, cfg->registration_fd);
+        if (r < 0)
+                goto fail;
+
+        s->accept_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->accept_stop_fd < 0) {
+                r = log_error_errno(-errno, "Failed to create an eventfd: %m");
+                goto fail;
+        }
+        r = pthread_create(&s->accept_thread, NULL, accept_thread, s);
+        if (r != 0) {
+                r = log_error_errno(-r, "Failed to start the accept thread: %m");
+                goto fail;
+        }
+        s->accept_thread_started = true;
+
+        *ret = s;
+        return 0;
+
+fail:
+        /* The fds are ours in every case: close the ones we did not get to adopt. */
+        if (cfg->dra_fd >= 0 && s->listeners[GRPC_SOCKET_DRA].fd != cfg->dra_fd)
+                safe_close(cfg->dra_fd);
+        if (cfg->registration_fd >= 0 && s->listeners[GRPC_SOCKET_REGISTRATION].fd != cfg->registration_fd)
+                safe_close(cfg->registration_fd);
+        grpc_server_free(s);
+        return r;
+}
+
+void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret) {
+        GrpcServer *m = (GrpcServer *) s; /* atomics are read-only here */
+
+        *ret = (GrpcServerStats) {
+                .calls = atomic_load(&m->calls),
+                .get_info_calls = atomic_load(&m->get_info_calls),
+                .connections = atomic_load(&m->connections),
+                .health_streams = s->n_streams,
+                .calls_in_flight = atomic_load(&m->calls_in_flight),
+        };
+}
+
+/* Wait on the queue without the event loop: shutdown must finish even if the loop is gone. */
+static void queue_drain_until_quit(GrpcServer *s) {
+        while (!s->quit) {
+                struct pollfd p = { .fd = s->queue_fd, .events = POLLIN };
+                if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+                        log_error_errno(-errno, "Failed to wait for gRPC shutdown: %m");
+                        return;
+                }
+                queue_drain(s);
+        }
+}
+
+GrpcServer *grpc_server_free(GrpcServer *s) {
+        if (!s)
+                return NULL;
+
+        atomic_store(&s->shutting_down, true);
+
+        /* Stop accepting; leave systemd's socket file alone so the next instance inherits the backlog. */
+        if (s->accept_thread_started) {
+                uint64_t one = 1;
+                if (write(s->accept_stop_fd, &one, sizeof(one)) < 0)
+                        log_error_errno(-errno, "Failed to stop the accept thread: %m");
+                pthread_join(s->accept_thread, NULL);
+        }
+        safe_close(s->accept_stop_fd);
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
+                Listener *l = &s->listeners[i];
+                listener_unlink(l); /* before close: while our socket lives, its inode is ours alone */
+                l->fd = safe_close(l->fd);
+        }
+
+        /* Requests the daemon still holds: end their calls, keep the shells for dra_request_complete(). */
+        while (s->requests) {
+                DraRequest *r = s->requests;
+                s->requests = r->next;
+                if (r->call)
+                        call_finish(TAKE_PTR(r->call), GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
+                r->server = NULL;
+                r->next = r->prev = NULL;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                if (s->listeners[i].grpc)
+                        grpc_server_shutdown_and_notify(s->listeners[i].grpc, s->cq, &s->listeners[i].shutdown_tag);
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                if (s->listeners[i].grpc)
+                        grpc_server_cancel_all_calls(s->listeners[i].grpc);
+
+        if (s->cq_thread_started) {
+                if (s->n_servers == 0)
+                        grpc_completion_queue_shutdown(s->cq);
+                queue_drain_until_quit(s);
+                pthread_join(s->cq_thread, NULL);
+        } else if (s->cq)
+                grpc_completion_queue_shutdown(s->cq);
+
+        while (s->streams) /* normally all gone with their close tags */
+                stream_free(s->streams);
+
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
+                if (s->listeners[i].grpc)
+                        grpc_server_destroy(s->listeners[i].grpc);
+                free(s->listeners[i].path);
+        }
+        if (s->cq) {
+                if (!s->cq_thread_started)
+                        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+                               GRPC_QUEUE_SHUTDOWN)
+                                ;
+                grpc_completion_queue_destroy(s->cq);
+        }
+        if (s->creds)
+                grpc_server_credentials_release(s->creds);
+        grpc_slice_unref(s->plugin_info);
+        grpc_slice_unref(s->health[0]);
+        grpc_slice_unref(s->health[1]);
+        s->queue_source = sd_event_source_disable_unref(s->queue_source);
+        s->sweep_source = sd_event_source_disable_unref(s->sweep_source);
+        safe_close(s->queue_fd);
+        pthread_mutex_destroy(&s->queue_lock);
+        pthread_mutex_destroy(&s->reading_lock);
+        sd_event_unref(s->event);
+        if (s->grpc_initialized)
+                grpc_shutdown_blocking();
+        free(s);
+        return NULL;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The per-claim accounting region shared by libvgpu.so (every CUDA process of a
+ * container) and the daemon (which creates it and reads live usage from it).
+ *
+ * The file, named by CUDA_DEVICE_MEMORY_SHARED_CACHE, is:
+ *
+ *   SharedRegionHeader   (header_size bytes: magic, version, sizes, the robust lock,
+ *                         one SharedRegionDevice per device)
+ *   SharedRegionSlot[n_slots]   (slot_size bytes each, one per live process)
+ *
+ * Locking and liveness:
+ *  - `lock` is a process-shared *robust* pthread mutex, held only for a few loads and
+ *    stores (never across a driver call or a system call). A process killed holding it
+ *    leaves EOWNERDEAD to the next locker, who rebuilds the per-device totals from the
+ *    slots (the slots are the journal) and carries on.
+ *  - Each live process owns one slot and holds an open-file-description (OFD) write lock
+ *    on that slot's byte range for its whole life. The kernel drops the lock when the
+ *    process dies, whatever its PID namespace and whichever of its threads set it up, so
+ *    a slot whose state is ACTIVE but whose range is unlocked belongs to a dead process:
+ *    its usage is reclaimed by the next process that claims a slot or runs short.
+ *  - devices[i].used is the sum of the ACTIVE slots' used[i]; an allocation reserves
+ *    its size there (checked against the limit) before the driver is called, and rolls
+ *    back if the driver fails, so concurrent allocators never overshoot the limit.
+ *
+ * The daemon never locks anything and never maps the file: it reads a copy with
+ * shared_region_read_usage(), which validates everything (the file is written by the
+ * container, so it is hostile).
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SHARED_REGION_MAGIC "HAMIVGPU"
+#define SHARED_REGION_VERSION 1u
+#define SHARED_REGION_DEVICES_MAX 16u
+#define SHARED_REGION_SLOTS_MAX 1024u
+#define SHARED_REGION_SLOTS_DEFAULT 1024u
+
+enum {
+        SHARED_REGION_SLOT_FREE = 0,
+        SHARED_REGION_SLOT_ACTIVE = 1,
+};
+
+typedef struct SharedRegionDevice {
+        uint64_t used;          /* bytes reserved by all ACTIVE slots (atomic, under lock) */
+        uint64_t limit;         /* bytes; 0: no limit recorded */
+        uint32_t sm_limit;      /* percent; 0: no limit recorded */
+        uint32_t reserved0;
+        /* SM limiter, shared by the container's processes (atomics, no lock). */
+        int64_t tokens;         /* launch tokens available, fixed point (1 << 16 = 1 launch) */
+        uint64_t refill_ns;     /* CLOCK_MONOTONIC of the last refill */
+        uint64_t rate;          /* launches per second, fixed point 1 << 16 */
+        uint64_t adjust_ns;     /* CLOCK_MONOTONIC of the last rate adjustment */
+        uint64_t launches;      /* launches since adjust_ns */
+        uint64_t reserved1[8];
+} __attribute__((aligned(64))) SharedRegionDevice;
+
+typedef struct SharedRegionSlot {
+        uint32_t state;         /* SHARED_REGION_SLOT_* */
+        int32_t pid;            /* owner's pid in its own namespace: informational only */
+        uint64_t generation;    /* bumped on every claim */
+        uint64_t used[SHARED_REGION_DEVICES_MAX];
+} __attribute__((aligned(64))) SharedRegionSlot;
+
+typedef struct SharedRegionHeader {
+        char magic[8];          /* SHARED_REGION_MAGIC, no NUL */
+        uint32_t version;       /* SHARED_REGION_VERSION */
+        uint32_t header_size;   /* sizeof(SharedRegionHeader); slots start here */
+        uint32_t slot_size;     /* sizeof(SharedRegionSlot) */
+        uint32_t n_devices;     /* 1..SHARED_REGION_DEVICES_MAX */
+        uint32_t n_slots;       /* 1..SHARED_REGION_SLOTS_MAX */
+        uint32_t flags;         /* none defined: must be 0 */
+        uint64_t file_size;     /* header_size + n_slots * slot_size */
+        uint32_t slot_hwm;      /* slots [slot_hwm, n_slots) were never used (atomic) */
+        uint32_t reserved0;
+        union {
+                pthread_mutex_t lock;
+                char lock_space[64];
+        };
+        SharedRegionDevice devices[SHARED_REGION_DEVICES_MAX];
+} __attribute__((aligned(64))) SharedRegionHeader;
+
+_Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t does not fit its space");
+
+static inline size_t shared_region_file_size(uint32_t n_slots) {
+        return sizeof(SharedRegionHeader) + (size_t) n_slots * sizeof(SharedRegionSlot);
+}
+
+static inline off_t shared_region_slot_offset(uint32_t slot) {
+        return (off_t) (sizeof(SharedRegionHeader) + (size_t) slot * sizeof(SharedRegionSlot));
+}
+
+/* Create the file at path (which must not exist) atomically, readable and writable per
+ * mode, with a valid header. limits/sm_limits may be NULL (nothing recorded). */
+int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
+                         const uint64_t *limits, const uint32_t *sm_limits, mode_t mode);
+
+/* Validate a copy of a region: size, magic, version, sizes, counts. 0 or -EBADMSG
+ * (not a region), -EPROTONOSUPPORT (other version). Pure: fuzzers call it. */
+int shared_region_validate(const void *data, size_t size);
+
+/* The same for a copy of the header and of the slots below its slot_hwm only (what the
+ * reader copies); size may then be less than file_size. */
+int shared_region_validate_prefix(const void *data, size_t size);
+
+typedef struct SharedRegionUsage {
+        uint32_t n_devices;
+        uint32_t n_active;                               /* live slots counted */
+        uint64_t used[SHARED_REGION_DEVICES_MAX];        /* sum over counted slots, saturating */
+        uint64_t limit[SHARED_REGION_DEVICES_MAX];
+        uint32_t sm_limit[SHARED_REGION_DEVICES_MAX];
+} SharedRegionUsage;
+
+/* Sum the usage of a copy (checked with shared_region_validate_prefix()). With lock_fd >= 0 (the region file), only slots
+ * whose OFD lock is held by someone count (dead processes' leftovers do not); with -1
+ * every ACTIVE slot counts. Pure apart from F_OFD_GETLK. */
+int shared_region_parse_usage(const void *data, size_t size, int lock_fd, SharedRegionUsage *ret);
+
+/* The daemon's reader: open path without following symlinks or blocking, copy at most
+ * the maximal region size, validate and sum. Takes no lock, never maps the file. */
+int shared_region_read_usage(const char *path, SharedRegionUsage *ret);
+
+/* The same, for callers that want an array: used[i] for i < n (0 past n_devices).
+ * 0 or negative errno. */
+int shared_region_read_used(const char *path, uint64_t *ret_used_per_device, size_t n);
+
+/*
+ * The writer side, used by libvgpu.so (and by tests). One SharedRegion per process.
+ */
+typedef struct SharedRegion {
+        SharedRegionHeader *header;   /* the mapping */
+        size_t size;
+        int lock_fd;                  /* carries our slot's OFD lock */
+        uint32_t slot;
+        SharedRegionSlot *self;
+        bool private_mapping;         /* anonymous: no file was given */
+        char *path;                   /* for re-attaching in a forked child */
+} SharedRegion;
+
+/* Map an existing region file (validated) or, with path NULL, a private anonymous
+ * region for n_devices. Then claim a slot. */
+int shared_region_attach(SharedRegion *r, const char *path, uint32_t n_devices);
+void shared_region_detach(SharedRegion *r);
+
+/* In a forked child: the parent's slot is not ours; take a fresh lock fd and slot. */
+int shared_region_reattach_after_fork(SharedRegion *r);
+
+/* Reserve size bytes on device dev against limit (0: none). -ENOMEM if it does not fit
+ * even after reclaiming dead slots; -EINVAL for a bad device. */
+int shared_region_reserve(SharedRegion *r, uint32_t dev, uint64_t size, uint64_t limit);
+/* Give back what shared_region_reserve() took (after a failed allocation or a free). */
+void shared_region_release(SharedRegion *r, uint32_t dev, uint64_t size);
+/* The container's usage on device dev (0 for a bad device). */
+uint64_t shared_region_used(SharedRegion *r, uint32_t dev);
+/* Reclaim every ACTIVE slot whose owner died. Returns how many. */
+int shared_region_reclaim_dead(SharedRegion *r);

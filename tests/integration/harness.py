@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared by the integration tests: start the node daemon (or, before it exists, the
+gRPC test server) in a throwaway directory tree, and load the kubelet simulator."""
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
+BUILD_ROOT = os.environ.get("HAMI_DRA_BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))
+DRIVER = "hami-core-gpu.project-hami.io"
+
+_spec = importlib.util.spec_from_file_location("kubelet_sim", os.path.join(SOURCE_ROOT, "tests", "kubelet-sim.py"))
+sim = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sim)
+
+
+# meson runs each test against the daemon and once more against the gRPC layer alone,
+# passing the binary as the first argument.
+if len(sys.argv) > 1:
+    os.environ["HAMI_DRA_DAEMON"] = os.path.abspath(sys.argv[1])
+
+
+def daemon_binary():
+    """HAMI_DRA_DAEMON picks one; default: the real daemon when built, else the test server."""
+    path = os.environ.get("HAMI_DRA_DAEMON")
+    if path:
+        return path
+    real = os.path.join(BUILD_ROOT, "src", "hami-dra-plugin")
+    return real if os.access(real, os.X_OK) else os.path.join(BUILD_ROOT, "tests", "grpc-test-server")
+
+
+def is_real_daemon(path=None):
+    return os.path.basename(path or daemon_binary()) == "hami-dra-plugin"
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print("ok: " + msg, flush=True)
+
+
+class Daemon:
+    """One daemon in its own temporary tree: registry/, plugins/, state/, cdi/."""
+
+    def __init__(self, gpus=8, binary=None, root=None):
+        self.binary = binary or daemon_binary()
+        self.gpus = gpus
+        self.own_root = root is None
+        self.root = root or tempfile.mkdtemp(prefix="hami-dra-it-")
+        self.registry_dir = os.path.join(self.root, "registry")
+        self.plugins_dir = os.path.join(self.root, "plugins")
+        self.reg_sock = os.path.join(self.registry_dir, DRIVER + "-reg.sock")
+        self.dra_sock = os.path.join(self.plugins_dir, DRIVER, "dra.sock")
+        self.proc = None
+        self.log_path = os.path.join(self.root, "daemon.log")
+
+    def argv(self):
+        if is_real_daemon(self.binary):
+            conf = os.path.join(self.root, "hami-dra.conf")
+            if not os.path.exists(conf):
+                open(conf, "w").close()
+            return [self.binary, "--config", conf, "--driver-name", DRIVER, "--node-name", "test-node",
+                    "--registry-dir", self.registry_dir, "--plugins-dir", self.plugins_dir,
+                    "--state-dir", os.path.join(self.root, "state"), "--cdi-dir", os.path.join(self.root, "cdi"),
+                    "--backend=mock", "--mock-gpus=%d" % self.gpus]
+        return [self.binary, "--driver-name", DRIVER, "--registration-socket", self.reg_sock,
+                "--dra-socket", self.dra_sock, "--gpus", str(self.gpus)]
+
+    def start(self, wait=True, prefix=(), **popen):
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("LISTEN_FDS", None)
+        self.proc = subprocess.Popen(list(prefix) + self.argv(), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=popen.pop("env", env), **popen)
+        if wait:
+            self.wait_socket(self.reg_sock)
+        return self
+
+    def wait_socket(self, path, timeout=20, connect=True):
+        """Until path exists and (connect=True) accepts a connection: a stale file may be there first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path) and (not connect or _connectable(path)):
+                return
+            if self.proc and self.proc.poll() is not None:
+                fail("daemon exited with %s before %s appeared:\n%s" % (self.proc.returncode, path, self.output()))
+            time.sleep(0.02)
+        fail("%s did not appear within %ds:\n%s" % (path, timeout, self.output()))
+
+    def output(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def set_gpu1_unhealthy(self, unhealthy=True):
+        """The real daemon's mock backend follows <state-dir>/mock-health; the test server flips on SIGUSR1."""
+        if is_real_daemon(self.binary):
+            path = os.path.join(self.root, "state", "mock-health")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                if unhealthy:
+                    f.write("hami-gpu-1 unhealthy XID 79: GPU has fallen off the bus\n")
+            os.rename(tmp, path)
+        else:
+            self.signal(signal.SIGUSR1)
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit code."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            fail("daemon did not exit within %ds of SIGTERM:\n%s" % (timeout, self.output()))
+        self.log.close()
+        return rc
+
+    def kubelet(self):
+        # The kubelet allows GetInfo 1 s. Tests must not depend on the load of the machine
+        # (ASan builds, parallel tests): a stuck server never answers, so 10 s proves as much.
+        return sim.Kubelet(self.reg_sock, get_info_timeout=10)
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            print("daemon output:\n" + self.output())
+        self.cleanup()
+
+
+def _connectable(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def listening_socket(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(128)
+    return s
