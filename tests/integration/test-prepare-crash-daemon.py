@@ -30,6 +30,9 @@ KILLS = int(os.environ.get("HAMI_CRASH_KILLS", "60"))
 if not is_real_daemon():
     print("SKIP: needs the real daemon")
     sys.exit(77)
+if not os.path.exists(os.path.join(SRC, "tests/fakes/fake-apiserver.py")):
+    print("SKIP: needs the fake API server and the API client (kube branch)")
+    sys.exit(77)
 if os.geteuid() != 0:
     print("SKIP: mknod fixtures need root")
     sys.exit(77)

@@ -24,6 +24,9 @@ SHARE = "6f1c2f1e-0000-4000-8000-000000000001"
 if not is_real_daemon():
     print("SKIP: needs the real daemon")
     sys.exit(77)
+if not os.path.exists(os.path.join(SRC, "tests/fakes/fake-apiserver.py")):
+    print("SKIP: needs the fake API server and the API client (kube branch)")
+    sys.exit(77)
 if os.geteuid() != 0:
     print("SKIP: mknod fixtures need root")
     sys.exit(77)
