@@ -10,8 +10,10 @@ Reports p50/p99 pair latency, pairs/s, and the daemon's CPU time per pair from
 Run from the source tree with HAMI_DRA_BUILD_ROOT pointing at the build directory.
 """
 
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,6 +54,7 @@ def claim_obj(name, uid, i):
 def main():
     import urllib.request
     tmp = tempfile.mkdtemp(prefix="hami-bench-prepare-")
+    atexit.register(shutil.rmtree, tmp, True)
     shared = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "..", "shared"))
     subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,9 +8,11 @@ retried call converges. Every tenth round is a "reboot": a new boot ID cannot be
 for a real process, so the CDI directory is emptied (as a tmpfs /run would be) and the
 restart must write the specs back. HAMI_CRASH_KILLS sets the rounds (default 60)."""
 
+import atexit
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,12 +40,14 @@ if os.geteuid() != 0:
     sys.exit(77)
 
 tmp = tempfile.mkdtemp(prefix="hami-prepare-crash-")
+atexit.register(shutil.rmtree, tmp, True)
 subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 state = os.path.join(tmp, "fake-state.json")
 fake = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"), "--certs", tmp,
                          "--state-file", state, "--node", NODE], env=dict(os.environ, HAMI_DRA_SHARED=SHARED),
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+atexit.register(fake.terminate)
 deadline = time.monotonic() + 30
 while not os.path.exists(state) and fake.poll() is None and time.monotonic() < deadline:
     time.sleep(0.05)
