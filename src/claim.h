@@ -35,3 +35,24 @@ typedef struct ClaimAllocation {
 } ClaimAllocation;
 
 void claim_allocation_done(ClaimAllocation *c);
+
+/*
+ * Decode a ResourceClaim (the API server's JSON, untrusted) into c, keeping the
+ * results for driver_name in pool (our node). Errors, each with a one-line reason in
+ * error (when given):
+ *   -EBADMSG   malformed JSON or fields (also malformed opaque parameters of ours)
+ *   -ENODATA   status.allocation is absent: "not allocated"
+ *   -EXDEV     a result for our driver names another pool: "allocated to another node"
+ *   -E2BIG     more results/configs/bytes than the API allows
+ */
+int claim_allocation_decode(const char *json, size_t len, const char *driver_name, const char *pool,
+                            ClaimAllocation *c, char *error, size_t error_size);
+
+#define CLAIM_JSON_MAX (3u * 1024 * 1024)  /* the API server's object limit is 1.5 MiB */
+#define CLAIM_UID_MAX 64
+
+/* "0c6a3d6e-..."; letters, digits and '-', not starting with '-': safe in paths and CDI names. */
+bool claim_uid_is_valid(const char *uid);
+
+/* "<main>/<sub>" -> length of "<main>". */
+size_t claim_request_main_len(const char *request);

@@ -20,7 +20,12 @@ static int op_reload(void *userdata) {
 }
 
 static int op_release_claim(void *userdata, const char *uid) {
-        return -EOPNOTSUPP; /* prepare's release lands with the prepare work */
+        Manager *m = userdata;
+
+        /* The prepare service's observer sends bus_server_claim_unprepared(). */
+        if (!m->prepare)
+                return -EAGAIN;
+        return prepare_service_release(m->prepare, uid);
 }
 
 static int op_set_device_schedulable(void *userdata, const char *name, bool schedulable) {

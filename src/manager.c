@@ -8,6 +8,7 @@
 #include "log.h"
 #include "manager-dbus.h"
 #include "manager.h"
+#include "prepare-bus.h"
 #include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
@@ -200,6 +201,8 @@ int manager_rescan(Manager *m) {
                 (void) manager_publish_health(m);
                 if (m->publisher)
                         (void) slice_publisher_set_devices(m->publisher, &m->gpus);
+                if (m->preparer)
+                        (void) preparer_set_gpus(m->preparer, &m->gpus);
         }
 
         if (m->gpus.n_problems > 0)
@@ -234,22 +237,103 @@ static void manager_on_registration_status(void *userdata, bool registered, cons
         manager_update_status(m);
 }
 
-static void manager_answer_not_implemented(DraRequest *r) {
-        for (size_t i = 0; i < dra_request_n_claims(r); i++)
-                (void) dra_request_set_error(
-                        r, i, "%s is not available in this build of hami-dra (%s): claim %s was not %s",
-                        dra_request_is_prepare(r) ? "NodePrepareResources" : "NodeUnprepareResources",
-                        PACKAGE_VERSION, dra_request_claim(r, i)->uid,
-                        dra_request_is_prepare(r) ? "prepared" : "unprepared");
-        dra_request_complete(r);
-}
-
 static void manager_on_prepare(void *userdata, DraRequest *r) {
-        manager_answer_not_implemented(r);
+        Manager *m = userdata;
+        prepare_service_prepare(m->prepare, r);
 }
 
 static void manager_on_unprepare(void *userdata, DraRequest *r) {
-        manager_answer_not_implemented(r);
+        Manager *m = userdata;
+        prepare_service_unprepare(m->prepare, r);
+}
+
+/* ---------------------------------------------------------------- prepare */
+
+/*
+ * Prepare reads claims through here. Without an API client only claims that are
+ * already prepared (answered from their checkpoints) can be served.
+ */
+/* Prepare's claim fetcher: a GET through the API client, the answer handed back as is. */
+typedef struct ManagerFetch {
+        ClaimFetchDone done;
+        void *ctx;
+} ManagerFetch;
+
+static void manager_on_claim_fetched(KubeClient *c, const KubeResponse *r, void *userdata) {
+        ManagerFetch *f = userdata;
+
+        f->done(f->ctx, r->error, r->status, r->body, r->body_size, r->message);
+        free(f);
+}
+
+static int manager_fetch_claim(void *userdata, const char *ns, const char *name, ClaimFetchDone done,
+                               void *ctx) {
+        Manager *m = userdata;
+        ManagerFetch *f;
+        int r;
+
+        if (!m->kube)
+                return -EOPNOTSUPP; /* no credentials: prepare says so per claim */
+        f = malloc(sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        *f = (ManagerFetch) { .done = done, .ctx = ctx };
+        r = kube_client_get_resource_claim(m->kube, ns, name, manager_on_claim_fetched, f);
+        if (r < 0)
+                free(f);
+        return r;
+}
+
+/* Prepared, unprepared, released, forgotten: the D-Bus objects follow. */
+static void manager_on_claim_changed(void *userdata, const char *uid, const Checkpoint *c) {
+        Manager *m = userdata;
+        _cleanup_(bus_claim_done) BusClaim b = {};
+
+        if (!m->bus)
+                return;
+        if (!c)
+                (void) bus_server_claim_unprepared(m->bus, uid);  /* -ENOENT for unknown claims: fine */
+        else if (prepare_claim_to_bus(c, m->config.state_dir, &b) >= 0)
+                (void) bus_server_claim_prepared(m->bus, &b);
+}
+
+static void manager_publish_claim(void *userdata, const Checkpoint *c) {
+        manager_on_claim_changed(userdata, c->uid, c);
+}
+
+/* Once the API client is up: forget claims deleted or re-created while we were down. */
+static void manager_verify_recovered(Manager *m) {
+        if (!m->prepare || m->n_recovered == 0)
+                return;
+        (void) prepare_service_verify(m->prepare, TAKE_PTR(m->recovered), m->n_recovered);
+        m->n_recovered = 0;
+}
+
+static int manager_setup_prepare(Manager *m) {
+        int r;
+
+        PrepareOptions o = {
+                .driver_name = m->config.driver_name,
+                .node_name = m->config.node_name,
+                .cdi_dir = m->config.cdi_dir,
+                .state_dir = m->config.state_dir,
+                .preload_library = m->config.preload_library,
+                .driver_from_runtime = m->config.driver_from_runtime,
+                /* Test and demo set-ups (mock GPUs) point these at mknod fixtures. */
+                .dev_root = secure_getenv("HAMI_DRA_DEV_ROOT") ?: "/",
+                .driver_root = secure_getenv("HAMI_DRA_DRIVER_ROOT") ?: "/",
+        };
+        r = preparer_new(&o, &m->gpus, &m->preparer);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up prepare in %s and %s: %m", o.state_dir, o.cdi_dir);
+        /* Before serving: every claim fully prepared or fully absent. */
+        r = preparer_recover(m->preparer, &m->recovered, &m->n_recovered);
+        if (r < 0)
+                return log_error_errno(r, "Failed to recover the prepared claims: %m");
+        r = prepare_service_new(m->event, m->preparer, manager_fetch_claim, m, 0, &m->prepare);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the prepare workers: %m");
+        return 0;
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -571,6 +655,9 @@ int manager_start(Manager *m) {
         r = manager_setup_gpus(m);
         if (r < 0)
                 return r;
+        r = manager_setup_prepare(m);
+        if (r < 0)
+                return r;
         r = manager_start_grpc(m);
         if (r < 0)
                 return r;
@@ -578,11 +665,17 @@ int manager_start(Manager *m) {
         r = manager_setup_apiserver(m);
         if (r < 0)
                 return r;
+        /* After the API client is set up (it reads the claims). */
+        manager_verify_recovered(m);
 
         r = manager_dbus_start(m, &m->bus);
         if (r < 0)
                 /* No system bus (a container, a test) is no reason to stop serving the kubelet. */
                 log_warning_errno(r, "Not on the system bus, org.projecthami.Dra1 is unavailable: %m");
+        else {
+                prepare_service_set_observer(m->prepare, manager_on_claim_changed, m);
+                (void) preparer_foreach(m->preparer, manager_publish_claim, m);
+        }
 
         /* Everything is open and bound: from here on only the allowlisted calls. */
         r = sandbox_apply(&m->config);
@@ -610,6 +703,10 @@ Manager *manager_free(Manager *m) {
         m->publisher = slice_publisher_free(m->publisher);
         m->kube = kube_client_free(m->kube);
         free(m->apiserver_status);
+        /* Then prepare: waits for its workers and completes what is still in flight. */
+        m->prepare = prepare_service_free(m->prepare);
+        m->preparer = preparer_free(m->preparer);
+        preparer_claims_free(m->recovered, m->n_recovered);
         m->bus = bus_server_free(m->bus);
         m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
         m->backend = gpu_backend_free(m->backend);

@@ -16,6 +16,8 @@
 #include "grpc-server.h"
 #include "kube-client.h"
 #include "slice-publisher.h"
+#include "prepare-dra.h"
+#include "prepare.h"
 
 typedef struct BusServer BusServer;
 
@@ -37,6 +39,13 @@ typedef struct Manager {
         GpuList gpus;
 
         GrpcServer *grpc;
+
+        /* Prepare/unprepare (prepare.c, prepare-dra.c). Claims recovered at start wait in
+         * recovered[] until the API client can re-verify them. */
+        Preparer *preparer;
+        PrepareService *prepare;
+        PrepareClaimRef *recovered;
+        size_t n_recovered;
         int listen_fd_registration; /* from systemd, or -1 */
         int listen_fd_dra;
         bool kubelet_registered;

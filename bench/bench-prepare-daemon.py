@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""The real daemon's prepare path: kubelet simulator (gRPC) -> hami-dra-plugin (mock GPUs,
+mknod fixtures) -> fake API server over TLS on loopback. Prepare+unprepare pairs,
+sequential and with 16 concurrent clients, with 10 and then 5,000 claims already prepared.
+Reports p50/p99 pair latency, pairs/s, and the daemon's CPU time per pair from
+/proc/<pid>/stat (utime+stime), so the Python clients' cost is not counted.
+
+  sudo bench/bench-prepare-daemon.py [pairs] [claims]     (needs root for mknod)
+Run from the source tree with HAMI_DRA_BUILD_ROOT pointing at the build directory.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+os.environ.setdefault("HAMI_DRA_BUILD_ROOT", os.path.join(SRC, "build"))
+
+PAIRS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+LARGE = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
+sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
+
+from harness import DRIVER, Daemon  # noqa: E402
+
+NODE = "test-node"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def claim_obj(name, uid, i):
+    share = "6f1c2f1e-0000-4000-8000-%012x" % i
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": name, "namespace": "default", "uid": uid},
+            "status": {"allocation": {"devices": {"results": [
+                {"request": "gpu", "driver": DRIVER, "pool": NODE, "device": "hami-gpu-%d" % (i % 8),
+                 "shareID": share, "consumedCapacity": {"memory": "64Mi", "cores": "1"}}]}}}}
+
+
+def main():
+    import urllib.request
+    tmp = tempfile.mkdtemp(prefix="hami-bench-prepare-")
+    atexit.register(shutil.rmtree, tmp, True)
+    shared = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "..", "shared"))
+    subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = os.path.join(tmp, "fake-state.json")
+    fake = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"), "--certs", tmp,
+                             "--state-file", state, "--node", NODE], env=dict(os.environ, HAMI_DRA_SHARED=shared),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(state):
+        time.sleep(0.05)
+    st = json.load(open(state))
+
+    def put(obj):
+        req = urllib.request.Request("http://127.0.0.1:%d/claims" % st["control"], data=json.dumps(obj).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    kc = os.path.join(tmp, "kubeconfig")
+    json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "c",
+               "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+               "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % st["port"],
+                                                      "certificate-authority": "ca.crt"}}],
+               "users": [{"name": "u", "user": {"client-certificate": "client.crt", "client-key": "client.key"}}]},
+              open(kc, "w"))
+    claims = []
+    for i in range(LARGE + 16):
+        c = ("default", "bench-%d" % i, str(uuid.uuid4()))
+        put(claim_obj(c[1], c[2], i))
+        claims.append(c)
+
+    d = Daemon(root=os.path.join(tmp, "daemon"))
+    os.makedirs(d.root)
+    dev = os.path.join(d.root, "devroot", "dev")
+    os.makedirs(dev)
+    for i in range(8):
+        os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | 0o020000, os.makedev(195, i))
+    os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
+    preload = os.path.join(d.root, "libvgpu.so")
+    open(preload, "w").write("x\n")
+    with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
+        f.write("[Plugin]\nKubeconfig=%s\nLogLevel=warning\n[Container]\nPreloadLibrary=%s\n" % (kc, preload))
+    env = dict(os.environ, HAMI_DRA_DEV_ROOT=os.path.dirname(dev), HAMI_DRA_DRIVER_ROOT=d.root)
+    env.pop("NOTIFY_SOCKET", None)
+    d.start(env=env)
+    k = d.kubelet()
+    k.register(DRIVER)
+    pid = d.proc.pid
+
+    def run(clients, pairs):
+        lat = []
+        lock = threading.Lock()
+        left = [pairs]
+
+        def client(c):
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
+                t = time.monotonic()
+                r = k.prepare([c])[c[2]]
+                assert not r.error, r.error
+                r = k.unprepare([c])[c[2]]
+                assert not r.error, r.error
+                with lock:
+                    lat.append((time.monotonic() - t) * 1e6)
+
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        ts = [threading.Thread(target=client, args=(claims[LARGE + i],)) for i in range(clients)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        el = time.monotonic() - t0
+        lat.sort()
+        return (statistics.median(lat), lat[int(len(lat) * 0.99)], pairs / el,
+                (cpu_seconds(pid) - cpu0) / pairs * 1e6)
+
+    rows = []
+    prepared = 0
+    for target in (10, LARGE):
+        for i in range(prepared, target, 64):
+            batch = claims[i:min(target, i + 64)]
+            res = k.prepare(batch)
+            errors = [r.error for r in res.values() if r.error]
+            assert not errors, errors[:3]
+        prepared = target
+        for clients in (1, 16):
+            rows.append(("%s, %d prepared" % ("sequential" if clients == 1 else "16 clients", target),
+                         run(clients, PAIRS)))
+    d.stop()
+    fake.terminate()
+    subprocess.run(["rm", "-rf", tmp])
+
+    print("hami-dra-plugin prepare+unprepare through gRPC and the fake API server (TLS, loopback), %d pairs/row"
+          % PAIRS)
+    print("%-28s %10s %10s %9s %14s" % ("scenario", "p50 us", "p99 us", "pairs/s", "daemon cpu us"))
+    for name, (p50, p99, rate, cpu) in rows:
+        print("%-28s %10.0f %10.0f %9.0f %14.0f" % (name, p50, p99, rate, cpu))
+
+
+main()

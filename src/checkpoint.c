@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "checkpoint.h"
+#include "claim.h"
+#include "fsutil.h"
+#include "macro.h"
+
+#define CHECKPOINT_MAGIC "HAMI-DRA-CHECKPOINT"
+#define CHECKPOINT_STRING_MAX 4096
+
+/* ---------------------------------------------------------------- CRC-32C */
+
+static uint32_t crc32c_table[256];
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_init(void) {
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+                for (int k = 0; k < 8; k++)
+                        c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+                crc32c_table[i] = c;
+        }
+}
+
+#if defined(__x86_64__)
+/* SSE 4.2 has a CRC-32C instruction: 8 bytes per step. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len) {
+        uint64_t c = ~crc;
+
+        for (; len >= 8; p += 8, len -= 8) {
+                uint64_t v;
+                memcpy(&v, p, 8);
+                c = __builtin_ia32_crc32di(c, v);
+        }
+        for (; len > 0; p++, len--)
+                c = __builtin_ia32_crc32qi((uint32_t) c, *p);
+        return ~(uint32_t) c;
+}
+#endif
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+        const uint8_t *p = data;
+
+#if defined(__x86_64__)
+        if (__builtin_cpu_supports("sse4.2"))
+                return crc32c_sse42(crc, p, len);
+#endif
+        pthread_once(&crc32c_once, crc32c_init);
+        crc = ~crc;
+        while (len--)
+                crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return ~crc;
+}
+
+/* ---------------------------------------------------------------- struct */
+
+static void checkpoint_device_done(CheckpointDevice *d) {
+        free(d->request);
+        free(d->pool);
+        free(d->device);
+        free(d->cdi_device_id);
+        free(d->share_id);
+        free(d->gpu_uuid);
+}
+
+void checkpoint_done(Checkpoint *c) {
+        if (!c)
+                return;
+        free(c->uid);
+        free(c->namespace_);
+        free(c->name);
+        for (size_t i = 0; i < c->n_devices; i++)
+                checkpoint_device_done(&c->devices[i]);
+        free(c->devices);
+        free(c->cdi_spec);
+        *c = (Checkpoint) {};
+}
+
+/* ---------------------------------------------------------------- encode */
+
+static int add_str(json_object *o, const char *key, const char *value) {
+        json_object *v;
+
+        if (!value)
+                return 0;
+        v = json_object_new_string(value);
+        if (!v)
+                return -ENOMEM;
+        json_object_object_add(o, key, v);
+        return 0;
+}
+
+static json_object *encode_device(const CheckpointDevice *d) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        if (add_str(o, "request", d->request) < 0 || add_str(o, "pool", d->pool) < 0 ||
+            add_str(o, "device", d->device) < 0 || add_str(o, "cdiDeviceId", d->cdi_device_id) < 0 ||
+            add_str(o, "shareId", d->share_id) < 0 || add_str(o, "gpuUuid", d->gpu_uuid) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        json_object_object_add(o, "memoryLimitMiB", json_object_new_int64((int64_t) d->memory_mib));
+        json_object_object_add(o, "coresLimit", json_object_new_int64(d->cores));
+        json_object_object_add(o, "cudaIndex", json_object_new_int64(d->cuda_index));
+        return o;
+}
+
+int checkpoint_encode(const Checkpoint *c, char **ret, size_t *ret_len) {
+        json_object *root, *devs;
+        const char *payload;
+        char header[128];
+        size_t plen;
+        int hlen, r = 0;
+        char *buf;
+
+        root = json_object_new_object();
+        devs = json_object_new_array();
+        if (!root || !devs) {
+                json_object_put(root);
+                json_object_put(devs);
+                return -ENOMEM;
+        }
+        if (add_str(root, "uid", c->uid) < 0 || add_str(root, "namespace", c->namespace_) < 0 ||
+            add_str(root, "name", c->name) < 0 || add_str(root, "bootId", c->boot_id) < 0 ||
+            add_str(root, "cdiSpec", c->cdi_spec) < 0)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < c->n_devices; i++) {
+                json_object *d = encode_device(&c->devices[i]);
+                if (!d || json_object_array_add(devs, d) < 0) {
+                        json_object_put(d);
+                        r = -ENOMEM;
+                }
+        }
+        json_object_object_add(root, "devices", devs);
+        payload = r >= 0 ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+        if (!payload) {
+                json_object_put(root);
+                return r < 0 ? r : -ENOMEM;
+        }
+        plen = strlen(payload);
+        hlen = snprintf(header, sizeof(header), CHECKPOINT_MAGIC " %d %08" PRIx32 " %zu\n",
+                        CHECKPOINT_VERSION, crc32c(0, payload, plen), plen);
+        buf = malloc((size_t) hlen + plen + 1);
+        if (!buf) {
+                json_object_put(root);
+                return -ENOMEM;
+        }
+        memcpy(buf, header, (size_t) hlen);
+        memcpy(buf + hlen, payload, plen + 1);
+        json_object_put(root);
+        *ret = buf;
+        *ret_len = (size_t) hlen + plen;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+static int get_str(json_object *o, const char *key, bool required, char **ret) {
+        json_object *v;
+        const char *s;
+
+        if (!json_object_object_get_ex(o, key, &v)) {
+                *ret = NULL;
+                return required ? -EBADMSG : 0;
+        }
+        if (!json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        s = json_object_get_string(v);
+        if (strlen(s) > (streq(key, "cdiSpec") ? CHECKPOINT_FILE_MAX : CHECKPOINT_STRING_MAX))
+                return -EBADMSG;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_uint(json_object *o, const char *key, uint64_t max, uint64_t *ret) {
+        json_object *v;
+        int64_t x;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        x = json_object_get_int64(v);
+        if (x < 0 || (uint64_t) x > max)
+                return -EBADMSG;
+        *ret = (uint64_t) x;
+        return 0;
+}
+
+static int decode_device(json_object *o, CheckpointDevice *d) {
+        uint64_t cores, index = 0;
+        json_object *v;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return -EBADMSG;
+        if ((r = get_str(o, "request", true, &d->request)) < 0 || (r = get_str(o, "pool", true, &d->pool)) < 0 ||
+            (r = get_str(o, "device", true, &d->device)) < 0 ||
+            (r = get_str(o, "cdiDeviceId", true, &d->cdi_device_id)) < 0 ||
+            (r = get_str(o, "shareId", false, &d->share_id)) < 0 ||
+            (r = get_str(o, "gpuUuid", true, &d->gpu_uuid)) < 0 ||
+            (r = get_uint(o, "memoryLimitMiB", UINT64_C(1) << 40, &d->memory_mib)) < 0 ||
+            (r = get_uint(o, "coresLimit", 100, &cores)) < 0)
+                return r;
+        d->cores = (unsigned) cores;
+        /* Optional: absent in checkpoints written before it existed. */
+        if (json_object_object_get_ex(o, "cudaIndex", &v) &&
+            (r = get_uint(o, "cudaIndex", CHECKPOINT_DEVICES_MAX - 1, &index)) < 0)
+                return r;
+        d->cuda_index = (unsigned) index;
+        return 0;
+}
+
+static int decode_payload(json_object *root, Checkpoint *c) {
+        _cleanup_free_ char *boot = NULL;
+        json_object *devs;
+        size_t n;
+        int r;
+
+        if (!json_object_is_type(root, json_type_object))
+                return -EBADMSG;
+        if ((r = get_str(root, "uid", true, &c->uid)) < 0 || (r = get_str(root, "namespace", true, &c->namespace_)) < 0 ||
+            (r = get_str(root, "name", true, &c->name)) < 0 || (r = get_str(root, "bootId", true, &boot)) < 0 ||
+            (r = get_str(root, "cdiSpec", true, &c->cdi_spec)) < 0)
+                return r;
+        if (!claim_uid_is_valid(c->uid) || strlen(boot) != 32)
+                return -EBADMSG;
+        for (const char *p = boot; *p; p++)
+                if (!isxdigit((unsigned char) *p))
+                        return -EBADMSG;
+        memcpy(c->boot_id, boot, 33);
+
+        if (!json_object_object_get_ex(root, "devices", &devs) || !json_object_is_type(devs, json_type_array))
+                return -EBADMSG;
+        n = json_object_array_length(devs);
+        if (n > CHECKPOINT_DEVICES_MAX)
+                return -EBADMSG;
+        if (n > 0) {
+                c->devices = calloc(n, sizeof(CheckpointDevice));
+                if (!c->devices)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                c->n_devices++;
+                r = decode_device(json_object_array_get_idx(devs, i), &c->devices[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
+        _cleanup_(checkpoint_done) Checkpoint c = {};
+        const char *nl, *text = data;
+        char header[128];
+        unsigned version;
+        uint32_t crc;
+        size_t plen;
+        json_tokener *tok;
+        json_object *root;
+        int r, consumed = 0;
+
+        if (len > CHECKPOINT_FILE_MAX)
+                return -EBADMSG;
+        nl = memchr(text, '\n', MIN(len, sizeof(header) - 1));
+        if (!nl)
+                return -EBADMSG;
+        memcpy(header, text, (size_t) (nl - text));
+        header[nl - text] = '\0';
+        if (strncmp(header, CHECKPOINT_MAGIC " ", strlen(CHECKPOINT_MAGIC) + 1) != 0)
+                return -EBADMSG;
+        if (sscanf(header + strlen(CHECKPOINT_MAGIC) + 1, "%u %8" SCNx32 " %zu%n", &version, &crc, &plen,
+                   &consumed) != 3 || header[strlen(CHECKPOINT_MAGIC) + 1 + consumed] != '\0')
+                return -EBADMSG;
+        if (version != CHECKPOINT_VERSION)
+                return -EPROTONOSUPPORT;
+        /* Only the canonical spelling: no upper-case hex, signs, spaces or leading zeros. */
+        char canonical[128];
+        snprintf(canonical, sizeof(canonical), CHECKPOINT_MAGIC " %u %08" PRIx32 " %zu", version, crc, plen);
+        if (!streq(canonical, header))
+                return -EBADMSG;
+        if (plen != len - (size_t) (nl + 1 - text))
+                return -EBADMSG;
+        if (crc32c(0, nl + 1, plen) != crc)
+                return -EBADMSG;
+        if (plen == 0 || memchr(nl + 1, '\0', plen))
+                return -EBADMSG;
+
+        tok = json_tokener_new_ex(8);
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, nl + 1, (int) plen);
+        if (!root || json_tokener_get_parse_end(tok) != plen) {
+                json_object_put(root);
+                json_tokener_free(tok);
+                return -EBADMSG;
+        }
+        json_tokener_free(tok);
+        r = decode_payload(root, &c);
+        json_object_put(root);
+        if (r < 0)
+                return r;
+        *ret = c;
+        c = (Checkpoint) {};
+        return 0;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int checkpoint_file_name(const char *uid, char *name, size_t size) {
+        if (!claim_uid_is_valid(uid))
+                return -EINVAL;
+        return snprintf(name, size, "%s" CHECKPOINT_SUFFIX, uid) >= (int) size ? -ENAMETOOLONG : 0;
+}
+
+int checkpoint_save_at(int dfd, const Checkpoint *c) {
+        _cleanup_free_ char *data = NULL;
+        char name[NAME_MAX];
+        size_t len;
+        int r;
+
+        r = checkpoint_file_name(c->uid, name, sizeof(name));
+        if (r < 0)
+                return r;
+        r = checkpoint_encode(c, &data, &len);
+        if (r < 0)
+                return r;
+        if (len > CHECKPOINT_FILE_MAX)
+                return -E2BIG;
+        return write_file_atomic_at(dfd, name, data, len, 0600, WRITE_DURABLE);
+}
+
+int checkpoint_load_at(int dfd, const char *uid, Checkpoint *ret) {
+        _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_free_ char *data = NULL;
+        char name[NAME_MAX];
+        size_t len;
+        int r;
+
+        r = checkpoint_file_name(uid, name, sizeof(name));
+        if (r < 0)
+                return r;
+        r = fsutil_read_file_at(dfd, name, CHECKPOINT_FILE_MAX, &data, &len);
+        if (r < 0)
+                return r == -EFBIG ? -EBADMSG : r;
+        r = checkpoint_decode(data, len, &c);
+        if (r < 0)
+                return r;
+        if (!streq(c.uid, uid))
+                return -EBADMSG;  /* a file renamed under another claim's name */
+        *ret = c;
+        c = (Checkpoint) {};
+        return 0;
+}
+
+int checkpoint_remove_at(int dfd, const char *uid) {
+        char name[NAME_MAX];
+        int r;
+
+        r = checkpoint_file_name(uid, name, sizeof(name));
+        if (r < 0)
+                return r;
+        return unlinkat(dfd, name, 0) < 0 ? negative_errno() : 0;
+}
+
+static int checkpoint_dir_open(const char *state_dir, bool create) {
+        char dir[PATH_MAX];
+        int r;
+
+        if (snprintf(dir, sizeof(dir), "%s/" CHECKPOINT_DIR_NAME, state_dir) >= (int) sizeof(dir))
+                return -ENAMETOOLONG;
+        if (create) {
+                r = mkdir_parents(dir, 0700);
+                if (r < 0)
+                        return r;
+        }
+        return open_directory(dir);
+}
+
+int checkpoint_save(const char *state_dir, const Checkpoint *c) {
+        _cleanup_close_ int dfd = checkpoint_dir_open(state_dir, true);
+        return dfd < 0 ? dfd : checkpoint_save_at(dfd, c);
+}
+
+int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret) {
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!claim_uid_is_valid(uid))
+                return -EINVAL;
+        dfd = checkpoint_dir_open(state_dir, false);
+        return dfd < 0 ? dfd : checkpoint_load_at(dfd, uid, ret);
+}
+
+int checkpoint_remove(const char *state_dir, const char *uid) {
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!claim_uid_is_valid(uid))
+                return -EINVAL;
+        dfd = checkpoint_dir_open(state_dir, false);
+        return dfd < 0 ? dfd : checkpoint_remove_at(dfd, uid);
+}

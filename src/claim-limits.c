@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "claim-limits.h"
+#include "macro.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+static int fail(char *error, size_t size, int r, const char *format, ...) _printf_(4, 5);
+static int fail(char *error, size_t size, int r, const char *format, ...) {
+        va_list ap;
+
+        if (error && size > 0) {
+                va_start(ap, format);
+                vsnprintf(error, size, format, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+static const Gpu *find_gpu(const GpuList *l, const char *name) {
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (streq(l->gpus[i].name, name))
+                        return &l->gpus[i];
+        return NULL;
+}
+
+/* CUDA's order: PCI bus id ("0000:65:00.0", fixed width lower-case hex), then minor. */
+static int gpu_cuda_compare(const Gpu *a, const Gpu *b) {
+        int r = strcmp(a->pcie_bus_id, b->pcie_bus_id);
+        if (r != 0)
+                return r;
+        return a->minor < b->minor ? -1 : a->minor > b->minor;
+}
+
+static bool same_main_request(const char *a, const char *b) {
+        size_t la = claim_request_main_len(a), lb = claim_request_main_len(b);
+        return la == lb && strncmp(a, b, la) == 0;
+}
+
+static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const Gpu *gpu,
+                      const GpuConfig *cfg, bool *first_seen, char *error, size_t size) {
+        size_t g;
+        uint64_t memory = res->has_consumed_capacity ? res->consumed_memory : gpu->memory_total;
+        uint64_t cores = res->has_consumed_capacity ? res->consumed_cores : GPU_CORES_TOTAL;
+
+        for (g = 0; g < l->n_gpus; g++)
+                if (l->gpus[g].gpu == gpu)
+                        break;
+        if (g == l->n_gpus) {
+                l->gpus[g] = (GpuLimit) { .gpu = gpu };
+                first_seen[g] = true;
+                l->n_gpus++;
+        }
+        GpuLimit *gl = &l->gpus[g];
+        l->results[idx].gpu = g;
+
+        /* The policies: hard unless every result on this GPU says otherwise. */
+        LimitPolicy mem_policy = res->admin_access ? LIMIT_POLICY_DISABLED : cfg->memory_limit_policy;
+        LimitPolicy sm_policy = res->admin_access ? LIMIT_POLICY_DISABLED : cfg->sm_limit_policy;
+        if (first_seen[g]) {
+                gl->memory_policy = mem_policy;
+                gl->sm_policy = sm_policy;
+                gl->oversubscription = cfg->oversubscription;
+                first_seen[g] = false;
+        } else {
+                if (mem_policy == LIMIT_POLICY_HARD)
+                        gl->memory_policy = LIMIT_POLICY_HARD;
+                if (sm_policy == LIMIT_POLICY_HARD)
+                        gl->sm_policy = LIMIT_POLICY_HARD;
+                gl->oversubscription = gl->oversubscription && cfg->oversubscription;
+        }
+
+        if (res->admin_access)
+                return 0;  /* admin access does not consume capacity */
+        if (memory > gpu->memory_total || gl->memory > gpu->memory_total - memory)
+                return fail(error, size, -ERANGE,
+                            "consumedCapacity exceeds the device: %s has %" PRIu64 " bytes of memory, "
+                            "the claim's results on it ask for more", gpu->name, gpu->memory_total);
+        if (cores > GPU_CORES_TOTAL || gl->cores + cores > GPU_CORES_TOTAL)
+                return fail(error, size, -ERANGE,
+                            "consumedCapacity exceeds the device: %s has %u cores, the claim's results "
+                            "on it ask for more", gpu->name, GPU_CORES_TOTAL);
+        gl->memory += memory;
+        gl->cores += (unsigned) cores;
+        return 0;
+}
+
+static void place_results(const ClaimAllocation *c, ClaimLimits *l) {
+        bool one_request = true;
+
+        for (size_t i = 1; i < c->n_results; i++)
+                one_request = one_request && same_main_request(c->results[0].request, c->results[i].request);
+
+        for (size_t i = 0; i < c->n_results; i++) {
+                const Gpu *mine = l->gpus[l->results[i].gpu].gpu;
+                unsigned rank = 0, view = 0;
+
+                /* Count the distinct GPUs in this result's view, and those before ours. */
+                for (size_t g = 0; g < l->n_gpus; g++) {
+                        bool in_view = one_request;
+                        for (size_t j = 0; j < c->n_results && !in_view; j++)
+                                in_view = l->results[j].gpu == g &&
+                                          same_main_request(c->results[i].request, c->results[j].request);
+                        if (!in_view)
+                                continue;
+                        view++;
+                        if (gpu_cuda_compare(l->gpus[g].gpu, mine) < 0)
+                                rank++;
+                }
+                l->results[i].cuda_index = rank;
+                l->results[i].view_size = view;
+        }
+}
+
+int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLimits *ret,
+                         char *error, size_t size) {
+        ClaimLimits l = {};
+        bool first_seen[CLAIM_RESULTS_MAX] = {};
+        int r;
+
+        if (c->n_results > CLAIM_RESULTS_MAX)
+                return fail(error, size, -E2BIG, "too many results");
+
+        for (size_t i = 0; i < c->n_results; i++) {
+                const ClaimResult *res = &c->results[i];
+                char reason[256] = "";
+                const Gpu *gpu;
+                GpuConfig cfg;
+
+                gpu = find_gpu(gpus, res->device);
+                if (!gpu)
+                        return fail(error, size, -ENODEV,
+                                    "the allocation names device %s, which this node does not have", res->device);
+                gpu_config_init(&cfg);
+                if (res->parameters_json &&
+                    gpu_config_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
+                                     sizeof(reason)) < 0)
+                        return fail(error, size, -EBADMSG, "malformed opaque config for request %s: %s",
+                                    res->request, reason);
+                r = add_result(&l, res, i, gpu, &cfg, first_seen, error, size);
+                if (r < 0)
+                        return r;
+        }
+        l.n_results = c->n_results;
+
+        for (size_t g = 0; g < l.n_gpus; g++) {
+                GpuLimit *gl = &l.gpus[g];
+                gl->memory_mib = gl->memory / MIB;
+                if (gl->memory_policy == LIMIT_POLICY_HARD && gl->memory_mib == 0)
+                        return fail(error, size, -ERANGE,
+                                    "consumedCapacity.memory on %s is %" PRIu64 " bytes, less than 1 MiB: "
+                                    "HAMi-core cannot enforce it", gl->gpu->name, gl->memory);
+                if (gl->sm_policy == LIMIT_POLICY_HARD && gl->cores == 0)
+                        return fail(error, size, -ERANGE,
+                                    "consumedCapacity.cores on %s is 0: HAMi-core cannot enforce it "
+                                    "(0 means no limit)", gl->gpu->name);
+        }
+        place_results(c, &l);
+
+        *ret = l;
+        return 0;
+}

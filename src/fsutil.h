@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Small file-system helpers for the crash-safe writers (CDI specs, checkpoints). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum WriteFlags {
+        WRITE_SYNC_FILE = 1 << 0, /* fsync the data before the rename */
+        WRITE_SYNC_DIR = 1 << 1,  /* fsync the directory after it: the rename survives a power cut */
+        WRITE_DURABLE = WRITE_SYNC_FILE | WRITE_SYNC_DIR,
+} WriteFlags;
+
+/*
+ * Write data to dir/name atomically: a temporary ".name.XXXXXX.tmp" in the same dir,
+ * then rename over name, so readers and a SIGKILLed writer never leave a partial file.
+ * Without WRITE_SYNC_FILE the content may be lost on a power cut (not on a crash of
+ * the process): for files that recovery rebuilds after a reboot anyway.
+ */
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
+                      WriteFlags flags);
+
+/* The same relative to an open directory. */
+int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len, mode_t mode,
+                         WriteFlags flags);
+
+/* Read at most max bytes of dir/name (O_NOFOLLOW, regular file only). -EFBIG when larger. */
+int fsutil_read_file(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
+int fsutil_read_file_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
+
+/* open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC) or a negative errno. */
+int open_directory(const char *path);
+
+/* mkdir -p with mode for every created component. */
+int mkdir_parents(const char *path, mode_t mode);
+
+/* Remove path and what is below it (at most depth levels; never follows symlinks). */
+int rm_rf(const char *path, unsigned depth);
+
+/* How many fsync()s this process made through these helpers (benchmarks count them). */
+uint64_t fsutil_fsync_count(void);
+int fsutil_fsync(int fd);

@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+
+#include "claim.h"
+#include "log.h"
+#include "macro.h"
+#include "prepare-dra.h"
+
+#define FETCH_BODY_MAX (3u * 1024 * 1024)
+/* Claim reads in flight at once; more wait in the backlog (the API client has its own
+ * limit, shared with the slice publisher, and answers -EBUSY beyond it). */
+#define FETCHES_MAX 32
+#define FETCH_RETRY_USEC (50 * 1000)
+
+typedef struct Pending Pending;
+
+typedef struct PrepareService PrepareService;
+
+typedef struct Job {
+        struct Job *next;
+        PrepareService *service;
+        struct Job *fetch_prev, *fetch_next;  /* while the fetcher has it */
+        bool verify;              /* a start-up verification, not a kubelet call */
+        Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
+        size_t index;             /* claim index in the request */
+        bool prepare;
+        char *namespace_, *name, *uid;
+        char *json;               /* fetched claim, or NULL */
+        size_t json_len;
+        /* Results, filled by the worker. */
+        int result;
+        Checkpoint checkpoint;
+        char error[PREPARE_ERROR_MAX];
+} Job;
+
+struct Pending {
+        DraRequest *request;
+        size_t n_left;            /* claims not answered yet */
+};
+
+struct PrepareService {
+        sd_event *event;
+        sd_event_source *wakeup;  /* eventfd: workers -> event loop */
+        int wakeup_fd;
+        Preparer *preparer;
+        ClaimFetchFunc fetch;
+        void *fetch_userdata;
+
+        pthread_mutex_t lock;
+        pthread_cond_t work;
+        Job *queue, *queue_tail; /* to the workers */
+        Job *done;               /* back to the loop */
+        bool stopping;
+        pthread_t *workers;
+        unsigned n_workers;
+
+        size_t n_verifying;
+        Job *fetching;            /* jobs the fetcher still holds */
+        size_t n_fetching;
+        Job *backlog, *backlog_tail; /* jobs waiting for a fetch slot */
+        sd_event_source *retry;   /* backlog retry when the API client was busy */
+        PrepareObserver observer;
+        void *observer_userdata;
+};
+
+static void fetching_remove(PrepareService *s, Job *j);
+static void fetch_failed(PrepareService *s, Job *j, int r);
+
+static void job_free(Job *j) {
+        if (!j)
+                return;
+        free(j->namespace_);
+        free(j->name);
+        free(j->uid);
+        free(j->json);
+        checkpoint_done(&j->checkpoint);
+        free(j);
+}
+
+static Job *job_new(Pending *pending, size_t index, bool prepare, const char *ns, const char *name,
+                    const char *uid) {
+        Job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return NULL;
+        j->pending = pending;
+        j->index = index;
+        j->prepare = prepare;
+        j->namespace_ = strdup(ns ?: "");
+        j->name = strdup(name ?: "");
+        j->uid = strdup(uid ?: "");
+        if (!j->namespace_ || !j->name || !j->uid) {
+                job_free(j);
+                return NULL;
+        }
+        return j;
+}
+
+/* ---------------------------------------------------------------- answers (event thread) */
+
+static void pending_answered(Pending *pd) {
+        if (--pd->n_left > 0)
+                return;
+        dra_request_complete(pd->request);
+        free(pd);
+}
+
+static char **strv_one(const char *s) {
+        char **v = calloc(2, sizeof(char *));
+
+        if (!v)
+                return NULL;
+        v[0] = strdup(s);
+        if (!v[0]) {
+                free(v);
+                return NULL;
+        }
+        return v;
+}
+
+static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
+        DraDevice *devices;
+
+        if (c->n_devices == 0)
+                return dra_request_set_done(r, i);
+        devices = calloc(c->n_devices, sizeof(DraDevice));
+        if (!devices)
+                return -ENOMEM;
+        for (size_t k = 0; k < c->n_devices; k++) {
+                const CheckpointDevice *d = &c->devices[k];
+                devices[k] = (DraDevice) {
+                        .request_names = strv_one(d->request),
+                        .pool_name = strdup(d->pool),
+                        .device_name = strdup(d->device),
+                        .cdi_device_ids = strv_one(d->cdi_device_id),
+                        .share_id = d->share_id ? strdup(d->share_id) : NULL,
+                };
+                if (!devices[k].request_names || !devices[k].pool_name || !devices[k].device_name ||
+                    !devices[k].cdi_device_ids || (d->share_id && !devices[k].share_id)) {
+                        for (size_t x = 0; x <= k; x++)
+                                dra_device_done(&devices[x]);
+                        free(devices);
+                        return -ENOMEM;
+                }
+        }
+        return dra_request_set_devices(r, i, devices, c->n_devices);
+}
+
+static void job_notify(PrepareService *s, Job *j) {
+        if (!s->observer || j->result < 0)
+                return;
+        if (j->prepare && j->checkpoint.n_devices > 0)
+                s->observer(s->observer_userdata, j->uid, &j->checkpoint);
+        else if (!j->prepare)
+                s->observer(s->observer_userdata, j->uid, NULL);
+}
+
+static void job_answer(PrepareService *s, Job *j) {
+        job_notify(s, j);
+        if (!j->pending) {
+                /* A verification that ended in forgetting the claim. */
+                s->n_verifying--;
+                return;
+        }
+        DraRequest *r = j->pending->request;
+        int k;
+
+        if (j->result < 0)
+                k = dra_request_set_error(r, j->index, "%s", j->error[0] ? j->error : strerror(-j->result));
+        else if (j->prepare)
+                k = answer_devices(r, j->index, &j->checkpoint);
+        else
+                k = dra_request_set_done(r, j->index);
+        if (k < 0)
+                (void) dra_request_set_error(r, j->index, "internal error: %s", strerror(-k));
+        pending_answered(j->pending);
+}
+
+static int on_wakeup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        PrepareService *s = userdata;
+        uint64_t v;
+        Job *list;
+
+        (void) read(s->wakeup_fd, &v, sizeof(v));
+        pthread_mutex_lock(&s->lock);
+        list = s->done;
+        s->done = NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        /* The list is newest first; answer in any order, the kubelet keys by UID. */
+        while (list) {
+                Job *next = list->next;
+                job_answer(s, list);
+                job_free(list);
+                list = next;
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void job_run(PrepareService *s, Job *j) {
+        PrepareClaimRef ref = { .namespace_ = j->namespace_, .name = j->name, .uid = j->uid };
+
+        if (!j->pending)
+                j->result = preparer_forget(s->preparer, j->uid, j->error[0] ? j->error : NULL);
+        else if (j->prepare)
+                j->result = preparer_prepare(s->preparer, &ref, j->json, j->json_len, &j->checkpoint, j->error,
+                                             sizeof(j->error));
+        else
+                j->result = preparer_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
+}
+
+static void *worker(void *userdata) {
+        PrepareService *s = userdata;
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&s->lock);
+        for (;;) {
+                Job *j;
+
+                while (!s->queue && !s->stopping)
+                        pthread_cond_wait(&s->work, &s->lock);
+                if (!s->queue)
+                        break;
+                j = s->queue;
+                s->queue = j->next;
+                if (!s->queue)
+                        s->queue_tail = NULL;
+                pthread_mutex_unlock(&s->lock);
+
+                job_run(s, j);
+
+                pthread_mutex_lock(&s->lock);
+                j->next = s->done;
+                s->done = j;
+                (void) write(s->wakeup_fd, &one, sizeof(one));
+        }
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+}
+
+static void job_submit(PrepareService *s, Job *j) {
+        pthread_mutex_lock(&s->lock);
+        j->next = NULL;
+        if (s->queue_tail)
+                s->queue_tail->next = j;
+        else
+                s->queue = j;
+        s->queue_tail = j;
+        pthread_cond_signal(&s->work);
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* ---------------------------------------------------------------- service */
+
+int prepare_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
+                        PrepareService **ret) {
+        PrepareService *s;
+        int r;
+
+        if (n_workers == 0)
+                n_workers = PREPARE_WORKERS_DEFAULT;
+        if (n_workers > PREPARE_WORKERS_MAX || !fetch)
+                return -EINVAL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(e);
+        s->preparer = p;
+        s->fetch = fetch;
+        s->fetch_userdata = fetch_userdata;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->work, NULL);
+        s->wakeup_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->wakeup_fd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        r = sd_event_add_io(e, &s->wakeup, s->wakeup_fd, EPOLLIN, on_wakeup, s);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_description(s->wakeup, "prepare-done");
+        s->workers = calloc(n_workers, sizeof(pthread_t));
+        if (!s->workers) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (unsigned i = 0; i < n_workers; i++) {
+                r = -pthread_create(&s->workers[i], NULL, worker, s);
+                if (r < 0)
+                        goto fail;
+                s->n_workers++;
+        }
+        *ret = s;
+        return 0;
+fail:
+        prepare_service_free(s);
+        return r;
+}
+
+PrepareService *prepare_service_free(PrepareService *s) {
+        if (!s)
+                return NULL;
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->work);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->n_workers; i++)
+                pthread_join(s->workers[i], NULL);
+        free(s->workers);
+
+        /* Everything finished by now: answer it. Queued jobs cannot remain (workers drain the queue). */
+        if (s->wakeup_fd >= 0)
+                on_wakeup(NULL, s->wakeup_fd, 0, s);
+        /*
+         * Claims still being read: answer them now. The fetcher must not call back after
+         * this (free the API client, which cancels its requests, before the service).
+         */
+        s->retry = sd_event_source_disable_unref(s->retry);
+        while (s->backlog) {
+                Job *j = s->backlog;
+                s->backlog = j->next;
+                fetch_failed(s, j, -ESHUTDOWN);
+        }
+        s->backlog_tail = NULL;
+        while (s->fetching) {
+                Job *j = s->fetching;
+                fetching_remove(s, j);
+                j->result = -ESHUTDOWN;
+                snprintf(j->error, sizeof(j->error), "hami-dra-plugin is shutting down");
+                job_answer(s, j);
+                job_free(j);
+        }
+        sd_event_source_disable_unref(s->wakeup);
+        safe_close(s->wakeup_fd);
+        sd_event_unref(s->event);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->work);
+        free(s);
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- fetch */
+
+static void fetching_add(PrepareService *s, Job *j) {
+        j->service = s;
+        s->n_fetching++;
+        j->fetch_prev = NULL;
+        j->fetch_next = s->fetching;
+        if (s->fetching)
+                s->fetching->fetch_prev = j;
+        s->fetching = j;
+}
+
+static void fetching_remove(PrepareService *s, Job *j) {
+        s->n_fetching--;
+        if (j->fetch_prev)
+                j->fetch_prev->fetch_next = j->fetch_next;
+        else
+                s->fetching = j->fetch_next;
+        if (j->fetch_next)
+                j->fetch_next->fetch_prev = j->fetch_prev;
+        j->fetch_prev = j->fetch_next = NULL;
+}
+
+static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
+static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
+static void start_fetch(PrepareService *s, Job *j);
+
+static void backlog_push(PrepareService *s, Job *j, bool front) {
+        j->next = NULL;
+        if (front) {
+                j->next = s->backlog;
+                s->backlog = j;
+                if (!s->backlog_tail)
+                        s->backlog_tail = j;
+                return;
+        }
+        if (s->backlog_tail)
+                s->backlog_tail->next = j;
+        else
+                s->backlog = j;
+        s->backlog_tail = j;
+}
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata);
+
+/* Start what waits, as far as there are slots; if the client is busy with others, retry soon. */
+static void backlog_pump(PrepareService *s) {
+        while (s->backlog && s->n_fetching < FETCHES_MAX) {
+                Job *j = s->backlog;
+
+                s->backlog = j->next;
+                if (!s->backlog)
+                        s->backlog_tail = NULL;
+                start_fetch(s, j);
+                if (s->backlog == j)
+                        break;  /* the client said busy and j went back: wait */
+        }
+        if (s->backlog && s->n_fetching == 0 && !s->retry)
+                (void) sd_event_add_time_relative(s->event, &s->retry, CLOCK_MONOTONIC, FETCH_RETRY_USEC, 0,
+                                                  on_retry, s);
+}
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata) {
+        PrepareService *s = userdata;
+
+        s->retry = sd_event_source_disable_unref(s->retry);
+        backlog_pump(s);
+        return 0;
+}
+
+static void fetch_failed(PrepareService *s, Job *j, int r) {
+        if (j->verify) {
+                s->n_verifying--;
+                job_free(j);
+                return;
+        }
+        j->result = r;
+        snprintf(j->error, sizeof(j->error), "cannot read claim %s/%s: %s", j->namespace_, j->name, strerror(-r));
+        job_answer(s, j);
+        job_free(j);
+}
+
+static void start_fetch(PrepareService *s, Job *j) {
+        int r;
+
+        if (s->n_fetching >= FETCHES_MAX) {
+                backlog_push(s, j, false);
+                return;
+        }
+        fetching_add(s, j);
+        r = s->fetch(s->fetch_userdata, j->namespace_, j->name, j->verify ? on_verified : on_fetched, j);
+        if (r >= 0)
+                return;
+        fetching_remove(s, j);
+        if (r == -EBUSY) {
+                backlog_push(s, j, true);
+                if (s->n_fetching == 0 && !s->retry)
+                        (void) sd_event_add_time_relative(s->event, &s->retry, CLOCK_MONOTONIC, FETCH_RETRY_USEC, 0,
+                                                          on_retry, s);
+                return;
+        }
+        fetch_failed(s, j, r);
+}
+
+static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
+        Job *j = ctx;
+        PrepareService *s = j->service;
+
+        fetching_remove(s, j);
+        backlog_pump(s);
+        if (error < 0 || http_status != 200 || !json) {
+                j->result = http_status == 404 ? -ENOENT : error < 0 ? error : -EIO;
+                if (http_status == 404)
+                        snprintf(j->error, sizeof(j->error), "claim %s/%s not found", j->namespace_, j->name);
+                else
+                        snprintf(j->error, sizeof(j->error), "cannot read claim %s/%s from the API server: %s",
+                                 j->namespace_, j->name, message ?: "no answer");
+                log_struct(LOG_WARNING, LOG_MESSAGE_ID(HAMI_MESSAGE_CLAIM_REJECTED),
+                           LOG_MESSAGE("Rejected claim %s/%s (%s): %s", j->namespace_, j->name, j->uid, j->error),
+                           LOG_FIELD("CLAIM_UID=%s", j->uid), LOG_FIELD("CLAIM_NAMESPACE=%s", j->namespace_),
+                           LOG_FIELD("CLAIM_NAME=%s", j->name), NULL);
+                job_answer(s, j);
+                job_free(j);
+                return;
+        }
+        if (len > FETCH_BODY_MAX) {
+                j->result = -E2BIG;
+                snprintf(j->error, sizeof(j->error), "claim %s/%s is larger than %u bytes", j->namespace_, j->name,
+                         FETCH_BODY_MAX);
+                job_answer(s, j);
+                job_free(j);
+                return;
+        }
+        j->json = malloc(len + 1);
+        if (!j->json) {
+                j->result = -ENOMEM;
+                job_answer(s, j);
+                job_free(j);
+                return;
+        }
+        memcpy(j->json, json, len);
+        j->json[len] = '\0';
+        j->json_len = len;
+        job_submit(s, j);
+}
+
+static void start_prepare(PrepareService *s, Job *j) {
+        /* A prepared claim is answered from its checkpoint: no API round trip, works offline. */
+        if (preparer_is_prepared(s->preparer, j->uid)) {
+                job_submit(s, j);
+                return;
+        }
+        start_fetch(s, j);
+}
+
+/* Unprepare never syncs to disk: do it right here unless a worker holds the claim. */
+static void start_unprepare(PrepareService *s, Job *j) {
+        j->result = preparer_try_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
+        if (j->result == -EBUSY) {
+                j->error[0] = '\0';
+                job_submit(s, j);
+                return;
+        }
+        job_answer(s, j);
+        job_free(j);
+}
+
+static void handle(PrepareService *s, DraRequest *r, bool prepare) {
+        size_t n = dra_request_n_claims(r);
+        Pending *pd;
+
+        if (n == 0) {
+                dra_request_complete(r);
+                return;
+        }
+        pd = calloc(1, sizeof(*pd));
+        if (!pd) {
+                dra_request_complete(r);   /* every claim: "not handled" */
+                return;
+        }
+        pd->request = r;
+        pd->n_left = n + 1;  /* +1 holds the request open while we are still starting jobs */
+        for (size_t i = 0; i < n; i++) {
+                const DraClaimRef *ref = dra_request_claim(r, i);
+                Job *j = job_new(pd, i, prepare, ref->namespace_, ref->name, ref->uid);
+
+                if (!j) {
+                        (void) dra_request_set_error(r, i, "out of memory");
+                        pending_answered(pd);
+                        continue;
+                }
+                if (prepare)
+                        start_prepare(s, j);
+                else
+                        start_unprepare(s, j);
+        }
+        pending_answered(pd);
+}
+
+void prepare_service_prepare(PrepareService *s, DraRequest *r) {
+        handle(s, r, true);
+}
+
+void prepare_service_unprepare(PrepareService *s, DraRequest *r) {
+        handle(s, r, false);
+}
+
+/* ---------------------------------------------------------------- verification */
+
+static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
+        Job *j = ctx;
+        PrepareService *s = j->service;
+        const char *reason = NULL;
+
+        fetching_remove(s, j);
+        backlog_pump(s);
+        if (error >= 0 && http_status == 404)
+                reason = "the claim was deleted while the driver was down";
+        else if (error >= 0 && http_status == 200 && json) {
+                _cleanup_(claim_allocation_done) ClaimAllocation a = {};
+                char err[256];
+                int r = claim_allocation_decode(json, len, "", "", &a, err, sizeof(err));
+                /* Only the identity matters here; an unallocated claim is also gone for us. */
+                if (r >= 0 || r == -ENODATA) {
+                        if (a.uid && !streq(a.uid, j->uid))
+                                reason = "the claim was re-created with another UID while the driver was down";
+                        else if (r == -ENODATA)
+                                reason = "the claim was deallocated while the driver was down";
+                }
+        } else
+                log_info("Could not verify claim %s/%s (%s), keeping it: %s", j->namespace_, j->name, j->uid,
+                         message ?: "no answer");
+
+        if (!reason) {
+                s->n_verifying--;
+                job_free(j);
+                return;
+        }
+        snprintf(j->error, sizeof(j->error), "%s", reason);
+        job_submit(s, j);  /* forgotten on a worker; answered (n_verifying--) back here */
+}
+
+int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                Job *j = job_new(NULL, i, false, claims[i].namespace_, claims[i].name, claims[i].uid);
+
+                if (!j)
+                        break;
+                s->n_verifying++;
+                j->verify = true;
+                start_fetch(s, j);
+        }
+        preparer_claims_free(claims, n);
+        return 0;
+}
+
+size_t prepare_service_n_verifying(PrepareService *s) {
+        return s->n_verifying;
+}
+
+void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata) {
+        s->observer = observer;
+        s->observer_userdata = userdata;
+}
+
+int prepare_service_release(PrepareService *s, const char *uid) {
+        int r;
+
+        if (!preparer_is_prepared(s->preparer, uid))
+                return -ENOENT;
+        r = preparer_forget(s->preparer, uid, "released by an administrator");
+        if (r >= 0 && s->observer)
+                s->observer(s->observer_userdata, uid, NULL);
+        return r;
+}

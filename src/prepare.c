@@ -1,0 +1,918 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <systemd/sd-id128.h>
+
+#include "cdi.h"
+#include "claim-limits.h"
+#include "claim.h"
+#include "fsutil.h"
+#include "host-driver.h"
+#include "log.h"
+#include "prepare.h"
+#include "shared-region.h"
+
+
+#define CLAIMS_DIR_NAME "claims"
+#define BUSY_MAX 1024
+
+struct Preparer {
+        char *driver_name, *node_name, *cdi_dir, *state_dir, *preload_library, *dev_root, *driver_root;
+        char *checkpoint_dir, *claims_dir, *ld_so_preload;
+        int cdi_fd, checkpoint_fd, claims_fd;   /* the three directories, open for *at() calls */
+        bool driver_from_runtime;
+        char boot_id[SD_ID128_STRING_MAX];
+
+        pthread_mutex_t lock;          /* protects everything below */
+        pthread_cond_t idle;
+        pthread_rwlock_t gpus_lock;    /* plans read the GPU list, rescans replace it */
+        GpuList gpus;                  /* a private copy */
+        HostDriver host;
+        int host_error;                /* < 0: control nodes missing */
+        char host_error_text[256];
+        char *busy[BUSY_MAX];          /* claim UIDs with a call in progress */
+        size_t n_busy;
+        size_t n_prepared;
+};
+
+typedef struct Failure {
+        char *buf;
+        size_t size;
+} Failure;
+
+static int failf(Failure *f, int r, const char *format, ...) _printf_(3, 4);
+static int failf(Failure *f, int r, const char *format, ...) {
+        va_list ap;
+
+        if (f->buf && f->size > 0) {
+                va_start(ap, format);
+                vsnprintf(f->buf, f->size, format, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static int copy_gpus(const GpuList *src, GpuList *ret) {
+        GpuList l = {};
+
+        if (src && src->n_gpus > 0) {
+                l.gpus = calloc(src->n_gpus, sizeof(Gpu));
+                if (!l.gpus)
+                        return -ENOMEM;
+                memcpy(l.gpus, src->gpus, src->n_gpus * sizeof(Gpu));
+                l.n_gpus = src->n_gpus;
+        }
+        *ret = l;
+        return 0;
+}
+
+static int preparer_discover_host(Preparer *p) {
+        p->host_error = host_driver_discover(p->dev_root, p->driver_root, p->driver_from_runtime, &p->host,
+                                             p->host_error_text, sizeof(p->host_error_text));
+        if (p->host_error < 0)
+                log_warning("Cannot prepare claims until this is fixed: %s", p->host_error_text);
+        else
+                log_debug("Found %zu NVIDIA control nodes and %zu driver files to hand to containers",
+                          p->host.n_control, p->host.n_files);
+        return 0;
+}
+
+int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
+        Preparer *p;
+        int r;
+
+        if (!o->driver_name || !o->node_name || !o->cdi_dir || !o->state_dir)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->cdi_fd = p->checkpoint_fd = p->claims_fd = -EBADF;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->idle, NULL);
+        pthread_rwlock_init(&p->gpus_lock, NULL);
+        p->driver_name = strdup(o->driver_name);
+        p->node_name = strdup(o->node_name);
+        p->cdi_dir = strdup(o->cdi_dir);
+        p->state_dir = strdup(o->state_dir);
+        p->preload_library = o->preload_library ? strdup(o->preload_library) : NULL;
+        p->dev_root = strdup(o->dev_root ?: "/");
+        p->driver_root = strdup(o->driver_root ?: "/");
+        p->driver_from_runtime = o->driver_from_runtime;
+        if (asprintf(&p->checkpoint_dir, "%s/" CHECKPOINT_DIR_NAME, o->state_dir) < 0)
+                p->checkpoint_dir = NULL;
+        if (asprintf(&p->claims_dir, "%s/" CLAIMS_DIR_NAME, o->state_dir) < 0)
+                p->claims_dir = NULL;
+        if (asprintf(&p->ld_so_preload, "%s/ld.so.preload", o->state_dir) < 0)
+                p->ld_so_preload = NULL;
+        if (!p->driver_name || !p->node_name || !p->cdi_dir || !p->state_dir || !p->dev_root ||
+            !p->driver_root || !p->checkpoint_dir || !p->claims_dir || !p->ld_so_preload ||
+            (o->preload_library && !p->preload_library)) {
+                preparer_free(p);
+                return -ENOMEM;
+        }
+
+        if (o->boot_id) {
+                if (strlen(o->boot_id) != 32) {
+                        preparer_free(p);
+                        return -EINVAL;
+                }
+                memcpy(p->boot_id, o->boot_id, 33);
+        } else {
+                sd_id128_t id;
+                r = sd_id128_get_boot(&id);
+                if (r < 0) {
+                        preparer_free(p);
+                        return r;
+                }
+                sd_id128_to_string(id, p->boot_id);
+        }
+
+        r = copy_gpus(gpus, &p->gpus);
+        if (r >= 0)
+                r = mkdir_parents(p->checkpoint_dir, 0700);
+        if (r >= 0)
+                r = mkdir_parents(p->claims_dir, 0755);
+        if (r >= 0)
+                r = mkdir_parents(p->cdi_dir, 0755);
+        if (r >= 0)
+                r = p->cdi_fd = open_directory(p->cdi_dir);
+        if (r >= 0)
+                r = p->checkpoint_fd = open_directory(p->checkpoint_dir);
+        if (r >= 0)
+                r = p->claims_fd = open_directory(p->claims_dir);
+        if (r >= 0 && p->preload_library) {
+                /* One file for every claim: /etc/ld.so.preload in their containers. */
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "%s\n", p->preload_library) < 0)
+                        r = -ENOMEM;
+                else
+                        r = write_file_atomic(o->state_dir, "ld.so.preload", text, strlen(text), 0644, 0);
+        }
+        if (r < 0) {
+                preparer_free(p);
+                return r;
+        }
+        preparer_discover_host(p);
+        *ret = p;
+        return 0;
+}
+
+Preparer *preparer_free(Preparer *p) {
+        if (!p)
+                return NULL;
+        free(p->driver_name);
+        free(p->node_name);
+        free(p->cdi_dir);
+        free(p->state_dir);
+        free(p->preload_library);
+        free(p->dev_root);
+        free(p->driver_root);
+        free(p->checkpoint_dir);
+        free(p->claims_dir);
+        free(p->ld_so_preload);
+        safe_close(p->cdi_fd);
+        safe_close(p->checkpoint_fd);
+        safe_close(p->claims_fd);
+        free(p->gpus.gpus);
+        for (size_t i = 0; i < p->n_busy; i++)
+                free(p->busy[i]);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->idle);
+        pthread_rwlock_destroy(&p->gpus_lock);
+        free(p);
+        return NULL;
+}
+
+int preparer_set_gpus(Preparer *p, const GpuList *gpus) {
+        GpuList l;
+        int r;
+
+        r = copy_gpus(gpus, &l);
+        if (r < 0)
+                return r;
+        pthread_rwlock_wrlock(&p->gpus_lock);
+        free(p->gpus.gpus);
+        p->gpus = l;
+        pthread_rwlock_unlock(&p->gpus_lock);
+        return 0;
+}
+
+size_t preparer_n_prepared(Preparer *p) {
+        size_t n;
+
+        pthread_mutex_lock(&p->lock);
+        n = p->n_prepared;
+        pthread_mutex_unlock(&p->lock);
+        return n;
+}
+
+/* ---------------------------------------------------------------- per-UID serialisation */
+
+static bool busy_find(Preparer *p, const char *uid, size_t *ret) {
+        for (size_t i = 0; i < p->n_busy; i++)
+                if (streq(p->busy[i], uid)) {
+                        if (ret)
+                                *ret = i;
+                        return true;
+                }
+        return false;
+}
+
+static int uid_lock(Preparer *p, const char *uid) {
+        char *copy = strdup(uid);
+
+        if (!copy)
+                return -ENOMEM;
+        pthread_mutex_lock(&p->lock);
+        while (busy_find(p, uid, NULL) || p->n_busy >= BUSY_MAX)
+                pthread_cond_wait(&p->idle, &p->lock);
+        p->busy[p->n_busy++] = copy;
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+}
+
+static int uid_trylock(Preparer *p, const char *uid) {
+        char *copy = strdup(uid);
+        int r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        pthread_mutex_lock(&p->lock);
+        if (busy_find(p, uid, NULL) || p->n_busy >= BUSY_MAX)
+                r = -EBUSY;
+        else
+                p->busy[p->n_busy++] = TAKE_PTR(copy);
+        pthread_mutex_unlock(&p->lock);
+        free(copy);
+        return r;
+}
+
+static void uid_unlock(Preparer *p, const char *uid) {
+        size_t i;
+
+        pthread_mutex_lock(&p->lock);
+        if (busy_find(p, uid, &i)) {
+                free(p->busy[i]);
+                p->busy[i] = p->busy[--p->n_busy];
+        }
+        pthread_cond_broadcast(&p->idle);
+        pthread_mutex_unlock(&p->lock);
+}
+
+static void count_prepared(Preparer *p, int delta) {
+        pthread_mutex_lock(&p->lock);
+        if (delta < 0 && p->n_prepared > 0)
+                p->n_prepared--;
+        else if (delta > 0)
+                p->n_prepared++;
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* ---------------------------------------------------------------- audit */
+
+static void audit_device(int level, const char *message_id, const char *what, const Checkpoint *c,
+                         const CheckpointDevice *d) {
+        char id[64];
+
+        snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
+        log_struct(level, id,
+                   LOG_MESSAGE("%s claim %s/%s (%s): %s on %s, memory %" PRIu64 " MiB, cores %u%%, CDI %s", what,
+                               c->namespace_, c->name, c->uid, d->device, d->gpu_uuid, d->memory_mib, d->cores,
+                               d->cdi_device_id),
+                   LOG_FIELD("CLAIM_UID=%s", c->uid), LOG_FIELD("CLAIM_NAMESPACE=%s", c->namespace_),
+                   LOG_FIELD("CLAIM_NAME=%s", c->name), LOG_FIELD("DEVICE=%s", d->device),
+                   LOG_FIELD("GPU_UUID=%s", d->gpu_uuid), LOG_FIELD("MEMORY_LIMIT_MIB=%" PRIu64, d->memory_mib),
+                   LOG_FIELD("CORES_LIMIT=%u", d->cores), LOG_FIELD("SHARE_ID=%s", d->share_id ?: ""),
+                   LOG_FIELD("CDI_DEVICE=%s", d->cdi_device_id), NULL);
+}
+
+static void audit_claim(int level, const char *message_id, const char *what, const Checkpoint *c) {
+        char id[64];
+
+        if (c->n_devices > 0) {
+                for (size_t i = 0; i < c->n_devices; i++)
+                        audit_device(level, message_id, what, c, &c->devices[i]);
+                return;
+        }
+        snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
+        log_struct(level, id, LOG_MESSAGE("%s claim %s/%s (%s): no devices", what, c->namespace_, c->name, c->uid),
+                   LOG_FIELD("CLAIM_UID=%s", c->uid), LOG_FIELD("CLAIM_NAMESPACE=%s", c->namespace_),
+                   LOG_FIELD("CLAIM_NAME=%s", c->name), NULL);
+}
+
+static void audit_reject(const PrepareClaimRef *ref, const char *reason) {
+        log_struct(LOG_WARNING, LOG_MESSAGE_ID(HAMI_MESSAGE_CLAIM_REJECTED),
+                   LOG_MESSAGE("Rejected claim %s/%s (%s): %s", ref->namespace_ ?: "", ref->name ?: "", ref->uid,
+                               reason),
+                   LOG_FIELD("CLAIM_UID=%s", ref->uid), LOG_FIELD("CLAIM_NAMESPACE=%s", ref->namespace_ ?: ""),
+                   LOG_FIELD("CLAIM_NAME=%s", ref->name ?: ""), NULL);
+}
+
+static void audit_cleanup(const char *uid, const char *ns, const char *name, const char *reason) {
+        log_struct(LOG_NOTICE, LOG_MESSAGE_ID(HAMI_MESSAGE_CLAIM_CLEANED_UP),
+                   LOG_MESSAGE("Cleaned up claim %s%s%s%s%s: %s", ns ?: "", ns ? "/" : "", name ?: "", ns ? " " : "",
+                               uid, reason),
+                   LOG_FIELD("CLAIM_UID=%s", uid), LOG_FIELD("CLAIM_NAMESPACE=%s", ns ?: ""),
+                   LOG_FIELD("CLAIM_NAME=%s", name ?: ""), NULL);
+}
+
+/* ---------------------------------------------------------------- claim directory */
+
+static int claim_dir_path(Preparer *p, const char *uid, char *buf, size_t size) {
+        return snprintf(buf, size, "%s/%s", p->claims_dir, uid) >= (int) size ? -ENAMETOOLONG : 0;
+}
+
+/* HAMi-core's shared region: a valid header, the GPUs at their CUDA indices with their limits. */
+static int claim_shared_region_create(const char *path, const Checkpoint *c) {
+        uint64_t limits[SHARED_REGION_DEVICES_MAX] = {};
+        uint32_t sm[SHARED_REGION_DEVICES_MAX] = {};
+        uint32_t n = 1;
+
+        for (size_t i = 0; i < c->n_devices; i++) {
+                const CheckpointDevice *d = &c->devices[i];
+                if (d->cuda_index >= SHARED_REGION_DEVICES_MAX)
+                        continue;
+                n = MAX(n, d->cuda_index + 1);
+                limits[d->cuda_index] = d->memory_mib << 20;
+                sm[d->cuda_index] = d->cores;
+        }
+        return shared_region_create(path, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0600);
+}
+
+/*
+ * Remove <claims>/<uid>/: the files we made, then the directories; anything else
+ * (a container may write into vgpu/) takes the general path.
+ */
+static int claim_dir_remove(Preparer *p, const char *uid) {
+        char path[CLAIM_UID_MAX + 64];
+
+        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, uid);
+        (void) unlinkat(p->claims_fd, path, 0);
+        snprintf(path, sizeof(path), "%s/vgpu", uid);
+        (void) unlinkat(p->claims_fd, path, AT_REMOVEDIR);
+        if (unlinkat(p->claims_fd, uid, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+                return 0;
+        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, uid);
+        return rm_rf(path, 3);
+}
+
+/* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
+static int claim_dir_create(Preparer *p, const Checkpoint *c) {
+        char path[CLAIM_UID_MAX + 64], cache[PATH_MAX];
+        int r;
+
+        if (mkdirat(p->claims_fd, c->uid, 0755) < 0) {
+                if (errno != EEXIST)
+                        return negative_errno();
+                /* Leftovers of an uncommitted attempt or an old boot: start afresh. */
+                r = claim_dir_remove(p, c->uid);
+                if (r < 0)
+                        return r;
+                if (mkdirat(p->claims_fd, c->uid, 0755) < 0)
+                        return negative_errno();
+        }
+        snprintf(path, sizeof(path), "%s/vgpu", c->uid);
+        if (mkdirat(p->claims_fd, path, 0700) < 0)
+                return negative_errno();
+        if (snprintf(cache, sizeof(cache), "%s/%s/vgpu/" CDI_SHARED_CACHE_NAME, p->claims_dir, c->uid) >=
+            (int) sizeof(cache))
+                return -ENAMETOOLONG;
+        return claim_shared_region_create(cache, c);
+}
+
+static bool claim_dir_complete(Preparer *p, const char *uid) {
+        char path[CLAIM_UID_MAX + 64];
+
+        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, uid);
+        return faccessat(p->claims_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
+}
+
+static void claim_remove_files(Preparer *p, const char *uid) {
+        int r;
+
+        r = cdi_spec_remove_at(p->cdi_fd, p->driver_name, uid);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Failed to remove the CDI spec of claim %s: %m", uid);
+        r = claim_dir_remove(p, uid);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove %s/%s: %m", p->claims_dir, uid);
+}
+
+/* Make a committed claim whole again: missing CDI spec or claim directory. */
+static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool *ret_repaired) {
+        bool repaired = false;
+        int r;
+
+        if (new_boot || !claim_dir_complete(p, c->uid)) {
+                r = claim_dir_create(p, c);
+                if (r < 0)
+                        return r;
+                repaired = true;
+        }
+        /* After a reboot the spec is rewritten whatever is there: it was not fsync'd. */
+        r = new_boot ? 0 : cdi_spec_exists_at(p->cdi_fd, p->driver_name, c->uid);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c->uid, c->cdi_spec);
+                if (r < 0)
+                        return r;
+                repaired = true;
+        }
+        if (ret_repaired)
+                *ret_repaired = repaired;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- prepare */
+
+static int checkpoint_from_plan(Preparer *p, const ClaimAllocation *a, const ClaimLimits *l, const char *spec,
+                                Checkpoint *ret) {
+        _cleanup_(checkpoint_done) Checkpoint c = {};
+
+        c.uid = strdup(a->uid);
+        c.namespace_ = strdup(a->namespace_);
+        c.name = strdup(a->name);
+        c.cdi_spec = strdup(spec);
+        memcpy(c.boot_id, p->boot_id, 33);
+        c.devices = calloc(MAX(a->n_results, 1u), sizeof(CheckpointDevice));
+        if (!c.uid || !c.namespace_ || !c.name || !c.cdi_spec || !c.devices)
+                return -ENOMEM;
+        for (size_t i = 0; i < a->n_results; i++) {
+                const ClaimResult *res = &a->results[i];
+                const GpuLimit *gl = &l->gpus[l->results[i].gpu];
+                CheckpointDevice *d = &c.devices[i];
+                char name[CDI_NAME_MAX];
+                int r;
+
+                c.n_devices++;
+                r = cdi_device_name(a->uid, res->device, res->share_id, name, sizeof(name));
+                if (r < 0)
+                        return r;
+                d->request = strndup(res->request, claim_request_main_len(res->request));
+                d->pool = strdup(p->node_name);
+                d->device = strdup(res->device);
+                d->cdi_device_id = cdi_device_id(p->driver_name, name);
+                d->share_id = res->share_id ? strdup(res->share_id) : NULL;
+                d->gpu_uuid = strdup(gl->gpu->uuid);
+                d->memory_mib = gl->memory_policy == LIMIT_POLICY_HARD ? gl->memory_mib : 0;
+                d->cores = gl->sm_policy == LIMIT_POLICY_HARD ? gl->cores : 0;
+                d->cuda_index = l->results[i].cuda_index;
+                if (!d->request || !d->pool || !d->device || !d->cdi_device_id || !d->gpu_uuid ||
+                    (res->share_id && !d->share_id))
+                        return -ENOMEM;
+        }
+        *ret = c;
+        c = (Checkpoint) {};
+        return 0;
+}
+
+/* Decode, check and plan: everything that can reject, before anything touches the disk. */
+static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len,
+                               Checkpoint *ret, Failure *f) {
+        _cleanup_(claim_allocation_done) ClaimAllocation a = {};
+        _cleanup_free_ char *spec = NULL;
+        HostDeviceNode nodes[CLAIM_RESULTS_MAX];
+        ClaimLimits *l = NULL;
+        char reason[PREPARE_ERROR_MAX] = "";
+        int r;
+
+        r = claim_allocation_decode(json, len, p->driver_name, p->node_name, &a, reason, sizeof(reason));
+        if (r < 0)
+                return failf(f, r, "%s", reason);
+        if (!streq(a.uid, ref->uid))
+                return failf(f, -ESTALE, "UID mismatch: claim %s/%s has UID %s, the kubelet asked for %s "
+                             "(deleted and re-created?)", a.namespace_, a.name, a.uid, ref->uid);
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        r = claim_limits_compute(&a, &p->gpus, l, reason, sizeof(reason));
+        if (r >= 0 && a.n_results > 0 && p->host_error < 0)
+                r = failf(f, p->host_error, "%s", p->host_error_text);
+        else if (r < 0)
+                failf(f, r, "%s", reason);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+
+        for (size_t g = 0; g < l->n_gpus; g++) {
+                r = host_gpu_node(p->dev_root, l->gpus[g].gpu->minor, &nodes[g]);
+                if (r < 0) {
+                        int e = failf(f, r, "device node /dev/nvidia%u of %s is missing or not a character device",
+                                      l->gpus[g].gpu->minor, l->gpus[g].gpu->name);
+                        free(l);
+                        return e;
+                }
+        }
+        if (p->preload_library && access(p->preload_library, R_OK) < 0) {
+                free(l);
+                return failf(f, -ENOENT, "the preload library %s is missing", p->preload_library);
+        }
+
+        if (a.n_results > 0) {
+                char dir[PATH_MAX];
+                CdiClaimSpec in = {
+                        .driver_name = p->driver_name,
+                        .claim = &a,
+                        .limits = l,
+                        .host = &p->host,
+                        .gpu_nodes = nodes,
+                        .claim_dir = dir,
+                        .preload_library = p->preload_library,
+                        .ld_so_preload = p->ld_so_preload,
+                        .driver_from_runtime = p->driver_from_runtime,
+                };
+                claim_dir_path(p, a.uid, dir, sizeof(dir));
+                r = cdi_spec_build(&in, &spec);
+                if (r < 0) {
+                        free(l);
+                        return failf(f, r, "cannot build the CDI spec: %s", strerror(-r));
+                }
+        }
+        r = checkpoint_from_plan(p, &a, l, spec ?: "", ret);
+        free(l);
+        return r;
+}
+
+/* The limits point into p->gpus: hold the read lock while planning. */
+static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+                        Failure *f) {
+        int r;
+
+        pthread_rwlock_rdlock(&p->gpus_lock);
+        r = prepare_plan_locked(p, ref, json, len, ret, f);
+        pthread_rwlock_unlock(&p->gpus_lock);
+        return r;
+}
+
+static int prepare_from_checkpoint(Preparer *p, const PrepareClaimRef *ref, Checkpoint *c, Failure *f) {
+        bool repaired = false;
+        int r;
+
+        if (c->n_devices == 0)
+                return 0;
+        r = claim_complete(p, c, false, &repaired);
+        if (r < 0)
+                return failf(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
+        if (repaired)
+                audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, "Restored", c);
+        return 0;
+}
+
+static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+                          Failure *f) {
+        _cleanup_(checkpoint_done) Checkpoint c = {};
+        int r;
+
+        r = checkpoint_load_at(p->checkpoint_fd, ref->uid, &c);
+        if (r >= 0) {
+                r = prepare_from_checkpoint(p, ref, &c, f);
+                if (r < 0)
+                        return r;
+                *ret = c;
+                c = (Checkpoint) {};
+                return 0;
+        }
+        if (r != -ENOENT) {
+                log_warning_errno(r, "Ignoring the damaged checkpoint of claim %s: %m", ref->uid);
+                (void) checkpoint_remove_at(p->checkpoint_fd, ref->uid);
+        }
+        if (!json)
+                return failf(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
+
+        r = prepare_plan(p, ref, json, len, &c, f);
+        if (r < 0)
+                return r;
+        if (c.n_devices == 0) {
+                /* Nothing of ours in the claim: prepared, no devices, nothing to keep. */
+                *ret = c;
+                c = (Checkpoint) {};
+                return 0;
+        }
+
+        /* The transaction: files first, the checkpoint commits. */
+        r = claim_dir_create(p, &c);
+        if (r >= 0)
+                r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c.uid, c.cdi_spec);
+        if (r >= 0)
+                r = checkpoint_save_at(p->checkpoint_fd, &c);
+        if (r < 0) {
+                claim_remove_files(p, c.uid);
+                return failf(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
+        }
+        count_prepared(p, +1);
+        audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
+        *ret = c;
+        c = (Checkpoint) {};
+        return 0;
+}
+
+int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+                     char *error, size_t error_size) {
+        char buf[PREPARE_ERROR_MAX] = "";
+        Failure f = { buf, sizeof(buf) };
+        int r;
+
+        if (!ref || !claim_uid_is_valid(ref->uid)) {
+                snprintf(error, error_size, "invalid claim UID");
+                return -EINVAL;
+        }
+        r = uid_lock(p, ref->uid);
+        if (r < 0)
+                return r;
+        r = prepare_locked(p, ref, json, len, ret, &f);
+        uid_unlock(p, ref->uid);
+        if (r < 0) {
+                if (buf[0] == '\0')
+                        snprintf(buf, sizeof(buf), "%s", strerror(-r));
+                audit_reject(ref, buf);
+                if (error && error_size > 0)
+                        snprintf(error, error_size, "%s", buf);
+        }
+        return r;
+}
+
+bool preparer_is_prepared(Preparer *p, const char *uid) {
+        char name[CLAIM_UID_MAX + 16];
+
+        if (!claim_uid_is_valid(uid))
+                return false;
+        snprintf(name, sizeof(name), "%s" CHECKPOINT_SUFFIX, uid);
+        return faccessat(p->checkpoint_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
+}
+
+/* ---------------------------------------------------------------- unprepare */
+
+static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, Failure *f) {
+        _cleanup_(checkpoint_done) Checkpoint c = {};
+        bool known;
+        int r;
+
+        r = checkpoint_load_at(p->checkpoint_fd, uid, &c);
+        known = r >= 0;
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "The checkpoint of claim %s is damaged, removing the claim anyway: %m", uid);
+
+        /* The checkpoint goes first: without it, recovery removes whatever is left. */
+        r = checkpoint_remove_at(p->checkpoint_fd, uid);
+        if (r < 0 && r != -ENOENT)
+                return failf(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
+        claim_remove_files(p, uid);
+
+        if (known) {
+                count_prepared(p, -1);
+                if (cleanup_reason)
+                        audit_cleanup(uid, c.namespace_, c.name, cleanup_reason);
+                else
+                        audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_UNPREPARED, "Unprepared", &c);
+        } else
+                log_debug("Unprepare of unknown claim %s: nothing to do", uid);
+        return 0;
+}
+
+static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reason, bool wait, char *error,
+                         size_t size) {
+        char buf[PREPARE_ERROR_MAX] = "";
+        Failure f = { buf, sizeof(buf) };
+        int r;
+
+        if (!claim_uid_is_valid(uid)) {
+                if (error && size > 0)
+                        snprintf(error, size, "invalid claim UID");
+                return -EINVAL;
+        }
+        r = wait ? uid_lock(p, uid) : uid_trylock(p, uid);
+        if (r < 0)
+                return r;
+        r = unprepare_locked(p, uid, cleanup_reason, &f);
+        uid_unlock(p, uid);
+        if (r < 0 && error && size > 0)
+                snprintf(error, size, "%s", buf);
+        return r;
+}
+
+int preparer_unprepare(Preparer *p, const char *uid, char *error, size_t error_size) {
+        return unprepare_one(p, uid, NULL, true, error, error_size);
+}
+
+int preparer_try_unprepare(Preparer *p, const char *uid, char *error, size_t error_size) {
+        return unprepare_one(p, uid, NULL, false, error, error_size);
+}
+
+int preparer_forget(Preparer *p, const char *uid, const char *reason) {
+        return unprepare_one(p, uid, reason ?: "the claim is gone from the API server", true, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- recovery */
+
+void preparer_claims_free(PrepareClaimRef *claims, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free((char *) claims[i].namespace_);
+                free((char *) claims[i].name);
+                free((char *) claims[i].uid);
+        }
+        free(claims);
+}
+
+/* Remove "<dir>/.<anything>.tmp": writers that died between create and rename. */
+static bool is_temp_name(const char *name) {
+        size_t n = strlen(name);
+        return name[0] == '.' && n > 4 && streq(name + n - 4, ".tmp");
+}
+
+static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *claims, size_t *n_claims) {
+        _cleanup_(checkpoint_done) Checkpoint c = {};
+        bool new_boot, repaired = false;
+        int r;
+
+        r = checkpoint_load_at(p->checkpoint_fd, uid, &c);
+        if (r < 0) {
+                log_error_errno(r, "The checkpoint of claim %s is damaged, removing the claim: %m", uid);
+                (void) checkpoint_remove_at(p->checkpoint_fd, uid);
+                claim_remove_files(p, uid);
+                audit_cleanup(uid, NULL, NULL, "damaged checkpoint");
+                return 0;
+        }
+        new_boot = !streq(c.boot_id, p->boot_id);
+        r = claim_complete(p, &c, new_boot, &repaired);
+        if (r < 0)
+                return log_error_errno(r, "Failed to restore the files of claim %s: %m", uid);
+        if (new_boot) {
+                /* A fresh shared region belongs to this boot: record it. */
+                memcpy(c.boot_id, p->boot_id, 33);
+                r = checkpoint_save_at(p->checkpoint_fd, &c);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to update the checkpoint of claim %s: %m", uid);
+        }
+        if (repaired || new_boot)
+                audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, new_boot ? "Recovered after reboot" : "Recovered",
+                            &c);
+        p->n_prepared++;
+        if (claims) {
+                PrepareClaimRef *ref = &claims[(*n_claims)++];
+                ref->uid = TAKE_PTR(c.uid);
+                ref->namespace_ = TAKE_PTR(c.namespace_);
+                ref->name = TAKE_PTR(c.name);
+        }
+        return 0;
+}
+
+static size_t count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        size_t n = 0;
+
+        if (!d)
+                return 0;
+        while ((de = readdir(d)))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static int recover_checkpoints(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {
+        PrepareClaimRef *claims = NULL;
+        size_t n_claims = 0, cap;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        cap = count_entries(p->checkpoint_dir) + 1;
+        if (ret_claims) {
+                claims = calloc(cap, sizeof(PrepareClaimRef));
+                if (!claims)
+                        return -ENOMEM;
+        }
+        d = opendir(p->checkpoint_dir);
+        if (!d) {
+                free(claims);
+                return negative_errno();
+        }
+        while ((de = readdir(d))) {
+                char uid[CLAIM_UID_MAX + 1];
+                size_t n = strlen(de->d_name), ls = strlen(CHECKPOINT_SUFFIX);
+
+                if (de->d_name[0] == '.') {
+                        if (is_temp_name(de->d_name))
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                        continue;
+                }
+                if (n <= ls || n - ls > CLAIM_UID_MAX || !streq(de->d_name + n - ls, CHECKPOINT_SUFFIX)) {
+                        log_warning("Ignoring unexpected file %s/%s", p->checkpoint_dir, de->d_name);
+                        continue;
+                }
+                memcpy(uid, de->d_name, n - ls);
+                uid[n - ls] = '\0';
+                if (!claim_uid_is_valid(uid))
+                        continue;
+                if (claims && n_claims >= cap)
+                        break;  /* the directory grew while we read it: the rest waits for the next start */
+                r = recover_checkpoint(p, uid, claims, &n_claims);
+                if (r < 0)
+                        break;
+        }
+        closedir(d);
+        if (r < 0) {
+                preparer_claims_free(claims, n_claims);
+                return r;
+        }
+        if (ret_claims) {
+                *ret_claims = claims;
+                *ret_n = n_claims;
+        }
+        return 0;
+}
+
+/* CDI specs and claim directories that no checkpoint owns. */
+static void recover_orphans(Preparer *p) {
+        struct dirent *de;
+        DIR *d;
+
+        d = opendir(p->cdi_dir);
+        if (d) {
+                char prefix[300];
+                snprintf(prefix, sizeof(prefix), ".k8s.%s-" CDI_CLASS "_", p->driver_name);
+                while ((de = readdir(d))) {
+                        char uid[CLAIM_UID_MAX + 1];
+                        if (is_temp_name(de->d_name) && strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                        else if (cdi_spec_file_parse(p->driver_name, de->d_name, uid, sizeof(uid)) &&
+                                 !preparer_is_prepared(p, uid)) {
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                                audit_cleanup(uid, NULL, NULL, "CDI spec without checkpoint");
+                        }
+                }
+                closedir(d);
+        }
+
+        d = opendir(p->claims_dir);
+        if (d) {
+                while ((de = readdir(d))) {
+                        char path[PATH_MAX];
+                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                                continue;
+                        if (claim_uid_is_valid(de->d_name) && preparer_is_prepared(p, de->d_name))
+                                continue;
+                        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, de->d_name);
+                        (void) rm_rf(path, 3);
+                        if (claim_uid_is_valid(de->d_name))
+                                audit_cleanup(de->d_name, NULL, NULL, "claim directory without checkpoint");
+                }
+                closedir(d);
+        }
+}
+
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata) {
+        struct dirent *de;
+        int n = 0, fd;
+        DIR *d;
+
+        fd = openat(p->checkpoint_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return negative_errno();
+        }
+        while ((de = readdir(d))) {
+                char uid[CLAIM_UID_MAX + 1];
+                size_t len = strlen(de->d_name), ls = strlen(CHECKPOINT_SUFFIX);
+                _cleanup_(checkpoint_done) Checkpoint c = {};
+
+                if (de->d_name[0] == '.' || len <= ls || len - ls > CLAIM_UID_MAX ||
+                    !streq(de->d_name + len - ls, CHECKPOINT_SUFFIX))
+                        continue;
+                memcpy(uid, de->d_name, len - ls);
+                uid[len - ls] = '\0';
+                if (checkpoint_load_at(p->checkpoint_fd, uid, &c) < 0)
+                        continue;
+                f(userdata, &c);
+                n++;
+        }
+        closedir(d);
+        return n;
+}
+
+int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {
+        int r;
+
+        p->n_prepared = 0;
+        r = recover_checkpoints(p, ret_claims, ret_n);
+        if (r < 0)
+                return r;
+        recover_orphans(p);
+        log_info("Recovered %zu prepared claims", p->n_prepared);
+        return 0;
+}

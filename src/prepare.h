@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Prepare and unprepare, the transactions behind NodePrepareResources and
+ * NodeUnprepareResources, and start-up recovery.
+ *
+ * The Preparer is thread-safe: calls for different claims run concurrently, calls for
+ * the same claim UID are serialised. It never talks to the API server itself: the
+ * caller hands it the claim JSON (prepare-dra.c fetches it through an injected fetcher).
+ *
+ * On disk, per claim (all-or-nothing after a crash, see preparer_recover()):
+ *   <state>/checkpoints/<uid>.ckpt         the commit record (checkpoint.h)
+ *   <state>/claims/<uid>/vgpu/vgpu.cache   HAMi-core's shared region (dir 0700, file 0600)
+ *   <cdi>/k8s.<driver>-claim_<uid>.json    the CDI spec
+ * and, shared by all claims, <state>/ld.so.preload naming the preload library (mounted
+ * read-only on the containers' /etc/ld.so.preload). A prepare writes the claim
+ * directory, then the CDI spec, then the checkpoint (the commit point, fsync'd). Recovery completes committed claims and removes everything
+ * no checkpoint owns, so a crash at any point leaves a claim fully prepared or absent.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "checkpoint.h"
+#include "gpu.h"
+
+/* Journal MESSAGE_IDs of the audit log (catalog/hami-dra.catalog explains them). */
+#define HAMI_MESSAGE_CLAIM_PREPARED "19084eb2f9104c438d84c4b807711466"
+#define HAMI_MESSAGE_CLAIM_UNPREPARED "aa8f594203154ad8b0c2bee4508def7a"
+#define HAMI_MESSAGE_CLAIM_RECOVERED "970d9aa79c094f8a84d15c7a813d1478"
+#define HAMI_MESSAGE_CLAIM_REJECTED "222f44e329cf4a31b45c11e31cb03996"
+#define HAMI_MESSAGE_CLAIM_CLEANED_UP "d856564a177c4ca983b12ec203930ef8"
+
+#define PREPARE_ERROR_MAX 512
+
+typedef struct PrepareOptions {
+        const char *driver_name;
+        const char *node_name;        /* our pool */
+        const char *cdi_dir;
+        const char *state_dir;
+        const char *preload_library;  /* NULL: no preload (tests) */
+        bool driver_from_runtime;
+        const char *dev_root;         /* "/" in production; a fixture dir in tests */
+        const char *driver_root;      /* "/" in production */
+        const char *boot_id;          /* NULL: the kernel's (sd_id128_get_boot); tests inject */
+} PrepareOptions;
+
+typedef struct Preparer Preparer;
+
+int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret);
+Preparer *preparer_free(Preparer *p);
+
+/* Replace the GPU list (after a rescan). Prepared claims are not touched. */
+int preparer_set_gpus(Preparer *p, const GpuList *gpus);
+
+typedef struct PrepareClaimRef {
+        const char *namespace_;
+        const char *name;
+        const char *uid;
+} PrepareClaimRef;
+
+/*
+ * Prepare one claim. claim_json may be NULL when preparer_is_prepared() said yes (the
+ * answer then comes from the checkpoint; -EAGAIN if it vanished meanwhile). On success
+ * ret holds the claim's checkpoint (devices with their CDI IDs). On failure, nothing of
+ * the claim is left on disk and error says why (also logged as "rejected").
+ */
+int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *claim_json, size_t len,
+                     Checkpoint *ret, char *error, size_t error_size);
+
+/* Unprepare: remove checkpoint, CDI spec and claim directory. Unknown claims succeed. */
+int preparer_unprepare(Preparer *p, const char *uid, char *error, size_t error_size);
+
+/*
+ * The same without waiting: -EBUSY when another call for uid is in progress. Nothing
+ * here syncs to disk, so the event loop may call it directly.
+ */
+int preparer_try_unprepare(Preparer *p, const char *uid, char *error, size_t error_size);
+
+/* Remove a claim because the API server no longer has it (deleted or re-created). */
+int preparer_forget(Preparer *p, const char *uid, const char *reason);
+
+/* Cheap: a checkpoint file exists for uid. */
+bool preparer_is_prepared(Preparer *p, const char *uid);
+
+/*
+ * Start-up recovery, before serving: load every checkpoint, recreate missing CDI specs
+ * and claim directories (a new boot gets a fresh shared region), remove CDI specs,
+ * claim directories and temp files that no checkpoint owns, and damaged checkpoints.
+ * ret_claims (optional) gets the recovered claims for re-verification against the API
+ * server; free with preparer_claims_free().
+ */
+int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n);
+void preparer_claims_free(PrepareClaimRef *claims, size_t n);
+
+/*
+ * Call f for every prepared claim (its checkpoint), e.g. to fill the D-Bus objects at
+ * start. Damaged checkpoints are skipped. Returns how many were visited.
+ */
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata);
+
+/* Statistics for benchmarks and STATUS=. */
+size_t preparer_n_prepared(Preparer *p);

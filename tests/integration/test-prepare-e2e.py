@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Prepare end to end: the real daemon (mock GPUs, mknod device fixtures) reads claims
+from the strict fake API server over TLS and answers the kubelet simulator on v1 and
+v1beta1: a share with its CDI spec, every per-claim reject, idempotence, unprepare,
+and after a restart the clean-up of a claim re-created with another UID."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+from harness import DRIVER, Daemon, check, is_real_daemon
+
+SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
+SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "../shared"))
+NODE = "test-node"
+SHARE = "6f1c2f1e-0000-4000-8000-000000000001"
+
+if not is_real_daemon():
+    print("SKIP: needs the real daemon")
+    sys.exit(77)
+if not os.path.exists(os.path.join(SRC, "tests/fakes/fake-apiserver.py")):
+    print("SKIP: needs the fake API server and the API client (kube branch)")
+    sys.exit(77)
+if os.geteuid() != 0:
+    print("SKIP: mknod fixtures need root")
+    sys.exit(77)
+
+
+def claim(name, uid, results, config=None):
+    devices = {"results": results}
+    if config is not None:
+        devices["config"] = config
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": name, "namespace": "default", "uid": uid},
+            "status": {"allocation": {"devices": devices}}}
+
+
+def result(device="hami-gpu-0", pool=NODE, share=None, memory=None, cores=None):
+    r = {"request": "gpu", "driver": DRIVER, "pool": pool, "device": device}
+    if share:
+        r["shareID"] = share
+    if memory:
+        r["consumedCapacity"] = {"memory": memory, "cores": cores}
+    return r
+
+
+class Fake:
+    def __init__(self, tmp):
+        subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        state = os.path.join(tmp, "fake-state.json")
+        self.log = open(os.path.join(tmp, "fake.log"), "w")
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"),
+                                      "--certs", tmp, "--state-file", state, "--node", NODE],
+                                     env=dict(os.environ, HAMI_DRA_SHARED=SHARED), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(state) and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(os.path.exists(state), "fake API server starts")
+        with open(state) as f:
+            st = json.load(f)
+        self.port, self.control = st["port"], st["control"]
+
+    def put(self, obj):
+        req = urllib.request.Request("http://127.0.0.1:%d/claims" % self.control, data=json.dumps(obj).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def fixtures(root):
+    dev = os.path.join(root, "devroot", "dev")
+    os.makedirs(dev)
+    for i in range(8):
+        os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | 0o020000, os.makedev(195, i))
+    os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
+    os.mknod(os.path.join(dev, "nvidia-uvm"), 0o666 | 0o020000, os.makedev(509, 0))
+    preload = os.path.join(root, "libvgpu.so")
+    open(preload, "w").write("stand-in\n")
+    return os.path.join(root, "devroot"), preload
+
+
+tmp = tempfile.mkdtemp(prefix="hami-prepare-e2e-")
+fake = Fake(tmp)
+try:
+    kubeconfig = os.path.join(tmp, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "ctx",
+                   "contexts": [{"name": "ctx", "context": {"cluster": "k", "user": "u"}}],
+                   "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % fake.port,
+                                                          "certificate-authority": "ca.crt"}}],
+                   "users": [{"name": "u", "user": {"client-certificate": "client.crt",
+                                                    "client-key": "client.key"}}]}, f)
+    with Daemon(root=os.path.join(tmp, "daemon")) as d:
+        os.makedirs(d.root)
+        dev_root, preload = fixtures(d.root)
+        with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
+            f.write("[Plugin]\nKubeconfig=%s\n[Container]\nPreloadLibrary=%s\n" % (kubeconfig, preload))
+        env = dict(os.environ, HAMI_DRA_DEV_ROOT=dev_root, HAMI_DRA_DRIVER_ROOT=d.root)
+        env.pop("NOTIFY_SOCKET", None)
+        d.start(env=env)
+        k = d.kubelet()
+        k.register(DRIVER)
+
+        ok = ("default", "ok", str(uuid.uuid4()))
+        far = ("default", "far", str(uuid.uuid4()))
+        bad = ("default", "bad", str(uuid.uuid4()))
+        big = ("default", "big", str(uuid.uuid4()))
+        missing = ("default", "missing", str(uuid.uuid4()))
+        old = ("default", "recreated", str(uuid.uuid4()))
+        fake.put(claim("ok", ok[2], [result(share=SHARE, memory="1Gi", cores="30")]))
+        fake.put(claim("far", far[2], [result(pool="other-node")]))
+        fake.put(claim("bad", bad[2], [result()], [{"source": "FromClaim", "opaque": {
+            "driver": DRIVER, "parameters": {"apiVersion": "gpu.project-hami.io/v1alpha1", "kind": "Nope"}}}]))
+        fake.put(claim("big", big[2], [result(share=SHARE, memory="1Ti", cores="30")]))
+        fake.put(claim("recreated", old[2], [result(device="hami-gpu-1")]))
+
+        res = k.prepare([ok, far, bad, big, missing, old], "v1")
+        r = res[ok[2]]
+        check(not r.error, "v1: the share is prepared (%s)" % r.error)
+        dev = r.devices[0]
+        cdi_id = "k8s.%s/claim=%s-hami-gpu-0-%s" % (DRIVER, ok[2], SHARE)
+        check((dev.pool_name, dev.device_name, list(dev.request_names), list(dev.cdi_device_ids), dev.share_id)
+              == (NODE, "hami-gpu-0", ["gpu"], [cdi_id], SHARE), "v1: device, CDI ID and shareID")
+        check("another node" in res[far[2]].error, "another node: %s" % res[far[2]].error)
+        check("malformed opaque config" in res[bad[2]].error, "bad config: %s" % res[bad[2]].error)
+        check("exceeds the device" in res[big[2]].error, "too big: %s" % res[big[2]].error)
+        check("not found" in res[missing[2]].error, "missing: %s" % res[missing[2]].error)
+        check(not res[old[2]].error, "a whole GPU is prepared")
+
+        cdi = os.path.join(d.root, "cdi")
+        spec = os.path.join(cdi, "k8s.%s-claim_%s.json" % (DRIVER, ok[2]))
+        check(os.path.exists(spec), "the CDI spec is written")
+        with open(spec) as f:
+            env_lines = json.load(f)["devices"][0]["containerEdits"]["env"]
+        check("CUDA_DEVICE_MEMORY_LIMIT_0=1024m" in env_lines and "CUDA_DEVICE_SM_LIMIT_0=30" in env_lines,
+              "the spec carries the limits: %s" % env_lines)
+        rc = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests/cdi-validate.py"), "--exact-minimum"]
+                            + [os.path.join(cdi, n) for n in os.listdir(cdi)], env=dict(os.environ, HAMI_DRA_SHARED=SHARED))
+        check(rc.returncode == 0, "every spec validates")
+        check(sorted(os.listdir(cdi)) == sorted("k8s.%s-claim_%s.json" % (DRIVER, u) for u in (ok[2], old[2])),
+              "rejected claims leave no spec")
+
+        r = k.prepare([ok], "v1beta1")[ok[2]]
+        check(not r.error and list(r.devices[0].cdi_device_ids) == [cdi_id], "v1beta1: the same device again")
+
+        res = k.unprepare([ok, missing], "v1")
+        check(not res[ok[2]].error and not res[missing[2]].error, "unprepare, also of an unknown claim")
+        check(not os.path.exists(spec), "the spec is gone")
+
+        # Down, the claim is deleted and re-created under its name with a new UID.
+        check(d.stop() == 0, "the daemon stops cleanly")
+        fake.put(claim("recreated", str(uuid.uuid4()), [result(device="hami-gpu-1")]))
+        d.start(env=env)
+        deadline = time.monotonic() + 20
+        old_spec = os.path.join(cdi, "k8s.%s-claim_%s.json" % (DRIVER, old[2]))
+        while os.path.exists(old_spec) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(not os.path.exists(old_spec), "a claim re-created while the daemon was down is cleaned up")
+        check(not os.path.exists(os.path.join(d.root, "state", "checkpoints", old[2] + ".ckpt")),
+              "and its checkpoint")
+        print("prepare e2e: all checks passed")
+finally:
+    fake.stop()
+    subprocess.run(["rm", "-rf", tmp])

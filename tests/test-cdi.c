@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "cdi.h"
+#include "claim-limits.h"
+#include "fsutil.h"
+#include "macro.h"
+#include "prepare-fixture.h"
+#include "tests.h"
+
+#define UID "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define UID_LETTER "ac6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define S1 "6f1c2f1e-0000-4000-8000-000000000001"
+
+static Fixture fx;
+static HostDriver host;
+
+typedef struct Built {
+        char *json;
+        char version[16];
+} Built;
+
+static void build(const char *uid, const FixtureResult *r, size_t n, const char *configs, bool host_paths,
+                  bool from_runtime, Built *ret) {
+        _cleanup_(claim_allocation_done) ClaimAllocation c = {};
+        _cleanup_free_ char *json = fixture_claim(uid, "c", r, n, configs);
+        HostDeviceNode nodes[CLAIM_RESULTS_MAX];
+        ClaimLimits l;
+        char err[512], dir[512];
+        json_object *root, *v;
+
+        ASSERT_OK(claim_allocation_decode(json, strlen(json), FIXTURE_DRIVER, FIXTURE_NODE, &c, err, sizeof(err)));
+        ASSERT_OK(claim_limits_compute(&c, &fx.gpus, &l, err, sizeof(err)));
+        for (size_t g = 0; g < l.n_gpus; g++) {
+                ASSERT_OK(host_gpu_node(fx.dev_root, l.gpus[g].gpu->minor, &nodes[g]));
+                if (!host_paths)
+                        strcpy(nodes[g].host_path, nodes[g].path);
+        }
+        HostDriver h = host;
+        if (!host_paths)
+                for (size_t i = 0; i < h.n_control; i++)
+                        strcpy(h.control[i].host_path, h.control[i].path);
+        if (from_runtime)
+                h.n_files = 0;
+        snprintf(dir, sizeof(dir), "%s/claims/%s", fx.state_dir, uid);
+        CdiClaimSpec in = {
+                .driver_name = FIXTURE_DRIVER,
+                .claim = &c,
+                .limits = &l,
+                .host = &h,
+                .gpu_nodes = nodes,
+                .claim_dir = dir,
+                .preload_library = fx.preload,
+                .ld_so_preload = "/var/lib/hami-dra/ld.so.preload",
+                .driver_from_runtime = from_runtime,
+        };
+        ASSERT_OK(cdi_spec_build(&in, &ret->json));
+        ASSERT_OK(cdi_spec_write(fx.cdi_dir, FIXTURE_DRIVER, uid, ret->json));
+
+        root = json_tokener_parse(ret->json);
+        ASSERT_NOT_NULL(root);
+        ASSERT_TRUE(json_object_object_get_ex(root, "cdiVersion", &v));
+        snprintf(ret->version, sizeof(ret->version), "%s", json_object_get_string(v));
+        ASSERT_TRUE(json_object_object_get_ex(root, "kind", &v));
+        ASSERT_STREQ(json_object_get_string(v), "k8s." FIXTURE_DRIVER "/claim");
+        json_object_put(root);
+}
+
+static bool has(const Built *b, const char *needle) {
+        char quoted[512];
+        snprintf(quoted, sizeof(quoted), "\"%s\"", needle);
+        return strstr(b->json, quoted) != NULL;
+}
+
+static void test_names(void) {
+        char buf[CDI_NAME_MAX];
+        _cleanup_free_ char *id = NULL;
+        char uid[CLAIM_UID_MAX + 1];
+
+        ASSERT_OK(cdi_device_name(UID, "hami-gpu-0", S1, buf, sizeof(buf)));
+        ASSERT_STREQ(buf, UID "-hami-gpu-0-" S1);
+        ASSERT_OK(cdi_device_name(UID, "hami-gpu-0", NULL, buf, sizeof(buf)));
+        ASSERT_STREQ(buf, UID "-hami-gpu-0");
+        id = cdi_device_id(FIXTURE_DRIVER, buf);
+        ASSERT_STREQ(id, "k8s." FIXTURE_DRIVER "/claim=" UID "-hami-gpu-0");
+        ASSERT_ERROR(cdi_device_name(UID, "x/y", NULL, buf, sizeof(buf)), EINVAL);
+        ASSERT_FALSE(cdi_name_is_valid("-a"));
+        ASSERT_FALSE(cdi_name_is_valid("a-"));
+        ASSERT_TRUE(cdi_name_is_valid("0:a.b_c-1"));
+        ASSERT_OK(cdi_spec_file_name(FIXTURE_DRIVER, UID, buf, sizeof(buf)));
+        ASSERT_STREQ(buf, "k8s." FIXTURE_DRIVER "-claim_" UID ".json");
+        ASSERT_TRUE(cdi_spec_file_parse(FIXTURE_DRIVER, buf, uid, sizeof(uid)));
+        ASSERT_STREQ(uid, UID);
+        ASSERT_FALSE(cdi_spec_file_parse(FIXTURE_DRIVER, "k8s.other.io-claim_" UID ".json", uid, sizeof(uid)));
+        ASSERT_FALSE(cdi_spec_file_parse(FIXTURE_DRIVER, "k8s." FIXTURE_DRIVER "-claim_../x.json", uid, sizeof(uid)));
+}
+
+static void test_single_share(void) {
+        FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
+        Built b;
+
+        build(UID, r, 1, NULL, true, false, &b);
+        ASSERT_STREQ(b.version, "0.5.0");   /* the name starts with a digit; hostPath */
+        ASSERT_TRUE(has(&b, UID "-hami-gpu-0-" S1));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_LIMIT_0=10240m"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_LIMIT=10240m"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT_0=50"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT=50"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_SHARED_CACHE=/run/hami-dra/vgpu.cache"));
+        ASSERT_TRUE(has(&b, "/dev/nvidia0"));
+        ASSERT_TRUE(has(&b, "/dev/nvidiactl"));
+        ASSERT_TRUE(has(&b, "/dev/nvidia-uvm"));
+        ASSERT_TRUE(has(&b, "/dev/nvidia-uvm-tools"));
+        ASSERT_TRUE(has(&b, "/etc/ld.so.preload"));
+        ASSERT_TRUE(has(&b, "/usr/lib/x86_64-linux-gnu/libcuda.so.1"));
+        ASSERT_TRUE(strstr(b.json, "libcuda.so.570.86.15\"") != NULL);  /* the resolved file is mounted */
+        ASSERT_TRUE(has(&b, "/usr/bin/nvidia-smi"));
+        ASSERT_FALSE(strstr(b.json, "NVIDIA_VISIBLE_DEVICES") != NULL);
+        free(b.json);
+}
+
+static void test_letter_uid_lowest_version(void) {
+        FixtureResult r[] = { { .device = "hami-gpu-1" } };
+        Built b;
+
+        build(UID_LETTER, r, 1, NULL, false, false, &b);
+        ASSERT_STREQ(b.version, "0.4.0");   /* only mounts[].type */
+        ASSERT_FALSE(strstr(b.json, "\"hostPath\":\"/dev") != NULL);
+        /* Whole device: 24 GiB, 100 cores. */
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_LIMIT_0=24576m"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT_0=100"));
+        free(b.json);
+}
+
+static void test_several_gpus(void) {
+        FixtureResult r[] = {
+                { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" },
+                { .device = "hami-gpu-2", .memory = "2Gi", .cores = "20" },
+                { .device = "hami-gpu-1", .memory = "3Gi", .cores = "30" },
+        };
+        Built b;
+
+        build("b1b2c3d4-0000-4000-8000-00000000000a", r, 3, NULL, true, false, &b);
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_LIMIT_2=1024m"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_LIMIT_0=2048m"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_LIMIT_1=3072m"));
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT_1=30"));
+        ASSERT_FALSE(strstr(b.json, "\"CUDA_DEVICE_MEMORY_LIMIT=") != NULL);
+        free(b.json);
+}
+
+static void test_runtime_and_policies(void) {
+        FixtureResult r[] = {
+                { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" },
+                { .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
+        };
+        const char *configs =
+                "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
+                "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"memoryLimitPolicy\":\"disabled\","
+                "\"oversubscription\":true}}}]";
+        Built b;
+
+        build("c1b2c3d4-0000-4000-8000-00000000000b", r, 2, configs, true, true, &b);
+        ASSERT_TRUE(has(&b, "NVIDIA_VISIBLE_DEVICES=GPU-00000000-0000-0000-0000-000000000001,"
+                            "GPU-00000000-0000-0000-0000-000000000000"));
+        ASSERT_FALSE(strstr(b.json, "libcuda") != NULL);
+        ASSERT_FALSE(strstr(b.json, "CUDA_DEVICE_MEMORY_LIMIT") != NULL);
+        ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT_0=10"));
+        ASSERT_TRUE(has(&b, "CUDA_OVERSUBSCRIBE=true"));
+        free(b.json);
+}
+
+static void test_schema(void) {
+        char cmd[2048];
+        const char *src = getenv("HAMI_DRA_SOURCE_ROOT") ?: ".";
+        int status;
+
+        /* Every spec the tests above wrote, through JSON Schema and the Go loader's rules. */
+        snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/cdi-validate.py --exact-minimum %s/*.json", src,
+                 fx.cdi_dir);
+        status = system(cmd);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+int main(void) {
+        char err[256];
+
+        fixture_init(&fx, 3);
+        ASSERT_OK(mkdir_parents(fx.cdi_dir, 0755));
+        ASSERT_OK(host_driver_discover(fx.dev_root, fx.driver_root, false, &host, err, sizeof(err)));
+        ASSERT_EQ(host.n_control, 3);
+        ASSERT_EQ(host.n_files, 3);
+        TEST(test_names);
+        TEST(test_single_share);
+        TEST(test_letter_uid_lowest_version);
+        TEST(test_several_gpus);
+        TEST(test_runtime_and_policies);
+        TEST(test_schema);
+        fixture_done(&fx);
+        return 0;
+}

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+/*
+ * The prepare service as the kubelet sees it: NodePrepareResources and
+ * NodeUnprepareResources requests (a strict fake DraRequest) answered per claim, with
+ * claims read through a fake API server (an asynchronous fetcher with canned JSON):
+ * success, idempotence without a fetch, every reject, many concurrent requests, and
+ * the start-up re-verification of recovered claims.
+ */
+
+#include <stdio.h>
+#include <systemd/sd-event.h>
+
+#include "fakes/fake-dra-request.h"
+#include "log.h"
+#include "macro.h"
+#include "prepare-bus.h"
+#include "prepare-dra.h"
+#include "prepare-fixture.h"
+#include "tests.h"
+
+#define UID_OK "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define UID_MISSING "1c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define UID_ELSEWHERE "2c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define UID_OLD "3c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define UID_NEW "4c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
+#define S1 "6f1c2f1e-0000-4000-8000-000000000001"
+
+#define API_MAX 512
+
+typedef struct ApiClaim {
+        char name[64];
+        char *json;       /* NULL: 404 */
+} ApiClaim;
+
+typedef struct FakeApi {
+        sd_event *event;
+        ApiClaim claims[API_MAX];
+        size_t n;
+        unsigned fetches;
+        bool hold;        /* never answer: an API server that hangs */
+        unsigned busy_limit;  /* > 0: -EBUSY beyond this many in flight, like the API client */
+        unsigned in_flight, busy_answers;
+} FakeApi;
+
+typedef struct Reply {
+        FakeApi *api;
+        ClaimFetchDone done;
+        void *ctx;
+        const ApiClaim *claim;
+} Reply;
+
+static Fixture fx;
+static FakeApi api;
+static unsigned completed;
+static unsigned observed_prepared, observed_unprepared;
+
+static void observer(void *userdata, const char *uid, const Checkpoint *c) {
+        if (!c) {
+                observed_unprepared++;
+                return;
+        }
+        BusClaim b = {};
+        ASSERT_STREQ(c->uid, uid);
+        ASSERT_OK(prepare_claim_to_bus(c, fx.state_dir, &b));
+        ASSERT_OK(bus_claim_validate(&b));
+        ASSERT_TRUE(b.n_devices >= 1 && b.n_devices <= c->n_devices);
+        ASSERT_EQ_U(b.devices[0].memory_limit, c->devices[0].memory_mib << 20);
+        bus_claim_done(&b);
+        observed_prepared++;
+}
+
+static void api_put(const char *name, char *json) {
+        for (size_t i = 0; i < api.n; i++)
+                if (streq(api.claims[i].name, name)) {
+                        free(api.claims[i].json);
+                        api.claims[i].json = json;
+                        return;
+                }
+        ASSERT_TRUE(api.n < API_MAX);
+        snprintf(api.claims[api.n].name, sizeof(api.claims[api.n].name), "%s", name);
+        api.claims[api.n++].json = json;
+}
+
+static int on_reply(sd_event_source *s, void *userdata) {
+        Reply *r = userdata;
+
+        r->api->in_flight--;
+        if (r->claim && r->claim->json)
+                r->done(r->ctx, 0, 200, r->claim->json, strlen(r->claim->json), NULL);
+        else
+                r->done(r->ctx, 0, 404, "{\"kind\":\"Status\",\"code\":404}", 27, "HTTP 404: not found");
+        free(r);
+        sd_event_source_disable_unref(s);
+        return 0;
+}
+
+/* Answers on a later loop iteration, as the real client does. */
+static int fake_fetch(void *userdata, const char *ns, const char *name, ClaimFetchDone done, void *ctx) {
+        FakeApi *a = userdata;
+        Reply *r = calloc(1, sizeof(*r));
+
+        ASSERT_NOT_NULL(r);
+        ASSERT_STREQ(ns, "default");
+        if (a->busy_limit > 0 && a->in_flight >= a->busy_limit) {
+                a->busy_answers++;
+                free(r);
+                return -EBUSY;
+        }
+        a->fetches++;
+        a->in_flight++;
+        if (a->hold) {
+                a->in_flight--;
+                free(r);
+                return 0;
+        }
+        *r = (Reply) { .api = a, .done = done, .ctx = ctx };
+        for (size_t i = 0; i < a->n; i++)
+                if (streq(a->claims[i].name, name))
+                        r->claim = &a->claims[i];
+        ASSERT_OK(sd_event_add_defer(a->event, NULL, on_reply, r));
+        return 0;
+}
+
+static void on_done(DraRequest *r, void *userdata) {
+        completed++;
+}
+
+static DraRequest *run(PrepareService *s, bool prepare, const char *const *claims, size_t n) {
+        DraRequest *r = fake_dra_request_new(prepare, claims, n, on_done, NULL);
+        unsigned before = completed;
+
+        if (prepare)
+                prepare_service_prepare(s, r);
+        else
+                prepare_service_unprepare(s, r);
+        while (completed == before)
+                ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
+        return r;
+}
+
+static void test_prepare_answers(PrepareService *s) {
+        const char *claims[] = {
+                "default", "ok", UID_OK,
+                "default", "missing", UID_MISSING,
+                "default", "elsewhere", UID_ELSEWHERE,
+                "default", "recreated", UID_OLD,
+        };
+        DraRequest *r = run(s, true, claims, 4);
+        const FakeAnswer *a;
+
+        a = fake_dra_request_answer(r, 0);
+        ASSERT_EQ(a->kind, FAKE_ANSWER_DEVICES);
+        ASSERT_EQ(a->n_devices, 1);
+        ASSERT_STREQ(a->devices[0].pool_name, FIXTURE_NODE);
+        ASSERT_STREQ(a->devices[0].device_name, "hami-gpu-0");
+        ASSERT_STREQ(a->devices[0].request_names[0], "gpu");
+        ASSERT_NULL(a->devices[0].request_names[1]);
+        ASSERT_STREQ(a->devices[0].cdi_device_ids[0], "k8s." FIXTURE_DRIVER "/claim=" UID_OK "-hami-gpu-0-" S1);
+        ASSERT_STREQ(a->devices[0].share_id, S1);
+
+        a = fake_dra_request_answer(r, 1);
+        ASSERT_EQ(a->kind, FAKE_ANSWER_ERROR);
+        ASSERT_TRUE(strstr(a->error, "not found") != NULL);
+        a = fake_dra_request_answer(r, 2);
+        ASSERT_EQ(a->kind, FAKE_ANSWER_ERROR);
+        ASSERT_TRUE(strstr(a->error, "another node") != NULL);
+        a = fake_dra_request_answer(r, 3);
+        ASSERT_EQ(a->kind, FAKE_ANSWER_ERROR);
+        ASSERT_TRUE(strstr(a->error, "UID mismatch") != NULL);
+        fake_dra_request_free(r);
+
+        /* Idempotent, and answered from the checkpoint without asking the API server. */
+        unsigned fetches = api.fetches;
+        r = run(s, true, claims, 1);
+        a = fake_dra_request_answer(r, 0);
+        ASSERT_EQ(a->kind, FAKE_ANSWER_DEVICES);
+        ASSERT_STREQ(a->devices[0].cdi_device_ids[0], "k8s." FIXTURE_DRIVER "/claim=" UID_OK "-hami-gpu-0-" S1);
+        ASSERT_EQ(api.fetches, fetches);
+        fake_dra_request_free(r);
+
+        /* Unprepare: the prepared one and unknown ones all succeed. */
+        r = run(s, false, claims, 4);
+        for (size_t i = 0; i < 4; i++)
+                ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_DONE);
+        fake_dra_request_free(r);
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
+        ASSERT_EQ(fixture_count(fx.cdi_dir), 0);
+}
+
+static void test_release(PrepareService *s) {
+        const char *claims[] = { "default", "ok", UID_OK };
+        unsigned before = observed_unprepared;
+
+        fake_dra_request_free(run(s, true, claims, 1));
+        ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
+        ASSERT_OK(prepare_service_release(s, UID_OK));
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
+        ASSERT_EQ(observed_unprepared, before + 1);
+        ASSERT_ERROR(prepare_service_release(s, UID_OK), ENOENT);
+}
+
+/* Shut down while the API server has not answered: the kubelet still gets an answer. */
+static void test_shutdown_while_fetching(void) {
+        const char *claims[] = { "default", "ok", UID_OK, "default", "elsewhere", UID_ELSEWHERE };
+        unsigned before = completed;
+        PrepareService *s;
+        Preparer *p;
+
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 1, &s));
+        api.hold = true;
+        DraRequest *r = fake_dra_request_new(true, claims, 2, on_done, NULL);
+        prepare_service_prepare(s, r);
+        ASSERT_EQ(completed, before);
+        prepare_service_free(s);
+        ASSERT_EQ(completed, before + 1);
+        for (size_t i = 0; i < 2; i++) {
+                ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_ERROR);
+                ASSERT_TRUE(strstr(fake_dra_request_answer(r, i)->error, "shutting down") != NULL);
+        }
+        fake_dra_request_free(r);
+        api.hold = false;
+        preparer_free(p);
+}
+
+static void test_many_concurrent(PrepareService *s) {
+        enum { REQUESTS = 8, PER = 40 };
+        const char *claims[REQUESTS][PER * 3];
+        char uids[REQUESTS][PER][40], names[REQUESTS][PER][32];
+        DraRequest *reqs[REQUESTS];
+        unsigned before = completed;
+
+        for (size_t k = 0; k < REQUESTS; k++)
+                for (size_t i = 0; i < PER; i++) {
+                        FixtureResult res[] = { { .device = "hami-gpu-1", .share_id = NULL, .memory = "100Mi", .cores = "1" } };
+                        snprintf(uids[k][i], sizeof(uids[k][i]), "%08zx-0000-4000-8000-000000000000", k * PER + i + 16);
+                        snprintf(names[k][i], sizeof(names[k][i]), "many-%zu-%zu", k, i);
+                        api_put(names[k][i], fixture_claim(uids[k][i], names[k][i], res, 1, NULL));
+                        claims[k][3 * i] = "default";
+                        claims[k][3 * i + 1] = names[k][i];
+                        claims[k][3 * i + 2] = uids[k][i];
+                }
+        /* All in flight at once, through an API client that takes 5 requests at a time. */
+        api.busy_limit = 5;
+        for (size_t k = 0; k < REQUESTS; k++) {
+                reqs[k] = fake_dra_request_new(true, claims[k], PER, on_done, NULL);
+                prepare_service_prepare(s, reqs[k]);
+        }
+        while (completed < before + REQUESTS)
+                ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
+        api.busy_limit = 0;
+        ASSERT_TRUE(api.busy_answers > 0);
+        for (size_t k = 0; k < REQUESTS; k++) {
+                for (size_t i = 0; i < PER; i++)
+                        ASSERT_EQ(fake_dra_request_answer(reqs[k], i)->kind, FAKE_ANSWER_DEVICES);
+                fake_dra_request_free(reqs[k]);
+        }
+        ASSERT_EQ(fixture_count(fx.cdi_dir), REQUESTS * PER);
+        for (size_t k = 0; k < REQUESTS; k++)
+                fake_dra_request_free(run(s, false, claims[k], PER));
+        ASSERT_EQ(fixture_count(fx.cdi_dir), 0);
+}
+
+static void test_verify_after_restart(void) {
+        FixtureResult res[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" } };
+        Preparer *p;
+        PrepareService *s;
+        PrepareClaimRef *recovered;
+        size_t n;
+
+        /* Three claims prepared; while "down", one is deleted and one re-created. */
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        api_put("keep", fixture_claim(UID_OK, "keep", res, 1, NULL));
+        api_put("deleted", fixture_claim(UID_MISSING, "deleted", res, 1, NULL));
+        api_put("recreated", fixture_claim(UID_OLD, "recreated", res, 1, NULL));
+        const char *claims[] = {
+                "default", "keep", UID_OK,
+                "default", "deleted", UID_MISSING,
+                "default", "recreated", UID_OLD,
+        };
+        DraRequest *r = run(s, true, claims, 3);
+        for (size_t i = 0; i < 3; i++)
+                ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_DEVICES);
+        fake_dra_request_free(r);
+        prepare_service_free(s);
+        preparer_free(p);
+
+        api_put("deleted", NULL);
+        api_put("recreated", fixture_claim(UID_NEW, "recreated", res, 1, NULL));
+
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(preparer_recover(p, &recovered, &n));
+        ASSERT_EQ(n, 3);
+        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        ASSERT_OK(prepare_service_verify(s, recovered, n));
+        while (prepare_service_n_verifying(s) > 0)
+                ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
+        ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_MISSING));
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OLD));
+        ASSERT_EQ(fixture_count(fx.cdi_dir), 1);
+        fake_dra_request_free(run(s, false, claims, 1));
+        prepare_service_free(s);
+        preparer_free(p);
+}
+
+int main(void) {
+        FixtureResult ok[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
+        FixtureResult far[] = { { .device = "hami-gpu-0", .pool = "node9" } };
+        Preparer *p;
+        PrepareService *s;
+
+        log_set_max_level(LOG_NOTICE);
+        fixture_init(&fx, 2);
+        ASSERT_OK(sd_event_new(&api.event));
+        api_put("ok", fixture_claim(UID_OK, "ok", ok, 1, NULL));
+        api_put("elsewhere", fixture_claim(UID_ELSEWHERE, "elsewhere", far, 1, NULL));
+        api_put("recreated", fixture_claim(UID_NEW, "recreated", ok, 1, NULL));
+
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(preparer_recover(p, NULL, NULL));
+        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 4, &s));
+        prepare_service_set_observer(s, observer, NULL);
+        test_prepare_answers(s);
+        ASSERT_EQ(observed_prepared, 2);     /* the first prepare and the idempotent repeat */
+        ASSERT_EQ(observed_unprepared, 4);   /* every successful unprepare, known or not */
+        test_release(s);
+        test_many_concurrent(s);
+        prepare_service_free(s);
+        preparer_free(p);
+
+        test_verify_after_restart();
+        test_shutdown_while_fetching();
+
+        for (size_t i = 0; i < api.n; i++)
+                free(api.claims[i].json);
+        sd_event_unref(api.event);
+        fixture_done(&fx);
+        return 0;
+}
