@@ -140,7 +140,11 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
         if (r >= 0)
                 r = mkdir_parents(p->checkpoint_dir, 0700);
         if (r >= 0)
-                r = mkdir_parents(p->claims_dir, 0755);
+                r = mkdir_parents(p->claims_dir, 0700);
+        /* The confinement point for the claims' shared regions (see claim_shared_region_create),
+         * whatever mode an older version or the umask left. */
+        if (r >= 0 && chmod(p->claims_dir, 0700) < 0)
+                r = negative_errno();
         if (r >= 0)
                 r = mkdir_parents(p->cdi_dir, 0755);
         if (r >= 0)
@@ -345,7 +349,12 @@ static int claim_shared_region_create(const char *path, const Checkpoint *c) {
                 limits[d->cuda_index] = d->memory_mib << 20;
                 sm[d->cuda_index] = d->cores;
         }
-        return shared_region_create(path, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0600);
+        /*
+         * Every process of the claim's containers, whatever its uid, must lock and write the
+         * region, or the limit silently becomes per-process. The file is reachable only
+         * through the claim's own bind mount: on the host, <state>/claims is 0700.
+         */
+        return shared_region_create(path, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0666);
 }
 
 /*
@@ -381,7 +390,8 @@ static int claim_dir_create(Preparer *p, const Checkpoint *c) {
                         return negative_errno();
         }
         snprintf(path, sizeof(path), "%s/vgpu", c->uid);
-        if (mkdirat(p->claims_fd, path, 0700) < 0)
+        /* Bind-mounted into the containers: searchable by any uid there (explicitly: UMask=0077). */
+        if (mkdirat(p->claims_fd, path, 0755) < 0 || fchmodat(p->claims_fd, path, 0755, 0) < 0)
                 return negative_errno();
         if (snprintf(cache, sizeof(cache), "%s/%s/vgpu/" CDI_SHARED_CACHE_NAME, p->claims_dir, c->uid) >=
             (int) sizeof(cache))

@@ -20,7 +20,7 @@ WORK=$ROOT/podman
 trap 'rm -rf "$ROOT"' EXIT
 mkdir -p $WORK/root $WORK/tmp $WORK/bbroot/bin $WORK/bbroot/etc
 cp "$(command -v busybox)" $WORK/bbroot/bin/busybox
-for applet in sh cat env grep ls stat touch head sort; do ln -sf busybox $WORK/bbroot/bin/$applet; done
+for applet in sh cat env grep ls stat touch head sort test; do ln -sf busybox $WORK/bbroot/bin/$applet; done
 
 DEVICES=()
 for id in $CDI_IDS; do DEVICES+=(--device "$id"); done
@@ -42,6 +42,13 @@ podman --runtime runc --root "$1"/root --runroot /run/podman-run --tmpdir "$1"/t
                 ls -l /run/hami-dra/vgpu.cache
                 touch /run/hami-dra/written-by-container && echo SHARED-WRITABLE
                 (echo x >> /usr/lib/x86_64-linux-gnu/libcuda.so.1) 2>/dev/null || echo LIBS-READONLY
+        "
+# The same claim in a container running as an ordinary user: it must share the limit too.
+podman --runtime runc --root "$1"/root --runroot /run/podman-run --tmpdir "$1"/tmp \
+        --cgroup-manager=cgroupfs --events-backend=none \
+        run --rm --user 1000:1000 --ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=32768:32768 \
+        --network=none --cgroup-parent=/hami-prepare-test "${@:2}" --rootfs "$1"/bbroot /bin/sh -c "
+                test -r /run/hami-dra/vgpu.cache && test -w /run/hami-dra/vgpu.cache && echo NONROOT-WRITABLE
         "
 ' "$CDI_DIR" "$WORK" "${DEVICES[@]}" 2>&1) || { echo "podman failed:"; echo "$OUT"; exit 1; }
 echo "$OUT"
@@ -68,9 +75,11 @@ expect ' /run/hami-dra [a-z0-9]+ rw,nosuid,nodev,noexec'
 expect ' /usr/lib/x86_64-linux-gnu/libcuda.so.1 [a-z0-9]+ ro,'
 expect ' /usr/bin/nvidia-smi [a-z0-9]+ ro,'
 expect "^not really libcuda$"
-expect '^-rw------- .* /run/hami-dra/vgpu.cache$'
+expect '^-rw-rw-rw- .* /run/hami-dra/vgpu.cache$'
 expect '^SHARED-WRITABLE$'
 expect '^LIBS-READONLY$'
+expect '^NONROOT-WRITABLE$'
+[ "$(stat -c %a "$STATE_DIR/claims")" = 700 ] || { echo "HOST: $STATE_DIR/claims is not 0700"; fail=1; }
 [ -e "$STATE_DIR/claims/$CLAIM_UID/vgpu/written-by-container" ] || { echo "MISSING: container write on the host"; fail=1; }
 [ $fail = 0 ] && echo "container test passed"
 exit $fail

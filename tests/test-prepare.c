@@ -72,13 +72,20 @@ static void test_prepare_unprepare(void) {
         ASSERT_TRUE(preparer_is_prepared(p, UID1));
         ASSERT_EQ(preparer_n_prepared(p), 1);
 
-        /* Tight permissions: never world-writable. */
-        snprintf(path, sizeof(path), "%s/claims/%s/vgpu", fx.state_dir, UID1);
+        /*
+         * On the host nobody but root gets past <state>/claims; inside the claim's bind mount
+         * every process of its containers, whatever its uid, can use the region.
+         */
+        snprintf(path, sizeof(path), "%s/claims", fx.state_dir);
         ASSERT_OK(stat(path, &st));
         ASSERT_EQ(st.st_mode & 07777, 0700);
+        ASSERT_EQ(st.st_uid, getuid());
+        snprintf(path, sizeof(path), "%s/claims/%s/vgpu", fx.state_dir, UID1);
+        ASSERT_OK(stat(path, &st));
+        ASSERT_EQ(st.st_mode & 07777, 0755);
         snprintf(path, sizeof(path), "%s/claims/%s/vgpu/vgpu.cache", fx.state_dir, UID1);
         ASSERT_OK(stat(path, &st));
-        ASSERT_EQ(st.st_mode & 0077, 0);
+        ASSERT_EQ(st.st_mode & 07777, 0666);
         /* A valid region with the claim's limits. */
         SharedRegionUsage usage;
         ASSERT_OK(shared_region_read_usage(path, &usage));
