@@ -215,12 +215,36 @@ def wait_for_socket(path, timeout):
     return False
 
 
+def print_prepare(k, claim, version):
+    res = k.prepare([claim], version)
+    r = res.get(claim[2])
+    if r is None:
+        print("prepare (%s): no answer for claim %s/%s" % (version, claim[0], claim[1]))
+        return 1
+    if r.error:
+        print("prepare (%s) of claim %s/%s: %s" % (version, claim[0], claim[1], r.error))
+        return 0
+    print("prepare (%s) of claim %s/%s: devices %s" % (version, claim[0], claim[1],
+          ", ".join("%s/%s" % (d.pool_name, d.device_name) for d in r.devices) or "none"))
+    for d in r.devices:
+        share = getattr(d, "share_id", "")
+        print("  %s: CDI devices %s%s" % (d.device_name, ", ".join(d.cdi_device_ids),
+              ", share %s" % share if share else ""))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry-dir", default="/var/lib/kubelet/plugins_registry")
     ap.add_argument("--driver-name", default="hami-core-gpu.project-hami.io")
     ap.add_argument("--wait", type=float, default=10, help="seconds to wait for the registration socket")
+    ap.add_argument("--claim", metavar="NAMESPACE/NAME/UID",
+                    help="the claim to prepare (default: default/demo-claim with a random UID)")
+    ap.add_argument("--keep", action="store_true", help="leave the claim prepared")
+    ap.add_argument("--unprepare-only", action="store_true", help="only unprepare --claim")
     args = ap.parse_args()
+    if args.claim and len(args.claim.split("/")) != 3:
+        ap.error("--claim wants NAMESPACE/NAME/UID")
 
     reg = os.path.join(args.registry_dir, args.driver_name + "-reg.sock")
     if not wait_for_socket(reg, args.wait):
@@ -242,7 +266,7 @@ def main():
 
     rc = 0
     with k:
-        if k.health_service:
+        if k.health_service and not args.unprepare_only:
             version = k.health_service.split(".")[0]
             call = k.watch_health(version)
             try:
@@ -260,23 +284,16 @@ def main():
             finally:
                 call.cancel()
 
-        claim = ("default", "demo-claim", str(uuid.uuid4()))
+        claim = tuple(args.claim.split("/")) if args.claim else ("default", "demo-claim", str(uuid.uuid4()))
         version = k.dra_service.split(".")[0]
         try:
-            res = k.prepare([claim], version)
-            r = res.get(claim[2])
-            if r is None:
-                print("prepare (%s): no answer for claim %s/%s" % (version, claim[0], claim[1]))
-                rc = 1
-            elif r.error:
-                print("prepare (%s) of claim %s/%s: %s" % (version, claim[0], claim[1], r.error))
-            else:
-                print("prepare (%s) of claim %s/%s: devices %s" % (version, claim[0], claim[1],
-                      ", ".join("%s/%s" % (d.pool_name, d.device_name) for d in r.devices) or "none"))
-            res = k.unprepare([claim], version)
-            r = res.get(claim[2])
-            print("unprepare (%s) of claim %s/%s: %s" % (version, claim[0], claim[1],
-                  "no answer" if r is None else (r.error or "done")))
+            if not args.unprepare_only:
+                rc = max(rc, print_prepare(k, claim, version))
+            if not args.keep:
+                res = k.unprepare([claim], version)
+                r = res.get(claim[2])
+                print("unprepare (%s) of claim %s/%s: %s" % (version, claim[0], claim[1],
+                      "no answer" if r is None else (r.error or "done")))
         except grpc.RpcError as e:
             print("DRA call failed: %s %s" % (e.code().name, e.details()))
             rc = 1

@@ -35,24 +35,89 @@ pids+=($!)
 export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$demo/bus/socket
 for _ in $(seq 50); do [ -S "$demo/bus/socket" ] && break; sleep 0.1; done
 
+say "A fake API server (TLS, node credentials) stands in for the cluster"
+HAMI_DRA_SHARED=${HAMI_DRA_SHARED:-$PWD/../shared} tests/fakes/start-fake-apiserver.sh "$demo/api" demo-node |
+        sed -e 's/^/  /'
+pids+=("$(cat "$demo/api/fake.pid")")
+control=http://127.0.0.1:$(cat "$demo/api/control-port")
+
+# What the scheduler would have done: a claim for 10 GiB and 30% of hami-gpu-0, allocated.
+claim_uid=$(cat /proc/sys/kernel/random/uuid)
+share_id=$(cat /proc/sys/kernel/random/uuid)
+cat > "$demo/claim.json" <<JSON
+{"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+ "metadata": {"namespace": "default", "name": "demo-claim", "uid": "$claim_uid"},
+ "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {
+     "deviceClassName": "hami-core-gpu.project-hami.io",
+     "capacity": {"requests": {"memory": "10Gi", "cores": "30"}}}}]}},
+ "status": {"allocation": {"devices": {"results": [
+     {"request": "gpu", "driver": "hami-core-gpu.project-hami.io", "pool": "demo-node",
+      "device": "hami-gpu-0", "shareID": "$share_id",
+      "consumedCapacity": {"memory": "10Gi", "cores": "30"}}]}}}}
+JSON
+/usr/bin/python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/claims", data=open(sys.argv[2], "rb").read(), method="POST"), timeout=10).read()' \
+        "$control" "$demo/claim.json"
+
+# Mock GPUs have no /dev/nvidia*: device nodes made with mknod stand in for them.
+mkdir -p "$demo/devroot/dev" "$demo/driver"
+for i in $(seq 0 7); do mknod "$demo/devroot/dev/nvidia$i" c 195 "$i"; done
+mknod "$demo/devroot/dev/nvidiactl" c 195 255
+mknod "$demo/devroot/dev/nvidia-uvm" c 509 0
+mknod "$demo/devroot/dev/nvidia-uvm-tools" c 509 1
+cat > "$demo/hami-dra.conf" <<CONF
+[Plugin]
+Kubeconfig=$demo/api/kubeconfig
+[Container]
+PreloadLibrary=$PWD/$BUILD/preload/libvgpu.so
+CONF
+
 say "Starting hami-dra-plugin with 8 mock GPUs (node demo-node) in $demo"
-"$BUILD/src/hami-dra-plugin" --config= --backend=mock --mock-gpus=8 --node-name=demo-node \
+HAMI_DRA_DEV_ROOT=$demo/devroot HAMI_DRA_DRIVER_ROOT=$demo/driver \
+"$BUILD/src/hami-dra-plugin" --config="$demo/hami-dra.conf" --backend=mock --mock-gpus=8 --node-name=demo-node \
         --registry-dir="$demo/plugins_registry" --plugins-dir="$demo/plugins" \
-        --cdi-dir="$demo/cdi" --state-dir="$demo/state" --kubeconfig= \
+        --cdi-dir="$demo/cdi" --state-dir="$demo/state" \
         2> "$demo/daemon.log" &
 daemon=$!
 pids+=($daemon)
 
-say "A kubelet finds the plugin, registers it and reads device health"
-/usr/bin/python3 tests/kubelet-sim.py --registry-dir "$demo/plugins_registry" --wait 20
+say "A kubelet finds the plugin, registers it, reads device health and prepares the claim"
+/usr/bin/python3 tests/kubelet-sim.py --registry-dir "$demo/plugins_registry" --wait 20 \
+        --claim "default/demo-claim/$claim_uid" --keep | sed -e 's/^/  /'
 
-say "What the daemon logged"
-sed -e 's/^/  /' "$demo/daemon.log"
+say "The ResourceSlice the daemon published"
+/usr/bin/python3 - "$control" <<'PY'
+import json, sys, urllib.request
+for s in json.load(urllib.request.urlopen(sys.argv[1] + "/slices", timeout=10)):
+    spec = s["spec"]
+    print("  %s: driver %s, pool %s generation %d, %d devices" % (s["metadata"]["name"], spec["driver"],
+          spec["pool"]["name"], spec["pool"]["generation"], len(spec["devices"])))
+    d = spec["devices"][0]
+    print("  %s attributes:" % d["name"])
+    for k, v in sorted(d["attributes"].items()):
+        print("    %-34s %s" % (k, list(v.values())[0]))
+    print("  %s capacity (allowMultipleAllocations: %s):" % (d["name"], d.get("allowMultipleAllocations")))
+    for k, v in sorted(d["capacity"].items()):
+        print("    %-8s %s, requests %s" % (k, v["value"], json.dumps(v.get("requestPolicy"))))
+PY
 
-say "hamictl status / devices (over the private system bus)"
+say "The CDI spec the container runtime will read"
+/usr/bin/python3 -m json.tool "$demo"/cdi/*.json | sed -e 's/^/  /'
+echo
+
+say "hamictl status / devices / claims (over the private system bus)"
 "$BUILD/src/hamictl" status | sed -e 's/^/  /'
 echo
 "$BUILD/src/hamictl" devices | sed -e 's/^/  /'
+echo
+"$BUILD/src/hamictl" claims | sed -e 's/^/  /'
+
+say "The kubelet unprepares the claim when its pod is gone"
+/usr/bin/python3 tests/kubelet-sim.py --registry-dir "$demo/plugins_registry" \
+        --claim "default/demo-claim/$claim_uid" --unprepare-only | grep -v "^registration\|^kubelet would" | sed -e 's/^/  /'
+echo "  CDI specs left: $(ls "$demo/cdi" | wc -l)"
+
+say "What the daemon logged"
+sed -e 's/^/  /' "$demo/daemon.log"
 
 say "Stopping the daemon (SIGTERM)"
 kill -TERM "$daemon"
