@@ -97,7 +97,8 @@ def main():
         f.write("[Plugin]\nKubeconfig=%s\nLogLevel=warning\n[Container]\nPreloadLibrary=%s\n" % (kc, preload))
     env = dict(os.environ, HAMI_DRA_DEV_ROOT=os.path.dirname(dev), HAMI_DRA_DRIVER_ROOT=d.root)
     env.pop("NOTIFY_SOCKET", None)
-    d.start(env=env)
+    # HAMI_BENCH_PREFIX="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out" profiles the daemon
+    d.start(env=env, prefix=os.environ.get("HAMI_BENCH_PREFIX", "").split())
     k = d.kubelet()
     k.register(DRIVER)
     pid = d.proc.pid

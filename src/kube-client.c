@@ -469,6 +469,7 @@ static int kube_request_setup(KubeRequest *req) {
         cc = cc ?: curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (timeout / USEC_PER_MSEC));
         cc = cc ?: curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (c->opts.connect_timeout_usec / USEC_PER_MSEC));
         cc = cc ?: curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        cc = cc ?: curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_USERAGENT, "hami-dra-plugin/" PACKAGE_VERSION);
         if (!streq(req->method, "GET"))
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
@@ -884,7 +885,11 @@ int kube_client_new(sd_event *event, const KubeCredentials *creds, const KubeCli
         if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
             curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
             curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK ||
+            /* Keep idle connections for as many requests as may be in flight. curl's
+             * default (4 per easy handle currently added) shrinks the cache when a burst
+             * ends, and every claim GET after it pays a new TLS handshake. */
+            curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long) KUBE_REQUESTS_MAX) != CURLM_OK)
                 return -EIO;
 
         *ret = TAKE_PTR(c);

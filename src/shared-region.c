@@ -69,8 +69,9 @@ static bool args_valid(uint32_t n_devices, uint32_t n_slots) {
 int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
                          const uint64_t *limits, const uint32_t *sm_limits, mode_t mode) {
         size_t size = shared_region_file_size(n_slots);
+        SharedRegionHeader h;
         char tmp[PATH_MAX];
-        void *p;
+        ssize_t n;
         int fd, r = 0;
 
         if (!path || !args_valid(n_devices, n_slots))
@@ -87,14 +88,20 @@ int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
                 r = -errno;
                 goto finish;
         }
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
+        /* Written, not mapped: a mapping costs a page fault, and its munmap a TLB
+         * shootdown on every CPU, per claim. The mutex holds no pointer to itself. */
+        memset(&h, 0, sizeof(h)); /* padding too: the file is read by other processes */
+        header_init(&h, n_devices, n_slots, limits, sm_limits, true);
+        n = pwrite(fd, &h, sizeof(h), 0);
+        if (n < 0) {
                 r = -errno;
                 goto finish;
         }
-        header_init(p, n_devices, n_slots, limits, sm_limits, true);
-        munmap(p, size); /* the page cache is what other processes map: no msync needed */
-        if (r == 0 && link(tmp, path) < 0)
+        if ((size_t) n != sizeof(h)) {
+                r = -EIO;
+                goto finish;
+        }
+        if (link(tmp, path) < 0)
                 r = -errno;
 finish:
         unlink(tmp);

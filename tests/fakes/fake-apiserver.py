@@ -368,8 +368,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        # one write (one TLS record) for headers and body
+        self._headers_buffer.append(b"\r\n" + body)
+        self.flush_headers()
 
     def read_body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -674,6 +675,9 @@ class TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def get_request(self):
         sock, addr = self.socket.accept()
         sock.settimeout(30)
+        # headers and body go out as separate writes: without this, Nagle holds the body
+        # until the client's delayed ACK (40 ms) and the fake, not the client, sets the pace
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             return self.ctx.wrap_socket(sock, server_side=True), addr
         except (ssl.SSLError, OSError):
