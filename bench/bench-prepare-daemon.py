@@ -51,6 +51,23 @@ def claim_obj(name, uid, i):
                  "shareID": share, "consumedCapacity": {"memory": "64Mi", "cores": "1"}}]}}}}
 
 
+def fake_get_rate(tmp, port, claims, clients, n=1000):
+    """The fake's own limit: claim GETs from curl(1) (C, kept-alive TLS connections, as
+    the daemon does), `clients` in parallel, with nothing else running."""
+    cfg = os.path.join(tmp, "curl.cfg")
+    with open(cfg, "w") as f:
+        for i in range(n):
+            f.write('url = "https://127.0.0.1:%d/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/%s"\n'
+                    'output = "/dev/null"\n' % (port, claims[i % len(claims)][1]))
+    argv = ["curl", "-sSf", "--cacert", os.path.join(tmp, "ca.crt"), "--cert", os.path.join(tmp, "client.crt"),
+            "--key", os.path.join(tmp, "client.key"), "-K", cfg]
+    if clients > 1:
+        argv += ["-Z", "--parallel-max", str(clients)]
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True)
+    return clients, n / (time.monotonic() - t0)
+
+
 def main():
     import urllib.request
     tmp = tempfile.mkdtemp(prefix="hami-bench-prepare-")
@@ -146,6 +163,7 @@ def main():
             rows.append(("%s, %d prepared" % ("sequential" if clients == 1 else "16 clients", target),
                          run(clients, PAIRS)))
     d.stop()
+    fake_rows = [fake_get_rate(tmp, st["port"], claims, clients) for clients in (1, 4, 16)]
     fake.terminate()
     subprocess.run(["rm", "-rf", tmp])
 
@@ -154,6 +172,9 @@ def main():
     print("%-28s %10s %10s %9s %14s" % ("scenario", "p50 us", "p99 us", "pairs/s", "daemon cpu us"))
     for name, (p50, p99, rate, cpu) in rows:
         print("%-28s %10.0f %10.0f %9.0f %14.0f" % (name, p50, p99, rate, cpu))
+    print("the fake API server alone (curl, kept-alive TLS): claim GETs/s")
+    for clients, rate in fake_rows:
+        print("%-28s %9.0f" % ("%d client%s" % (clients, "s" if clients > 1 else ""), rate))
 
 
 main()
