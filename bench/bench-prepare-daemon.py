@@ -59,7 +59,7 @@ def fake_get_rate(tmp, port, claims, clients, n=1000):
         for i in range(n):
             f.write('url = "https://127.0.0.1:%d/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/%s"\n'
                     'output = "/dev/null"\n' % (port, claims[i % len(claims)][1]))
-    argv = ["curl", "-sSf", "--cacert", os.path.join(tmp, "ca.crt"), "--cert", os.path.join(tmp, "client.crt"),
+    argv = ["curl", "-sSf", "--no-progress-meter", "--cacert", os.path.join(tmp, "ca.crt"), "--cert", os.path.join(tmp, "client.crt"),
             "--key", os.path.join(tmp, "client.key"), "-K", cfg]
     if clients > 1:
         argv += ["-Z", "--parallel-max", str(clients)]
