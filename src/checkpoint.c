@@ -347,9 +347,9 @@ int checkpoint_load_at(int dfd, const char *uid, Checkpoint *ret) {
         r = checkpoint_file_name(uid, name, sizeof(name));
         if (r < 0)
                 return r;
-        r = fsutil_read_file_at(dfd, name, CHECKPOINT_FILE_MAX, &data, &len);
+        r = read_file_bounded_at(dfd, name, CHECKPOINT_FILE_MAX, READ_FILE_NOFOLLOW, &data, &len);
         if (r < 0)
-                return r == -EFBIG ? -EBADMSG : r;
+                return IN_SET(r, -EFBIG, -EBADFD) ? -EBADMSG : r;
         r = checkpoint_decode(data, len, &c);
         if (r < 0)
                 return r;

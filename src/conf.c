@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "conf.h"
+#include "fsutil.h"
 #include "log.h"
 #include "quantity.h"
 
@@ -406,31 +407,15 @@ int config_parse_text(Config *c, const char *text, const char *origin) {
 /* ---------------------------------------------------------------- files */
 
 static int read_config_file(const char *path, char **ret) {
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        ssize_t n;
+        size_t n;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if (st.st_size > CONFIG_FILE_MAX)
-                return -EFBIG;
-        buf = malloc(CONFIG_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = read(fd, buf, CONFIG_FILE_MAX + 1);
-        if (n < 0)
-                return negative_errno();
-        if (n > CONFIG_FILE_MAX)
-                return -EFBIG;
-        if (memchr(buf, '\0', (size_t) n))
+        r = read_file_bounded(path, CONFIG_FILE_MAX, &buf, &n);
+        if (r < 0)
+                return r;
+        if (memchr(buf, '\0', n))
                 return -EBADMSG;
-        buf[n] = '\0';
         *ret = TAKE_PTR(buf);
         return 0;
 }

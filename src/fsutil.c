@@ -81,33 +81,28 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
         return write_file_atomic_at(dfd, name, data, len, mode, flags);
 }
 
-int fsutil_read_file(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int dfd = open_directory(dir);
-
-        if (dfd < 0)
-                return dfd;
-        return fsutil_read_file_at(dfd, name, max, ret, ret_len);
-}
-
-int fsutil_read_file_at(int dfd, const char *name, size_t max, char **ret, size_t *ret_len) {
+int read_file_bounded_at(int dfd, const char *path, size_t max, ReadFileFlags flags, char **ret,
+                         size_t *ret_len) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t len = 0;
 
-        fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        fd = openat(dfd, path,
+                    O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                            (flags & READ_FILE_NOFOLLOW ? O_NOFOLLOW : 0));
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
-                return -EBADMSG;
+                return -EBADFD;
         if ((uint64_t) st.st_size > max)
                 return -EFBIG;
         buf = malloc(max + 1);
         if (!buf)
                 return -ENOMEM;
-        for (;;) {
+        for (;;) { /* one byte past the limit notices a file that grew meanwhile */
                 ssize_t n = read(fd, buf + len, max + 1 - len);
                 if (n < 0) {
                         if (errno == EINTR)
@@ -122,7 +117,8 @@ int fsutil_read_file_at(int dfd, const char *name, size_t max, char **ret, size_
         }
         buf[len] = '\0';
         *ret = TAKE_PTR(buf);
-        *ret_len = len;
+        if (ret_len)
+                *ret_len = len;
         return 0;
 }
 

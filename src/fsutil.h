@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <fcntl.h>
+
 /* Small file-system helpers for the crash-safe writers (CDI specs, checkpoints). */
 
 #include <stdbool.h>
@@ -27,9 +29,22 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
 int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len, mode_t mode,
                          WriteFlags flags);
 
-/* Read at most max bytes of dir/name (O_NOFOLLOW, regular file only). -EFBIG when larger. */
-int fsutil_read_file(const char *dir, const char *name, size_t max, char **ret, size_t *ret_len);
-int fsutil_read_file_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
+typedef enum ReadFileFlags {
+        READ_FILE_NOFOLLOW = 1 << 0, /* our own state: a symlink there is not ours */
+} ReadFileFlags;
+
+/*
+ * The whole of a regular file of at most max bytes, NUL-terminated (*ret_len excludes the
+ * NUL; ret_len may be NULL). -EFBIG when larger, -EBADFD when not a regular file (a FIFO
+ * cannot block us: it is opened O_NONBLOCK and refused). The one bounded reader of the tree.
+ */
+int read_file_bounded_at(int dir_fd, const char *path, size_t max, ReadFileFlags flags, char **ret,
+                         size_t *ret_len);
+
+/* Configuration and credentials named by the administrator: symlinks are followed. */
+static inline int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len) {
+        return read_file_bounded_at(AT_FDCWD, path, max, 0, ret, ret_len);
+}
 
 /* open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC) or a negative errno. */
 int open_directory(const char *path);

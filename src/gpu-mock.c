@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "gpu-backend.h"
+#include "fsutil.h"
 #include "gpu-mock.h"
 #include "log.h"
 #include "macro.h"
@@ -182,45 +183,14 @@ static int mock_enumerate(void *state, GpuList *ret) {
 
 /* The file's contents, at most MOCK_HEALTH_FILE_MAX bytes; *ret_size = 0 when it is missing. */
 static int mock_health_read(const char *path, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t n = 0;
+        int r = read_file_bounded_at(AT_FDCWD, path, MOCK_HEALTH_FILE_MAX, READ_FILE_NOFOLLOW, ret, ret_size);
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno != ENOENT)
-                        return -errno;
+        if (r == -ENOENT) {
                 *ret = NULL;
                 *ret_size = 0;
                 return 0;
         }
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if (st.st_size > (off_t) MOCK_HEALTH_FILE_MAX)
-                return -EFBIG;
-
-        buf = malloc(MOCK_HEALTH_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) { /* read one byte past the limit to notice a file that grew meanwhile */
-                ssize_t k = read(fd, buf + n, MOCK_HEALTH_FILE_MAX + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > MOCK_HEALTH_FILE_MAX)
-                        return -EFBIG;
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
+        return r;
 }
 
 static void mock_health_apply(MockState *s, const MockHealth *h) {

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "kube-client.h"
 #include "log.h"
 #include "macro.h"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "fsutil.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "macro.h"
@@ -41,45 +42,6 @@ void kube_credentials_done(KubeCredentials *c) {
         free(c->token);
         free(c->token_file);
         *c = (KubeCredentials) {};
-}
-
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-        struct stat st;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -E2BIG;
-
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return -E2BIG;
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        if (ret_size)
-                *ret_size = n;
-        return 0;
 }
 
 static int base64_value(char c) {
@@ -430,8 +392,10 @@ int kubeconfig_load(const char *path, KubeCredentials *ret) {
         r = read_file_bounded(path, KUBECONFIG_SIZE_MAX, &text, &size);
         if (r == -ENOENT)
                 return r;
-        if (r == -E2BIG)
+        if (r == -EFBIG)
                 return log_error_errno(r, "%s: larger than %u bytes, refusing.", path, KUBECONFIG_SIZE_MAX);
+        if (r == -EBADFD)
+                return log_error_errno(r, "%s: not a regular file.", path);
         if (r < 0)
                 return log_error_errno(r, "Failed to read kubeconfig %s: %m", path);
         if (memchr(text, '\0', size))

@@ -62,4 +62,3 @@ int kube_credentials_describe(const KubeCredentials *c, char *buf, size_t size);
 
 /* Helpers shared with the client and the fuzzer. */
 int base64_decode_alloc(const char *in, size_t len, char **ret, size_t *ret_size);
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);

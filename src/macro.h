@@ -31,6 +31,18 @@
 
 #define sizeof_field(type, member) sizeof(((type *) 0)->member)
 
+/* IN_SET(r, -EFBIG, -EBADFD): x equals one of the values. */
+#define IN_SET(x, ...)                                                                           \
+        ({                                                                                       \
+                typeof(x) _x_ = (x);                                                             \
+                const typeof(x) _set_[] = { __VA_ARGS__ };                                       \
+                bool _found_ = false;                                                            \
+                for (size_t _i_ = 0; _i_ < ELEMENTSOF(_set_); _i_++)                             \
+                        if (_set_[_i_] == _x_)                                                   \
+                                _found_ = true;                                                  \
+                _found_;                                                                         \
+        })
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -58,6 +58,18 @@ if build:
         if ver.returncode != 0 or not re.match(r"hami-dra-plugin \d+\.\d+\.\d+", ver.stdout):
             failures.append(f"--version printed {ver.stdout!r} (exit {ver.returncode})")
 
+# The journal audit: every MESSAGE_ID the daemon logs is in the catalog and the man page.
+prepare_h = read("src/prepare.h")
+catalog = read("catalog/hami-dra.catalog")
+ids = re.findall(r'#define HAMI_MESSAGE_\w+ "([0-9a-f]{32})"', prepare_h)
+if len(ids) < 5:
+    failures.append(f"expected the 5 audit MESSAGE_IDs in src/prepare.h, found {len(ids)}")
+for i in ids:
+    if f"-- {i}" not in catalog:
+        failures.append(f"MESSAGE_ID {i} has no entry in catalog/hami-dra.catalog")
+    if f"``{i}``" not in plugin_man:
+        failures.append(f"MESSAGE_ID {i} is not listed in man/hami-dra-plugin.8.rst")
+
 readme = read("README.md").splitlines()
 block = []
 if readme[2:3] == ["```sh"]:

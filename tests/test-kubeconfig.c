@@ -212,7 +212,7 @@ static void test_too_large(void) {
         ASSERT_NOT_NULL(big);
         memset(big, '#', KUBECONFIG_SIZE_MAX + 1);
         big[KUBECONFIG_SIZE_MAX + 1] = '\0';
-        ASSERT_ERROR(parse(big, &c), E2BIG);
+        ASSERT_ERROR(parse(big, &c), EFBIG);
         free(big);
 }
 

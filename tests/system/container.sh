@@ -10,8 +10,14 @@
 #                            DAEMON (real|standin), PROTO (getinfo|line),
 #                            KUBELET_SIM (its path inside, when tests/kubelet-sim.py exists),
 #                            DBUS_POLICY (when the D-Bus policy got installed)
+#   apiserver_up NODE        the strict fake API server (tests/fakes/fake-apiserver.py) in
+#                            the container's network namespace, so on the service's
+#                            127.0.0.1; node credentials and the kubelet's kubeconfig at
+#                            its default path (/etc/kubernetes/kubelet.conf) in the
+#                            container; sets FAKE_PID, API_CONTROL (control port)
 #   IN cmd...                run cmd inside the container
-#   teardown                 poweroff, unmount, remove our cgroups (trap EXIT does it)
+#   NET cmd...               run cmd (a host program) in the container's network namespace
+#   teardown                 kill the fake, poweroff, unmount, remove our cgroups (trap EXIT)
 #
 # The caller defines skip, ok, bad and ms, and sets BUILD and SRC.
 
@@ -56,9 +62,10 @@ container_up() {
         CG=hami-dra-system-$$
         NSPAWN_PID=
         LEADER=
+        FAKE_PID=
 
         if [ "${KEEP:-0}" = 1 ]; then
-                trap 'echo "KEEP=1: container $MACHINE leader $LEADER root $R"' EXIT
+                trap 'echo "KEEP=1: container $MACHINE leader $LEADER root $R fake API server ${FAKE_PID:-none}"' EXIT
         else
                 trap teardown EXIT
         fi
@@ -173,9 +180,76 @@ container_up() {
 }
 
 IN() { $X "$@"; }
+NET() { nsenter -t "$LEADER" -n "$@"; }
+
+apiserver_up() {
+        local node=$1 pki=$W/pki state=$W/fake-state.json port
+        sh "$SRC/tests/fakes/make-certs.sh" "$pki" "$node" || return 1
+        # A host process (host files, our own child: teardown kills it by its PID) that
+        # listens on the container's loopback. A simple command, not the NET function (that
+        # would fork a subshell): nsenter without a PID namespace and env exec, so $! is
+        # the PID of python itself.
+        nsenter -t "$LEADER" -n env HAMI_DRA_SHARED="${HAMI_DRA_SHARED:-$SRC/../shared}" /usr/bin/python3 \
+                "$SRC/tests/fakes/fake-apiserver.py" --certs "$pki" --state-file "$state" --node "$node" \
+                >"$W/fake.log" 2>&1 </dev/null &
+        FAKE_PID=$!
+        for _ in $(seq 100); do
+                [ -s "$state" ] && break
+                kill -0 "$FAKE_PID" 2>/dev/null || break
+                sleep 0.1
+        done
+        [ -s "$state" ] || { cat "$W/fake.log"; return 1; }
+        port=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["port"])' "$state")
+        API_CONTROL=http://127.0.0.1:$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["control"])' "$state")
+        # Where kubeadm puts them: the cluster CA, and the kubelet's client certificate and
+        # key in one PEM file, named twice by kubelet.conf.
+        install -D -m 0644 "$pki/ca.crt" "$R/etc/kubernetes/pki/ca.crt"
+        install -d -m 0700 "$R/var/lib/kubelet/pki"
+        cat "$pki/client.crt" "$pki/client.key" >"$R/var/lib/kubelet/pki/kubelet-client-current.pem"
+        chmod 0600 "$R/var/lib/kubelet/pki/kubelet-client-current.pem"
+        (umask 077; cat >"$R/etc/kubernetes/kubelet.conf") <<EOT
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority: /etc/kubernetes/pki/ca.crt
+    server: https://127.0.0.1:$port
+  name: default-cluster
+contexts:
+- context:
+    cluster: default-cluster
+    namespace: default
+    user: default-auth
+  name: default-context
+current-context: default-context
+users:
+- name: default-auth
+  user:
+    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
+    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
+EOT
+}
+
+# apiserver_post PATH FILE: POST a JSON file to the fake's control port.
+apiserver_post() {
+        NET /usr/bin/python3 -c 'import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=open(sys.argv[2], "rb").read(), method="POST"), timeout=10).read()' \
+                "$API_CONTROL$1" "$2"
+}
+
+# apiserver_get PATH: the fake's control port's answer on stdout.
+apiserver_get() {
+        NET /usr/bin/python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$API_CONTROL$1"
+}
 
 teardown() {
         local t; t=$(date +%s%N)
+        if [ -n "$FAKE_PID" ] && kill -TERM "$FAKE_PID" 2>/dev/null; then
+                for _ in $(seq 20); do kill -0 "$FAKE_PID" 2>/dev/null || break; sleep 0.1; done
+                kill -KILL "$FAKE_PID" 2>/dev/null
+                wait "$FAKE_PID" 2>/dev/null
+        fi
         if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
                 [ -n "$LEADER" ] && nsenter -t "$LEADER" -a systemctl poweroff --no-block >/dev/null 2>&1
                 for _ in $(seq 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done

@@ -8,7 +8,20 @@
 # booted over and never written to. Installs this build into it (meson install
 # --destdir into the overlay), runs `systemctl enable --now hami-dra-plugin.socket` and
 # proves socket activation, restart without a lost connection, both sandbox layers,
-# the systemd-analyze security figure and a clean stop. Teardown always runs.
+# the systemd-analyze security figure, busctl and a real polkitd (allow root, deny
+# nobody), and a clean stop.
+#
+# Prepare, end to end: the strict fake API server runs in the container's network
+# namespace (the service's loopback) with node credentials and the kubelet's
+# /etc/kubernetes/kubelet.conf, holding one allocated claim (a share: consumedCapacity
+# and shareID) for the container's node. The kubelet simulator prepares exactly that
+# claim through the shipped unit, unchanged (its BindPaths= carry the /dev/nvidia*
+# fixtures in; the preload library is the installed libvgpu.so), and the suite checks:
+# the CDI device in the answer, the spec in /run/cdi (schema-valid, with the limits),
+# `hamictl claims` listing it, the journal entry with MESSAGE_ID=<prepared> and every
+# audit field's value, the installed catalog's text under `journalctl -x`, the
+# ResourceSlice in the fake; then unprepare: the unprepared entry, the spec gone.
+# Teardown always runs (it kills the fake too).
 #
 # Needs root. Exits 77 (skip) only when systemd-nspawn cannot run here at all.
 # Env: HAMI_DRA_BUILD_ROOT, HAMI_DRA_SOURCE_ROOT (set by meson),
@@ -22,10 +35,12 @@ PY=/usr/bin/python3
 CLIENT="$PY $SRC/tests/system/client.py"
 
 skip() { echo "SKIP: $*"; exit 77; }
-pass=0; fail=0
+pass=0; fail=0; skipped=0
 ok()  { pass=$((pass + 1)); echo "ok   - $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
+skipped() { skipped=$((skipped + 1)); echo "skip - $*"; }
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi; }
+contains() { grep -qF -- "$2" <<<"$1"; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 [ "$(id -u)" = 0 ] || skip "needs root (systemd-nspawn, overlayfs, cgroups)"
@@ -39,6 +54,40 @@ container_up --probe
 IN mknod -m 0666 /dev/nvidia0 c 10 229
 # An address outside IPAddressAllow= on the container's own loopback.
 IN ip addr add 203.0.113.1/32 dev lo
+
+# ------------------------------------------------------------------ the API server, a claim
+# The real daemon runs as node "systest" (the drop-in of container_up); it reads the
+# kubelet's kubeconfig at start, so the fake is up before the first connection.
+NODE=systest
+DRIVER=$(basename "$(sed -n 's/^ListenStream=//p' "$BUILD/units/hami-dra-plugin.socket")" -reg.sock)
+CLAIM_NS=systest-ns
+CLAIM_NAME=systest-claim
+CLAIM_UID=$(cat /proc/sys/kernel/random/uuid)
+SHARE_ID=$(cat /proc/sys/kernel/random/uuid)
+CDI_ID=k8s.$DRIVER/claim=$CLAIM_UID-hami-gpu-0-$SHARE_ID
+CDI_SPEC=/run/cdi/k8s.$DRIVER-claim_$CLAIM_UID.json
+API=
+if [ "$DAEMON" = real ] && [ -n "$KUBELET_SIM" ]; then
+        if apiserver_up "$NODE" >"$W/apiserver-up.log" 2>&1; then
+                API=yes
+                ok "fake API server in the container's network namespace ($API_CONTROL)"
+        else
+                bad "fake API server did not start: $(cat "$W/apiserver-up.log")"
+        fi
+fi
+if [ -n "$API" ]; then
+        # What the scheduler would have written: 10 GiB and 30% of hami-gpu-0, allocated.
+        cat >"$W/claim.json" <<JSON
+{"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+ "metadata": {"namespace": "$CLAIM_NS", "name": "$CLAIM_NAME", "uid": "$CLAIM_UID"},
+ "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "$DRIVER",
+     "capacity": {"requests": {"memory": "10Gi", "cores": "30"}}}}]}},
+ "status": {"allocation": {"devices": {"results": [
+     {"request": "gpu", "driver": "$DRIVER", "pool": "$NODE", "device": "hami-gpu-0",
+      "shareID": "$SHARE_ID", "consumedCapacity": {"memory": "10Gi", "cores": "30"}}]}}}}
+JSON
+        check "claim $CLAIM_NS/$CLAIM_NAME ($CLAIM_UID) allocated in the fake" apiserver_post /claims "$W/claim.json"
+fi
 
 # ------------------------------------------------------------------ static checks
 check "systemd-analyze verify: no complaints" \
@@ -146,31 +195,125 @@ fi
 check "systemctl reload (SIGHUP) keeps it running" bash -c "$X systemctl reload hami-dra-plugin.service && sleep 0.3 && $X systemctl is-active -q hami-dra-plugin.service"
 check "the same instance after the reload" test "$(IN systemctl show -P MainPID hami-dra-plugin.service)" = "$MAIN2"
 
-# ------------------------------------------------------------------ hooks for the other branches
-# D-Bus and polkit (branch dbus): the daemon owns org.projecthami.Dra1 on the real system
-# bus; a real polkitd (bus-activated) allows root and denies nobody on Rescan.
-if [ -n "$DBUS_POLICY" ] && [ "$DAEMON" = real ]; then
-        M="org.projecthami.Dra1 /org/projecthami/Dra1 org.projecthami.Dra1.Manager"
+# ------------------------------------------------------------------ D-Bus and polkit
+# The daemon owns org.projecthami.Dra1 on the real system bus; a real polkitd
+# (bus-activated) allows root and denies nobody on Rescan.
+M="org.projecthami.Dra1 /org/projecthami/Dra1 org.projecthami.Dra1.Manager"
+if [ "$DAEMON" != real ]; then
+        skipped "busctl/polkit: the stand-in daemon has no D-Bus interface (the real daemon did not build)"
+elif [ -z "$DBUS_POLICY" ]; then
+        bad "meson install put no D-Bus policy (org.projecthami.Dra1.conf) under share/dbus-1"
+else
         check "busctl sees org.projecthami.Dra1" bash -c "$X busctl --no-pager --acquired list | grep -q '^org.projecthami.Dra1 '"
         check "busctl introspects the Manager interface" \
                 bash -c "$X busctl --no-pager introspect org.projecthami.Dra1 /org/projecthami/Dra1 | grep -q org.projecthami.Dra1.Manager"
         check "polkit: root may Rescan" IN busctl --no-pager call $M Rescan
         denied=$(IN setpriv --reuid=nobody --regid=nogroup --clear-groups busctl --no-pager call $M Rescan 2>&1)
         check "polkit: nobody may not Rescan ($denied)" bash -c "grep -qiE 'not authorized|access denied|interactive authentication' <<<'$denied'"
-else
-        echo "pending - busctl/polkit assertions (wait for the dbus branch and the real daemon)"
 fi
-# Prepare (branch prepare): the kubelet simulator's NodePrepareResources above leaves a
-# structured entry with the prepare MESSAGE_ID. Hard assertion once the simulator's
-# prepare succeeds in here (it needs the API server fake of the kube branch).
-prepared_id=$(sed -n 's/^#define HAMI_MESSAGE_CLAIM_PREPARED "\([0-9a-f]\{32\}\)".*/\1/p' "$SRC/src/prepare.h" 2>/dev/null)
-prepare_line=$(grep -m1 '^prepare (v1)' <<<"${reply:-}")
-if [ -n "$prepared_id" ] && [ -n "$KUBELET_SIM" ] && ! grep -qiE 'not |fail|error' <<<"$prepare_line"; then
-        IN journalctl --sync 2>/dev/null
-        check "journalctl MESSAGE_ID=$prepared_id shows the prepare transaction" \
-                bash -c "$X journalctl MESSAGE_ID=$prepared_id -o cat --no-pager | grep -q ."
+
+# ------------------------------------------------------------------ prepare, audited in the journal
+# The kubelet simulator prepares the claim of the fake through the running service (the
+# shipped unit: its private /dev, BindPaths= for the nodes, ProtectSystem=strict with
+# /run/cdi writable, IPAddressAllow= for the API server on loopback).
+audit_fields() { # MESSAGE_ID: KEY=VALUE lines of the claim's first entry with it
+        IN journalctl --no-pager -o json MESSAGE_ID="$1" CLAIM_UID="$CLAIM_UID" |
+                /usr/bin/python3 -c 'import json, sys
+lines = [l for l in sys.stdin if l.strip()]
+e = json.loads(lines[0]) if lines else {}
+for k in ("CLAIM_UID", "CLAIM_NAMESPACE", "CLAIM_NAME", "DEVICE", "GPU_UUID", "MEMORY_LIMIT_MIB",
+          "CORES_LIMIT", "SHARE_ID", "CDI_DEVICE", "PRIORITY"):
+    print("%s=%s" % (k, e.get(k, "<missing>")))'
+}
+prepared_id=$(sed -n 's/^#define HAMI_MESSAGE_CLAIM_PREPARED "\([0-9a-f]\{32\}\)".*/\1/p' "$SRC/src/prepare.h")
+unprepared_id=$(sed -n 's/^#define HAMI_MESSAGE_CLAIM_UNPREPARED "\([0-9a-f]\{32\}\)".*/\1/p' "$SRC/src/prepare.h")
+SIM=(env HAMI_DRA_SOURCE_ROOT="$TESTLIB" HAMI_DRA_BUILD_ROOT="$TESTLIB/build" /usr/bin/python3 "$KUBELET_SIM" --wait 5)
+if [ "$DAEMON" != real ] || [ -z "$KUBELET_SIM" ]; then
+        skipped "prepare: needs the real daemon and tests/kubelet-sim.py (daemon: $DAEMON)"
+elif [ -z "$API" ]; then
+        bad "prepare: no fake API server"
 else
-        echo "pending - journalctl MESSAGE_ID= of a prepare transaction (prepare: ${prepare_line:-not run})"
+        check "meson install put the journal catalog where journalctl reads it" \
+                bash -c "ls $ROOT/usr/lib/systemd/catalog/hami-dra.catalog $ROOT/usr/local/lib/systemd/catalog/hami-dra.catalog 2>/dev/null | grep -q ."
+        check "journalctl --update-catalog" IN journalctl --update-catalog
+
+        # The ResourceSlice the daemon published for this node (asynchronously after start).
+        slices=
+        for _ in $(seq 100); do
+                slices=$(apiserver_get /slices 2>/dev/null)
+                contains "$slices" '"hami-gpu-1"' && break
+                sleep 0.1
+        done
+        slice_info=$(/usr/bin/python3 -c 'import json, sys
+slices = json.loads(sys.argv[1] or "[]")
+mine = [s for s in slices if s["spec"].get("nodeName") == sys.argv[2] and s["spec"]["driver"] == sys.argv[3]]
+devs = sorted(d["name"] for s in mine for d in s["spec"]["devices"])
+uuid = [v.get("string") for s in mine for d in s["spec"]["devices"] if d["name"] == "hami-gpu-0"
+        for k, v in d.get("attributes", {}).items() if k.split("/")[-1] == "uuid"]
+print(len(mine), ",".join(devs), (uuid or [""])[0])' "$slices" "$NODE" "$DRIVER" 2>&1)
+        read -r n_slices slice_devices GPU_UUID <<<"$slice_info"
+        check "the fake holds the node's ResourceSlice: $n_slices slice, devices ${slice_devices:-none}" \
+                test "$n_slices" = 1 -a "$slice_devices" = hami-gpu-0,hami-gpu-1
+        check "hami-gpu-0 has its GPU UUID in the slice (${GPU_UUID:-none})" contains "${GPU_UUID:-x}" GPU-
+
+        prep=$(IN "${SIM[@]}" --claim "$CLAIM_NS/$CLAIM_NAME/$CLAIM_UID" --keep 2>&1)
+        sed 's/^/# kubelet-sim: /' <<<"$prep"
+        check "prepare of $CLAIM_NS/$CLAIM_NAME answers hami-gpu-0 in pool $NODE" \
+                contains "$prep" "of claim $CLAIM_NS/$CLAIM_NAME: devices $NODE/hami-gpu-0"
+        check "prepare answers the CDI device and the shareID" contains "$prep" "hami-gpu-0: CDI devices $CDI_ID, share $SHARE_ID"
+        check "the CDI spec is in /run/cdi in the container" test -f "$ROOT$CDI_SPEC"
+        if [ -f "$ROOT$CDI_SPEC" ]; then
+                cp "$ROOT$CDI_SPEC" "$W/spec.json"
+                check "the CDI spec validates (tests/cdi-validate.py --exact-minimum)" \
+                        /usr/bin/python3 "$SRC/tests/cdi-validate.py" --exact-minimum "$W/spec.json"
+                spec_info=$(/usr/bin/python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+edits = s["devices"][0]["containerEdits"]
+nodes = [n["path"] for n in s["containerEdits"].get("deviceNodes", []) + edits.get("deviceNodes", [])]
+print(s["kind"] + "=" + s["devices"][0]["name"])
+print("nodes=" + ",".join(sorted(nodes)))
+print("env=" + ",".join(sorted(edits.get("env", []))))
+print("mounts=" + ",".join(sorted(m["containerPath"] for m in s["containerEdits"].get("mounts", []) + edits.get("mounts", []))))' \
+                        "$W/spec.json" 2>&1)
+                sed 's/^/# spec: /' <<<"$spec_info"
+                check "the spec names the device $CDI_ID" contains "$spec_info" "k8s.$DRIVER/claim=$CLAIM_UID-hami-gpu-0-$SHARE_ID"
+                check "the spec hands in /dev/nvidiactl and /dev/nvidia0" bash -c "grep -q '^nodes=.*/dev/nvidia0' <<<'$spec_info' && grep -q '^nodes=.*/dev/nvidiactl' <<<'$spec_info'"
+                check "the spec carries the limits (10240 MiB, 30%)" \
+                        bash -c "grep -q '^env=.*CUDA_DEVICE_MEMORY_LIMIT_0=10240m' <<<'$spec_info' && grep -q '^env=.*CUDA_DEVICE_SM_LIMIT_0=30' <<<'$spec_info'"
+                libvgpu=$(sed -n 's/^#PreloadLibrary=//p' "$BUILD/units/hami-dra.conf")
+                check "the preload library is installed ($libvgpu)" test -f "$ROOT$libvgpu"
+                check "the spec mounts it into the container" bash -c "grep -qE '^mounts=(.*,)?$libvgpu(,|\$)' <<<'$spec_info'"
+        fi
+        claims=$(IN hamictl claims 2>&1)
+        sed 's/^/# hamictl claims: /' <<<"$claims"
+        check "hamictl claims lists the prepared claim" \
+                bash -c "grep -F '$CLAIM_UID' <<<'$claims' | grep -qF '$CLAIM_NAME'"
+
+        IN journalctl --sync
+        fields=$(audit_fields "$prepared_id")
+        sed 's/^/# journal: /' <<<"$fields"
+        check "journalctl MESSAGE_ID=$prepared_id shows the prepare of $CLAIM_UID" contains "$fields" "CLAIM_UID=$CLAIM_UID"
+        for kv in "CLAIM_NAMESPACE=$CLAIM_NS" "CLAIM_NAME=$CLAIM_NAME" "DEVICE=hami-gpu-0" "GPU_UUID=${GPU_UUID:-?}" \
+                  "MEMORY_LIMIT_MIB=10240" "CORES_LIMIT=30" "SHARE_ID=$SHARE_ID" "CDI_DEVICE=$CDI_ID"; do
+                check "  audit field $kv" grep -qx -- "$kv" <<<"$fields"
+        done
+        explained=$(IN journalctl --no-pager -x MESSAGE_ID="$prepared_id" CLAIM_UID="$CLAIM_UID" 2>&1)
+        sed -n 's/^/# journalctl -x: /p' <<<"$explained" | head -n 6
+        check "journalctl -x explains it with the catalog (Subject: GPU claim $CLAIM_NS/$CLAIM_NAME prepared on hami-gpu-0)" \
+                contains "$explained" "Subject: GPU claim $CLAIM_NS/$CLAIM_NAME prepared on hami-gpu-0"
+        check "  ... with the claim's values filled in (CDI device $CDI_ID)" contains "$explained" "CDI device $CDI_ID"
+
+        unprep=$(IN "${SIM[@]}" --claim "$CLAIM_NS/$CLAIM_NAME/$CLAIM_UID" --unprepare-only 2>&1)
+        sed 's/^/# kubelet-sim: /' <<<"$unprep"
+        check "unprepare of $CLAIM_NS/$CLAIM_NAME: done" contains "$unprep" "unprepare (v1) of claim $CLAIM_NS/$CLAIM_NAME: done"
+        check "the CDI spec is gone" test ! -e "$ROOT$CDI_SPEC"
+        IN journalctl --sync
+        fields=$(audit_fields "$unprepared_id")
+        check "journalctl MESSAGE_ID=$unprepared_id shows the unprepare of $CLAIM_UID" \
+                bash -c "grep -qx 'CLAIM_UID=$CLAIM_UID' <<<'$fields' && grep -qx 'CDI_DEVICE=$CDI_ID' <<<'$fields'"
+        claims=$(IN hamictl claims 2>&1)
+        claims_rc=$?
+        check "hamictl claims no longer lists it" bash -c "[ $claims_rc = 0 ] && ! grep -qF '$CLAIM_UID' <<<'$claims'"
 fi
 
 # ------------------------------------------------------------------ stop leaves nothing behind
@@ -187,5 +330,5 @@ else
         ok "no failed units of ours"
 fi
 
-echo "total: $(ms "$T0") ms, $pass passed, $fail failed"
+echo "total: $(ms "$T0") ms, $pass passed, $fail failed, $skipped skipped"
 [ $fail = 0 ]
