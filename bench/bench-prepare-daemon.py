@@ -11,7 +11,6 @@ Run from the source tree with HAMI_DRA_BUILD_ROOT pointing at the build director
 """
 
 import atexit
-import json
 import os
 import shutil
 import statistics
@@ -30,6 +29,7 @@ PAIRS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 LARGE = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
 sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 
+from fakeapi import FakeApiServer, device_nodes  # noqa: E402
 from harness import DRIVER, Daemon  # noqa: E402
 
 NODE = "test-node"
@@ -69,32 +69,12 @@ def fake_get_rate(tmp, port, claims, clients, n=1000):
 
 
 def main():
-    import urllib.request
     tmp = tempfile.mkdtemp(prefix="hami-bench-prepare-")
     atexit.register(shutil.rmtree, tmp, True)
-    shared = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "..", "shared"))
-    subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = os.path.join(tmp, "fake-state.json")
-    fake = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"), "--certs", tmp,
-                             "--state-file", state, "--node", NODE], env=dict(os.environ, HAMI_DRA_SHARED=shared),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not os.path.exists(state):
-        time.sleep(0.05)
-    st = json.load(open(state))
-
-    def put(obj):
-        req = urllib.request.Request("http://127.0.0.1:%d/claims" % st["control"], data=json.dumps(obj).encode(),
-                                     method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
-
-    kc = os.path.join(tmp, "kubeconfig")
-    json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "c",
-               "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-               "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % st["port"],
-                                                      "certificate-authority": "ca.crt"}}],
-               "users": [{"name": "u", "user": {"client-certificate": "client.crt", "client-key": "client.key"}}]},
-              open(kc, "w"))
+    fake = FakeApiServer(tmp, NODE, log=False)
+    atexit.register(fake.stop)
+    put = fake.put
+    kc = fake.write_kubeconfig()
     claims = []
     for i in range(LARGE + 16):
         c = ("default", "bench-%d" % i, str(uuid.uuid4()))
@@ -103,18 +83,14 @@ def main():
 
     d = Daemon(root=os.path.join(tmp, "daemon"))
     os.makedirs(d.root)
-    dev = os.path.join(d.root, "devroot", "dev")
-    os.makedirs(dev)
-    for i in range(8):
-        os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | 0o020000, os.makedev(195, i))
-    os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
+    devroot = device_nodes(os.path.join(d.root, "devroot"), 8)
     preload = os.path.join(d.root, "libvgpu.so")
     open(preload, "w").write("x\n")
     with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
         f.write("[Plugin]\nKubeconfig=%s\nLogLevel=warning\n[Container]\nPreloadLibrary=%s\n" % (kc, preload))
         if os.environ.get("HAMI_BENCH_PREFIX"):
             f.write("[Sandbox]\nEnabled=false\n")   # valgrind's own system calls are not on the allow list
-    env = dict(os.environ, HAMI_DRA_DEV_ROOT=os.path.dirname(dev), HAMI_DRA_DRIVER_ROOT=d.root)
+    env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
     env.pop("NOTIFY_SOCKET", None)
     # HAMI_BENCH_PREFIX="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out" profiles the daemon
     d.start(env=env, prefix=os.environ.get("HAMI_BENCH_PREFIX", "").split())
@@ -168,8 +144,8 @@ def main():
             rows.append(("%s, %d prepared" % ("sequential" if clients == 1 else "16 clients", target),
                          run(clients, PAIRS)))
     d.stop()
-    fake_rows = [fake_get_rate(tmp, st["port"], claims, clients) for clients in (1, 4, 16)]
-    fake.terminate()
+    fake_rows = [fake_get_rate(tmp, fake.port, claims, clients) for clients in (1, 4, 16)]
+    fake.stop()
     subprocess.run(["rm", "-rf", tmp])
 
     print("hami-dra-plugin prepare+unprepare through gRPC and the fake API server (TLS, loopback), %d pairs/row"

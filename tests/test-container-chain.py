@@ -11,21 +11,18 @@ root process holds 700 MiB; a second one, as uid 1000, is refused 400 MiB and gr
 limit. After the container is gone, the daemon's reader finds the region with no live
 process and nothing in use. Needs root, podman, runc, busybox (static); else 77."""
 
-import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), ".."))
-SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "../shared"))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 
+from fakeapi import FakeApiServer, device_nodes  # noqa: E402
 from harness import DRIVER, Daemon, check, fail, is_real_daemon  # noqa: E402
 
 NODE = "test-node"
@@ -56,53 +53,9 @@ def preconditions():
             skip("%s is not set: run through meson test" % var)
 
 
-class FakeApiServer:
-    def __init__(self, tmp):
-        subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        state = os.path.join(tmp, "fake-state.json")
-        self.log = open(os.path.join(tmp, "fake.log"), "w")
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"),
-                                      "--certs", tmp, "--state-file", state, "--node", NODE],
-                                     env=dict(os.environ, HAMI_DRA_SHARED=SHARED), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(state) and self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        check(os.path.exists(state), "the fake API server starts")
-        with open(state) as f:
-            st = json.load(f)
-        self.port, self.control = st["port"], st["control"]
-
-    def put(self, obj):
-        req = urllib.request.Request("http://127.0.0.1:%d/claims" % self.control, data=json.dumps(obj).encode(),
-                                     method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-        self.log.close()
-
-
-def write_kubeconfig(path, port):
-    with open(path, "w") as f:
-        json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "ctx",
-                   "contexts": [{"name": "ctx", "context": {"cluster": "k", "user": "u"}}],
-                   "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % port,
-                                                          "certificate-authority": "ca.crt"}}],
-                   "users": [{"name": "u", "user": {"client-certificate": "client.crt",
-                                                    "client-key": "client.key"}}]}, f)
-
-
 def host_fixtures(root):
     """/dev nodes for HAMI_DRA_DEV_ROOT and a driver root whose only driver is the fake one."""
-    dev = os.path.join(root, "devroot", "dev")
-    os.makedirs(dev)
-    for i in range(2):
-        os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | stat.S_IFCHR, os.makedev(195, i))
-    os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | stat.S_IFCHR, os.makedev(195, 255))
-    os.mknod(os.path.join(dev, "nvidia-uvm"), 0o666 | stat.S_IFCHR, os.makedev(509, 0))
+    device_nodes(os.path.join(root, "devroot"), 2)
     libdir = os.path.join(root, "driver") + LIBDIR
     os.makedirs(libdir)
     shutil.copy(os.environ["HAMI_DRA_FAKE_CUDA"], os.path.join(libdir, "libcuda.so.1"))
@@ -240,9 +193,8 @@ def main():
     os.chmod(tmp, 0o755)
     fake = None
     try:
-        fake = FakeApiServer(tmp)
-        kubeconfig = os.path.join(tmp, "kubeconfig")
-        write_kubeconfig(kubeconfig, fake.port)
+        fake = FakeApiServer(tmp, NODE)
+        kubeconfig = fake.write_kubeconfig()
         with Daemon(gpus=2, root=os.path.join(tmp, "daemon")) as d:
             os.makedirs(d.root)
             dev_root, driver_root = host_fixtures(d.root)

@@ -9,7 +9,6 @@ for a real process, so the CDI directory is emptied (as a tmpfs /run would be) a
 restart must write the specs back. HAMI_CRASH_KILLS sets the rounds (default 60)."""
 
 import atexit
-import json
 import os
 import random
 import shutil
@@ -19,13 +18,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 
+from fakeapi import FakeApiServer, device_nodes
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
-SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "../shared"))
 NODE = "test-node"
 KILLS = int(os.environ.get("HAMI_CRASH_KILLS", "60"))
 
@@ -41,33 +39,10 @@ if os.geteuid() != 0:
 
 tmp = tempfile.mkdtemp(prefix="hami-prepare-crash-")
 atexit.register(shutil.rmtree, tmp, True)
-subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
-               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-state = os.path.join(tmp, "fake-state.json")
-fake = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"), "--certs", tmp,
-                         "--state-file", state, "--node", NODE], env=dict(os.environ, HAMI_DRA_SHARED=SHARED),
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-atexit.register(fake.terminate)
-deadline = time.monotonic() + 30
-while not os.path.exists(state) and fake.poll() is None and time.monotonic() < deadline:
-    time.sleep(0.05)
-check(os.path.exists(state), "fake API server starts")
-st = json.load(open(state))
-
-
-def put(obj):
-    req = urllib.request.Request("http://127.0.0.1:%d/claims" % st["control"], data=json.dumps(obj).encode(),
-                                 method="POST")
-    urllib.request.urlopen(req, timeout=10).read()
-
-
-kubeconfig = os.path.join(tmp, "kubeconfig")
-json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "c",
-           "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-           "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % st["port"],
-                                                  "certificate-authority": "ca.crt"}}],
-           "users": [{"name": "u", "user": {"client-certificate": "client.crt", "client-key": "client.key"}}]},
-          open(kubeconfig, "w"))
+fake = FakeApiServer(tmp, NODE, log=False)
+atexit.register(fake.stop)
+put = fake.put
+kubeconfig = fake.write_kubeconfig()
 
 claims = []
 for i in range(12):
@@ -81,16 +56,12 @@ for i in range(12):
 
 d = Daemon(root=os.path.join(tmp, "daemon"))
 os.makedirs(d.root)
-dev = os.path.join(d.root, "devroot", "dev")
-os.makedirs(dev)
-for i in range(8):
-    os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | 0o020000, os.makedev(195, i))
-os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
+devroot = device_nodes(os.path.join(d.root, "devroot"), 8)
 preload = os.path.join(d.root, "libvgpu.so")
 open(preload, "w").write("x\n")
 with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
     f.write("[Plugin]\nKubeconfig=%s\nLogLevel=warning\n[Container]\nPreloadLibrary=%s\n" % (kubeconfig, preload))
-env = dict(os.environ, HAMI_DRA_DEV_ROOT=os.path.dirname(dev), HAMI_DRA_DRIVER_ROOT=d.root)
+env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
 env.pop("NOTIFY_SOCKET", None)
 cdi = os.path.join(d.root, "cdi")
 ckpt_dir = os.path.join(d.root, "state", "checkpoints")
@@ -164,5 +135,5 @@ with d:
     check(d.stop() == 0, "the daemon stops cleanly")
     check(seen[1] > 0 and seen[0] > 0, "the storm left both prepared and absent claims behind")
 
-fake.terminate()
+fake.stop()
 subprocess.run(["rm", "-rf", tmp])

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
+from fakeapi import FakeApiServer, device_nodes
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -50,57 +50,16 @@ def result(device="hami-gpu-0", pool=NODE, share=None, memory=None, cores=None):
     return r
 
 
-class Fake:
-    def __init__(self, tmp):
-        subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, NODE], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        state = os.path.join(tmp, "fake-state.json")
-        self.log = open(os.path.join(tmp, "fake.log"), "w")
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"),
-                                      "--certs", tmp, "--state-file", state, "--node", NODE],
-                                     env=dict(os.environ, HAMI_DRA_SHARED=SHARED), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(state) and self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        check(os.path.exists(state), "fake API server starts")
-        with open(state) as f:
-            st = json.load(f)
-        self.port, self.control = st["port"], st["control"]
-
-    def put(self, obj):
-        req = urllib.request.Request("http://127.0.0.1:%d/claims" % self.control, data=json.dumps(obj).encode(),
-                                     method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
 def fixtures(root):
-    dev = os.path.join(root, "devroot", "dev")
-    os.makedirs(dev)
-    for i in range(8):
-        os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | 0o020000, os.makedev(195, i))
-    os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
-    os.mknod(os.path.join(dev, "nvidia-uvm"), 0o666 | 0o020000, os.makedev(509, 0))
     preload = os.path.join(root, "libvgpu.so")
     open(preload, "w").write("stand-in\n")
-    return os.path.join(root, "devroot"), preload
+    return device_nodes(os.path.join(root, "devroot"), 8), preload
 
 
 tmp = tempfile.mkdtemp(prefix="hami-prepare-e2e-")
-fake = Fake(tmp)
+fake = FakeApiServer(tmp, NODE)
 try:
-    kubeconfig = os.path.join(tmp, "kubeconfig")
-    with open(kubeconfig, "w") as f:
-        json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "ctx",
-                   "contexts": [{"name": "ctx", "context": {"cluster": "k", "user": "u"}}],
-                   "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % fake.port,
-                                                          "certificate-authority": "ca.crt"}}],
-                   "users": [{"name": "u", "user": {"client-certificate": "client.crt",
-                                                    "client-key": "client.key"}}]}, f)
+    kubeconfig = fake.write_kubeconfig()
     with Daemon(root=os.path.join(tmp, "daemon")) as d:
         os.makedirs(d.root)
         dev_root, preload = fixtures(d.root)

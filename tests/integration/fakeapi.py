@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The strict fake API server (tests/fakes/fake-apiserver.py) as the daemon's tests and
+benchmarks start it: a throwaway PKI, node credentials, a kubeconfig, and claims put in
+through its control port. One place, so every user starts it the same way."""
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "../shared"))
+
+
+class FakeApiServer:
+    def __init__(self, tmp, node, log=True):
+        subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, node], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.tmp = tmp
+        state = os.path.join(tmp, "fake-state.json")
+        self.log = open(os.path.join(tmp, "fake.log"), "w") if log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"),
+                                      "--certs", tmp, "--state-file", state, "--node", node],
+                                     env=dict(os.environ, HAMI_DRA_SHARED=SHARED), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(state) and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(state):
+            self.stop()
+            raise RuntimeError("the fake API server did not start (see %s/fake.log)" % tmp)
+        with open(state) as f:
+            st = json.load(f)
+        self.port, self.control = st["port"], st["control"]
+
+    def put(self, obj):
+        """Store an object (a ResourceClaim) as the API server would have it."""
+        req = urllib.request.Request("http://127.0.0.1:%d/claims" % self.control, data=json.dumps(obj).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def write_kubeconfig(self, path=None):
+        """A kubeconfig with the node's client certificate; relative paths, as the kubelet's has."""
+        path = path or os.path.join(self.tmp, "kubeconfig")
+        with open(path, "w") as f:
+            json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "ctx",
+                       "contexts": [{"name": "ctx", "context": {"cluster": "k", "user": "u"}}],
+                       "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:%d" % self.port,
+                                                              "certificate-authority": "ca.crt"}}],
+                       "users": [{"name": "u", "user": {"client-certificate": "client.crt",
+                                                        "client-key": "client.key"}}]}, f)
+        return path
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+def device_nodes(devroot, gpus):
+    """mknod stand-ins for /dev/nvidia<i>, nvidiactl and nvidia-uvm under devroot/dev
+    (for HAMI_DRA_DEV_ROOT); returns devroot."""
+    dev = os.path.join(devroot, "dev")
+    os.makedirs(dev)
+    for i in range(gpus):
+        os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | 0o020000, os.makedev(195, i))
+    os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
+    os.mknod(os.path.join(dev, "nvidia-uvm"), 0o666 | 0o020000, os.makedev(509, 0))
+    return devroot
