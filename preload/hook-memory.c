@@ -456,45 +456,46 @@ static int nvml_device(NvmlDevice d) {
         return (int) idx;
 }
 
+/*
+ * The container's view of a device's memory, for both NVML structure versions: the limit
+ * is the total and the container's usage the used part. Returns whether it rewrote
+ * anything (a device without a limit shows what the driver said).
+ */
+static bool nvml_limited_view(NvmlDevice device, unsigned long long *total, unsigned long long *free_,
+                              unsigned long long *used) {
+        int dev = nvml_device(device);
+        uint64_t f, t;
+
+        limited_view(dev, *free_, *total, &f, &t);
+        if (device_limit(dev) == 0)
+                return false;
+        *total = t;
+        *free_ = f;
+        *used = t - f;
+        return true;
+}
+
 _public_ NvmlReturn nvmlDeviceGetMemoryInfo(NvmlDevice device, NvmlMemory *memory) {
         NvmlReturn r;
-        uint64_t f, t;
-        int dev;
 
         if (!vgpu_nvml_init() || !vgpu_nvml.nvmlDeviceGetMemoryInfo)
                 return VG_NVML_ERROR_FUNCTION_NOT_FOUND;
         vgpu_init();
         r = vgpu_nvml.nvmlDeviceGetMemoryInfo(device, memory);
-        if (r != VG_NVML_SUCCESS || !memory)
-                return r;
-        dev = nvml_device(device);
-        limited_view(dev, memory->free, memory->total, &f, &t);
-        if (device_limit(dev) > 0) {
-                memory->total = t;
-                memory->free = f;
-                memory->used = t - f;
-        }
+        if (r == VG_NVML_SUCCESS && memory)
+                (void) nvml_limited_view(device, &memory->total, &memory->free, &memory->used);
         return r;
 }
 
 _public_ NvmlReturn nvmlDeviceGetMemoryInfo_v2(NvmlDevice device, NvmlMemoryV2 *memory) {
         NvmlReturn r;
-        uint64_t f, t;
-        int dev;
 
         if (!vgpu_nvml_init() || !vgpu_nvml.nvmlDeviceGetMemoryInfo_v2)
                 return VG_NVML_ERROR_FUNCTION_NOT_FOUND;
         vgpu_init();
         r = vgpu_nvml.nvmlDeviceGetMemoryInfo_v2(device, memory);
-        if (r != VG_NVML_SUCCESS || !memory)
-                return r;
-        dev = nvml_device(device);
-        limited_view(dev, memory->free, memory->total, &f, &t);
-        if (device_limit(dev) > 0) {
-                memory->total = t;
-                memory->free = f;
-                memory->reserved = 0;
-                memory->used = t - f;
-        }
+        if (r == VG_NVML_SUCCESS && memory &&
+            nvml_limited_view(device, &memory->total, &memory->free, &memory->used))
+                memory->reserved = 0; /* the driver's reservation is outside the container's share */
         return r;
 }
