@@ -38,6 +38,9 @@
 #define GRPC_READ_TIMEOUT_USEC (30 * 1000 * 1000ULL) /* a request message must arrive by then */
 #define GRPC_SWEEP_INTERVAL_USEC (5 * 1000 * 1000ULL)
 #define GRPC_HEALTH_STREAMS_MAX 16U      /* a kubelet opens one */
+#define GRPC_SHUTDOWN_GRACE_USEC (2 * 1000 * 1000ULL) /* running calls may finish before we cancel */
+#define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
+#define GRPC_DRAIN_MAX_USEC (1000 * 1000ULL)        /* ...or stop draining after this long */
 #define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
 #define ACCEPT_RETRY_MSEC 100            /* pause after EMFILE and friends */
 #define SOCKET_MODE 0600                 /* only the kubelet (root) and we may connect */
@@ -168,6 +171,7 @@ struct GrpcServer {
         atomic_uint_fast64_t connections;
         atomic_uint calls_in_flight;
         atomic_uint get_info_in_flight;
+        atomic_uint_fast64_t last_arrival_usec; /* CLOCK_MONOTONIC: for the drain before shutdown */
 
         /* Calls waiting for their request message: the main loop cancels those that stall. */
         pthread_mutex_t reading_lock;
@@ -196,11 +200,24 @@ static void call_free(Call *c) {
         free(c);
 }
 
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
 static void call_arm(Listener *l) {
         Call *c;
         grpc_call_error e;
 
-        if (atomic_load(&l->server->shutting_down))
+        /*
+         * Keep requests armed through a graceful shutdown: a call that arrives before the
+         * client saw our GOAWAY and finds none armed would wait inside gRPC and be cancelled
+         * at the end. Only the CQ thread re-arms, and it alone shuts the queue down once
+         * every server has: so this never arms on a shut-down queue.
+         */
+        if (atomic_load(&l->server->servers_down) >= l->server->n_servers)
                 return;
         c = calloc(1, sizeof(Call));
         if (!c) {
@@ -384,6 +401,7 @@ static void call_on_arrival(Call *c) {
 
         call_arm(l); /* keep the armed count constant */
         atomic_fetch_add(&s->calls, 1);
+        atomic_store(&s->last_arrival_usec, monotonic_usec());
 
         c->method = grpc_method_from_path(l->kind, (const char *) GRPC_SLICE_START_PTR(c->details.method),
                                           GRPC_SLICE_LENGTH(c->details.method));
@@ -1131,6 +1149,50 @@ void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret) {
         };
 }
 
+/* Serve the queue for at most timeout_usec, without the event loop (gone by now). */
+static void queue_serve_for(GrpcServer *s, uint64_t timeout_usec) {
+        struct pollfd p = { .fd = s->queue_fd, .events = POLLIN };
+
+        if (poll(&p, 1, (int) ((timeout_usec + 999) / 1000)) < 0 && errno != EINTR)
+                log_error_errno(-errno, "Failed to wait on the gRPC queue: %m");
+        queue_drain(s);
+}
+
+/*
+ * Before grpc_server_shutdown_and_notify(), which cancels every call that arrives after
+ * it: we accept no more connections (they wait in systemd's backlog for the next
+ * instance), but calls may still come in on connections accepted just before. Serve them
+ * until none has come for GRPC_DRAIN_QUIET_USEC, at most GRPC_DRAIN_MAX_USEC.
+ */
+static void grpc_server_drain_connections(GrpcServer *s) {
+        uint64_t start = monotonic_usec();
+
+        for (;;) {
+                uint64_t now = monotonic_usec(), last = atomic_load(&s->last_arrival_usec);
+
+                if (now - start >= GRPC_DRAIN_MAX_USEC)
+                        return;
+                if (now - start >= GRPC_DRAIN_QUIET_USEC && now - last >= GRPC_DRAIN_QUIET_USEC)
+                        return;
+                queue_serve_for(s, 10 * 1000);
+        }
+}
+
+/* After grpc_server_shutdown_and_notify(): until every server's calls are done, or the grace ends. */
+static void queue_drain_until_servers_down(GrpcServer *s, uint64_t grace_usec) {
+        uint64_t deadline = monotonic_usec() + grace_usec;
+
+        while (atomic_load(&s->servers_down) < s->n_servers && !s->quit) {
+                uint64_t now = monotonic_usec();
+
+                if (now >= deadline) {
+                        log_debug("gRPC calls still running after the shutdown grace period, cancelling them");
+                        return;
+                }
+                queue_serve_for(s, deadline - now);
+        }
+}
+
 /* Wait on the queue without the event loop: shutdown must finish even if the loop is gone. */
 static void queue_drain_until_quit(GrpcServer *s) {
         while (!s->quit) {
@@ -1173,9 +1235,23 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
                 r->next = r->prev = NULL;
         }
 
+        /*
+         * A graceful stop, so that a restart loses no call: GOAWAY refuses new calls on the
+         * connections we have (clients retry them on a new connection, which waits in the
+         * socket's backlog for the next instance), calls already running finish, and only
+         * what is still running after the grace period is cancelled. Health streams never
+         * end by themselves: cancel them now (the kubelet reopens one on the next instance).
+         */
+        if (s->cq_thread_started)
+                grpc_server_drain_connections(s);
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
                 if (s->listeners[i].grpc)
                         grpc_server_shutdown_and_notify(s->listeners[i].grpc, s->cq, &s->listeners[i].shutdown_tag);
+        for (HealthStream *h = s->streams; h; h = h->next)
+                if (!h->closed)
+                        grpc_call_cancel(h->call->call, NULL);
+        if (s->cq_thread_started)
+                queue_drain_until_servers_down(s, GRPC_SHUTDOWN_GRACE_USEC);
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
                 if (s->listeners[i].grpc)
                         grpc_server_cancel_all_calls(s->listeners[i].grpc);
