@@ -9,6 +9,7 @@
 #include "bus-polkit.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define POLKIT_CHECK_AUTHORIZATION_ALLOW_USER_INTERACTION 1u
 /* An interactive check waits for a human typing a password; a plain one must be quick. */
@@ -52,13 +53,6 @@ static BusPolkitQuery *query_free(BusPolkitQuery *q) {
 void bus_polkit_registry_done(BusPolkitRegistry *reg) {
         while (reg->queries)
                 query_free(reg->queries);
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
 static void registry_drop_stale(BusPolkitRegistry *reg) {

@@ -7,6 +7,7 @@
 #include "bus-server-private.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusServer **ret) {
         BusServer *s;
@@ -375,13 +376,6 @@ int bus_server_claim_unprepared(BusServer *s, const char *uid) {
 }
 
 /* ---- live usage ---- */
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static uint64_t add_saturating(uint64_t a, uint64_t b) {
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "macro.h"
 #include "unix-socket.h"
+#include "time-util.h"
 
 #define GRPC_MAX_RECEIVE_BYTES (4 * 1024 * 1024)
 #define GRPC_MAX_CONCURRENT_STREAMS 64
@@ -200,13 +201,6 @@ static void call_free(Call *c) {
         free(c);
 }
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void call_arm(Listener *l) {
         Call *c;
         grpc_call_error e;
@@ -351,13 +345,6 @@ static void call_answer_get_info(Call *c) {
         call_finish(c, GRPC_STATUS_OK, &reply, NULL);
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
-}
-
 static void reading_add(GrpcServer *s, Call *c) {
         pthread_mutex_lock(&s->reading_lock);
         c->read_started = now_usec();
@@ -401,7 +388,7 @@ static void call_on_arrival(Call *c) {
 
         call_arm(l); /* keep the armed count constant */
         atomic_fetch_add(&s->calls, 1);
-        atomic_store(&s->last_arrival_usec, monotonic_usec());
+        atomic_store(&s->last_arrival_usec, now_usec());
 
         c->method = grpc_method_from_path(l->kind, (const char *) GRPC_SLICE_START_PTR(c->details.method),
                                           GRPC_SLICE_LENGTH(c->details.method));
@@ -1165,10 +1152,10 @@ static void queue_serve_for(GrpcServer *s, uint64_t timeout_usec) {
  * until none has come for GRPC_DRAIN_QUIET_USEC, at most GRPC_DRAIN_MAX_USEC.
  */
 static void grpc_server_drain_connections(GrpcServer *s) {
-        uint64_t start = monotonic_usec();
+        uint64_t start = now_usec();
 
         for (;;) {
-                uint64_t now = monotonic_usec(), last = atomic_load(&s->last_arrival_usec);
+                uint64_t now = now_usec(), last = atomic_load(&s->last_arrival_usec);
 
                 if (now - start >= GRPC_DRAIN_MAX_USEC)
                         return;
@@ -1180,10 +1167,10 @@ static void grpc_server_drain_connections(GrpcServer *s) {
 
 /* After grpc_server_shutdown_and_notify(): until every server's calls are done, or the grace ends. */
 static void queue_drain_until_servers_down(GrpcServer *s, uint64_t grace_usec) {
-        uint64_t deadline = monotonic_usec() + grace_usec;
+        uint64_t deadline = now_usec() + grace_usec;
 
         while (atomic_load(&s->servers_down) < s->n_servers && !s->quit) {
-                uint64_t now = monotonic_usec();
+                uint64_t now = now_usec();
 
                 if (now >= deadline) {
                         log_debug("gRPC calls still running after the shutdown grace period, cancelling them");

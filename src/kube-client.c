@@ -16,9 +16,9 @@
 #include "kube-client.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define USEC_PER_MSEC UINT64_C(1000)
-#define USEC_PER_SEC UINT64_C(1000000)
 #define WATCH_TIMEOUT_USEC (15ull * 60 * USEC_PER_SEC)
 
 struct KubeClient {
@@ -59,12 +59,6 @@ struct KubeRequest {
 
         bool watch, in_multi, dispatching, completing, cancelled;
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* ---- backoff ---- */
 
