@@ -87,35 +87,16 @@ DEFINE_DEVICE_GETTER(property_get_health_reason, "s", d->health_reason);
 DEFINE_DEVICE_GETTER(property_get_schedulable, "b", (int) d->schedulable);
 DEFINE_DEVICE_GETTER(property_get_memory_used, "t", bus_server_device_memory_used(s, d));
 
-static int property_get_memory_allocated(sd_bus *bus, const char *path, const char *interface,
-                                         const char *property, sd_bus_message *reply,
-                                         void *userdata, sd_bus_error *error) {
-        BusServer *s = userdata;
-        const BusDevice *d = NULL;
+/* What the claims hold on the device: one walk over the model per property read. */
+static BusDeviceUsage device_usage(BusServer *s, const BusDevice *d) {
         BusDeviceUsage u;
-        int r;
 
-        r = device_get(s, path, &d, error);
-        if (r < 0)
-                return r;
         bus_model_device_usage(&s->model, d->name, &u);
-        return sd_bus_message_append(reply, "t", u.memory_allocated);
+        return u;
 }
 
-static int property_get_cores_allocated(sd_bus *bus, const char *path, const char *interface,
-                                        const char *property, sd_bus_message *reply,
-                                        void *userdata, sd_bus_error *error) {
-        BusServer *s = userdata;
-        const BusDevice *d = NULL;
-        BusDeviceUsage u;
-        int r;
-
-        r = device_get(s, path, &d, error);
-        if (r < 0)
-                return r;
-        bus_model_device_usage(&s->model, d->name, &u);
-        return sd_bus_message_append(reply, "u", u.cores_allocated);
-}
+DEFINE_DEVICE_GETTER(property_get_memory_allocated, "t", device_usage(s, d).memory_allocated);
+DEFINE_DEVICE_GETTER(property_get_cores_allocated, "u", device_usage(s, d).cores_allocated);
 
 static int property_get_claims(sd_bus *bus, const char *path, const char *interface,
                                const char *property, sd_bus_message *reply, void *userdata,
