@@ -58,6 +58,12 @@ if build:
         if ver.returncode != 0 or not re.match(r"hami-dra-plugin \d+\.\d+\.\d+", ver.stdout):
             failures.append(f"--version printed {ver.stdout!r} (exit {ver.returncode})")
 
+# Every environment variable the daemon reads (systemd's own excepted) is in its man page.
+for var in sorted(set(re.findall(r'getenv\("([A-Z_]+)"\)', "".join(
+        read("src/" + f) for f in os.listdir(os.path.join(src, "src")) if f.endswith(".c")))) - {"JOURNAL_STREAM"}):
+    if f"``{var}``" not in plugin_man:
+        failures.append(f"{var} is read by the daemon but not in man/hami-dra-plugin.8.rst")
+
 # The journal audit: every MESSAGE_ID the daemon logs is in the catalog and the man page.
 prepare_h = read("src/prepare.h")
 catalog = read("catalog/hami-dra.catalog")
