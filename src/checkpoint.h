@@ -14,6 +14,7 @@
  * of the directory) and read back as untrusted input (fuzz-checkpoint).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,8 @@ typedef struct Checkpoint {
 } Checkpoint;
 
 void checkpoint_done(Checkpoint *c);
+/* A deep copy; the CDI spec text only if with_spec. */
+int checkpoint_copy(const Checkpoint *src, bool with_spec, Checkpoint *ret);
 
 /* Pure: struct <-> bytes. decode: -EBADMSG (damaged/not ours), -EPROTONOSUPPORT (other version). */
 int checkpoint_encode(const Checkpoint *c, char **ret, size_t *ret_len);

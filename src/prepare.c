@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -39,8 +40,16 @@ struct Preparer {
         char host_error_text[256];
         char *busy[BUSY_MAX];          /* claim UIDs with a call in progress */
         size_t n_busy;
+        /*
+         * The prepared claims, a tsearch(3) tree of Checkpoint * by UID: what the checkpoint
+         * files say, without the CDI spec text (which stays on disk). Loaded by recovery,
+         * changed only by the holder of the claim's UID lock, right after its file.
+         */
+        void *prepared;
         size_t n_prepared;
 };
+
+static void checkpoint_free(void *c);
 
 typedef struct Failure {
         char *buf;
@@ -189,6 +198,7 @@ Preparer *preparer_free(Preparer *p) {
         free(p->gpus.gpus);
         for (size_t i = 0; i < p->n_busy; i++)
                 free(p->busy[i]);
+        tdestroy(p->prepared, checkpoint_free);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->idle);
         pthread_rwlock_destroy(&p->gpus_lock);
@@ -272,13 +282,76 @@ static void uid_unlock(Preparer *p, const char *uid) {
         pthread_mutex_unlock(&p->lock);
 }
 
-static void count_prepared(Preparer *p, int delta) {
+/* ---------------------------------------------------------------- the prepared claims */
+
+static void checkpoint_free(void *c) {
+        checkpoint_done(c);
+        free(c);
+}
+
+static int checkpoint_compare_uid(const void *a, const void *b) {
+        return strcmp(((const Checkpoint *) a)->uid, ((const Checkpoint *) b)->uid);
+}
+
+static Checkpoint *prepared_find_locked(Preparer *p, const char *uid) {
+        Checkpoint key = { .uid = (char *) uid };
+        Checkpoint **found = tfind(&key, &p->prepared, checkpoint_compare_uid);
+
+        return found ? *found : NULL;
+}
+
+/* A copy of what was just committed to disk, without the spec text; replaces an older one. */
+static int prepared_add(Preparer *p, const Checkpoint *committed) {
+        Checkpoint *c = malloc(sizeof(*c)), **slot;
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        r = checkpoint_copy(committed, false, c);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
         pthread_mutex_lock(&p->lock);
-        if (delta < 0 && p->n_prepared > 0)
-                p->n_prepared--;
-        else if (delta > 0)
+        slot = tsearch(c, &p->prepared, checkpoint_compare_uid);
+        if (slot && *slot != c) {
+                checkpoint_free(*slot);   /* the same UID again: the newer record wins */
+                *slot = c;
+        } else if (slot)
                 p->n_prepared++;
         pthread_mutex_unlock(&p->lock);
+        if (!slot) {
+                checkpoint_free(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Take the claim out of the tree; the caller frees it with checkpoint_free(). */
+static Checkpoint *prepared_take(Preparer *p, const char *uid) {
+        Checkpoint *c;
+
+        pthread_mutex_lock(&p->lock);
+        c = prepared_find_locked(p, uid);
+        if (c) {
+                tdelete(c, &p->prepared, checkpoint_compare_uid);
+                p->n_prepared--;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return c;
+}
+
+/* A copy of the prepared claim's record (without the spec text): 0, -ENOENT, -ENOMEM. */
+static int prepared_get(Preparer *p, const char *uid, Checkpoint *ret) {
+        Checkpoint *c;
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&p->lock);
+        c = prepared_find_locked(p, uid);
+        if (c)
+                r = checkpoint_copy(c, false, ret);
+        pthread_mutex_unlock(&p->lock);
+        return r;
 }
 
 /* ---------------------------------------------------------------- audit */
@@ -433,7 +506,14 @@ static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool 
         if (r < 0)
                 return r;
         if (r == 0) {
-                r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c->uid, c->cdi_spec);
+                /* The in-memory record has no spec text: the checkpoint file has. */
+                _cleanup_(checkpoint_done) Checkpoint full = {};
+                if (!c->cdi_spec) {
+                        r = checkpoint_load_at(p->checkpoint_fd, c->uid, &full);
+                        if (r < 0)
+                                return r;
+                }
+                r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c->uid, c->cdi_spec ?: full.cdi_spec);
                 if (r < 0)
                         return r;
                 repaired = true;
@@ -585,7 +665,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         _cleanup_(checkpoint_done) Checkpoint c = {};
         int r;
 
-        r = checkpoint_load_at(p->checkpoint_fd, ref->uid, &c);
+        r = prepared_get(p, ref->uid, &c);
         if (r >= 0) {
                 r = prepare_from_checkpoint(p, ref, &c, f);
                 if (r < 0)
@@ -594,10 +674,8 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
                 c = (Checkpoint) {};
                 return 0;
         }
-        if (r != -ENOENT) {
-                log_warning_errno(r, "Ignoring the damaged checkpoint of claim %s: %m", ref->uid);
-                (void) checkpoint_remove_at(p->checkpoint_fd, ref->uid);
-        }
+        if (r != -ENOENT)
+                return r;
         if (!json)
                 return failf(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
 
@@ -617,11 +695,15 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
                 r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c.uid, c.cdi_spec);
         if (r >= 0)
                 r = checkpoint_save_at(p->checkpoint_fd, &c);
+        if (r >= 0) {
+                r = prepared_add(p, &c);
+                if (r < 0)
+                        (void) checkpoint_remove_at(p->checkpoint_fd, c.uid);
+        }
         if (r < 0) {
                 claim_remove_files(p, c.uid);
                 return failf(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
         }
-        count_prepared(p, +1);
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
         *ret = c;
         c = (Checkpoint) {};
@@ -654,40 +736,43 @@ int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, 
 }
 
 bool preparer_is_prepared(Preparer *p, const char *uid) {
-        char name[CLAIM_UID_MAX + 16];
+        bool found;
 
         if (!claim_uid_is_valid(uid))
                 return false;
-        snprintf(name, sizeof(name), "%s" CHECKPOINT_SUFFIX, uid);
-        return faccessat(p->checkpoint_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
+        pthread_mutex_lock(&p->lock);
+        found = prepared_find_locked(p, uid);
+        pthread_mutex_unlock(&p->lock);
+        return found;
 }
 
 /* ---------------------------------------------------------------- unprepare */
 
+/*
+ * A claim that is not in the tree has nothing on disk: recovery removed whatever no
+ * checkpoint owned, and a failed prepare removes its own files.
+ */
 static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, Failure *f) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
-        bool known;
+        Checkpoint *c;
         int r;
 
-        r = checkpoint_load_at(p->checkpoint_fd, uid, &c);
-        known = r >= 0;
-        if (r < 0 && r != -ENOENT)
-                log_warning_errno(r, "The checkpoint of claim %s is damaged, removing the claim anyway: %m", uid);
+        if (!preparer_is_prepared(p, uid)) {
+                log_debug("Unprepare of unknown claim %s: nothing to do", uid);
+                return 0;
+        }
 
         /* The checkpoint goes first: without it, recovery removes whatever is left. */
         r = checkpoint_remove_at(p->checkpoint_fd, uid);
         if (r < 0 && r != -ENOENT)
                 return failf(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
+        c = prepared_take(p, uid);
         claim_remove_files(p, uid);
 
-        if (known) {
-                count_prepared(p, -1);
-                if (cleanup_reason)
-                        audit_cleanup(uid, c.namespace_, c.name, cleanup_reason);
-                else
-                        audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_UNPREPARED, "Unprepared", &c);
-        } else
-                log_debug("Unprepare of unknown claim %s: nothing to do", uid);
+        if (cleanup_reason)
+                audit_cleanup(uid, c->namespace_, c->name, cleanup_reason);
+        else
+                audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_UNPREPARED, "Unprepared", c);
+        checkpoint_free(c);
         return 0;
 }
 
@@ -768,7 +853,9 @@ static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *cla
         if (repaired || new_boot)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, new_boot ? "Recovered after reboot" : "Recovered",
                             &c);
-        p->n_prepared++;
+        r = prepared_add(p, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to remember claim %s: %m", uid);
         if (claims) {
                 PrepareClaimRef *ref = &claims[(*n_claims)++];
                 ref->uid = TAKE_PTR(c.uid);
@@ -883,42 +970,33 @@ static void recover_orphans(Preparer *p) {
         }
 }
 
+typedef struct ForeachContext {
+        void (*f)(void *userdata, const Checkpoint *c);
+        void *userdata;
+        int n;
+} ForeachContext;
+
+static void foreach_visit(const void *node, VISIT which, void *closure) {
+        ForeachContext *ctx = closure;
+
+        if (which != postorder && which != leaf)
+                return;
+        ctx->f(ctx->userdata, *(Checkpoint *const *) node);
+        ctx->n++;
+}
+
 int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata) {
-        struct dirent *de;
-        int n = 0, fd;
-        DIR *d;
+        ForeachContext ctx = { f, userdata, 0 };
 
-        fd = openat(p->checkpoint_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return negative_errno();
-        }
-        while ((de = readdir(d))) {
-                char uid[CLAIM_UID_MAX + 1];
-                size_t len = strlen(de->d_name), ls = strlen(CHECKPOINT_SUFFIX);
-                _cleanup_(checkpoint_done) Checkpoint c = {};
-
-                if (de->d_name[0] == '.' || len <= ls || len - ls > CLAIM_UID_MAX ||
-                    !streq(de->d_name + len - ls, CHECKPOINT_SUFFIX))
-                        continue;
-                memcpy(uid, de->d_name, len - ls);
-                uid[len - ls] = '\0';
-                if (checkpoint_load_at(p->checkpoint_fd, uid, &c) < 0)
-                        continue;
-                f(userdata, &c);
-                n++;
-        }
-        closedir(d);
-        return n;
+        pthread_mutex_lock(&p->lock);
+        twalk_r(p->prepared, foreach_visit, &ctx);
+        pthread_mutex_unlock(&p->lock);
+        return ctx.n;
 }
 
 int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {
         int r;
 
-        p->n_prepared = 0;
         r = recover_checkpoints(p, ret_claims, ret_n);
         if (r < 0)
                 return r;

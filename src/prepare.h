@@ -96,7 +96,8 @@ void preparer_claims_free(PrepareClaimRef *claims, size_t n);
 
 /*
  * Call f for every prepared claim (its checkpoint), e.g. to fill the D-Bus objects at
- * start. Damaged checkpoints are skipped. Returns how many were visited.
+ * start: the records loaded by recovery and kept since, without the spec text.
+ * Returns how many were visited.
  */
 int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata);
 
