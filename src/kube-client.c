@@ -58,6 +58,7 @@ struct KubeRequest {
         void *userdata;
 
         bool watch, in_multi, dispatching, completing, cancelled;
+        bool body_only;          /* the handler decodes the body itself: no JSON tree */
 };
 
 /* ---- backoff ---- */
@@ -623,7 +624,7 @@ complete:
         if (!req->watch || status != 200) {
                 resp.body = req->buf;
                 resp.body_size = req->size;
-                if (req->size > 0)
+                if (req->size > 0 && !req->body_only)
                         json = json_parse_bounded(req->buf, req->size);
                 resp.json = json;
         }
@@ -778,6 +779,8 @@ int kube_client_get_resource_claim(KubeClient *c, const char *namespace, const c
                 return r;
         /* The kubelet waits for prepare: give up rather than sleep through its deadline. */
         req->retry_delay_max_usec = KUBE_CLAIM_RETRY_DELAY_MAX_USEC;
+        /* claim.c decodes (and bounds) the body on a worker; a tree here would be parsed twice. */
+        req->body_only = true;
         return 0;
 }
 

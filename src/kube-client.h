@@ -39,7 +39,8 @@ typedef struct KubeResponse {
         const char *message;        /* what went wrong, for logs ("timed out after 30 s", "HTTP 403: ...") */
         const char *body;           /* raw body (NUL-terminated), may be NULL */
         size_t body_size;
-        json_object *json;          /* parsed body when it is JSON, else NULL; borrowed */
+        json_object *json;          /* parsed body when it is JSON, else NULL; borrowed (always NULL
+                                     * for kube_client_get_resource_claim(): read body) */
         uint64_t retry_after_usec;  /* from Retry-After, 0 if absent */
 } KubeResponse;
 

@@ -65,7 +65,10 @@ static void on_claim(KubeClient *c, const KubeResponse *r, void *userdata) {
         json_object_object_add(o, "status", json_object_new_int((int) r->status));
         json_object_object_add(o, "error", json_object_new_int(r->error));
         json_object_object_add(o, "message", json_object_new_string(r->message ?: ""));
-        json_object_object_add(o, "uid", r->json ? json_object_get(json_get(r->json, "metadata.uid")) : NULL);
+        /* A claim comes as its body only (the daemon decodes it on a worker): assert that too. */
+        json_object *claim = r->body ? json_tokener_parse(r->body) : NULL;
+        json_object_object_add(o, "uid", claim && !r->json ? json_object_get(json_get(claim, "metadata.uid")) : NULL);
+        json_object_put(claim);
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         fflush(stdout);
         json_object_put(o);
