@@ -296,6 +296,10 @@ int sandbox_seccomp_install(SeccompAction action) {
         r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
         if (r >= 0)
                 r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, deny);
+        /* A binary search over the allowed calls, not a chain of ~170 compares: the filter
+         * runs on every system call of every thread. */
+        if (r >= 0)
+                r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         if (r < 0) {
                 log_error_errno(r, "Failed to set seccomp filter attributes: %m");
                 goto finish;
