@@ -76,9 +76,15 @@ const char *log_format_field(char *buf, size_t size, const char *format, ...) _p
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
 #define log_error_errno(error, ...) log_full_errno(LOG_ERR, error, __VA_ARGS__)
 
-#define log_struct(level, ...) log_struct_internal(level, 0, __FILE__, __LINE__, __func__, __VA_ARGS__)
+/* Like log_full_errno(): the fields are not even formatted below the level. */
 #define log_struct_errno(level, error, ...)                                                     \
-        log_struct_internal(level, error, __FILE__, __LINE__, __func__, __VA_ARGS__)
+        ({                                                                                      \
+                int _l_ = (level), _e_ = (error);                                               \
+                (log_get_max_level() >= _l_)                                                    \
+                        ? log_struct_internal(_l_, _e_, __FILE__, __LINE__, __func__, __VA_ARGS__) \
+                        : -abs(_e_);                                                            \
+        })
+#define log_struct(level, ...) log_struct_errno(level, 0, __VA_ARGS__)
 
 /* "Out of memory." logged once per call site, returns -ENOMEM. */
 #define log_oom() log_full_errno(LOG_ERR, ENOMEM, "Out of memory.")
