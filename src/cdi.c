@@ -4,13 +4,13 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "cdi.h"
 #include "fsutil.h"
+#include "json-writer.h"
 #include "macro.h"
 
 /* ---------------------------------------------------------------- names */
@@ -92,187 +92,152 @@ bool cdi_spec_file_parse(const char *driver_name, const char *name, char *uid, s
 #define CDI_V050 500
 
 typedef struct Builder {
+        JsonWriter *w;
         int version;          /* minimum required so far */
-        int error;
 } Builder;
 
 static void need(Builder *b, int v) {
         b->version = MAX(b->version, v);
 }
 
-static json_object *jstr(Builder *b, const char *s) {
-        json_object *o = json_object_new_string(s);
-        if (!o)
-                b->error = -ENOMEM;
-        return o;
-}
-
-static void add(Builder *b, json_object *obj, const char *key, json_object *v) {
-        if (!v || !obj) {
-                b->error = -ENOMEM;
-                json_object_put(v);
-                return;
-        }
-        json_object_object_add(obj, key, v);
-}
-
-static void push(Builder *b, json_object *arr, json_object *v) {
-        if (!v || !arr || json_object_array_add(arr, v) < 0) {
-                b->error = -ENOMEM;
-                json_object_put(v);
-        }
-}
-
-static void push_env(Builder *b, json_object *env, const char *format, ...) _printf_(3, 4);
-static void push_env(Builder *b, json_object *env, const char *format, ...) {
-        _cleanup_free_ char *s = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, format);
-        r = vasprintf(&s, format, ap);
-        va_end(ap);
-        if (r < 0) {
-                b->error = -ENOMEM;
-                return;
-        }
-        push(b, env, jstr(b, s));
-}
-
-static json_object *device_node(Builder *b, const HostDeviceNode *n) {
-        json_object *o = json_object_new_object();
-
-        add(b, o, "path", jstr(b, n->path));
+static void device_node(Builder *b, const HostDeviceNode *n) {
+        jw_object_begin(b->w);
+        jw_kv_string(b->w, "path", n->path);
         if (!streq(n->path, n->host_path)) {
-                add(b, o, "hostPath", jstr(b, n->host_path));
+                jw_kv_string(b->w, "hostPath", n->host_path);
                 need(b, CDI_V050);
         }
-        add(b, o, "type", jstr(b, "c"));
-        add(b, o, "major", json_object_new_int64(n->major));
-        add(b, o, "minor", json_object_new_int64(n->minor));
-        return o;
+        jw_kv_string(b->w, "type", "c");
+        jw_kv_uint(b->w, "major", n->major);
+        jw_kv_uint(b->w, "minor", n->minor);
+        jw_object_end(b->w);
 }
 
-static json_object *bind_mount(Builder *b, const char *host, const char *container, bool ro, bool exec) {
-        json_object *o = json_object_new_object(), *opts = json_object_new_array();
-
-        add(b, o, "hostPath", jstr(b, host));
-        add(b, o, "containerPath", jstr(b, container));
-        push(b, opts, jstr(b, ro ? "ro" : "rw"));
-        push(b, opts, jstr(b, "nosuid"));
-        push(b, opts, jstr(b, "nodev"));
+static void bind_mount(Builder *b, const char *host, const char *container, bool ro, bool exec) {
+        jw_object_begin(b->w);
+        jw_kv_string(b->w, "hostPath", host);
+        jw_kv_string(b->w, "containerPath", container);
+        jw_key(b->w, "options");
+        jw_array_begin(b->w);
+        jw_string(b->w, ro ? "ro" : "rw");
+        jw_string(b->w, "nosuid");
+        jw_string(b->w, "nodev");
         if (!exec)
-                push(b, opts, jstr(b, "noexec"));
-        push(b, opts, jstr(b, "bind"));
-        add(b, o, "options", opts);
-        add(b, o, "type", jstr(b, "bind"));
+                jw_string(b->w, "noexec");
+        jw_string(b->w, "bind");
+        jw_array_end(b->w);
+        jw_kv_string(b->w, "type", "bind");
+        jw_object_end(b->w);
         need(b, CDI_V040);
-        return o;
+}
+
+/* NVIDIA_VISIBLE_DEVICES for the NVIDIA runtime: the claim's GPUs by UUID, in CUDA (PCI) order. */
+static void nvidia_visible_devices(Builder *b, const ClaimLimits *l) {
+        const Gpu *order[CLAIM_RESULTS_MAX];
+        char list[CLAIM_RESULTS_MAX * (GPU_STRING_MAX + 1) + 1];
+        size_t n = l->n_gpus, len = 0;
+
+        for (size_t g = 0; g < n; g++)
+                order[g] = l->gpus[g].gpu;
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && strcmp(order[j - 1]->pcie_bus_id, order[j]->pcie_bus_id) > 0; j--) {
+                        const Gpu *t = order[j];
+                        order[j] = order[j - 1];
+                        order[j - 1] = t;
+                }
+        list[0] = '\0';
+        for (size_t g = 0; g < n; g++)
+                len += (size_t) snprintf(list + len, sizeof(list) - len, "%s%s", g ? "," : "", order[g]->uuid);
+        jw_stringf(b->w, "NVIDIA_VISIBLE_DEVICES=%s", list);
 }
 
 /* The claim-wide edits: control nodes, driver files, preload, shared-region directory. */
-static json_object *spec_edits(Builder *b, const CdiClaimSpec *in) {
-        json_object *edits = json_object_new_object(), *nodes = json_object_new_array(),
-                    *mounts = json_object_new_array(), *env = json_object_new_array();
+static void spec_edits(Builder *b, const CdiClaimSpec *in) {
         char path[HOST_PATH_MAX + 64];
 
-        for (size_t i = 0; i < in->host->n_control; i++)
-                push(b, nodes, device_node(b, &in->host->control[i]));
+        jw_object_begin(b->w);
+        if (in->host->n_control > 0) {
+                jw_key(b->w, "deviceNodes");
+                jw_array_begin(b->w);
+                for (size_t i = 0; i < in->host->n_control; i++)
+                        device_node(b, &in->host->control[i]);
+                jw_array_end(b->w);
+        }
+
+        jw_key(b->w, "mounts");
+        jw_array_begin(b->w);
         for (size_t i = 0; i < in->host->n_files; i++)
-                push(b, mounts, bind_mount(b, in->host->files[i].host_path, in->host->files[i].container_path,
-                                           true, true));
-
+                bind_mount(b, in->host->files[i].host_path, in->host->files[i].container_path, true, true);
         snprintf(path, sizeof(path), "%s/vgpu", in->claim_dir);
-        push(b, mounts, bind_mount(b, path, CDI_CONTAINER_STATE_DIR, false, false));
-        push_env(b, env, "CUDA_DEVICE_MEMORY_SHARED_CACHE=" CDI_CONTAINER_STATE_DIR "/" CDI_SHARED_CACHE_NAME);
-
+        bind_mount(b, path, CDI_CONTAINER_STATE_DIR, false, false);
         if (in->preload_library && in->ld_so_preload) {
-                push(b, mounts, bind_mount(b, in->preload_library, in->preload_library, true, true));
-                push(b, mounts, bind_mount(b, in->ld_so_preload, "/etc/ld.so.preload", true, false));
+                bind_mount(b, in->preload_library, in->preload_library, true, true);
+                bind_mount(b, in->ld_so_preload, "/etc/ld.so.preload", true, false);
         }
+        jw_array_end(b->w);
 
-        if (in->driver_from_runtime) {
-                /* The NVIDIA runtime injects the driver for the GPUs this names (UUIDs, CUDA order). */
-                _cleanup_free_ char *list = NULL;
-                size_t len = 0;
-                const Gpu *order[CLAIM_RESULTS_MAX];
-                size_t n = in->limits->n_gpus;
-
-                for (size_t g = 0; g < n; g++)
-                        order[g] = in->limits->gpus[g].gpu;
-                for (size_t i = 1; i < n; i++)
-                        for (size_t j = i; j > 0 && strcmp(order[j - 1]->pcie_bus_id, order[j]->pcie_bus_id) > 0; j--) {
-                                const Gpu *t = order[j];
-                                order[j] = order[j - 1];
-                                order[j - 1] = t;
-                        }
-                list = calloc(n + 1, GPU_STRING_MAX + 1);
-                if (!list) {
-                        b->error = -ENOMEM;
-                } else {
-                        for (size_t g = 0; g < n; g++)
-                                len += (size_t) sprintf(list + len, "%s%s", g ? "," : "", order[g]->uuid);
-                        push_env(b, env, "NVIDIA_VISIBLE_DEVICES=%s", list);
-                }
-        }
-
-        if (json_object_array_length(nodes) > 0)
-                add(b, edits, "deviceNodes", nodes);
-        else
-                json_object_put(nodes);
-        add(b, edits, "mounts", mounts);
-        add(b, edits, "env", env);
-        return edits;
+        jw_key(b->w, "env");
+        jw_array_begin(b->w);
+        jw_string(b->w, "CUDA_DEVICE_MEMORY_SHARED_CACHE=" CDI_CONTAINER_STATE_DIR "/" CDI_SHARED_CACHE_NAME);
+        if (in->driver_from_runtime)
+                nvidia_visible_devices(b, in->limits);
+        jw_array_end(b->w);
+        jw_object_end(b->w);
 }
 
 /* One device per result: its GPU node and the limits HAMi-core reads for CUDA index i. */
-static json_object *device(Builder *b, const CdiClaimSpec *in, size_t i) {
+static int device(Builder *b, const CdiClaimSpec *in, size_t i) {
         const ClaimResult *res = &in->claim->results[i];
         const ResultPlacement *pl = &in->limits->results[i];
         const GpuLimit *gl = &in->limits->gpus[pl->gpu];
-        json_object *o = json_object_new_object(), *edits = json_object_new_object(),
-                    *nodes = json_object_new_array(), *env = json_object_new_array();
+        bool memory = gl->memory_policy == LIMIT_POLICY_HARD, sm = gl->sm_policy == LIMIT_POLICY_HARD;
         char name[CDI_NAME_MAX];
         int r;
 
         r = cdi_device_name(in->claim->uid, res->device, res->share_id, name, sizeof(name));
-        if (r < 0) {
-                b->error = r;
-                name[0] = '\0';
-        }
+        if (r < 0)
+                return r;
         if (isdigit((unsigned char) name[0]))
                 need(b, CDI_V050);
-        add(b, o, "name", jstr(b, name));
 
-        push(b, nodes, device_node(b, &in->gpu_nodes[pl->gpu]));
-        if (gl->memory_policy == LIMIT_POLICY_HARD) {
-                push_env(b, env, "CUDA_DEVICE_MEMORY_LIMIT_%u=%" PRIu64 "m", pl->cuda_index, gl->memory_mib);
-                if (pl->view_size == 1)
-                        push_env(b, env, "CUDA_DEVICE_MEMORY_LIMIT=%" PRIu64 "m", gl->memory_mib);
+        jw_object_begin(b->w);
+        jw_kv_string(b->w, "name", name);
+        jw_key(b->w, "containerEdits");
+        jw_object_begin(b->w);
+        jw_key(b->w, "deviceNodes");
+        jw_array_begin(b->w);
+        device_node(b, &in->gpu_nodes[pl->gpu]);
+        jw_array_end(b->w);
+        if (memory || sm || gl->oversubscription) {
+                jw_key(b->w, "env");
+                jw_array_begin(b->w);
+                if (memory) {
+                        jw_stringf(b->w, "CUDA_DEVICE_MEMORY_LIMIT_%u=%" PRIu64 "m", pl->cuda_index, gl->memory_mib);
+                        if (pl->view_size == 1)
+                                jw_stringf(b->w, "CUDA_DEVICE_MEMORY_LIMIT=%" PRIu64 "m", gl->memory_mib);
+                }
+                if (sm) {
+                        jw_stringf(b->w, "CUDA_DEVICE_SM_LIMIT_%u=%u", pl->cuda_index, gl->cores);
+                        if (pl->view_size == 1)
+                                jw_stringf(b->w, "CUDA_DEVICE_SM_LIMIT=%u", gl->cores);
+                }
+                if (gl->oversubscription)
+                        jw_string(b->w, "CUDA_OVERSUBSCRIBE=true");
+                jw_array_end(b->w);
         }
-        if (gl->sm_policy == LIMIT_POLICY_HARD) {
-                push_env(b, env, "CUDA_DEVICE_SM_LIMIT_%u=%u", pl->cuda_index, gl->cores);
-                if (pl->view_size == 1)
-                        push_env(b, env, "CUDA_DEVICE_SM_LIMIT=%u", gl->cores);
-        }
-        if (gl->oversubscription)
-                push_env(b, env, "CUDA_OVERSUBSCRIBE=true");
-
-        add(b, edits, "deviceNodes", nodes);
-        if (json_object_array_length(env) > 0)
-                add(b, edits, "env", env);
-        else
-                json_object_put(env);
-        add(b, o, "containerEdits", edits);
-        return o;
+        jw_object_end(b->w);
+        jw_object_end(b->w);
+        return 0;
 }
 
 int cdi_spec_build(const CdiClaimSpec *in, char **ret_json) {
+        _cleanup_(json_writer_freep) JsonWriter *w = NULL;
         Builder b = { .version = CDI_V030 };
-        json_object *root, *devices;
-        char kind[300], version[16];
-        const char *text;
-        char *copy;
+        char kind[300], head[64];
+        const char *body;
+        size_t body_len;
+        int hlen, r;
+        char *text;
 
         if (!in->claim || in->claim->n_results == 0 || in->limits->n_results != in->claim->n_results)
                 return -EINVAL;
@@ -281,32 +246,39 @@ int cdi_spec_build(const CdiClaimSpec *in, char **ret_json) {
                 return -EINVAL;
         strcat(kind, "/" CDI_CLASS);
 
-        root = json_object_new_object();
-        devices = json_object_new_array();
-        for (size_t i = 0; i < in->claim->n_results; i++)
-                push(&b, devices, device(&b, in, i));
-        add(&b, root, "kind", jstr(&b, kind));
-        add(&b, root, "devices", devices);
-        add(&b, root, "containerEdits", spec_edits(&b, in));
-
-        snprintf(version, sizeof(version), "%d.%d.%d", b.version / 1000, b.version / 100 % 10, b.version % 100);
-        /* cdiVersion first, for the reader's sake: rebuild the order. */
-        json_object *ordered = json_object_new_object();
-        add(&b, ordered, "cdiVersion", jstr(&b, version));
-        json_object_object_foreach(root, key, val)
-                add(&b, ordered, key, json_object_get(val));
-        json_object_put(root);
-
-        if (b.error < 0) {
-                json_object_put(ordered);
-                return b.error;
-        }
-        text = json_object_to_json_string_ext(ordered, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        copy = text ? strdup(text) : NULL;
-        json_object_put(ordered);
-        if (!copy)
+        w = b.w = json_writer_new();
+        if (!w)
                 return -ENOMEM;
-        *ret_json = copy;
+        jw_object_begin(w);
+        jw_kv_string(w, "kind", kind);
+        jw_key(w, "devices");
+        jw_array_begin(w);
+        for (size_t i = 0; i < in->claim->n_results; i++) {
+                r = device(&b, in, i);
+                if (r < 0)
+                        return r;
+        }
+        jw_array_end(w);
+        jw_key(w, "containerEdits");
+        spec_edits(&b, in);
+        jw_object_end(w);
+        r = json_writer_finish(w, &body, &body_len);
+        if (r < 0)
+                return r;
+
+        /*
+         * cdiVersion first, for the reader's sake, though only the content decides it: put
+         * it in front of the object just written ("{" + the rest).
+         */
+        hlen = snprintf(head, sizeof(head), "{\"cdiVersion\":\"%d.%d.%d\",", b.version / 1000,
+                        b.version / 100 % 10, b.version % 100);
+        text = malloc((size_t) hlen + body_len);
+        if (!text)
+                return -ENOMEM;
+        memcpy(text, head, (size_t) hlen);
+        memcpy(text + hlen, body + 1, body_len - 1);
+        text[hlen + body_len - 1] = '\0';
+        *ret_json = text;
         return 0;
 }
 
