@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "claim.h"
 #include "fsutil.h"
+#include "json-writer.h"
 #include "macro.h"
 
 #define CHECKPOINT_MAGIC "HAMI-DRA-CHECKPOINT"
@@ -133,80 +134,59 @@ int checkpoint_copy(const Checkpoint *src, bool with_spec, Checkpoint *ret) {
 
 /* ---------------------------------------------------------------- encode */
 
-static int add_str(json_object *o, const char *key, const char *value) {
-        json_object *v;
-
-        if (!value)
-                return 0;
-        v = json_object_new_string(value);
-        if (!v)
-                return -ENOMEM;
-        json_object_object_add(o, key, v);
-        return 0;
-}
-
-static json_object *encode_device(const CheckpointDevice *d) {
-        json_object *o = json_object_new_object();
-
-        if (!o)
-                return NULL;
-        if (add_str(o, "request", d->request) < 0 || add_str(o, "pool", d->pool) < 0 ||
-            add_str(o, "device", d->device) < 0 || add_str(o, "cdiDeviceId", d->cdi_device_id) < 0 ||
-            add_str(o, "shareId", d->share_id) < 0 || add_str(o, "gpuUuid", d->gpu_uuid) < 0) {
-                json_object_put(o);
-                return NULL;
-        }
-        json_object_object_add(o, "memoryLimitMiB", json_object_new_int64((int64_t) d->memory_mib));
-        json_object_object_add(o, "coresLimit", json_object_new_int64(d->cores));
-        json_object_object_add(o, "cudaIndex", json_object_new_int64(d->cuda_index));
-        return o;
+static void encode_device(JsonWriter *w, const CheckpointDevice *d) {
+        jw_object_begin(w);
+        jw_kv_string(w, "request", d->request);
+        jw_kv_string(w, "pool", d->pool);
+        jw_kv_string(w, "device", d->device);
+        jw_kv_string(w, "cdiDeviceId", d->cdi_device_id);
+        jw_kv_string(w, "shareId", d->share_id);
+        jw_kv_string(w, "gpuUuid", d->gpu_uuid);
+        jw_kv_uint(w, "memoryLimitMiB", d->memory_mib);
+        jw_kv_uint(w, "coresLimit", d->cores);
+        jw_kv_uint(w, "cudaIndex", d->cuda_index);
+        jw_object_end(w);
 }
 
 int checkpoint_encode(const Checkpoint *c, char **ret, size_t *ret_len) {
-        json_object *root, *devs;
+        _cleanup_(json_writer_freep) JsonWriter *w = json_writer_new();
         const char *payload;
         char header[128];
-        size_t plen;
-        int hlen, r = 0;
+        size_t plen, slen;
+        int hlen, r;
         char *buf;
 
-        root = json_object_new_object();
-        devs = json_object_new_array();
-        if (!root || !devs) {
-                json_object_put(root);
-                json_object_put(devs);
+        if (!w)
                 return -ENOMEM;
-        }
-        if (add_str(root, "uid", c->uid) < 0 || add_str(root, "namespace", c->namespace_) < 0 ||
-            add_str(root, "name", c->name) < 0 || add_str(root, "bootId", c->boot_id) < 0 ||
-            add_str(root, "cdiSpec", c->cdi_spec) < 0)
-                r = -ENOMEM;
-        for (size_t i = 0; r >= 0 && i < c->n_devices; i++) {
-                json_object *d = encode_device(&c->devices[i]);
-                if (!d || json_object_array_add(devs, d) < 0) {
-                        json_object_put(d);
-                        r = -ENOMEM;
-                }
-        }
-        json_object_object_add(root, "devices", devs);
-        payload = r >= 0 ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
-        if (!payload) {
-                json_object_put(root);
-                return r < 0 ? r : -ENOMEM;
-        }
-        plen = strlen(payload);
-        hlen = snprintf(header, sizeof(header), CHECKPOINT_MAGIC " %d %08" PRIx32 " %zu\n",
-                        CHECKPOINT_VERSION, crc32c(0, payload, plen), plen);
-        buf = malloc((size_t) hlen + plen + 1);
-        if (!buf) {
-                json_object_put(root);
+        jw_object_begin(w);
+        jw_kv_string(w, "uid", c->uid);
+        jw_kv_string(w, "namespace", c->namespace_);
+        jw_kv_string(w, "name", c->name);
+        jw_kv_string(w, "bootId", c->boot_id);
+        jw_key(w, "devices");
+        jw_array_begin(w);
+        for (size_t i = 0; i < c->n_devices; i++)
+                encode_device(w, &c->devices[i]);
+        jw_array_end(w);
+        jw_object_end(w);
+        r = json_writer_finish(w, &payload, &plen);
+        if (r < 0)
+                return r;
+
+        /* The spec follows the payload as it is: a JSON text in a JSON string would be
+         * escaped on every prepare and unescaped on every load. */
+        slen = c->cdi_spec ? strlen(c->cdi_spec) : 0;
+        hlen = snprintf(header, sizeof(header), CHECKPOINT_MAGIC " %d %08" PRIx32 " %zu %zu\n", CHECKPOINT_VERSION,
+                        crc32c(crc32c(0, payload, plen), c->cdi_spec ?: "", slen), plen, slen);
+        buf = malloc((size_t) hlen + plen + slen + 1);
+        if (!buf)
                 return -ENOMEM;
-        }
         memcpy(buf, header, (size_t) hlen);
-        memcpy(buf + hlen, payload, plen + 1);
-        json_object_put(root);
+        memcpy(buf + hlen, payload, plen);
+        memcpy(buf + hlen + plen, c->cdi_spec ?: "", slen);
+        buf[hlen + plen + slen] = '\0';
         *ret = buf;
-        *ret_len = (size_t) hlen + plen;
+        *ret_len = (size_t) hlen + plen + slen;
         return 0;
 }
 
@@ -266,7 +246,7 @@ static int decode_device(json_object *o, CheckpointDevice *d) {
         return 0;
 }
 
-static int decode_payload(json_object *root, Checkpoint *c) {
+static int decode_payload(json_object *root, bool spec_in_payload, Checkpoint *c) {
         _cleanup_free_ char *boot = NULL;
         json_object *devs;
         size_t n;
@@ -275,9 +255,12 @@ static int decode_payload(json_object *root, Checkpoint *c) {
         if (!json_object_is_type(root, json_type_object))
                 return -EBADMSG;
         if ((r = get_str(root, "uid", true, &c->uid)) < 0 || (r = get_str(root, "namespace", true, &c->namespace_)) < 0 ||
-            (r = get_str(root, "name", true, &c->name)) < 0 || (r = get_str(root, "bootId", true, &boot)) < 0 ||
-            (r = get_str(root, "cdiSpec", true, &c->cdi_spec)) < 0)
+            (r = get_str(root, "name", true, &c->name)) < 0 || (r = get_str(root, "bootId", true, &boot)) < 0)
                 return r;
+        if (spec_in_payload && (r = get_str(root, "cdiSpec", true, &c->cdi_spec)) < 0)
+                return r;
+        if (!spec_in_payload && json_object_object_get_ex(root, "cdiSpec", NULL))
+                return -EBADMSG;
         if (!claim_uid_is_valid(c->uid) || strlen(boot) != 32)
                 return -EBADMSG;
         for (const char *p = boot; *p; p++)
@@ -304,16 +287,53 @@ static int decode_payload(json_object *root, Checkpoint *c) {
         return 0;
 }
 
+/*
+ * The header: "<magic> 1 <crc> <payload length>" (the spec inside the payload) or
+ * "<magic> 2 <crc> <payload length> <spec length>" (the spec after it), in canonical
+ * spelling only: no upper-case hex, signs, spaces or leading zeros.
+ */
+static int decode_header(const char *header, unsigned *ret_version, uint32_t *ret_crc, size_t *ret_plen,
+                         size_t *ret_slen) {
+        const char *rest = header + strlen(CHECKPOINT_MAGIC) + 1;
+        char canonical[128];
+        unsigned version;
+        size_t plen, slen = 0;
+        uint32_t crc;
+        int consumed = 0;
+
+        if (strncmp(header, CHECKPOINT_MAGIC " ", strlen(CHECKPOINT_MAGIC) + 1) != 0)
+                return -EBADMSG;
+        if (sscanf(rest, "%u", &version) != 1)
+                return -EBADMSG;
+        if (version == 1) {
+                if (sscanf(rest, "%u %8" SCNx32 " %zu%n", &version, &crc, &plen, &consumed) != 3)
+                        return -EBADMSG;
+                snprintf(canonical, sizeof(canonical), CHECKPOINT_MAGIC " 1 %08" PRIx32 " %zu", crc, plen);
+        } else if (version == 2) {
+                if (sscanf(rest, "%u %8" SCNx32 " %zu %zu%n", &version, &crc, &plen, &slen, &consumed) != 4)
+                        return -EBADMSG;
+                snprintf(canonical, sizeof(canonical), CHECKPOINT_MAGIC " 2 %08" PRIx32 " %zu %zu", crc, plen, slen);
+        } else
+                return -EPROTONOSUPPORT;
+        if (rest[consumed] != '\0' || !streq(canonical, header))
+                return -EBADMSG;
+        *ret_version = version;
+        *ret_crc = crc;
+        *ret_plen = plen;
+        *ret_slen = slen;
+        return 0;
+}
+
 int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
         _cleanup_(checkpoint_done) Checkpoint c = {};
-        const char *nl, *text = data;
+        const char *nl, *text = data, *body;
         char header[128];
         unsigned version;
         uint32_t crc;
-        size_t plen;
+        size_t plen, slen, blen;
         json_tokener *tok;
         json_object *root;
-        int r, consumed = 0;
+        int r;
 
         if (len > CHECKPOINT_FILE_MAX)
                 return -EBADMSG;
@@ -322,39 +342,37 @@ int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
                 return -EBADMSG;
         memcpy(header, text, (size_t) (nl - text));
         header[nl - text] = '\0';
-        if (strncmp(header, CHECKPOINT_MAGIC " ", strlen(CHECKPOINT_MAGIC) + 1) != 0)
+        r = decode_header(header, &version, &crc, &plen, &slen);
+        if (r < 0)
+                return r;
+        body = nl + 1;
+        blen = len - (size_t) (body - text);
+        if (plen > blen || slen != blen - plen)
                 return -EBADMSG;
-        if (sscanf(header + strlen(CHECKPOINT_MAGIC) + 1, "%u %8" SCNx32 " %zu%n", &version, &crc, &plen,
-                   &consumed) != 3 || header[strlen(CHECKPOINT_MAGIC) + 1 + consumed] != '\0')
+        if (crc32c(0, body, blen) != crc)
                 return -EBADMSG;
-        if (version != CHECKPOINT_VERSION)
-                return -EPROTONOSUPPORT;
-        /* Only the canonical spelling: no upper-case hex, signs, spaces or leading zeros. */
-        char canonical[128];
-        snprintf(canonical, sizeof(canonical), CHECKPOINT_MAGIC " %u %08" PRIx32 " %zu", version, crc, plen);
-        if (!streq(canonical, header))
-                return -EBADMSG;
-        if (plen != len - (size_t) (nl + 1 - text))
-                return -EBADMSG;
-        if (crc32c(0, nl + 1, plen) != crc)
-                return -EBADMSG;
-        if (plen == 0 || memchr(nl + 1, '\0', plen))
+        if (plen == 0 || memchr(body, '\0', blen))
                 return -EBADMSG;
 
         tok = json_tokener_new_ex(8);
         if (!tok)
                 return -ENOMEM;
-        root = json_tokener_parse_ex(tok, nl + 1, (int) plen);
+        root = json_tokener_parse_ex(tok, body, (int) plen);
         if (!root || json_tokener_get_parse_end(tok) != plen) {
                 json_object_put(root);
                 json_tokener_free(tok);
                 return -EBADMSG;
         }
         json_tokener_free(tok);
-        r = decode_payload(root, &c);
+        r = decode_payload(root, version == 1, &c);
         json_object_put(root);
         if (r < 0)
                 return r;
+        if (version == 2) {
+                c.cdi_spec = strndup(body + plen, slen);
+                if (!c.cdi_spec)
+                        return -ENOMEM;
+        }
         *ret = c;
         c = (Checkpoint) {};
         return 0;

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHECKPOINT_VERSION 1
+#define CHECKPOINT_VERSION 2   /* written; 1 is still read */
 #define CHECKPOINT_FILE_MAX (256 * 1024)
 #define CHECKPOINT_DEVICES_MAX 32
 #define CHECKPOINT_DIR_NAME "checkpoints"

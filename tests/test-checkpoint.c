@@ -61,9 +61,40 @@ static void test_round_trip(void) {
 
         make(&c);
         ASSERT_OK(checkpoint_encode(&c, &data, &len));
-        ASSERT_TRUE(strncmp(data, "HAMI-DRA-CHECKPOINT 1 ", 22) == 0);
+        ASSERT_TRUE(strncmp(data, "HAMI-DRA-CHECKPOINT 2 ", 22) == 0);
+        /* The spec follows the payload as written, not escaped into it. */
+        ASSERT_TRUE(len > strlen(c.cdi_spec) && streq(data + len - strlen(c.cdi_spec), c.cdi_spec));
         ASSERT_OK(checkpoint_decode(data, len, &d));
         assert_same(&c, &d);
+}
+
+static char *versioned(unsigned version, const char *payload, const char *spec) {
+        uint32_t crc = crc32c(crc32c(0, payload, strlen(payload)), spec, strlen(spec));
+        char *s;
+
+        if (version == 1)
+                ASSERT_TRUE(asprintf(&s, "HAMI-DRA-CHECKPOINT 1 %08x %zu\n%s", crc, strlen(payload), payload) > 0);
+        else
+                ASSERT_TRUE(asprintf(&s, "HAMI-DRA-CHECKPOINT %u %08x %zu %zu\n%s%s", version, crc, strlen(payload),
+                                     strlen(spec), payload, spec) > 0);
+        return s;
+}
+
+/* Files of the first version (the spec as a JSON string in the payload) are still read. */
+static void test_version_1(void) {
+        const char *v1 = "{\"uid\":\"" UID "\",\"namespace\":\"default\",\"name\":\"c1\",\"bootId\":\""
+                         FIXTURE_BOOT_ID "\",\"cdiSpec\":\"{\\\"cdiVersion\\\":\\\"0.5.0\\\"}\",\"devices\":[]}";
+        _cleanup_(checkpoint_done) Checkpoint d = {};
+        _cleanup_free_ char *old = versioned(1, v1, ""), *mixed = versioned(2, v1, "{}");
+
+        ASSERT_OK(checkpoint_decode(old, strlen(old), &d));
+        ASSERT_STREQ(d.uid, UID);
+        ASSERT_STREQ(d.cdi_spec, "{\"cdiVersion\":\"0.5.0\"}");
+        ASSERT_EQ(d.n_devices, 0);
+
+        /* Version 2 with the spec in the payload as well: which one? Neither. */
+        Checkpoint e = {};
+        ASSERT_ERROR(checkpoint_decode(mixed, strlen(mixed), &e), EBADMSG);
 }
 
 static void test_corruption(void) {
@@ -90,11 +121,11 @@ static void test_corruption(void) {
         }
 
         /* Another version is told apart from damage. */
-        char *v2 = strdup(data);
-        v2[20] = '2';
+        char *v3 = strdup(data);
+        v3[20] = '3';
         Checkpoint d = {};
-        ASSERT_ERROR(checkpoint_decode(v2, len, &d), EPROTONOSUPPORT);
-        free(v2);
+        ASSERT_ERROR(checkpoint_decode(v3, len, &d), EPROTONOSUPPORT);
+        free(v3);
 }
 
 static void test_files(void) {
@@ -129,6 +160,7 @@ static void test_files(void) {
 int main(void) {
         TEST(test_crc32c);
         TEST(test_round_trip);
+        TEST(test_version_1);
         TEST(test_corruption);
         TEST(test_files);
         return 0;
