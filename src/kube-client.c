@@ -20,6 +20,7 @@
 
 #define USEC_PER_MSEC UINT64_C(1000)
 #define WATCH_TIMEOUT_USEC (15ull * 60 * USEC_PER_SEC)
+#define KUBE_IDLE_EASY_MAX 16u   /* handles kept for reuse; the claim reads of a busy kubelet */
 
 struct KubeClient {
         sd_event *event;
@@ -32,6 +33,10 @@ struct KubeClient {
         char description[1024];
         KubeRequest *requests;    /* every live request */
         unsigned n_requests;
+        /* Finished handles, reset, for the next requests: a new one costs ~25 kB of
+         * allocations that curl_easy_reset() keeps. The connections live in the multi. */
+        CURL *idle_easy[KUBE_IDLE_EASY_MAX];
+        unsigned n_idle_easy;
         bool in_curl;             /* inside curl_multi_socket_action(): no curl_multi_* calls now */
 };
 
@@ -229,7 +234,10 @@ static void kube_request_free(KubeRequest *req) {
 
         if (req->in_multi)
                 curl_multi_remove_handle(c->multi, req->easy);
-        if (req->easy)
+        if (req->easy && !req->watch && c->n_idle_easy < KUBE_IDLE_EASY_MAX) {
+                curl_easy_reset(req->easy);   /* no pointer into this request survives it */
+                c->idle_easy[c->n_idle_easy++] = req->easy;
+        } else if (req->easy)
                 curl_easy_cleanup(req->easy);
         curl_slist_free_all(req->headers);
         sd_event_source_disable_unref(req->retry_timer);
@@ -681,7 +689,7 @@ static int kube_request_new(KubeClient *c, const char *method, const char *path,
         c->requests = req;
         c->n_requests++;
         req->backoff = (KubeBackoff) { .base_usec = c->opts.backoff_base_usec, .cap_usec = c->opts.backoff_cap_usec };
-        req->easy = curl_easy_init();
+        req->easy = c->n_idle_easy > 0 ? c->idle_easy[--c->n_idle_easy] : curl_easy_init();
         req->method = strdup(method);
         req->path = strdup(path);
         if (!req->easy || !req->method || !req->path || asprintf(&req->url, "%s%s", c->host_url, path) < 0) {
@@ -899,6 +907,8 @@ KubeClient *kube_client_free(KubeClient *c) {
                 return NULL;
         while (c->requests)
                 kube_request_free(c->requests);
+        while (c->n_idle_easy > 0)
+                curl_easy_cleanup(c->idle_easy[--c->n_idle_easy]);
         if (c->multi)
                 curl_multi_cleanup(c->multi);
         sd_event_source_disable_unref(c->timer);
