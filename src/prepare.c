@@ -409,7 +409,7 @@ static int claim_dir_path(Preparer *p, const char *uid, char *buf, size_t size) 
 }
 
 /* HAMi-core's shared region: a valid header, the GPUs at their CUDA indices with their limits. */
-static int claim_shared_region_create(const char *path, const Checkpoint *c) {
+static int claim_shared_region_create(Preparer *p, const char *name, const Checkpoint *c) {
         uint64_t limits[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t sm[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t n = 1;
@@ -427,7 +427,7 @@ static int claim_shared_region_create(const char *path, const Checkpoint *c) {
          * region, or the limit silently becomes per-process. The file is reachable only
          * through the claim's own bind mount: on the host, <state>/claims is 0700.
          */
-        return shared_region_create(path, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0666);
+        return shared_region_create_at(p->claims_fd, name, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0666);
 }
 
 /*
@@ -449,7 +449,7 @@ static int claim_dir_remove(Preparer *p, const char *uid) {
 
 /* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
 static int claim_dir_create(Preparer *p, const Checkpoint *c) {
-        char path[CLAIM_UID_MAX + 64], cache[PATH_MAX];
+        char path[CLAIM_UID_MAX + 64];
         int r;
 
         if (mkdirat(p->claims_fd, c->uid, 0755) < 0) {
@@ -466,10 +466,9 @@ static int claim_dir_create(Preparer *p, const Checkpoint *c) {
         /* Bind-mounted into the containers: searchable by any uid there (explicitly: UMask=0077). */
         if (mkdirat(p->claims_fd, path, 0755) < 0 || fchmodat(p->claims_fd, path, 0755, 0) < 0)
                 return negative_errno();
-        if (snprintf(cache, sizeof(cache), "%s/%s/vgpu/" CDI_SHARED_CACHE_NAME, p->claims_dir, c->uid) >=
-            (int) sizeof(cache))
-                return -ENAMETOOLONG;
-        return claim_shared_region_create(cache, c);
+        /* The claim directory is new and <claims> is 0700: nobody sees the file half-made. */
+        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, c->uid);
+        return claim_shared_region_create(p, path, c);
 }
 
 static bool claim_dir_complete(Preparer *p, const char *uid) {

@@ -66,13 +66,28 @@ static bool args_valid(uint32_t n_devices, uint32_t n_slots) {
                n_slots <= SHARED_REGION_SLOTS_MAX;
 }
 
+/* Mode, size and a valid header for the new, empty file fd. */
+static int region_write_new(int fd, uint32_t n_devices, uint32_t n_slots, const uint64_t *limits,
+                            const uint32_t *sm_limits, mode_t mode) {
+        SharedRegionHeader h;
+        ssize_t n;
+
+        if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t) shared_region_file_size(n_slots)) < 0)
+                return -errno;
+        /* Written, not mapped: a mapping costs a page fault, and its munmap a TLB
+         * shootdown on every CPU, per claim. The mutex holds no pointer to itself. */
+        memset(&h, 0, sizeof(h)); /* padding too: the file is read by other processes */
+        header_init(&h, n_devices, n_slots, limits, sm_limits, true);
+        n = pwrite(fd, &h, sizeof(h), 0);
+        if (n < 0)
+                return -errno;
+        return (size_t) n == sizeof(h) ? 0 : -EIO;
+}
+
 int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
                          const uint64_t *limits, const uint32_t *sm_limits, mode_t mode) {
-        size_t size = shared_region_file_size(n_slots);
-        SharedRegionHeader h;
         char tmp[PATH_MAX];
-        ssize_t n;
-        int fd, r = 0;
+        int fd, r;
 
         if (!path || !args_valid(n_devices, n_slots))
                 return -EINVAL;
@@ -84,27 +99,26 @@ int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t) size) < 0) {
+        r = region_write_new(fd, n_devices, n_slots, limits, sm_limits, mode);
+        if (r >= 0 && link(tmp, path) < 0)
                 r = -errno;
-                goto finish;
-        }
-        /* Written, not mapped: a mapping costs a page fault, and its munmap a TLB
-         * shootdown on every CPU, per claim. The mutex holds no pointer to itself. */
-        memset(&h, 0, sizeof(h)); /* padding too: the file is read by other processes */
-        header_init(&h, n_devices, n_slots, limits, sm_limits, true);
-        n = pwrite(fd, &h, sizeof(h), 0);
-        if (n < 0) {
-                r = -errno;
-                goto finish;
-        }
-        if ((size_t) n != sizeof(h)) {
-                r = -EIO;
-                goto finish;
-        }
-        if (link(tmp, path) < 0)
-                r = -errno;
-finish:
         unlink(tmp);
+        close(fd);
+        return r;
+}
+
+int shared_region_create_at(int dir_fd, const char *name, uint32_t n_devices, uint32_t n_slots,
+                            const uint64_t *limits, const uint32_t *sm_limits, mode_t mode) {
+        int fd, r;
+
+        if (!name || !args_valid(n_devices, n_slots))
+                return -EINVAL;
+        fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = region_write_new(fd, n_devices, n_slots, limits, sm_limits, mode);
+        if (r < 0)
+                (void) unlinkat(dir_fd, name, 0);
         close(fd);
         return r;
 }

@@ -101,6 +101,14 @@ static inline off_t shared_region_slot_offset(uint32_t slot) {
 int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
                          const uint64_t *limits, const uint32_t *sm_limits, mode_t mode);
 
+/*
+ * The same at name relative to dir_fd, created in place (O_EXCL), not built aside and
+ * linked: for a directory that no reader can reach until the file is complete (the
+ * daemon's fresh claim directory, bind-mounted only after prepare returns).
+ */
+int shared_region_create_at(int dir_fd, const char *name, uint32_t n_devices, uint32_t n_slots,
+                            const uint64_t *limits, const uint32_t *sm_limits, mode_t mode);
+
 /* Validate a copy of a region: size, magic, version, sizes, counts. 0 or -EBADMSG
  * (not a region), -EPROTONOSUPPORT (other version). Pure: fuzzers call it. */
 int shared_region_validate(const void *data, size_t size);

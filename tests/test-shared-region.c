@@ -45,6 +45,30 @@ static void test_create_and_read(void) {
         ASSERT_ERROR(shared_region_create(region_path("b"), 1, 1025, NULL, NULL, 0600), EINVAL);
 }
 
+/* In place, relative to a directory fd: the same file, an existing one refused and kept. */
+static void test_create_at(void) {
+        uint64_t limits[1] = { 3 << 20 };
+        uint32_t sm[1] = { 50 };
+        SharedRegionUsage u;
+        struct stat st;
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        ASSERT_TRUE(dfd >= 0);
+        ASSERT_OK(shared_region_create_at(dfd, "at", 1, 32, limits, sm, 0666));
+        ASSERT_ERROR(shared_region_create_at(dfd, "at", 1, 32, NULL, NULL, 0600), EEXIST);
+        ASSERT_OK(stat(region_path("at"), &st));
+        ASSERT_EQ(st.st_mode & 07777, 0666);
+        ASSERT_EQ_U(st.st_size, shared_region_file_size(32));
+        ASSERT_OK(shared_region_read_usage(region_path("at"), &u));
+        ASSERT_EQ(u.n_devices, 1);
+        ASSERT_EQ_U(u.limit[0], 3 << 20);
+        ASSERT_EQ(u.sm_limit[0], 50);
+        ASSERT_ERROR(shared_region_create_at(dfd, "at-bad", 0, 32, NULL, NULL, 0600), EINVAL);
+        ASSERT_ERROR(shared_region_create_at(dfd, "no/such/dir", 1, 32, NULL, NULL, 0600), ENOENT);
+        ASSERT_TRUE(access(region_path("at-bad"), F_OK) < 0);
+        close(dfd);
+}
+
 static void test_reserve_release(void) {
         SharedRegion r;
         const char *p = region_path("c");
@@ -307,6 +331,7 @@ static void test_private_region(void) {
 int main(void) {
         ASSERT_TRUE(mkdtemp(dir));
         test_create_and_read();
+        test_create_at();
         test_reserve_release();
         test_sigkill_reclaim();
         test_owner_dead();
