@@ -4,7 +4,7 @@
 mknod fixtures) -> fake API server over TLS on loopback. Prepare+unprepare pairs,
 sequential and with 16 concurrent clients, with 10 and then 5,000 claims already prepared.
 Reports p50/p99 pair latency, pairs/s, and the daemon's CPU time per pair from
-/proc/<pid>/stat (utime+stime), so the Python clients' cost is not counted.
+/proc/<pid>/task/*/schedstat, so the Python clients' cost is not counted.
 
   sudo bench/bench-prepare-daemon.py [pairs] [claims]     (needs root for mknod)
 Run from the source tree with HAMI_DRA_BUILD_ROOT pointing at the build directory.
@@ -30,16 +30,22 @@ LARGE = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
 sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 
 from fakeapi import FakeApiServer, device_nodes  # noqa: E402
-from harness import DRIVER, Daemon  # noqa: E402
+from harness import DRIVER, Daemon, sim  # noqa: E402
 
 NODE = "test-node"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """The daemon's CPU time, all threads, in ns from /proc/<pid>/task/*/schedstat (what
+    utime+stime in /proc/<pid>/stat are scaled from, there rounded to 10 ms ticks)."""
+    ns = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                ns += int(f.read().split()[0])
+        except OSError:
+            pass   # a thread that just ended
+    return ns / 1e9
 
 
 def claim_obj(name, uid, i):
@@ -68,6 +74,41 @@ def fake_get_rate(tmp, port, claims, clients, n=1000):
     return clients, n / (time.monotonic() - t0)
 
 
+def floor(k, d, pid, calls=3000):
+    """What the daemon spends on a call that does no work, from the same simulator: GetInfo
+    (answered on gRPC's completion-queue thread) and NodeUnprepareResources of a claim it
+    does not know (through the main loop, nothing to do). A pair is two calls."""
+    s = sim.stubs()
+    ch = sim._channel(d.reg_sock)
+    stub = s.pluginregistration_pb2_grpc.RegistrationStub(ch)
+    unknown = ("default", "not-prepared", str(uuid.uuid4()))
+    rows = []
+    for name, call in (("GetInfo", lambda: stub.GetInfo(s.pluginregistration_pb2.InfoRequest(), timeout=10)),
+                       ("unprepare, unknown claim", lambda: k.unprepare([unknown]))):
+        for clients in (1, 16):
+            left = [calls]
+            lock = threading.Lock()
+
+            def client():
+                while True:
+                    with lock:
+                        if left[0] == 0:
+                            return
+                        left[0] -= 1
+                    call()
+
+            cpu0 = cpu_seconds(pid)
+            ts = [threading.Thread(target=client) for _ in range(clients)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            rows.append(("%s, %d client%s" % (name, clients, "s" if clients > 1 else ""),
+                         (cpu_seconds(pid) - cpu0) / calls * 1e6))
+    ch.close()
+    return rows
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hami-bench-prepare-")
     atexit.register(shutil.rmtree, tmp, True)
@@ -87,7 +128,8 @@ def main():
     preload = os.path.join(d.root, "libvgpu.so")
     open(preload, "w").write("x\n")
     with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
-        f.write("[Plugin]\nKubeconfig=%s\nLogLevel=warning\n[Container]\nPreloadLibrary=%s\n" % (kc, preload))
+        # The default log level: every prepare and unprepare writes its audit entry, as in production
+        f.write("[Plugin]\nKubeconfig=%s\n[Container]\nPreloadLibrary=%s\n" % (kc, preload))
         if os.environ.get("HAMI_BENCH_PREFIX"):
             f.write("[Sandbox]\nEnabled=false\n")   # valgrind's own system calls are not on the allow list
     env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
@@ -143,6 +185,7 @@ def main():
         for clients in (1, 16):
             rows.append(("%s, %d prepared" % ("sequential" if clients == 1 else "16 clients", target),
                          run(clients, PAIRS)))
+    floor_rows = floor(k, d, pid)
     d.stop()
     fake_rows = [fake_get_rate(tmp, fake.port, claims, clients) for clients in (1, 4, 16)]
     fake.stop()
@@ -153,6 +196,9 @@ def main():
     print("%-28s %10s %10s %9s %14s" % ("scenario", "p50 us", "p99 us", "pairs/s", "daemon cpu us"))
     for name, (p50, p99, rate, cpu) in rows:
         print("%-28s %10.0f %10.0f %9.0f %14.0f" % (name, p50, p99, rate, cpu))
+    print("calls that do no work: daemon cpu us per call (a pair is two calls)")
+    for name, cpu in floor_rows:
+        print("%-34s %8.0f" % (name, cpu))
     print("the fake API server alone (curl, kept-alive TLS): claim GETs/s")
     for clients, rate in fake_rows:
         print("%-28s %9.0f" % ("%d client%s" % (clients, "s" if clients > 1 else ""), rate))
