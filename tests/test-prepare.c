@@ -6,6 +6,7 @@
  * (orphans, missing specs) and a simulated reboot (new boot ID, empty CDI dir).
  */
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -52,6 +53,10 @@ static int prepare(Preparer *p, const char *uid, const char *json, Checkpoint *r
         return preparer_prepare(p, &ref, json, json ? strlen(json) : 0, ret, err, 512);
 }
 
+static void copy_record(void *userdata, const Checkpoint *c) {
+        ASSERT_OK(checkpoint_copy(c, true, userdata));
+}
+
 static void test_prepare_unprepare(void) {
         Preparer *p = new_preparer(NULL);
         FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
@@ -93,12 +98,28 @@ static void test_prepare_unprepare(void) {
         ASSERT_EQ_U(usage.limit[0], UINT64_C(10240) << 20);
         ASSERT_EQ(usage.sm_limit[0], 50);
 
-        /* Idempotent: the same answer, also without the claim JSON, and a lost spec comes back. */
+        /* The record kept in memory: the devices, not the spec text (that stays on disk). */
+        Checkpoint seen = {};
+        ASSERT_EQ(preparer_foreach(p, copy_record, &seen), 1);
+        ASSERT_STREQ(seen.uid, UID1);
+        ASSERT_EQ(seen.n_devices, 1);
+        ASSERT_STREQ(seen.devices[0].cdi_device_id, c.devices[0].cdi_device_id);
+        ASSERT_TRUE(seen.cdi_spec == NULL);
+        checkpoint_done(&seen);
+
+        /* Idempotent: the same answer, also without the claim JSON, and a lost spec comes
+         * back, byte for byte, from the checkpoint file. */
+        _cleanup_free_ char *spec = NULL, *restored = NULL;
+        size_t spec_len, restored_len;
         snprintf(path, sizeof(path), "%s/k8s." FIXTURE_DRIVER "-claim_%s.json", fx.cdi_dir, UID1);
+        ASSERT_OK(read_file_bounded_at(AT_FDCWD, path, 1 << 20, 0, &spec, &spec_len));
         ASSERT_OK(unlink(path));
         ASSERT_OK(prepare(p, UID1, NULL, &again, err));
         ASSERT_STREQ(again.devices[0].cdi_device_id, c.devices[0].cdi_device_id);
         ASSERT_TRUE(claim_present(UID1));
+        ASSERT_OK(read_file_bounded_at(AT_FDCWD, path, 1 << 20, 0, &restored, &restored_len));
+        ASSERT_EQ_U(restored_len, spec_len);
+        ASSERT_TRUE(memcmp(restored, spec, spec_len) == 0);
         ASSERT_EQ(preparer_n_prepared(p), 1);
 
         ASSERT_OK(preparer_unprepare(p, UID1, err, sizeof(err)));
