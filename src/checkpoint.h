@@ -6,12 +6,15 @@
  * Preparing one claim writes one small file (the cost does not grow with the number
  * of claims). The file is
  *
- *   "HAMI-DRA-CHECKPOINT 1 <crc32c as 8 hex digits> <payload length>\n" <payload>
+ *   "HAMI-DRA-CHECKPOINT 2 <crc32c as 8 hex digits> <payload length> <spec length>\n"
+ *   <payload> <spec>
  *
  * with a JSON payload (claim identity, boot ID, the devices answered to the kubelet,
- * the limits for the audit log, and the CDI spec text so it can be rewritten after a
- * reboot without the API server). It is written atomically (temp, fsync, rename, fsync
- * of the directory) and read back as untrusted input (fuzz-checkpoint).
+ * the limits for the audit log) followed by the CDI spec text, so the spec can be
+ * rewritten after a reboot without the API server; the CRC covers both. Format 1,
+ * still read, had no spec length and the spec as the payload's "cdiSpec" string. It is
+ * written atomically (temp, fsync, rename, fsync of the directory) and read back as
+ * untrusted input (fuzz-checkpoint).
  */
 
 #include <stdbool.h>
