@@ -64,15 +64,6 @@ void bus_claim_done(BusClaim *c) {
         *c = (BusClaim) {};
 }
 
-static int strdup_or_null(const char *s, char **ret) {
-        if (!s) {
-                *ret = NULL;
-                return 0;
-        }
-        *ret = strdup(s);
-        return *ret ? 0 : -ENOMEM;
-}
-
 int bus_claim_copy(const BusClaim *src, BusClaim *ret) {
         _cleanup_(bus_claim_done) BusClaim c = {
                 .prepared_usec = src->prepared_usec,

@@ -84,27 +84,14 @@ void checkpoint_done(Checkpoint *c) {
         *c = (Checkpoint) {};
 }
 
-static char *strdup_or_null(const char *s, bool *failed) {
-        char *d;
-
-        if (!s)
-                return NULL;
-        d = strdup(s);
-        if (!d)
-                *failed = true;
-        return d;
-}
-
 int checkpoint_copy(const Checkpoint *src, bool with_spec, Checkpoint *ret) {
         _cleanup_(checkpoint_done) Checkpoint c = {};
-        bool failed = false;
 
-        c.uid = strdup_or_null(src->uid, &failed);
-        c.namespace_ = strdup_or_null(src->namespace_, &failed);
-        c.name = strdup_or_null(src->name, &failed);
         memcpy(c.boot_id, src->boot_id, sizeof(c.boot_id));
-        if (with_spec)
-                c.cdi_spec = strdup_or_null(src->cdi_spec, &failed);
+        if (strdup_or_null(src->uid, &c.uid) < 0 || strdup_or_null(src->namespace_, &c.namespace_) < 0 ||
+            strdup_or_null(src->name, &c.name) < 0 ||
+            (with_spec && strdup_or_null(src->cdi_spec, &c.cdi_spec) < 0))
+                return -ENOMEM;
         if (src->n_devices > 0) {
                 c.devices = calloc(src->n_devices, sizeof(CheckpointDevice));
                 if (!c.devices)
@@ -112,21 +99,17 @@ int checkpoint_copy(const Checkpoint *src, bool with_spec, Checkpoint *ret) {
         }
         for (size_t i = 0; i < src->n_devices; i++) {
                 const CheckpointDevice *s = &src->devices[i];
+                CheckpointDevice *d = &c.devices[c.n_devices++];
 
-                c.devices[c.n_devices++] = (CheckpointDevice) {
-                        .request = strdup_or_null(s->request, &failed),
-                        .pool = strdup_or_null(s->pool, &failed),
-                        .device = strdup_or_null(s->device, &failed),
-                        .cdi_device_id = strdup_or_null(s->cdi_device_id, &failed),
-                        .share_id = strdup_or_null(s->share_id, &failed),
-                        .gpu_uuid = strdup_or_null(s->gpu_uuid, &failed),
-                        .memory_mib = s->memory_mib,
-                        .cores = s->cores,
-                        .cuda_index = s->cuda_index,
-                };
+                d->memory_mib = s->memory_mib;
+                d->cores = s->cores;
+                d->cuda_index = s->cuda_index;
+                if (strdup_or_null(s->request, &d->request) < 0 || strdup_or_null(s->pool, &d->pool) < 0 ||
+                    strdup_or_null(s->device, &d->device) < 0 ||
+                    strdup_or_null(s->cdi_device_id, &d->cdi_device_id) < 0 ||
+                    strdup_or_null(s->share_id, &d->share_id) < 0 || strdup_or_null(s->gpu_uuid, &d->gpu_uuid) < 0)
+                        return -ENOMEM;
         }
-        if (failed)
-                return -ENOMEM;
         *ret = c;
         c = (Checkpoint) {};
         return 0;

@@ -131,6 +131,16 @@ static inline bool streq_ptr(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* *ret = a copy of s, or NULL when s is NULL: 0, or -ENOMEM. */
+static inline int strdup_or_null(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
 #define isempty(s) (!(s) || !(s)[0])
 
 /* errno as a negative return value, never 0 even when errno was clobbered. */
