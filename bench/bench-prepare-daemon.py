@@ -29,7 +29,7 @@ PAIRS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 LARGE = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
 sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 
-from fakeapi import FakeApiServer, device_nodes  # noqa: E402
+from fakeapi import FakeApiServer, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon, sim  # noqa: E402
 
 NODE = "test-node"
@@ -74,6 +74,27 @@ def fake_get_rate(tmp, port, claims, clients, n=1000):
     return clients, n / (time.monotonic() - t0)
 
 
+def spread(clients, n, work):
+    """Call work(i) n times in all from `clients` threads, i being the calling thread's index
+    (each client keeps its own claim)."""
+    left = [n]
+    lock = threading.Lock()
+
+    def client(i):
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            work(i)
+
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
 def floor(k, d, pid, calls=3000):
     """What the daemon spends on a call that does no work, from the same simulator: GetInfo
     (answered on gRPC's completion-queue thread) and NodeUnprepareResources of a claim it
@@ -86,23 +107,8 @@ def floor(k, d, pid, calls=3000):
     for name, call in (("GetInfo", lambda: stub.GetInfo(s.pluginregistration_pb2.InfoRequest(), timeout=10)),
                        ("unprepare, unknown claim", lambda: k.unprepare([unknown]))):
         for clients in (1, 16):
-            left = [calls]
-            lock = threading.Lock()
-
-            def client():
-                while True:
-                    with lock:
-                        if left[0] == 0:
-                            return
-                        left[0] -= 1
-                    call()
-
             cpu0 = cpu_seconds(pid)
-            ts = [threading.Thread(target=client) for _ in range(clients)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
+            spread(clients, calls, lambda i: call())
             rows.append(("%s, %d client%s" % (name, clients, "s" if clients > 1 else ""),
                          (cpu_seconds(pid) - cpu0) / calls * 1e6))
     ch.close()
@@ -123,17 +129,9 @@ def main():
         claims.append(c)
 
     d = Daemon(root=os.path.join(tmp, "daemon"))
-    os.makedirs(d.root)
-    devroot = device_nodes(os.path.join(d.root, "devroot"), 8)
-    preload = os.path.join(d.root, "libvgpu.so")
-    open(preload, "w").write("x\n")
-    with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
-        # The default log level: every prepare and unprepare writes its audit entry, as in production
-        f.write("[Plugin]\nKubeconfig=%s\n[Container]\nPreloadLibrary=%s\n" % (kc, preload))
-        if os.environ.get("HAMI_BENCH_PREFIX"):
-            f.write("[Sandbox]\nEnabled=false\n")   # valgrind's own system calls are not on the allow list
-    env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
-    env.pop("NOTIFY_SOCKET", None)
+    # The default log level: every prepare and unprepare writes its audit entry, as in production.
+    # Under a profiler, no sandbox: valgrind's own system calls are not on the allow list.
+    env = prepare_daemon_root(d, kc, extra="[Sandbox]\nEnabled=false\n" if os.environ.get("HAMI_BENCH_PREFIX") else "")
     # HAMI_BENCH_PREFIX="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out" profiles the daemon
     d.start(env=env, prefix=os.environ.get("HAMI_BENCH_PREFIX", "").split())
     k = d.kubelet()
@@ -142,29 +140,18 @@ def main():
 
     def run(clients, pairs):
         lat = []
-        lock = threading.Lock()
-        left = [pairs]
 
-        def client(c):
-            while True:
-                with lock:
-                    if left[0] == 0:
-                        return
-                    left[0] -= 1
-                t = time.monotonic()
-                r = k.prepare([c])[c[2]]
-                assert not r.error, r.error
-                r = k.unprepare([c])[c[2]]
-                assert not r.error, r.error
-                with lock:
-                    lat.append((time.monotonic() - t) * 1e6)
+        def pair(i):
+            c = claims[LARGE + i]
+            t = time.monotonic()
+            r = k.prepare([c])[c[2]]
+            assert not r.error, r.error
+            r = k.unprepare([c])[c[2]]
+            assert not r.error, r.error
+            lat.append((time.monotonic() - t) * 1e6)
 
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        ts = [threading.Thread(target=client, args=(claims[LARGE + i],)) for i in range(clients)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        spread(clients, pairs, pair)
         el = time.monotonic() - t0
         lat.sort()
         return (statistics.median(lat), lat[int(len(lat) * 0.99)], pairs / el,

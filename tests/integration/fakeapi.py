@@ -70,3 +70,20 @@ def device_nodes(devroot, gpus):
     os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
     os.mknod(os.path.join(dev, "nvidia-uvm"), 0o666 | 0o020000, os.makedev(509, 0))
     return devroot
+
+
+def prepare_daemon_root(d, kubeconfig, plugin="", extra=""):
+    """Make d.root (a harness Daemon's, not yet created) ready to prepare claims read from
+    the fake: mknod nodes for 8 GPUs, a stand-in preload library, and hami-dra.conf naming
+    the kubeconfig and the library (`plugin`: more [Plugin] lines; `extra`: more sections).
+    Returns the environment to start the daemon with."""
+    os.makedirs(d.root)
+    devroot = device_nodes(os.path.join(d.root, "devroot"), 8)
+    preload = os.path.join(d.root, "libvgpu.so")
+    with open(preload, "w") as f:
+        f.write("stand-in\n")
+    with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
+        f.write("[Plugin]\nKubeconfig=%s\n%s[Container]\nPreloadLibrary=%s\n%s" % (kubeconfig, plugin, preload, extra))
+    env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
+    env.pop("NOTIFY_SOCKET", None)
+    return env

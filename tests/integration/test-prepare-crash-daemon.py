@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 
-from fakeapi import FakeApiServer, device_nodes
+from fakeapi import FakeApiServer, prepare_daemon_root
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -55,14 +55,7 @@ for i in range(12):
     claims.append(c)
 
 d = Daemon(root=os.path.join(tmp, "daemon"))
-os.makedirs(d.root)
-devroot = device_nodes(os.path.join(d.root, "devroot"), 8)
-preload = os.path.join(d.root, "libvgpu.so")
-open(preload, "w").write("x\n")
-with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
-    f.write("[Plugin]\nKubeconfig=%s\nLogLevel=warning\n[Container]\nPreloadLibrary=%s\n" % (kubeconfig, preload))
-env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
-env.pop("NOTIFY_SOCKET", None)
+env = prepare_daemon_root(d, kubeconfig, plugin="LogLevel=warning\n")
 cdi = os.path.join(d.root, "cdi")
 ckpt_dir = os.path.join(d.root, "state", "checkpoints")
 claims_dir = os.path.join(d.root, "state", "claims")

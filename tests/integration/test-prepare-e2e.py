@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 
-from fakeapi import FakeApiServer, device_nodes
+from fakeapi import FakeApiServer, prepare_daemon_root
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -50,23 +50,12 @@ def result(device="hami-gpu-0", pool=NODE, share=None, memory=None, cores=None):
     return r
 
 
-def fixtures(root):
-    preload = os.path.join(root, "libvgpu.so")
-    open(preload, "w").write("stand-in\n")
-    return device_nodes(os.path.join(root, "devroot"), 8), preload
-
-
 tmp = tempfile.mkdtemp(prefix="hami-prepare-e2e-")
 fake = FakeApiServer(tmp, NODE)
 try:
     kubeconfig = fake.write_kubeconfig()
     with Daemon(root=os.path.join(tmp, "daemon")) as d:
-        os.makedirs(d.root)
-        dev_root, preload = fixtures(d.root)
-        with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
-            f.write("[Plugin]\nKubeconfig=%s\n[Container]\nPreloadLibrary=%s\n" % (kubeconfig, preload))
-        env = dict(os.environ, HAMI_DRA_DEV_ROOT=dev_root, HAMI_DRA_DRIVER_ROOT=d.root)
-        env.pop("NOTIFY_SOCKET", None)
+        env = prepare_daemon_root(d, kubeconfig)
         d.start(env=env)
         k = d.kubelet()
         k.register(DRIVER)
