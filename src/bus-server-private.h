@@ -112,6 +112,17 @@ void bus_server_device_dirty(BusServer *s, const char *name, unsigned props);
 int manager_bus_send_devices_changed(BusServer *s);
 int manager_bus_send_claim_signal(BusServer *s, const char *member, const BusClaim *c);
 
+/* A property's bit in a dirty mask, and its D-Bus name. */
+typedef struct BusPropertyBit {
+        unsigned bit;
+        const char *name;
+} BusPropertyBit;
+
+/* PropertiesChanged on path for those of the table's n properties whose bits are in props
+ * (nothing when none is). */
+int bus_emit_properties_changed(BusServer *s, const char *path, const char *interface,
+                                const BusPropertyBit *table, size_t n, unsigned props);
+
 /* Emit the collected PropertiesChanged for the manager, and for one device. */
 int manager_bus_emit_changes(BusServer *s, unsigned props);
 int device_bus_emit_changes(BusServer *s, const char *name, unsigned props);

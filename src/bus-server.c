@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 
 #include "bus-error.h"
@@ -153,6 +154,22 @@ int bus_server_connect(BusServer *s) {
 }
 
 /* ---- batched PropertiesChanged ---- */
+
+int bus_emit_properties_changed(BusServer *s, const char *path, const char *interface,
+                                const BusPropertyBit *table, size_t n, unsigned props) {
+        char *names[sizeof(unsigned) * CHAR_BIT + 1];   /* one bit each */
+        size_t k = 0;
+
+        if (n >= ELEMENTSOF(names))
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++)
+                if (props & table[i].bit)
+                        names[k++] = (char *) table[i].name;
+        names[k] = NULL;
+        if (k == 0)
+                return 0;
+        return sd_bus_emit_properties_changed_strv(s->bus, path, interface, names);
+}
 
 static int on_emit(sd_event_source *source, void *userdata) {
         BusServer *s = userdata;

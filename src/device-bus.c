@@ -120,10 +120,7 @@ static int property_get_claims(sd_bus *bus, const char *path, const char *interf
 /* ---- batched changes ---- */
 
 int device_bus_emit_changes(BusServer *s, const char *name, unsigned props) {
-        static const struct {
-                unsigned bit;
-                const char *name;
-        } table[] = {
+        static const BusPropertyBit table[] = {
                 { DEVICE_PROP_MEMORY_ALLOCATED, "MemoryAllocated" },
                 { DEVICE_PROP_CORES_ALLOCATED, "CoresAllocated" },
                 { DEVICE_PROP_CLAIMS, "Claims" },
@@ -132,24 +129,15 @@ int device_bus_emit_changes(BusServer *s, const char *name, unsigned props) {
                 { DEVICE_PROP_SCHEDULABLE, "Schedulable" },
         };
         _cleanup_free_ char *path = NULL;
-        char *names[ELEMENTSOF(table) + 1];
-        size_t n = 0;
 
         /* Gone since it was marked: DevicesChanged tells about that. */
         if (!bus_model_find_device(&s->model, name))
                 return 0;
 
-        for (size_t i = 0; i < ELEMENTSOF(table); i++)
-                if (props & table[i].bit)
-                        names[n++] = (char *) table[i].name;
-        names[n] = NULL;
-        if (n == 0)
-                return 0;
-
         path = device_bus_path(name);
         if (!path)
                 return -ENOMEM;
-        return sd_bus_emit_properties_changed_strv(s->bus, path, BUS_DEVICE_INTERFACE, names);
+        return bus_emit_properties_changed(s, path, BUS_DEVICE_INTERFACE, table, ELEMENTSOF(table), props);
 }
 
 const sd_bus_vtable device_vtable[] = {

@@ -329,10 +329,7 @@ int manager_bus_send_claim_signal(BusServer *s, const char *member, const BusCla
 }
 
 int manager_bus_emit_changes(BusServer *s, unsigned props) {
-        static const struct {
-                unsigned bit;
-                const char *name;
-        } table[] = {
+        static const BusPropertyBit table[] = {
                 { MANAGER_PROP_STATE, "State" },
                 { MANAGER_PROP_STATE_REASON, "StateReason" },
                 { MANAGER_PROP_API_SERVER_REACHABLE, "ApiServerReachable" },
@@ -342,16 +339,9 @@ int manager_bus_emit_changes(BusServer *s, unsigned props) {
                 { MANAGER_PROP_N_DEVICES, "NDevices" },
                 { MANAGER_PROP_N_CLAIMS, "NClaims" },
         };
-        char *names[ELEMENTSOF(table) + 1];
-        size_t n = 0;
 
-        for (size_t i = 0; i < ELEMENTSOF(table); i++)
-                if (props & table[i].bit)
-                        names[n++] = (char *) table[i].name;
-        names[n] = NULL;
-        if (n == 0)
-                return 0;
-        return sd_bus_emit_properties_changed_strv(s->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, names);
+        return bus_emit_properties_changed(s, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, table, ELEMENTSOF(table),
+                                           props);
 }
 
 const sd_bus_vtable manager_vtable[] = {
