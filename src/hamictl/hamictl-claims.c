@@ -87,16 +87,5 @@ int verb_claims(Ctl *c, int argc, char *argv[]) {
                         (void) table_add(t, text);
                 }
         }
-        if (r < 0) {
-                json_object_put(list);
-                fprintf(stderr, "Malformed reply from the daemon: %s\n", strerror(-r));
-                return EXIT_FAILED;
-        }
-
-        if (c->json)
-                ctl_print_json(list);
-        else if (t)
-                table_print(t, c->legend);
-        json_object_put(list);
-        return EXIT_OK;
+        return ctl_finish_list(c, r, list, t);
 }

@@ -177,6 +177,20 @@ void ctl_print_json(struct json_object *o) {
         puts(json_object_to_json_string_ext(o, flags | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+int ctl_finish_list(Ctl *c, int r, struct json_object *list, const Table *t) {
+        if (r < 0) {
+                json_object_put(list);
+                fprintf(stderr, "Malformed reply from the daemon: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (c->json)
+                ctl_print_json(list);
+        else if (t)
+                table_print(t, c->legend);
+        json_object_put(list);
+        return EXIT_OK;
+}
+
 const char *ctl_format_bytes(char buf[static 16], uint64_t bytes) {
         static const char suffixes[] = "KMGTPE";
         double v = (double) bytes;

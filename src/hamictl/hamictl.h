@@ -78,3 +78,7 @@ int table_addf(Table *t, const char *format, ...) _printf_(2, 3);
 void table_print(const Table *t, bool legend);
 Table *table_free(Table *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+
+/* The end of a listing verb: r < 0 (the reply was malformed) reports it; otherwise the
+ * list as JSON with --json, else the table. Takes list. Returns the exit code. */
+int ctl_finish_list(Ctl *c, int r, struct json_object *list, const Table *t);
