@@ -257,13 +257,25 @@ static void manager_on_unprepare(void *userdata, DraRequest *r) {
 typedef struct ManagerFetch {
         ClaimFetchDone done;
         void *ctx;
+        Manager *manager;
+        struct ManagerFetch *prev, *next;
 } ManagerFetch;
+
+static void manager_fetch_free(ManagerFetch *f) {
+        if (f->prev)
+                f->prev->next = f->next;
+        else
+                f->manager->fetches = f->next;
+        if (f->next)
+                f->next->prev = f->prev;
+        free(f);
+}
 
 static void manager_on_claim_fetched(KubeClient *c, const KubeResponse *r, void *userdata) {
         ManagerFetch *f = userdata;
 
         f->done(f->ctx, r->error, r->status, r->body, r->body_size, r->message);
-        free(f);
+        manager_fetch_free(f);
 }
 
 static int manager_fetch_claim(void *userdata, const char *ns, const char *name, ClaimFetchDone done,
@@ -277,10 +289,13 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
         f = malloc(sizeof(*f));
         if (!f)
                 return -ENOMEM;
-        *f = (ManagerFetch) { .done = done, .ctx = ctx };
+        *f = (ManagerFetch) { .done = done, .ctx = ctx, .manager = m, .next = m->fetches };
+        if (m->fetches)
+                m->fetches->prev = f;
+        m->fetches = f;
         r = kube_client_get_resource_claim(m->kube, ns, name, manager_on_claim_fetched, f);
         if (r < 0)
-                free(f);
+                manager_fetch_free(f);
         return r;
 }
 
@@ -702,6 +717,9 @@ Manager *manager_free(Manager *m) {
         m->grpc = grpc_server_free(m->grpc);
         m->publisher = slice_publisher_free(m->publisher);
         m->kube = kube_client_free(m->kube);
+        /* Its claim GETs went without an answer; prepare answers their jobs itself. */
+        while (m->fetches)
+                manager_fetch_free(m->fetches);
         free(m->apiserver_status);
         /* Then prepare: waits for its workers and completes what is still in flight. */
         m->prepare = prepare_service_free(m->prepare);

@@ -52,6 +52,7 @@ typedef struct Manager {
         char *registration_error;
 
         KubeClient *kube;          /* NULL when there are no API server credentials */
+        struct ManagerFetch *fetches; /* claim GETs in flight (freeing the client drops them) */
         SlicePublisher *publisher;
         char *apiserver_status;    /* one line for STATUS=, from the publisher */
         BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */

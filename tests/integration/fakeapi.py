@@ -40,6 +40,12 @@ class FakeApiServer:
                                      method="POST")
         urllib.request.urlopen(req, timeout=10).read()
 
+    def faults(self, **kw):
+        """Inject faults into the fake: slow_ms, fail_count, fail_status, retry_after (0 clears)."""
+        req = urllib.request.Request("http://127.0.0.1:%d/faults" % self.control, data=json.dumps(kw).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
     def write_kubeconfig(self, path=None):
         """A kubeconfig with the node's client certificate; relative paths, as the kubelet's has."""
         path = path or os.path.join(self.tmp, "kubeconfig")
