@@ -37,22 +37,40 @@ static bool cuda_ok;
  * late dlopen takes one word of the static TLS surplus). */
 __thread unsigned vgpu_guard_depth __attribute__((tls_model("initial-exec")));
 
-void vgpu_log(int level, const char *fmt, ...) {
+__attribute__((format(printf, 2, 0))) static void log_write(const char *prefix, const char *fmt, va_list ap) {
         char buf[512];
-        va_list ap;
         int n, k;
 
-        if (level > vgpu_log_level)
-                return;
-        n = snprintf(buf, sizeof(buf), "libvgpu[%d]: ", (int) getpid());
-        va_start(ap, fmt);
+        n = snprintf(buf, sizeof(buf), "libvgpu[%d]: %s", (int) getpid(), prefix);
         k = vsnprintf(buf + n, sizeof(buf) - (size_t) n - 1, fmt, ap);
-        va_end(ap);
         if (k < 0)
                 return;
         n = (int) strnlen(buf, sizeof(buf) - 2);
         buf[n++] = '\n';
         (void) !write(STDERR_FILENO, buf, (size_t) n);
+}
+
+void vgpu_log(int level, const char *fmt, ...) {
+        va_list ap;
+
+        if (level > vgpu_log_level)
+                return;
+        va_start(ap, fmt);
+        log_write("", fmt, ap);
+        va_end(ap);
+}
+
+void vgpu_report_degraded(unsigned what, const char *fmt, ...) {
+        static unsigned said;
+        va_list ap;
+
+        if (vgpu_region.header && !vgpu_region.private_mapping)
+                __atomic_fetch_or(&vgpu_region.header->degraded, what, __ATOMIC_RELAXED);
+        if (__atomic_fetch_or(&said, what, __ATOMIC_RELAXED) & what)
+                return;
+        va_start(ap, fmt);
+        log_write("LIMIT NOT ENFORCED: ", fmt, ap);
+        va_end(ap);
 }
 
 /* ---- dlsym ---- */
@@ -201,12 +219,14 @@ static void config_read_limits(VgpuConfig *c) {
                 unsigned pct = 0;
 
                 if (m && vgpu_parse_size(m, &c->memory_limit[i]) < 0) {
-                        vgpu_log(VGPU_LOG_ERROR, "Invalid memory limit \"%s\" for device %u, ignoring", m, i);
+                        vgpu_log(VGPU_LOG_ERROR, "Invalid memory limit \"%s\" for device %u", m, i);
                         c->memory_limit[i] = 0;
+                        c->invalid[i] |= SHARED_REGION_DEGRADED_MEMORY_LIMIT;
                 }
                 if (s && vgpu_parse_percent(s, &pct) < 0) {
-                        vgpu_log(VGPU_LOG_ERROR, "Invalid SM limit \"%s\" for device %u, ignoring", s, i);
+                        vgpu_log(VGPU_LOG_ERROR, "Invalid SM limit \"%s\" for device %u", s, i);
                         pct = 0;
+                        c->invalid[i] |= SHARED_REGION_DEGRADED_SM_LIMIT;
                 }
                 c->sm_limit[i] = pct >= 100 ? 0 : pct;
                 if (c->sm_limit[i] > 0)
@@ -308,6 +328,18 @@ static void region_attach(void) {
                 vgpu_log(VGPU_LOG_ERROR, "Cannot set up accounting (%s): allocations are refused", strerror(-r));
 }
 
+/* A limit asked for that neither the environment nor the region could give. */
+static void report_unusable_limits(const VgpuConfig *c) {
+        for (unsigned i = 0; i < SHARED_REGION_DEVICES_MAX; i++) {
+                if ((c->invalid[i] & SHARED_REGION_DEGRADED_MEMORY_LIMIT) && c->memory_limit[i] == 0)
+                        vgpu_report_degraded(SHARED_REGION_DEGRADED_MEMORY_LIMIT,
+                                             "device %u: the memory limit is unreadable and the region records none", i);
+                if ((c->invalid[i] & SHARED_REGION_DEGRADED_SM_LIMIT) && c->sm_limit[i] == 0)
+                        vgpu_report_degraded(SHARED_REGION_DEGRADED_SM_LIMIT,
+                                             "device %u: the SM limit is unreadable and the region records none", i);
+        }
+}
+
 static void after_fork_child(void) {
         alloc_map_reset();
         if (shared_region_reattach_after_fork(&vgpu_region) < 0)
@@ -343,6 +375,7 @@ static void init_once(void) {
         config_read_visible_devices(&vgpu_config);
         region_attach();
         pthread_atfork(NULL, NULL, after_fork_child);
+        report_unusable_limits(&vgpu_config);
 
         for (unsigned i = 0; i < SHARED_REGION_DEVICES_MAX; i++)
                 if (vgpu_config.memory_limit[i] || vgpu_config.sm_limit[i])

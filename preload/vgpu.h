@@ -21,6 +21,8 @@ enum {
 
 typedef struct VgpuConfig {
         uint64_t memory_limit[SHARED_REGION_DEVICES_MAX]; /* by container device index; 0: none */
+        /* Asked for in the environment but unparsable: SHARED_REGION_DEGRADED_* per device. */
+        unsigned invalid[SHARED_REGION_DEVICES_MAX];
         unsigned sm_limit[SHARED_REGION_DEVICES_MAX];     /* percent; 0 or 100: none */
         bool sm_limit_any;
         /* CUDA ordinal (what the process sees) -> container device index. */
@@ -40,6 +42,11 @@ bool vgpu_init(void) _hidden_;
 bool vgpu_nvml_init(void) _hidden_;
 
 void vgpu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))) _hidden_;
+
+/* A limit this process cannot enforce (SHARED_REGION_DEGRADED_*): said on stderr once
+ * per process and kind, whatever the log level, and recorded in the region for the
+ * daemon. Never fails and never stops the program. */
+void vgpu_report_degraded(unsigned what, const char *fmt, ...) __attribute__((format(printf, 2, 3))) _hidden_;
 
 /* Recursion guard: true when this thread is already inside a hook (the driver calling
  * its own entry points, or our own calls into it): pass straight through then. */

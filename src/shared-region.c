@@ -185,6 +185,7 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
         memcpy(&h, data, sizeof(h));
 
         u.n_devices = h.n_devices;
+        u.degraded = h.degraded;
         for (uint32_t d = 0; d < h.n_devices; d++) {
                 u.limit[d] = h.devices[d].limit;
                 u.sm_limit[d] = h.devices[d].sm_limit;

@@ -42,6 +42,13 @@
 #define SHARED_REGION_SLOTS_MAX 1024u
 #define SHARED_REGION_SLOTS_DEFAULT 1024u
 
+/* What a process of the container could not enforce: set by libvgpu.so (and never
+ * cleared), reported by the daemon's reader. Unknown bits are reported, not refused. */
+enum {
+        SHARED_REGION_DEGRADED_MEMORY_LIMIT = 1u << 0, /* a memory limit it could not parse or apply */
+        SHARED_REGION_DEGRADED_SM_LIMIT = 1u << 1,     /* an SM limit it could not measure or apply */
+};
+
 enum {
         SHARED_REGION_SLOT_FREE = 0,
         SHARED_REGION_SLOT_ACTIVE = 1,
@@ -78,7 +85,7 @@ typedef struct SharedRegionHeader {
         uint32_t flags;         /* none defined: must be 0 */
         uint64_t file_size;     /* header_size + n_slots * slot_size */
         uint32_t slot_hwm;      /* slots [slot_hwm, n_slots) were never used (atomic) */
-        uint32_t reserved0;
+        uint32_t degraded;      /* SHARED_REGION_DEGRADED_* a process could not honour (atomic OR) */
         union {
                 pthread_mutex_t lock;
                 char lock_space[64];
@@ -123,6 +130,7 @@ typedef struct SharedRegionUsage {
         uint64_t used[SHARED_REGION_DEVICES_MAX];        /* sum over counted slots, saturating */
         uint64_t limit[SHARED_REGION_DEVICES_MAX];
         uint32_t sm_limit[SHARED_REGION_DEVICES_MAX];
+        uint32_t degraded;                               /* SHARED_REGION_DEGRADED_* */
 } SharedRegionUsage;
 
 /* Sum the usage of a copy (checked with shared_region_validate_prefix()). With lock_fd >= 0 (the region file), only slots

@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
         }
         close(fd);
         printf("N_ACTIVE=%" PRIu32 "\nUSED_0=%" PRIu64 "\nLIMIT_0=%" PRIu64 "\nSM_LIMIT_0=%" PRIu32
-               "\nSLOTS_USED=%" PRIu32 "\n",
-               u.n_active, u.used[0], u.limit[0], u.sm_limit[0], h.slot_hwm);
+               "\nSLOTS_USED=%" PRIu32 "\nDEGRADED=%" PRIu32 "\n",
+               u.n_active, u.used[0], u.limit[0], u.sm_limit[0], h.slot_hwm, u.degraded);
         return 0;
 }

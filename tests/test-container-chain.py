@@ -9,7 +9,9 @@ limits and the shared region reach the container only through the CDI spec. Insi
 root process holds 700 MiB; a second one, as uid 1000, is refused 400 MiB and granted
 300 MiB, sees the claim's memory in cuMemGetInfo and NVML and is held under the SM
 limit. After the container is gone, the daemon's reader finds the region with no live
-process and nothing in use. Needs root, podman, runc, busybox (static); else 77."""
+process and nothing in use. With HAMI_DRA_CHAIN_ROOTFS, a whole distribution root (made
+by tests/oldroot) stands in for the minimal rootfs. Needs root, podman, runc, busybox
+(static); else 77."""
 
 import os
 import shutil
@@ -74,6 +76,19 @@ def ldd_paths(path):
         if words and words[0].startswith("/"):
             found.append(words[0])
     return found
+
+
+def use_given_rootfs(rootfs):
+    """HAMI_DRA_CHAIN_ROOTFS (tests/oldroot): a whole distribution root, used in place, whose
+    own programs (dynamically linked against its own glibc) replace busybox and whose
+    chain-worker and fake driver were built inside it."""
+    shutil.copy(os.environ["HAMI_DRA_FAKE_NVML_CONFIG"], os.path.join(rootfs, "etc/fake-nvml.conf"))
+    state = os.path.join(rootfs, "var/tmp/fake-cuda.state")
+    open(state, "w").close()
+    os.chmod(state, 0o666)
+    for p in (os.path.join(rootfs, LIBDIR.lstrip("/"), "libcuda.so.1"), os.path.join(rootfs, "etc/ld.so.preload")):
+        check(not os.path.exists(p), "the rootfs has no %s of its own" % p[len(rootfs):])
+    return ["(the root's own)"]
 
 
 def make_rootfs(rootfs):
@@ -141,7 +156,7 @@ exec podman --runtime runc --root "$1"/root --runroot /run/podman-run --tmpdir "
         run --rm --ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=32768:32768 --network=none \
         --cgroup-parent=/hami-chain-test \
         --env FAKE_CUDA_STATE=/var/tmp/fake-cuda.state --env FAKE_NVML_CONFIG=/etc/fake-nvml.conf \
-        --env LIBCUDA_LOG_LEVEL=3 --env PATH=/bin \
+        --env LIBCUDA_LOG_LEVEL=3 --env PATH=/bin:/usr/bin \
         "${@:4}" --rootfs "$2" /bin/sh -c "$3"
 """
 
@@ -221,8 +236,8 @@ def main():
             region = os.path.join(d.root, "state", "claims", claim_uid, "vgpu", "vgpu.cache")
             check(os.path.exists(region), "prepare made the claim's shared region")
 
-            rootfs = os.path.join(tmp, "rootfs")
-            libs = make_rootfs(rootfs)
+            rootfs = os.environ.get("HAMI_DRA_CHAIN_ROOTFS") or os.path.join(tmp, "rootfs")
+            libs = use_given_rootfs(rootfs) if os.environ.get("HAMI_DRA_CHAIN_ROOTFS") else make_rootfs(rootfs)
             print("rootfs libraries: " + " ".join(libs))
             out = run_container(os.path.join(d.root, "cdi"), os.path.join(tmp, "podman"), rootfs, cdi_id, region)
             lines = out.splitlines()

@@ -12,6 +12,7 @@
  */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <stdio.h>
 #include <time.h>
@@ -29,22 +30,28 @@ static void sleep_ms(unsigned ms) {
         nanosleep(&(struct timespec) { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 }, NULL);
 }
 
-/* libvgpu.so interposes, and the driver the loader found is the one CDI mounted in. */
-static void check_chain(void) {
+/* The library the loader found for soname is the file CDI mounted at DRIVER_DIR (on a
+ * merged-/usr image the loader may name it through the /lib link). */
+static void check_loaded_from(const char *soname) {
+        char want[PATH_MAX], got[PATH_MAX], path[PATH_MAX];
         struct link_map *m = NULL;
         void *h;
 
+        h = dlopen(soname, RTLD_NOW | RTLD_NOLOAD);
+        ASSERT_NOT_NULL(h);
+        ASSERT_OK(dlinfo(h, RTLD_DI_LINKMAP, &m));
+        snprintf(path, sizeof(path), "%s%s", DRIVER_DIR, soname);
+        ASSERT_NOT_NULL(realpath(path, want));
+        ASSERT_NOT_NULL(realpath(m->l_name, got));
+        ASSERT_STREQ(got, want);
+        dlclose(h);
+}
+
+/* libvgpu.so interposes, and the driver the loader found is the one CDI mounted in. */
+static void check_chain(void) {
         ASSERT_TRUE(preloaded());
-        h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-        ASSERT_NOT_NULL(h);
-        ASSERT_OK(dlinfo(h, RTLD_DI_LINKMAP, &m));
-        ASSERT_STREQ(m->l_name, DRIVER_DIR "libcuda.so.1");
-        dlclose(h);
-        h = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_NOLOAD);
-        ASSERT_NOT_NULL(h);
-        ASSERT_OK(dlinfo(h, RTLD_DI_LINKMAP, &m));
-        ASSERT_STREQ(m->l_name, DRIVER_DIR "libnvidia-ml.so.1");
-        dlclose(h);
+        check_loaded_from("libcuda.so.1");
+        check_loaded_from("libnvidia-ml.so.1");
 }
 
 static void check_memory(NvmlDevice d, uint64_t used) {
