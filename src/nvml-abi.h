@@ -111,6 +111,54 @@ typedef struct nvmlEventData_st {
         unsigned int computeInstanceId;
 } nvmlEventData_t;
 
+/* Per-process accounting (usage-monitor.c; layouts as nvml.h, R535-R590). */
+#ifndef NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+#define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
+#endif
+#define NVML_VALUE_NOT_AVAILABLE_UINT 0xFFFFFFFFu /* gpuInstanceId etc. without MIG */
+
+typedef struct nvmlProcessInfo_v1_st { /* nvmlDeviceGetComputeRunningProcesses */
+        unsigned int pid;
+        unsigned long long usedGpuMemory; /* bytes */
+} nvmlProcessInfo_v1_t;
+
+typedef struct nvmlProcessInfo_v2_st { /* _v2 and, as nvmlProcessInfo_t, _v3 */
+        unsigned int pid;
+        unsigned long long usedGpuMemory;
+        unsigned int gpuInstanceId;     /* 0xFFFFFFFF without MIG */
+        unsigned int computeInstanceId; /* 0xFFFFFFFF without MIG */
+} nvmlProcessInfo_v2_t;
+typedef nvmlProcessInfo_v2_t nvmlProcessInfo_t;
+
+typedef struct nvmlProcessUtilizationSample_st {
+        unsigned int pid;
+        unsigned long long timeStamp; /* CPU timestamp, microseconds */
+        unsigned int smUtil;
+        unsigned int memUtil;
+        unsigned int encUtil;
+        unsigned int decUtil;
+} nvmlProcessUtilizationSample_t;
+
+typedef struct nvmlProcessUtilizationInfo_v1_st {
+        unsigned long long timeStamp; /* CPU timestamp, microseconds */
+        unsigned int pid;
+        unsigned int smUtil;
+        unsigned int memUtil;
+        unsigned int encUtil;
+        unsigned int decUtil;
+        unsigned int jpgUtil;
+        unsigned int ofaUtil;
+} nvmlProcessUtilizationInfo_v1_t;
+
+typedef struct nvmlProcessesUtilizationInfo_v1_st {
+        unsigned int version;             /* nvmlProcessesUtilizationInfo_v1 */
+        unsigned int processSamplesCount; /* in: array size; out: samples */
+        unsigned long long lastSeenTimeStamp;
+        nvmlProcessUtilizationInfo_v1_t *procUtilArray;
+} nvmlProcessesUtilizationInfo_v1_t;
+typedef nvmlProcessesUtilizationInfo_v1_t nvmlProcessesUtilizationInfo_t;
+#define nvmlProcessesUtilizationInfo_v1 ((unsigned int) (sizeof(nvmlProcessesUtilizationInfo_v1_t) | (1u << 24)))
+
 /*
  * Every function hami-dra resolves: name, return type, parameters. gpu-nvml.c turns
  * this into its symbol table; keep it the only list.

@@ -8,16 +8,18 @@ set -eu
 cd /src
 CFLAGS="-std=gnu11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wno-unused-parameter -fPIC -pthread"
 mkdir -p /opt/fake
+# The same files as tests/fakes/*/meson.build: the GPU model (fake-cuda-*.c), shared by
+# both libraries, the driver (fake-cuda.c) and every NVML source (fake-nvml*.c).
+model=$(ls tests/fakes/cuda/fake-cuda-*.c)
+nvml_sources=$(ls tests/fakes/nvml/fake-nvml*.c)
 # shellcheck disable=SC2086
 gcc $CFLAGS -shared -fvisibility=hidden -Wl,-Bsymbolic -Wl,-soname,libcuda.so.1 \
         -Ipreload -Itests/fakes/cuda -o /opt/fake/libcuda.so.1 \
-        tests/fakes/cuda/fake-cuda.c tests/fakes/cuda/fake-cuda-state.c -ldl -lpthread
-# Every fake NVML source (tests/fakes/nvml/meson.build lists the same files).
-nvml_sources=$(ls tests/fakes/nvml/fake-nvml*.c)
+        tests/fakes/cuda/fake-cuda.c $model -ldl -lpthread
 # shellcheck disable=SC2086
 gcc $CFLAGS -shared -fvisibility=hidden -Wl,-soname,libnvidia-ml.so.1 \
         -Isrc -Itests/fakes/cuda -Itests/fakes/nvml -o /opt/fake/libnvidia-ml.so.1 \
-        $nvml_sources tests/fakes/cuda/fake-cuda-state.c -ldl -lpthread
+        $nvml_sources $model -ldl -lpthread
 # shellcheck disable=SC2086
 gcc $CFLAGS -Ipreload -Itests -Itests/preload -Itests/fakes/cuda -o /bin/chain-worker \
         tests/preload/chain-worker.c -L/opt/fake -l:libcuda.so.1 -l:libnvidia-ml.so.1 -ldl -lpthread

@@ -58,7 +58,7 @@ int main(void) {
         }
         CuDevicePtr p;
         ASSERT_CU(cuMemAlloc_v2(&p, 64 * MiB));
-        /* (The fake driver, unlike the real one, keeps a killed process's memory.) */
+        /* (The driver frees a killed process's memory too, the fake as the real one.) */
         if (limit)
                 ASSERT_EQ_U(test_free(), 0);
 

@@ -10,7 +10,21 @@
  *
  * Environment: FAKE_CUDA_DEVICES (2), FAKE_CUDA_MEMORY (16 GiB per device),
  * FAKE_CUDA_CONTEXT_MS (0), FAKE_CUDA_KERNEL_US (1000), FAKE_CUDA_QUEUE (1024),
- * FAKE_CUDA_STATE (file shared with other processes and the fake NVML).
+ * FAKE_CUDA_STATE (file shared with other processes and the fake NVML),
+ * FAKE_CUDA_SWITCH_US (30): the context switch between kernels of two processes,
+ * FAKE_CUDA_CONTEXT_MEMORY (0): device memory each context holds.
+ *
+ * Processes: memory (contexts included) and kernel time are charged to the calling
+ * process's entry in the shared state (fake-cuda-state.h); a dead process's entry and
+ * memory are reclaimed. The real driver's figures (../shared/spec/gpu-observed.md): a
+ * context holds about 520 MiB (FAKE_CUDA_CONTEXT_MEMORY=545259520; 0 by default, so
+ * tests keep their exact arithmetic), and two processes launching 200 us kernels back
+ * to back got 87 % of one process's rate together: 200 / (200 + 30) = 0.87 with a switch
+ * between every two kernels, which is how the shared queue interleaves them.
+ *
+ * A forked child inherits none of its parent's CUDA state: the parent's contexts
+ * (primary ones included) are invalid in it and the parent's allocations are not its
+ * to free (a generation number, bumped in the child by pthread_atfork).
  */
 
 #include <errno.h>
@@ -34,6 +48,8 @@ struct CUctx_st {
         int device;
         int refs;
         int primary;
+        unsigned gen;    /* the process generation that made it */
+        uint64_t memory; /* device memory it holds */
 };
 
 typedef struct FakeObject { /* arrays, mipmaps, modules, functions, graphs, pools */
@@ -44,7 +60,8 @@ typedef struct FakeObject { /* arrays, mipmaps, modules, functions, graphs, pool
 } FakeObject;
 
 static bool initialized;
-static uint64_t kernel_ns = 1000000, queue_max = 1024, context_ns;
+static uint64_t kernel_ns = 1000000, queue_max = 1024, context_ns, switch_ns = 30000, context_memory;
+static unsigned gen; /* bumped in a forked child: what older generations made is not its own */
 static __thread struct CUctx_st *current __attribute__((tls_model("initial-exec")));
 static struct CUctx_st primary[FAKE_DEVICES_MAX];
 static pthread_mutex_t primary_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +76,7 @@ typedef struct Alloc {
         uint64_t key;
         uint64_t size;
         int device;
+        unsigned gen;
         char kind; /* 0 empty, 'T' tombstone, 'd' devptr, 'h' handle, 'a' array, 'm' mipmap */
 } Alloc;
 
@@ -76,7 +94,7 @@ static bool alloc_insert(uint64_t key, uint64_t size, int device, char kind) {
 
         for (size_t n = 0; n < ALLOCS; n++, i = (i + 1) & (ALLOCS - 1))
                 if (allocs[i].kind == 0 || allocs[i].kind == 'T') {
-                        allocs[i] = (Alloc) { key, size, device, kind };
+                        allocs[i] = (Alloc) { key, size, device, gen, kind };
                         return true;
                 }
         return false;
@@ -86,7 +104,7 @@ static Alloc *alloc_find(uint64_t key, char kind) {
         size_t i = alloc_slot(key);
 
         for (size_t n = 0; n < ALLOCS && allocs[i].kind != 0; n++, i = (i + 1) & (ALLOCS - 1))
-                if (allocs[i].kind == kind && allocs[i].key == key)
+                if (allocs[i].kind == kind && allocs[i].key == key && allocs[i].gen == gen)
                         return &allocs[i];
         return NULL;
 }
@@ -98,6 +116,7 @@ typedef struct PtrSlot {
         uint64_t size;
         int device;
         bool used;
+        unsigned gen;
         uint32_t next_free;
 } PtrSlot;
 static PtrSlot *ptr_slots;
@@ -116,7 +135,7 @@ static CuResult ptr_new(uint64_t size, int device, uint64_t *ret) {
                 pthread_mutex_unlock(&allocs_lock);
                 return VG_CUDA_ERROR_OUT_OF_MEMORY;
         }
-        ptr_slots[i] = (PtrSlot) { .size = size, .device = device, .used = true };
+        ptr_slots[i] = (PtrSlot) { .size = size, .device = device, .used = true, .gen = gen };
         pthread_mutex_unlock(&allocs_lock);
         *ret = PTR_BASE + ((uint64_t) i << PTR_SHIFT);
         return VG_CUDA_SUCCESS;
@@ -128,7 +147,7 @@ static bool ptr_free(uint64_t p, uint64_t *ret_size, int *ret_device) {
         if (p < PTR_BASE || (off & ((1ULL << PTR_SHIFT) - 1)) || i == 0 || i > ptr_high)
                 return false;
         pthread_mutex_lock(&allocs_lock);
-        if (!ptr_slots[i].used) {
+        if (!ptr_slots[i].used || ptr_slots[i].gen != gen) {
                 pthread_mutex_unlock(&allocs_lock);
                 return false;
         }
@@ -140,20 +159,13 @@ static bool ptr_free(uint64_t p, uint64_t *ret_size, int *ret_device) {
         return true;
 }
 
+/* Device memory, charged to this process's entry (fake-cuda-procs.c). */
 static CuResult memory_take(int device, uint64_t size) {
-        FakeDevice *d = &st()->devices[device];
-        uint64_t used = __atomic_load_n(&d->used_memory, __ATOMIC_RELAXED);
-
-        do {
-                if (size > d->total_memory || used > d->total_memory - size)
-                        return VG_CUDA_ERROR_OUT_OF_MEMORY;
-        } while (!__atomic_compare_exchange_n(&d->used_memory, &used, used + size, true, __ATOMIC_RELAXED,
-                                              __ATOMIC_RELAXED));
-        return VG_CUDA_SUCCESS;
+        return fake_proc_charge((unsigned) device, size) < 0 ? VG_CUDA_ERROR_OUT_OF_MEMORY : VG_CUDA_SUCCESS;
 }
 
 static void memory_give(int device, uint64_t size) {
-        __atomic_sub_fetch(&st()->devices[device].used_memory, size, __ATOMIC_RELAXED);
+        fake_proc_uncharge((unsigned) device, size);
 }
 
 static CuResult record(uint64_t key, uint64_t size, int device, char kind) {
@@ -192,10 +204,14 @@ static CuResult unrecord(uint64_t key, char kind) {
                         return VG_CUDA_ERROR_NOT_INITIALIZED;                                    \
         } while (0)
 
+static bool ctx_valid(const struct CUctx_st *c) {
+        return c && c->magic == CTX_MAGIC && c->gen == gen;
+}
+
 #define CHECK_CTX()                                                                              \
         do {                                                                                     \
                 CHECK_INIT();                                                                    \
-                if (!current || current->magic != CTX_MAGIC)                                     \
+                if (!ctx_valid(current))                                                         \
                         return VG_CUDA_ERROR_INVALID_CONTEXT;                                    \
         } while (0)
 
@@ -216,11 +232,26 @@ static uint64_t env_u64(const char *name, uint64_t def) {
 
 /* ---- initialisation, devices ---- */
 
+/* In a forked child: a new generation, no primary contexts. */
+static void fork_child(void) {
+        gen++;
+        current = NULL;
+        memset(primary, 0, sizeof(primary));
+        pthread_mutex_init(&primary_lock, NULL);
+}
+
+static void register_fork_handler(void) {
+        pthread_atfork(NULL, NULL, fork_child);
+}
+
 _public_ CuResult cuInit(unsigned int flags) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+
         if (flags != 0)
                 return VG_CUDA_ERROR_INVALID_VALUE;
         if (!st())
                 return VG_CUDA_ERROR_UNKNOWN;
+        pthread_once(&once, register_fork_handler);
         pthread_mutex_lock(&allocs_lock);
         if (!allocs)
                 allocs = calloc(ALLOCS, sizeof(Alloc));
@@ -232,6 +263,8 @@ _public_ CuResult cuInit(unsigned int flags) {
         kernel_ns = env_u64("FAKE_CUDA_KERNEL_US", 1000) * 1000;
         queue_max = env_u64("FAKE_CUDA_QUEUE", 1024);
         context_ns = env_u64("FAKE_CUDA_CONTEXT_MS", 0) * 1000000;
+        switch_ns = env_u64("FAKE_CUDA_SWITCH_US", 30) * 1000;
+        context_memory = env_u64("FAKE_CUDA_CONTEXT_MEMORY", 0);
         initialized = true;
         return VG_CUDA_SUCCESS;
 }
@@ -304,8 +337,32 @@ _public_ CuResult cuDeviceGetAttribute(int *pi, int attrib, CuDevice dev) {
 
 /* ---- contexts ---- */
 
+/* A context comes into being on dev: its memory, and one context more for this
+ * process there. */
+static CuResult ctx_open(struct CUctx_st *c, CuDevice dev, int primary_) {
+        CuResult r = memory_take(dev, context_memory);
+
+        if (r != VG_CUDA_SUCCESS)
+                return r;
+        sleep_ns(context_ns);
+        fake_proc_contexts((unsigned) dev, 1);
+        *c = (struct CUctx_st) { .magic = CTX_MAGIC, .device = dev, .refs = 1, .primary = primary_, .gen = gen,
+                                 .memory = context_memory };
+        return VG_CUDA_SUCCESS;
+}
+
+static void ctx_close(struct CUctx_st *c) {
+        c->magic = 0;
+        c->refs = 0;
+        memory_give(c->device, c->memory);
+        fake_proc_contexts((unsigned) c->device, -1);
+        if (current == c)
+                current = NULL;
+}
+
 _public_ CuResult cuCtxCreate_v2(CuContext *pctx, unsigned int flags, CuDevice dev) {
         struct CUctx_st *c;
+        CuResult r;
 
         CHECK_INIT();
         if (!pctx)
@@ -315,8 +372,11 @@ _public_ CuResult cuCtxCreate_v2(CuContext *pctx, unsigned int flags, CuDevice d
         c = calloc(1, sizeof(*c));
         if (!c)
                 return VG_CUDA_ERROR_OUT_OF_MEMORY;
-        sleep_ns(context_ns);
-        *c = (struct CUctx_st) { .magic = CTX_MAGIC, .device = dev, .refs = 1 };
+        r = ctx_open(c, dev, 0);
+        if (r != VG_CUDA_SUCCESS) {
+                free(c);
+                return r;
+        }
         current = c;
         *pctx = c;
         return VG_CUDA_SUCCESS;
@@ -324,17 +384,16 @@ _public_ CuResult cuCtxCreate_v2(CuContext *pctx, unsigned int flags, CuDevice d
 
 _public_ CuResult cuCtxDestroy_v2(CuContext ctx) {
         CHECK_INIT();
-        if (!ctx || ctx->magic != CTX_MAGIC || ctx->primary)
+        if (!ctx_valid(ctx) || ctx->primary)
                 return VG_CUDA_ERROR_INVALID_CONTEXT;
-        ctx->magic = 0;
-        if (current == ctx)
-                current = NULL;
+        ctx_close(ctx);
         free(ctx);
         return VG_CUDA_SUCCESS;
 }
 
 _public_ CuResult cuDevicePrimaryCtxRetain(CuContext *pctx, CuDevice dev) {
         struct CUctx_st *c;
+        CuResult r;
 
         CHECK_INIT();
         if (!pctx)
@@ -343,15 +402,11 @@ _public_ CuResult cuDevicePrimaryCtxRetain(CuContext *pctx, CuDevice dev) {
                 return VG_CUDA_ERROR_INVALID_DEVICE;
         c = &primary[dev];
         pthread_mutex_lock(&primary_lock);
-        if (c->refs++ == 0) {
-                sleep_ns(context_ns);
-                c->magic = CTX_MAGIC;
-                c->device = dev;
-                c->primary = 1;
-        }
+        r = c->refs == 0 ? ctx_open(c, dev, 1) : (c->refs++, VG_CUDA_SUCCESS);
         pthread_mutex_unlock(&primary_lock);
-        *pctx = c;
-        return VG_CUDA_SUCCESS;
+        if (r == VG_CUDA_SUCCESS)
+                *pctx = c;
+        return r;
 }
 
 _public_ CuResult cuDevicePrimaryCtxRelease_v2(CuDevice dev) {
@@ -363,14 +418,15 @@ _public_ CuResult cuDevicePrimaryCtxRelease_v2(CuDevice dev) {
                 pthread_mutex_unlock(&primary_lock);
                 return VG_CUDA_ERROR_INVALID_CONTEXT;
         }
-        primary[dev].refs--;
+        if (--primary[dev].refs == 0) /* the last release destroys it */
+                ctx_close(&primary[dev]);
         pthread_mutex_unlock(&primary_lock);
         return VG_CUDA_SUCCESS;
 }
 
 _public_ CuResult cuCtxSetCurrent(CuContext ctx) {
         CHECK_INIT();
-        if (ctx && ctx->magic != CTX_MAGIC)
+        if (ctx && !ctx_valid(ctx))
                 return VG_CUDA_ERROR_INVALID_CONTEXT;
         current = ctx;
         return VG_CUDA_SUCCESS;
@@ -398,7 +454,7 @@ _public_ CuResult cuCtxGetDevice_v2(CuDevice *dev, CuContext ctx) {
                 return VG_CUDA_ERROR_INVALID_VALUE;
         if (!ctx)
                 ctx = current;
-        if (!ctx || ctx->magic != CTX_MAGIC)
+        if (!ctx_valid(ctx))
                 return VG_CUDA_ERROR_INVALID_CONTEXT;
         *dev = ctx->device;
         return VG_CUDA_SUCCESS;
@@ -665,6 +721,7 @@ _public_ CuResult cuMemGetInfo_v2(size_t *free_, size_t *total) {
         if (!free_ || !total)
                 return VG_CUDA_ERROR_INVALID_VALUE;
         d = &st()->devices[current->device];
+        fake_state_reclaim(d); /* the driver frees a dead process's memory at once */
         *total = (size_t) d->total_memory;
         *free_ = (size_t) (d->total_memory - __atomic_load_n(&d->used_memory, __ATOMIC_RELAXED));
         return VG_CUDA_SUCCESS;
@@ -704,7 +761,8 @@ static CuResult launch(const void *f, unsigned gx, unsigned gy, unsigned gz, uns
         CHECK_CTX();
         if (!object_is(f, 'F') || !gx || !gy || !gz || !bx || !by || !bz || (uint64_t) bx * by * bz > 1024)
                 return VG_CUDA_ERROR_INVALID_VALUE;
-        fake_state_launch(&st()->devices[current->device], kernel_ns, queue_max);
+        fake_state_launch(&st()->devices[current->device], fake_proc_self((unsigned) current->device), kernel_ns,
+                          switch_ns, queue_max);
         return VG_CUDA_SUCCESS;
 }
 
@@ -755,7 +813,8 @@ static CuResult graph_launch(CuGraphExec e) {
         CHECK_CTX();
         if (!object_is(e, 'E'))
                 return VG_CUDA_ERROR_INVALID_VALUE;
-        fake_state_launch(&st()->devices[current->device], kernel_ns, queue_max);
+        fake_state_launch(&st()->devices[current->device], fake_proc_self((unsigned) current->device), kernel_ns,
+                          switch_ns, queue_max);
         return VG_CUDA_SUCCESS;
 }
 

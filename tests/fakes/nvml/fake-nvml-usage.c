@@ -46,10 +46,19 @@ static FakeDevice *cuda_device(int index) {
         return s && index >= 0 && (unsigned) index < s->n_devices ? &s->devices[index] : NULL;
 }
 
-/* Lock held: what GPU g has in use (used by nvmlDeviceGetMemoryInfo too). */
+struct FakeDevice *fake_nvml_cuda_device(const FakeGpu *g) {
+        return cuda_device((int) (g - fake_nvml.gpus));
+}
+
+/* Lock held: what GPU g has in use (used by nvmlDeviceGetMemoryInfo too), contexts
+ * included; dead processes' memory freed first, as the driver frees it at their exit. */
 unsigned long long fake_nvml_memory_used(const FakeGpu *g) {
-        FakeDevice *d = cuda_device((int) (g - fake_nvml.gpus));
-        unsigned long long used = d ? __atomic_load_n(&d->used_memory, __ATOMIC_RELAXED) : g->memory_used;
+        FakeDevice *d = fake_nvml_cuda_device(g);
+        unsigned long long used;
+
+        if (d)
+                fake_state_reclaim(d);
+        used = d ? __atomic_load_n(&d->used_memory, __ATOMIC_RELAXED) : g->memory_used;
         return used < g->memory_total ? used : g->memory_total;
 }
 
@@ -100,7 +109,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtili
         if (!u)
                 r = NVML_ERROR_INVALID_ARGUMENT;
         else {
-                d = cuda_device((int) (g - fake_nvml.gpus));
+                d = fake_nvml_cuda_device(g);
                 u->gpu = d ? fake_state_utilization(d, window_ms * 1000000ULL) : 0;
                 u->memory = 0;
         }

@@ -6,6 +6,8 @@
  *   fake-nvml-config.c  the description file (FAKE_NVML_CONFIG) -> FakeNvml
  *   fake-nvml.c         init/shutdown, error strings, system and device queries
  *   fake-nvml-events.c  event sets, events injected through FAKE_NVML_EVENTS
+ *   fake-nvml-usage.c   memory and utilization of the fake CUDA driver's devices
+ *   fake-nvml-processes.c  their processes: running processes, per-process utilization
  * Add new NVML functions in a new file: take the lock and validate with
  * fake_nvml_enter(), read per-GPU values from FakeGpu (keys the config parser does
  * not know land in FakeGpu.extras, see fake_gpu_extra()), then fake_nvml_leave().
@@ -119,6 +121,10 @@ NVML_FUNCTIONS(FAKE_NVML_DECLARE)
 /* fake-nvml-usage.c: memory in use on GPU g, from the fake CUDA driver's state when
  * FAKE_CUDA_STATE is set, from the description otherwise. Lock held. */
 unsigned long long fake_nvml_memory_used(const FakeGpu *g);
+/* The fake CUDA driver's device behind GPU g (fake-cuda-state.h), NULL without
+ * FAKE_CUDA_STATE. */
+struct FakeDevice;
+struct FakeDevice *fake_nvml_cuda_device(const FakeGpu *g);
 
 /* Called by nvmlShutdown when the last user leaves. */
 void fake_nvml_events_reset(void);
