@@ -303,7 +303,7 @@ static void region_attach(void) {
                 if (r == -ENOENT) {
                         /* No daemon made it (tests, or a bare container): make it ourselves. */
                         r = shared_region_create(path, SHARED_REGION_DEVICES_MAX, SHARED_REGION_SLOTS_DEFAULT,
-                                                 vgpu_config.memory_limit, NULL, 0600);
+                                                 vgpu_config.memory_limit, vgpu_config.sm_limit, 0600);
                         if (r >= 0 || r == -EEXIST)
                                 r = shared_region_attach(&vgpu_region, path, 0);
                 }

@@ -29,15 +29,26 @@ static uint64_t device_limit(int dev) {
         return dev >= 0 && dev < (int) SHARED_REGION_DEVICES_MAX ? vgpu_config.memory_limit[dev] : 0;
 }
 
+/* The limit left for our reservations: what the driver holds beyond them (the monitor
+ * measures it) counts too. 0 means no limit, so a footprint already past it leaves 1. */
+static uint64_t reservation_limit(int dev) {
+        uint64_t limit = device_limit(dev), extra;
+
+        if (limit == 0 || !vgpu_region.header || (unsigned) dev >= vgpu_region.header->n_devices)
+                return limit;
+        extra = __atomic_load_n(&vgpu_region.header->devices[dev].footprint_extra, __ATOMIC_RELAXED);
+        return extra < limit ? limit - extra : 1;
+}
+
 static CuResult reserve(int dev, uint64_t size) {
         int r;
 
         if (dev < 0)
                 return VG_CUDA_SUCCESS; /* no context: the driver will say so */
-        r = shared_region_reserve(&vgpu_region, (uint32_t) dev, size, device_limit(dev));
+        r = shared_region_reserve(&vgpu_region, (uint32_t) dev, size, reservation_limit(dev));
         if (r == -ENOMEM) {
                 vgpu_log(VGPU_LOG_INFO, "device %d: allocation of %llu bytes refused: %llu of %llu in use", dev,
-                         (unsigned long long) size, (unsigned long long) shared_region_used(&vgpu_region, (uint32_t) dev),
+                         (unsigned long long) size, (unsigned long long) shared_region_footprint(&vgpu_region, (uint32_t) dev),
                          (unsigned long long) device_limit(dev));
                 return VG_CUDA_ERROR_OUT_OF_MEMORY;
         }
@@ -403,7 +414,7 @@ static void limited_view(int dev, uint64_t real_free, uint64_t real_total, uint6
                 return;
         }
         total = limit < real_total || real_total == 0 ? limit : real_total;
-        used = shared_region_used(&vgpu_region, (uint32_t) dev);
+        used = shared_region_footprint(&vgpu_region, (uint32_t) dev);
         free_ = used < total ? total - used : 0;
         *ret_free = free_ < real_free ? free_ : real_free;
         *ret_total = total;
@@ -497,5 +508,62 @@ _public_ NvmlReturn nvmlDeviceGetMemoryInfo_v2(NvmlDevice device, NvmlMemoryV2 *
         if (r == VG_NVML_SUCCESS && memory &&
             nvml_limited_view(device, &memory->total, &memory->free, &memory->used))
                 memory->reserved = 0; /* the driver's reservation is outside the container's share */
+        return r;
+}
+
+/* ---- contexts ----
+ * A context costs device memory the driver takes itself (about 520 MiB on an H200). The
+ * monitor learns that cost per GPU (context_bytes); before the first context of this
+ * process on a device, reserve it, so a process that cannot even have its context
+ * within the limit is told so instead of pushing the container over it. Once per
+ * process and device; the monitor then replaces the estimate by the measured footprint.
+ */
+static bool context_reserved[SHARED_REGION_DEVICES_MAX];
+
+static CuResult context_reserve(CuDevice ordinal) {
+        int dev = vgpu_device_of_ordinal(ordinal);
+        uint64_t cost;
+        int r;
+
+        if (dev < 0 || !vgpu_region.header || (unsigned) dev >= vgpu_region.header->n_devices ||
+            __atomic_exchange_n(&context_reserved[dev], true, __ATOMIC_RELAXED))
+                return VG_CUDA_SUCCESS;
+        cost = __atomic_load_n(&vgpu_region.header->devices[dev].context_bytes, __ATOMIC_RELAXED);
+        if (cost == 0 || device_limit(dev) == 0)
+                return VG_CUDA_SUCCESS;
+        r = shared_region_reserve_context(&vgpu_region, (uint32_t) dev, cost, reservation_limit(dev));
+        if (r == -ENOMEM) {
+                uint64_t limit = device_limit(dev), held = shared_region_footprint(&vgpu_region, (uint32_t) dev);
+
+                __atomic_store_n(&context_reserved[dev], false, __ATOMIC_RELAXED);
+                vgpu_log(VGPU_LOG_ERROR,
+                         "device %d: a CUDA context needs about %llu MiB; the container's limit has %llu of %llu MiB left",
+                         dev, (unsigned long long) (cost >> 20),
+                         (unsigned long long) ((held < limit ? limit - held : 0) >> 20),
+                         (unsigned long long) (limit >> 20));
+                return VG_CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        return VG_CUDA_SUCCESS;
+}
+
+_public_ CuResult cuCtxCreate_v2(CuContext *pctx, unsigned int flags, CuDevice dev) {
+        CuResult r;
+
+        HOOK_ENTER(cuCtxCreate_v2, pctx, flags, dev);
+        r = pctx ? context_reserve(dev) : VG_CUDA_SUCCESS;
+        if (r == VG_CUDA_SUCCESS)
+                r = vgpu_real.cuCtxCreate_v2(pctx, flags, dev);
+        vgpu_guard_leave();
+        return r;
+}
+
+_public_ CuResult cuDevicePrimaryCtxRetain(CuContext *pctx, CuDevice dev) {
+        CuResult r;
+
+        HOOK_ENTER(cuDevicePrimaryCtxRetain, pctx, dev);
+        r = pctx ? context_reserve(dev) : VG_CUDA_SUCCESS;
+        if (r == VG_CUDA_SUCCESS)
+                r = vgpu_real.cuDevicePrimaryCtxRetain(pctx, dev);
+        vgpu_guard_leave();
         return r;
 }

@@ -29,6 +29,10 @@
 
 #define VGPU_CUDA_HOOKS(X)                                                                       \
         X(cuInit, "cuInit", 2000, NONE, (unsigned int flags))                                    \
+        X(cuCtxCreate_v2, "cuCtxCreate", 3020, NONE,                                             \
+          (CuContext *pctx, unsigned int flags, CuDevice dev))                                   \
+        X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", 7000, NONE,                      \
+          (CuContext *pctx, CuDevice dev))                                                       \
         X(cuGetProcAddress, "cuGetProcAddress", 11030, NONE,                                     \
           (const char *symbol, void **pfn, int cudaVersion, CuUint64 flags))                     \
         X(cuGetProcAddress_v2, "cuGetProcAddress", 12000, NONE,                                  \

@@ -3,31 +3,38 @@
 /*
  * The SM limiter: a token bucket of kernel launches per device, in the shared region so
  * that all the container's processes draw from one bucket. Its rate is fed back from
- * the measured utilization: every period, one process (whoever wins a compare-and-swap)
- * reads NVML's utilization u over the last period and the launches n the container made
- * in it; a launch then costs about u/n of the device, so the rate that meets the limit
- * L is n*L/u per period. The new rate is the mean of the old one and that estimate.
- * Launches past the bucket sleep (never spin) until their token is due.
+ * the container's measured share u of the GPU and the launches n it made meanwhile: a
+ * launch costs about u/n of the device, so the rate that meets the limit L is n*L/u.
+ * The new rate is the mean of the old one and that estimate. The share is the node's
+ * usage monitor's (the daemon reads the driver's per-process accounting under host
+ * PIDs, usage-monitor.h): the container's own, whatever else runs on the GPU. Without a
+ * monitor, NVML's device-wide utilization stands in (right when the container is alone,
+ * stricter than asked when it is not). Launches past the bucket sleep (never spin)
+ * until their token is due.
  */
 
 #include <errno.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "vgpu.h"
 
 #define TOKEN_ONE (1LL << 16)
 #define PERIOD_NS (250ULL * 1000 * 1000)
-#define BURST_NS (25ULL * 1000 * 1000)
-#define REFILL_NS (50ULL * 1000)
+#define BURST_NS QUANTUM_NS /* a slot's worth, never more: the rest would spill into the next container's slot */
+#define QUANTUM_NS (10ULL * 1000 * 1000) /* = USAGE_MONITOR_PERIOD_NS, the monitor's slot period */
 #define RATE_MIN (1.0 * TOKEN_ONE)        /* launches per second, fixed point */
 #define RATE_MAX (1e8 * TOKEN_ONE)
 #define RATE_INITIAL (100.0 * TOKEN_ONE)
+/* The monitor writes every 100 ms; 1.5 s without an update and it counts as gone. */
+#define MONITOR_STALE_NS (1500ULL * 1000 * 1000)
+#define ADJUST_MIN_NS (400ULL * 1000 * 1000)
 
-/* The coarse clock (a few ms of resolution) costs a load instead of a TSC read; the
- * bucket holds 25 ms and the rate is re-estimated from measurements, so it is enough. */
+/* The fine clock: quanta are placed at random phases, which the coarse clock (a few
+ * ms of resolution, ticking for every process at once) would line up again. */
 static uint64_t now_ns(void) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
@@ -53,9 +60,59 @@ static int utilization(int dev) {
         return (int) u.gpu;
 }
 
-static void rate_adjust(int dev, SharedRegionDevice *d, uint64_t now) {
+/* The new rate from what the container launched (launches over elapsed_s) and the
+ * share of the GPU that cost (util, percent): the rate that meets the limit, averaged
+ * with the old one. No measurable share: the launches are too short to matter, open up. */
+static void rate_update(int dev, SharedRegionDevice *d, double launches, double elapsed_s, double util,
+                        const char *source) {
+        double rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED), target;
+
+        if (launches <= 0 || elapsed_s <= 0)
+                return;
+        target = launches / elapsed_s * TOKEN_ONE * vgpu_config.sm_limit[dev] / (util > 0.5 ? util : 0.5);
+        rate = (rate + target) / 2;
+        if (rate < RATE_MIN)
+                rate = RATE_MIN;
+        if (rate > RATE_MAX)
+                rate = RATE_MAX;
+        __atomic_store_n(&d->rate, (uint64_t) rate, __ATOMIC_RELAXED);
+        vgpu_log(VGPU_LOG_DEBUG, "device %d: %s share %.1f%%, %.0f launches/s, rate now %.1f/s", dev, source, util,
+                 launches / elapsed_s, rate / TOKEN_ONE);
+}
+
+/* The node's usage monitor measured the container's own share (measured_seq moved):
+ * whoever sees the new sequence first adjusts. True when the monitor is alive. */
+static bool rate_adjust_from_monitor(int dev, SharedRegionDevice *d, uint64_t now) {
+        uint64_t seq = __atomic_load_n(&d->measured_seq, __ATOMIC_ACQUIRE);
+        uint64_t seen = __atomic_load_n(&d->adjust_seq, __ATOMIC_RELAXED);
+        uint64_t last;
+
+        if (seq == 0)
+                return false; /* no monitor has ever written: the device-wide fallback */
+        last = __atomic_load_n(&d->adjust_ns, __ATOMIC_RELAXED);
+        if (seq == seen)
+                return last != 0 && now - last < MONITOR_STALE_NS;
+        /* The monitor writes every 100 ms; its figures move slower (a 1 s window). */
+        if (last != 0 && now - last < ADJUST_MIN_NS)
+                return true;
+        if (!__atomic_compare_exchange_n(&d->adjust_seq, &seen, seq, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+                return true; /* another process adjusts */
+        last = __atomic_exchange_n(&d->adjust_ns, now, __ATOMIC_ACQ_REL);
+        if (last == 0 || now - last > MONITOR_STALE_NS) {
+                __atomic_store_n(&d->launches, 0, __ATOMIC_RELAXED); /* a fresh start */
+                return true;
+        }
+        rate_update(dev, d, (double) __atomic_exchange_n(&d->launches, 0, __ATOMIC_RELAXED), (double) (now - last) / 1e9,
+                    __atomic_load_n(&d->measured_sm, __ATOMIC_RELAXED) / 10.0, "own");
+        return true;
+}
+
+/* Without a monitor (a container started by hand, or the daemon down for more than
+ * MONITOR_STALE_NS): NVML's device-wide utilization, which counts other containers'
+ * kernels as ours, so the limit is then stricter than asked, never looser. */
+static void rate_adjust_device_wide(int dev, SharedRegionDevice *d, uint64_t now) {
         uint64_t last = __atomic_load_n(&d->adjust_ns, __ATOMIC_RELAXED);
-        double rate, target, launches, elapsed;
+        double launches;
         int util;
 
         if (last != 0 && now - last < PERIOD_NS)
@@ -65,43 +122,64 @@ static void rate_adjust(int dev, SharedRegionDevice *d, uint64_t now) {
         launches = (double) __atomic_exchange_n(&d->launches, 0, __ATOMIC_RELAXED);
         if (last == 0)
                 return;
-        elapsed = (double) (now - last) / 1e9;
         util = utilization(dev);
-        if (util < 0 || launches <= 0)
+        if (util < 0) {
+                vgpu_report_degraded(SHARED_REGION_DEGRADED_SM_LIMIT,
+                                     "device %d: no usage monitor and no NVML utilization: the SM limit holds "
+                                     "at its last rate", dev);
                 return;
-        rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
-        /* No measurable utilization: the launches are too short to matter, let them go
-         * (the estimate below with util = 1 opens the bucket fast). */
-        target = launches / elapsed * TOKEN_ONE * vgpu_config.sm_limit[dev] / (util > 0 ? util : 1);
-        rate = (rate + target) / 2;
-        if (rate < RATE_MIN)
-                rate = RATE_MIN;
-        if (rate > RATE_MAX)
-                rate = RATE_MAX;
-        __atomic_store_n(&d->rate, (uint64_t) rate, __ATOMIC_RELAXED);
-        vgpu_log(VGPU_LOG_DEBUG, "device %d: utilization %d%%, %.0f launches/s, rate now %.1f/s", dev, util,
-                 launches / elapsed, rate / TOKEN_ONE);
+        }
+        rate_update(dev, d, launches, (double) (now - last) / 1e9, util, "device-wide");
 }
 
+static void rate_adjust(int dev, SharedRegionDevice *d, uint64_t now) {
+        if (!rate_adjust_from_monitor(dev, d, now))
+                rate_adjust_device_wide(dev, d, now);
+}
+
+/* This container's phase in the quantum grid: chosen once per region device, at random,
+ * so that containers sharing a GPU do not all refill (and submit) at the same instant. */
+static uint64_t quantum_phase(SharedRegionDevice *d, uint64_t now) {
+        uint64_t phase = __atomic_load_n(&d->phase_ns, __ATOMIC_RELAXED), zero = 0;
+
+        if (phase != 0)
+                return phase % QUANTUM_NS;
+        phase = 1 + ((now ^ ((uint64_t) getpid() << 32)) * 0x9e3779b97f4a7c15ULL >> 11) % (QUANTUM_NS - 1);
+        if (!__atomic_compare_exchange_n(&d->phase_ns, &zero, phase, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                phase = zero;
+        return phase;
+}
+
+/* Tokens come a quantum at a time: the container then submits that quantum's kernels
+ * together, and the GPU runs them as one stretch instead of switching contexts between
+ * every kernel of every container (each switch costs GPU time nobody gets: two
+ * time-sliced processes got 87 % of the GPU together on an H200). */
 static void refill(SharedRegionDevice *d, uint64_t now) {
+        uint64_t q = (now + quantum_phase(d, now)) / QUANTUM_NS;
         uint64_t last = __atomic_load_n(&d->refill_ns, __ATOMIC_RELAXED);
         double rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
         int64_t add, cap, t;
 
-        /* Refill at most every REFILL_NS: the bucket holds a burst, and every refill is a
-         * compare-and-swap on a line all the container's launchers share. */
-        if (now < last + REFILL_NS ||
-            !__atomic_compare_exchange_n(&d->refill_ns, &last, now, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        if (q == last || !__atomic_compare_exchange_n(&d->refill_ns, &last, q, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
                 return;
         if (last == 0)
                 return;
-        add = (int64_t) (rate * (double) (now - last < 1000000000ULL ? now - last : 1000000000ULL) / 1e9);
-        cap = (int64_t) (rate * BURST_NS / 1e9);
-        if (cap < TOKEN_ONE)
-                cap = TOKEN_ONE;
+        add = (int64_t) (rate * (double) ((q - last) < 100 ? q - last : 100) * QUANTUM_NS / 1e9);
+        /* A quantum's worth and the fraction of a launch carried over: 1.5 launches a
+         * quantum must come out as 3 every 2 quanta, not 1 every quantum. */
+        cap = (int64_t) (rate * BURST_NS / 1e9) + TOKEN_ONE;
         t = __atomic_add_fetch(&d->tokens, add, __ATOMIC_RELAXED);
         if (t > cap)
                 __atomic_store_n(&d->tokens, cap, __ATOMIC_RELAXED); /* racy trim: bounded error */
+}
+
+/* Until the token is due: the next quantum, or later at a low rate. */
+static int64_t wait_ns(SharedRegionDevice *d, uint64_t now, int64_t deficit) {
+        double rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
+        int64_t to_next = (int64_t) (QUANTUM_NS - (now + quantum_phase(d, now)) % QUANTUM_NS);
+        int64_t due = (int64_t) ((double) deficit / rate * 1e9);
+
+        return due > to_next ? (due < 20000000 ? due : 20000000) : to_next;
 }
 
 void vgpu_sm_throttle(int dev) {
@@ -116,7 +194,6 @@ void vgpu_sm_throttle(int dev) {
                                     __ATOMIC_RELAXED);
         for (;;) {
                 uint64_t now = now_ns();
-                double rate;
                 int64_t t, wait;
 
                 rate_adjust(dev, d, now);
@@ -127,12 +204,7 @@ void vgpu_sm_throttle(int dev) {
                         return;
                 }
                 __atomic_add_fetch(&d->tokens, TOKEN_ONE, __ATOMIC_RELAXED);
-                rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
-                wait = (int64_t) ((double) -t / rate * 1e9);
-                if (wait < 20000)
-                        wait = 20000;
-                if (wait > 20000000)
-                        wait = 20000000;
+                wait = wait_ns(d, now, -t);
                 nanosleep(&(struct timespec) { .tv_sec = 0, .tv_nsec = wait }, NULL);
         }
 }

@@ -18,7 +18,6 @@
 #include "macro.h"
 #include "time-util.h"
 
-#define USEC_PER_MSEC UINT64_C(1000)
 #define WATCH_TIMEOUT_USEC (15ull * 60 * USEC_PER_SEC)
 #define KUBE_IDLE_EASY_MAX 16u   /* handles kept for reuse; the claim reads of a busy kubelet */
 

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "manager-dbus.h"
 #include "manager.h"
+#include "manager-monitor.h"
 #include "prepare-bus.h"
 #include "sandbox.h"
 
@@ -692,6 +693,10 @@ int manager_start(Manager *m) {
                 (void) preparer_foreach(m->preparer, manager_publish_claim, m);
         }
 
+        r = manager_setup_monitor(m);
+        if (r < 0)
+                return r;
+
         /* Everything is open and bound: from here on only the allowlisted calls. */
         r = sandbox_apply(&m->config);
         if (r < 0)
@@ -723,6 +728,7 @@ Manager *manager_free(Manager *m) {
         free(m->apiserver_status);
         /* Then prepare: waits for its workers and completes what is still in flight. */
         m->prepare = prepare_service_free(m->prepare);
+        manager_free_monitor(m);
         m->preparer = preparer_free(m->preparer);
         preparer_claims_free(m->recovered, m->n_recovered);
         m->bus = bus_server_free(m->bus);

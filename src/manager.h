@@ -57,6 +57,10 @@ typedef struct Manager {
         char *apiserver_status;    /* one line for STATUS=, from the publisher */
         BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */
 
+        struct UsageMonitor *monitor; /* NULL until NVML can be loaded (manager-monitor.c) */
+        sd_event_source *monitor_timer;
+        bool monitor_unavailable_logged;
+
         ManagerState state;
         char *degraded_reason;
         char *last_status;

@@ -174,7 +174,15 @@ static bool slot_lock_held(int fd, uint32_t slot) {
         return fl.l_type != F_UNLCK;
 }
 
+static int parse_usage(const void *data, size_t size, int lock_fd, SharedRegionUsage *ret,
+                       SharedRegionSlotCallback slot_cb, void *userdata);
+
 int shared_region_parse_usage(const void *data, size_t size, int lock_fd, SharedRegionUsage *ret) {
+        return parse_usage(data, size, lock_fd, ret, NULL, NULL);
+}
+
+static int parse_usage(const void *data, size_t size, int lock_fd, SharedRegionUsage *ret,
+                       SharedRegionSlotCallback slot_cb, void *userdata) {
         SharedRegionHeader h;
         SharedRegionUsage u = {};
         int r;
@@ -185,6 +193,7 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
         memcpy(&h, data, sizeof(h));
 
         u.n_devices = h.n_devices;
+        u.n_slots = h.n_slots;
         u.degraded = h.degraded;
         for (uint32_t d = 0; d < h.n_devices; d++) {
                 u.limit[d] = h.devices[d].limit;
@@ -201,18 +210,20 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
                 u.n_active++;
                 for (uint32_t d = 0; d < h.n_devices; d++)
                         u.used[d] = add_saturating(u.used[d], s.used[d]);
+                if (slot_cb)
+                        slot_cb(i, &s, userdata);
         }
         if (ret)
                 *ret = u;
         return 0;
 }
 
-/* pread up to size bytes from offset 0 into buf (which holds size). */
-static int read_at_most(int fd, uint8_t *buf, size_t size, size_t *ret_n) {
+/* pread up to size bytes from offset into buf (which holds size). */
+static int read_at(int fd, uint8_t *buf, size_t size, off_t offset, size_t *ret_n) {
         size_t n = 0;
 
         while (n < size) {
-                ssize_t k = pread(fd, buf + n, size - n, (off_t) n);
+                ssize_t k = pread(fd, buf + n, size - n, offset + (off_t) n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -226,7 +237,16 @@ static int read_at_most(int fd, uint8_t *buf, size_t size, size_t *ret_n) {
         return 0;
 }
 
+static int read_at_most(int fd, uint8_t *buf, size_t size, size_t *ret_n) {
+        return read_at(fd, buf, size, 0, ret_n);
+}
+
 int shared_region_read_usage(const char *path, SharedRegionUsage *ret) {
+        return shared_region_read_usage_slots(path, ret, NULL, NULL, NULL);
+}
+
+int shared_region_read_usage_slots(const char *path, SharedRegionUsage *ret, struct stat *ret_st,
+                                   SharedRegionSlotCallback slot_cb, void *userdata) {
         SharedRegionHeader h;
         uint8_t *buf = NULL;
         struct stat st;
@@ -260,7 +280,9 @@ int shared_region_read_usage(const char *path, SharedRegionUsage *ret) {
         r = read_at_most(fd, buf, want, &n);
         if (r < 0)
                 goto finish;
-        r = shared_region_parse_usage(buf, n, fd, ret);
+        r = parse_usage(buf, n, fd, ret, slot_cb, userdata);
+        if (r >= 0 && ret_st)
+                *ret_st = st;
 finish:
         free(buf);
         close(fd);
@@ -277,6 +299,69 @@ int shared_region_read_used(const char *path, uint64_t *ret_used_per_device, siz
         for (size_t i = 0; i < n; i++)
                 ret_used_per_device[i] = i < u.n_devices ? u.used[i] : 0;
         return 0;
+}
+
+static int write_at(int fd, const void *p, size_t size, off_t offset) {
+        ssize_t k = pwrite(fd, p, size, offset);
+
+        if (k < 0)
+                return -errno;
+        return (size_t) k == size ? 0 : -EIO;
+}
+
+static int write_measurement(int fd, uint32_t d, const SharedRegionMeasurement *m) {
+        off_t base = (off_t) (offsetof(SharedRegionHeader, devices) + d * sizeof(SharedRegionDevice));
+        uint64_t seq = 0;
+        size_t n = 0;
+        int r;
+
+#define FIELD_AT(field) (base + (off_t) offsetof(SharedRegionDevice, field))
+        r = write_at(fd, &m->footprint_extra, sizeof(uint64_t), FIELD_AT(footprint_extra));
+        if (r >= 0)
+                r = write_at(fd, &m->context_bytes, sizeof(uint64_t), FIELD_AT(context_bytes));
+        if (r >= 0)
+                r = write_at(fd, &m->measured_sm, sizeof(uint32_t), FIELD_AT(measured_sm));
+        if (r >= 0)
+                r = write_at(fd, &m->measured_procs, sizeof(uint32_t), FIELD_AT(measured_procs));
+        if (r >= 0 && m->phase_ns != 0)
+                r = write_at(fd, &m->phase_ns, sizeof(uint64_t), FIELD_AT(phase_ns));
+        /* Last, so that a reader who sees the new sequence sees the new values. */
+        if (r >= 0)
+                r = read_at(fd, (uint8_t *) &seq, sizeof(seq), FIELD_AT(measured_seq), &n);
+        if (r >= 0) {
+                seq = n == sizeof(seq) ? seq + 1 : 1;
+                r = write_at(fd, &seq, sizeof(seq), FIELD_AT(measured_seq));
+        }
+#undef FIELD_AT
+        return r;
+}
+
+int shared_region_write_measurements(const char *path, const struct stat *expect,
+                                     const SharedRegionMeasurement *m, uint32_t n) {
+        SharedRegionHeader h;
+        struct stat st;
+        size_t got = 0;
+        int fd, r = 0;
+
+        if (!path || !expect || (!m && n > 0))
+                return -EINVAL;
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        /* Written by the container: only the file we read, a regular one, with a header. */
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode) || st.st_dev != expect->st_dev || st.st_ino != expect->st_ino)
+                r = -ESTALE;
+        if (r >= 0)
+                r = read_at(fd, (uint8_t *) &h, sizeof(h), 0, &got);
+        if (r >= 0)
+                r = header_check(&h, got, &h);
+        for (uint32_t d = 0; r >= 0 && d < n && d < h.n_devices; d++)
+                if (m[d].measured)
+                        r = write_measurement(fd, d, &m[d]);
+        close(fd);
+        return r;
 }
 
 /* ---- the writer side (libvgpu.so) ---- */
@@ -340,6 +425,20 @@ static int slot_try_lock(int fd, uint32_t slot) {
         return 0;
 }
 
+/* Our host PID, for the daemon's usage monitor: a POSIX read lock on the slot's beacon
+ * (shared-region.h). Best effort: without it only the measurements are missing. */
+static void slot_set_beacon(SharedRegion *r, uint32_t slot) {
+        struct flock fl = {
+                .l_type = F_RDLCK,
+                .l_whence = SEEK_SET,
+                .l_start = shared_region_beacon_offset(r->header->n_slots, slot),
+                .l_len = 1,
+        };
+
+        if (r->lock_fd >= 0)
+                (void) fcntl(r->lock_fd, F_SETLK, &fl);
+}
+
 static int region_claim_slot(SharedRegion *r) {
         uint32_t n = r->header->n_slots;
         int k;
@@ -372,6 +471,7 @@ static int region_claim_slot(SharedRegion *r) {
 
                 r->slot = i;
                 r->self = s;
+                slot_set_beacon(r, i);
                 return 0;
         }
         return -EUSERS;
@@ -576,4 +676,23 @@ uint64_t shared_region_used(SharedRegion *r, uint32_t dev) {
         if (!r->header || dev >= r->header->n_devices)
                 return 0;
         return load64(&r->header->devices[dev].used);
+}
+
+uint64_t shared_region_footprint(SharedRegion *r, uint32_t dev) {
+        if (!r->header || dev >= r->header->n_devices)
+                return 0;
+        return add_saturating(load64(&r->header->devices[dev].used),
+                              load64(&r->header->devices[dev].footprint_extra));
+}
+
+int shared_region_reserve_context(SharedRegion *r, uint32_t dev, uint64_t bytes, uint64_t limit) {
+        uint64_t mib = (bytes + (1u << 20) - 1) >> 20;
+        int k;
+
+        if (mib > UINT16_MAX)
+                mib = UINT16_MAX;
+        k = shared_region_reserve(r, dev, mib << 20, limit);
+        if (k >= 0)
+                __atomic_store_n(&r->self->context_mib[dev], (uint16_t) mib, __ATOMIC_RELAXED);
+        return k;
 }

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define SHARED_REGION_MAGIC "HAMIVGPU"
@@ -61,11 +62,23 @@ typedef struct SharedRegionDevice {
         uint32_t reserved0;
         /* SM limiter, shared by the container's processes (atomics, no lock). */
         int64_t tokens;         /* launch tokens available, fixed point (1 << 16 = 1 launch) */
-        uint64_t refill_ns;     /* CLOCK_MONOTONIC of the last refill */
+        uint64_t refill_ns;     /* the refill quantum last served (libvgpu's sm-limiter.c) */
         uint64_t rate;          /* launches per second, fixed point 1 << 16 */
         uint64_t adjust_ns;     /* CLOCK_MONOTONIC of the last rate adjustment */
         uint64_t launches;      /* launches since adjust_ns */
-        uint64_t reserved1[8];
+        /* Written by the node's usage monitor (the daemon: usage-monitor.c), which sees
+         * the driver's per-process accounting under host PIDs; read by libvgpu.so. */
+        uint64_t footprint_extra; /* bytes the driver holds for the container's processes
+                                     beyond what they reserved here (contexts, modules,
+                                     pool reserves): counted against the limit */
+        uint64_t context_bytes;   /* what one process's context costs on this GPU; 0: unknown */
+        uint32_t measured_sm;     /* the container's own SM share, permille of the GPU */
+        uint32_t measured_procs;  /* its processes the driver reported in that window */
+        uint64_t measured_seq;    /* bumped after every update of the fields above */
+        uint64_t adjust_seq;      /* libvgpu: the measured_seq its limiter last used */
+        uint64_t phase_ns;        /* its phase in the refill quanta: the monitor's slot
+                                     (usage-monitor.c), else libvgpu picks one at random */
+        uint64_t reserved1[2];
 } __attribute__((aligned(64))) SharedRegionDevice;
 
 typedef struct SharedRegionSlot {
@@ -73,7 +86,12 @@ typedef struct SharedRegionSlot {
         int32_t pid;            /* owner's pid in its own namespace: informational only */
         uint64_t generation;    /* bumped on every claim */
         uint64_t used[SHARED_REGION_DEVICES_MAX];
+        /* Of used[d], what libvgpu reserved for its context on device d before the
+         * driver made it (MiB; the monitor's context_bytes): not an allocation. */
+        uint16_t context_mib[SHARED_REGION_DEVICES_MAX];
 } __attribute__((aligned(64))) SharedRegionSlot;
+
+_Static_assert(sizeof(SharedRegionSlot) == 192, "the slot layout of region version 1 changed");
 
 typedef struct SharedRegionHeader {
         char magic[8];          /* SHARED_REGION_MAGIC, no NUL */
@@ -103,6 +121,17 @@ static inline off_t shared_region_slot_offset(uint32_t slot) {
         return (off_t) (sizeof(SharedRegionHeader) + (size_t) slot * sizeof(SharedRegionSlot));
 }
 
+/*
+ * The beacon of slot `slot`: one byte past the end of the file on which its owner holds
+ * a classic POSIX read lock (F_SETLK) for as long as it holds the slot. Unlike the OFD
+ * lock, /proc/locks names a POSIX lock's owner, by its PID in the reader's PID namespace:
+ * the host's daemon learns each slot's host PID from it, which NVML's per-process
+ * accounting speaks in. Past the end of the file so it never meets the OFD locks.
+ */
+static inline off_t shared_region_beacon_offset(uint32_t n_slots, uint32_t slot) {
+        return (off_t) (shared_region_file_size(n_slots) + slot);
+}
+
 /* Create the file at path (which must not exist) atomically, readable and writable per
  * mode, with a valid header. limits/sm_limits may be NULL (nothing recorded). */
 int shared_region_create(const char *path, uint32_t n_devices, uint32_t n_slots,
@@ -126,6 +155,7 @@ int shared_region_validate_prefix(const void *data, size_t size);
 
 typedef struct SharedRegionUsage {
         uint32_t n_devices;
+        uint32_t n_slots;
         uint32_t n_active;                               /* live slots counted */
         uint64_t used[SHARED_REGION_DEVICES_MAX];        /* sum over counted slots, saturating */
         uint64_t limit[SHARED_REGION_DEVICES_MAX];
@@ -141,6 +171,28 @@ int shared_region_parse_usage(const void *data, size_t size, int lock_fd, Shared
 /* The daemon's reader: open path without following symlinks or blocking, copy at most
  * the maximal region size, validate and sum. Takes no lock, never maps the file. */
 int shared_region_read_usage(const char *path, SharedRegionUsage *ret);
+
+/* The same, also calling slot_cb for every live slot (index and a validated-header copy
+ * of it: its fields are still the container's word) and returning the file's identity. */
+typedef void (*SharedRegionSlotCallback)(uint32_t slot, const SharedRegionSlot *copy, void *userdata);
+int shared_region_read_usage_slots(const char *path, SharedRegionUsage *ret, struct stat *ret_st,
+                                   SharedRegionSlotCallback slot_cb, void *userdata);
+
+/* What the usage monitor measured for one device of a region. */
+typedef struct SharedRegionMeasurement {
+        uint64_t footprint_extra;
+        uint64_t context_bytes;
+        uint32_t measured_sm;
+        uint32_t measured_procs;
+        uint64_t phase_ns;        /* the container's slot on the GPU; 0: none (leave it) */
+        bool measured;            /* false: nothing is known, the device is left alone */
+} SharedRegionMeasurement;
+
+/* Write m[0..n) (devices 0..n-1, those with `measured` set) into the region at path,
+ * then bump each written device's measured_seq. The file must still be the one `expect` describes (dev and inode), a
+ * regular file with a valid header; nothing else in it is touched. */
+int shared_region_write_measurements(const char *path, const struct stat *expect,
+                                     const SharedRegionMeasurement *m, uint32_t n);
 
 /* The same, for callers that want an array: used[i] for i < n (0 past n_devices).
  * 0 or negative errno. */
@@ -174,5 +226,10 @@ int shared_region_reserve(SharedRegion *r, uint32_t dev, uint64_t size, uint64_t
 void shared_region_release(SharedRegion *r, uint32_t dev, uint64_t size);
 /* The container's usage on device dev (0 for a bad device). */
 uint64_t shared_region_used(SharedRegion *r, uint32_t dev);
+/* Its footprint: usage plus what the driver holds beyond it (the monitor's word). */
+uint64_t shared_region_footprint(SharedRegion *r, uint32_t dev);
+/* Reserve a context's expected cost on dev (like shared_region_reserve, recorded in our
+ * slot's context_mib so the monitor tells it from allocations). */
+int shared_region_reserve_context(SharedRegion *r, uint32_t dev, uint64_t bytes, uint64_t limit);
 /* Reclaim every ACTIVE slot whose owner died. Returns how many. */
 int shared_region_reclaim_dead(SharedRegion *r);

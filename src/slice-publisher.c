@@ -12,7 +12,6 @@
 #include "slice-publisher.h"
 #include "time-util.h"
 
-#define USEC_PER_MSEC UINT64_C(1000)
 #define SLICES_PATH "/apis/resource.k8s.io/v1/resourceslices"
 #define SYNC_ROUNDS_MAX 8          /* syncs with writes in a row before we call it a loop */
 #define CONFLICTS_MAX 5            /* 409s in a row re-read at once; then with backoff */

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #define USEC_PER_SEC UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
 
 /* CLOCK_MONOTONIC in microseconds: deadlines, timeouts and ages, never wall-clock time. */
 static inline uint64_t now_usec(void) {

@@ -231,7 +231,7 @@ unsigned fake_state_processes(FakeDevice *d, FakeProcessInfo *out, unsigned max)
 
 /* ---- utilization samples ---- */
 
-static uint64_t busy_between(const FakeProcess *p, uint64_t from_ms, uint64_t to_ms) {
+uint64_t fake_proc_busy_ns(const FakeProcess *p, uint64_t from_ms, uint64_t to_ms) {
         uint64_t busy = 0;
 
         for (uint64_t b = from_ms; b < to_ms; b++) {
@@ -260,7 +260,7 @@ static bool entry_sample(const FakeState *s, const FakeProcess *p, unsigned slot
 
                 if (ts <= last_seen_us)
                         return false;
-                busy = busy_between(p, end - period_ms, end);
+                busy = fake_proc_busy_ns(p, end - period_ms, end);
                 if (busy == 0)
                         continue;
                 busy = busy * 100 / (period_ms * FAKE_BUCKET_NS);

@@ -117,6 +117,9 @@ typedef struct FakeProcessInfo {
  * many there are. Reclaims the dead first. */
 unsigned fake_state_processes(FakeDevice *d, FakeProcessInfo *out, unsigned max);
 
+/* Busy time of p's kernels in the millisecond buckets [from_ms, to_ms) (CLOCK_MONOTONIC). */
+uint64_t fake_proc_busy_ns(const FakeProcess *p, uint64_t from_ms, uint64_t to_ms);
+
 typedef struct FakeSample {
         uint32_t pid;
         uint64_t timestamp_us; /* CLOCK_REALTIME, the end of the sample window */
