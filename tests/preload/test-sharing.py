@@ -104,11 +104,11 @@ def truth(env):
                          capture_output=True, text=True, check=True).stdout
     per_pid, device = {}, 0
     for line in out.splitlines():
-        a, b = line.split()
-        if a == "device":
-            device = int(b)
+        words = line.split()
+        if words[0] == "device":
+            device = int(words[1])
         else:
-            per_pid[int(a)] = int(b)
+            per_pid[int(words[0])] = int(words[1])
     return per_pid, device
 
 

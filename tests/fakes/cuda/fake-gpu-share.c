@@ -2,8 +2,9 @@
 /*
  * fake-gpu-share DEVICE WINDOW_MS: the ground truth of the sharing tests, read straight
  * from the fake GPU's timeline (FAKE_CUDA_STATE), not through NVML: for each live
- * process on DEVICE, its host PID and the permille of the last WINDOW_MS its kernels
- * kept the device busy; then the device's own busy permille ("device ...").
+ * process on DEVICE, its host PID, the permille of the last WINDOW_MS its kernels kept
+ * the device busy and the device memory it holds (bytes, contexts included); then the
+ * device's own busy permille ("device ...").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,9 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < FAKE_PROCS_MAX; i++) {
                 const FakeProcess *p = &d->procs[i];
                 if (p->pid != 0)
-                        printf("%u %llu\n", p->pid,
-                               (unsigned long long) (fake_proc_busy_ns(p, from_ms, now_ms) * 1000 / (window_ms * FAKE_BUCKET_NS)));
+                        printf("%u %llu %llu\n", p->pid,
+                               (unsigned long long) (fake_proc_busy_ns(p, from_ms, now_ms) * 1000 / (window_ms * FAKE_BUCKET_NS)),
+                               (unsigned long long) __atomic_load_n(&p->memory, __ATOMIC_RELAXED));
         }
         fake_dev_unlock(d);
         printf("device %u\n", device_percent * 10);
