@@ -36,7 +36,11 @@ int main(int argc, char **argv) {
         }
         close(fd);
         printf("N_ACTIVE=%" PRIu32 "\nUSED_0=%" PRIu64 "\nLIMIT_0=%" PRIu64 "\nSM_LIMIT_0=%" PRIu32
-               "\nSLOTS_USED=%" PRIu32 "\nDEGRADED=%" PRIu32 "\n",
-               u.n_active, u.used[0], u.limit[0], u.sm_limit[0], h.slot_hwm, u.degraded);
+               "\nSLOTS_USED=%" PRIu32 "\nDEGRADED=%" PRIu32 "\nMEASURED_SM_0=%" PRIu32
+               "\nMEASURED_PROCS_0=%" PRIu32 "\nMEASURED_SEQ_0=%" PRIu64 "\nFOOTPRINT_EXTRA_0=%" PRIu64
+               "\nCONTEXT_BYTES_0=%" PRIu64 "\nPHASE_NS_0=%" PRIu64 "\n",
+               u.n_active, u.used[0], u.limit[0], u.sm_limit[0], h.slot_hwm, u.degraded, h.devices[0].measured_sm,
+               h.devices[0].measured_procs, h.devices[0].measured_seq, h.devices[0].footprint_extra,
+               h.devices[0].context_bytes, h.devices[0].phase_ns);
         return 0;
 }
