@@ -33,8 +33,20 @@ SCENARIOS = {
                     (30, "steady", 1, 200)],
     # Several processes in one container, and kernels of other lengths and patterns.
     "multiprocess-30x2-60": [(30, "steady", 2, 200), (60, "steady", 1, 200)],
-    # A bursty tenant (launching half the time) under a limit below what it would use.
-    "mixed-kernels-60-30": [(60, "steady", 1, 50), (30, "bursts", 1, 2000)],
+    # A bursty tenant (launching half the time) beside one with short kernels.
+    "mixed-kernels-60-30": [(60, "steady", 1, 50), (30, "bursts", 1, 200)],
+    # Alone on the GPU (with the monitor): short kernels (tens of us), long ones
+    # (several ms), bursts.
+    "alone-short-10": [(10, "steady", 1, 20)],
+    "alone-short-30": [(30, "steady", 1, 20)],
+    "alone-short-50": [(50, "steady", 1, 20)],
+    "alone-short-90": [(90, "steady", 1, 20)],
+    "alone-long-10": [(10, "steady", 1, 5000)],
+    "alone-long-30": [(30, "steady", 1, 5000)],
+    "alone-long-50": [(50, "steady", 1, 5000)],
+    "alone-long-90": [(90, "steady", 1, 5000)],
+    "alone-bursts-30": [(30, "bursts", 1, 200)],
+    "alone-bursts-90": [(90, "bursts", 1, 200)],
     # Limits that add up to the whole GPU: see SATURATED.
     "50-50": [(50, "steady", 1, 200), (50, "steady", 1, 200)],
     "10-30-60": [(10, "steady", 1, 200), (30, "steady", 1, 200), (60, "steady", 1, 200)],
