@@ -28,6 +28,12 @@
 #define RATE_INITIAL (100.0 * TOKEN_ONE)
 /* The monitor writes every 100 ms; 1.5 s without an update and it counts as gone. */
 #define MONITOR_STALE_NS (1500ULL * 1000 * 1000)
+/* More than this of the GPU busy with context switches (permille: the monitor's
+ * "unowned"), and the limiters of all its containers back off below what the GPU ran
+ * of theirs, by BACK_OFF_* per adjustment, until their queues have drained. */
+#define CONGESTED_PERMILLE 80
+#define BACK_OFF_OVER 0.8
+#define BACK_OFF_UNDER 0.95
 #define ADJUST_MIN_NS (400ULL * 1000 * 1000)
 
 /* The fine clock: quanta are placed at random phases, which the coarse clock (a few
@@ -80,12 +86,26 @@ static void rate_update(int dev, SharedRegionDevice *d, double launches, double 
                  launches / elapsed_s, rate / TOKEN_ONE);
 }
 
+/* Below what the GPU ran of ours lately (launches per second): the queue drains. A
+ * container at or over its limit gives way more than one under it, so that the GPU's
+ * time goes back to the limits, not to whoever got ahead. */
+static void rate_back_off(int dev, SharedRegionDevice *d, double launches_per_s, double util) {
+        double rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
+
+        if (launches_per_s * TOKEN_ONE < rate)
+                rate = launches_per_s * TOKEN_ONE;
+        rate *= util >= vgpu_config.sm_limit[dev] ? BACK_OFF_OVER : BACK_OFF_UNDER;
+        __atomic_store_n(&d->rate, (uint64_t) (rate < RATE_MIN ? RATE_MIN : rate), __ATOMIC_RELAXED);
+        vgpu_log(VGPU_LOG_DEBUG, "device %d: the GPU is congested, rate now %.1f/s", dev, rate / TOKEN_ONE);
+}
+
 /* The node's usage monitor measured the container's own share (measured_seq moved):
  * whoever sees the new sequence first adjusts. True when the monitor is alive. */
 static bool rate_adjust_from_monitor(int dev, SharedRegionDevice *d, uint64_t now) {
         uint64_t seq = __atomic_load_n(&d->measured_seq, __ATOMIC_ACQUIRE);
         uint64_t seen = __atomic_load_n(&d->adjust_seq, __ATOMIC_RELAXED);
         uint64_t last;
+        double launches;
 
         if (seq == 0)
                 return false; /* no monitor has ever written: the device-wide fallback */
@@ -102,7 +122,15 @@ static bool rate_adjust_from_monitor(int dev, SharedRegionDevice *d, uint64_t no
                 __atomic_store_n(&d->launches, 0, __ATOMIC_RELAXED); /* a fresh start */
                 return true;
         }
-        rate_update(dev, d, (double) __atomic_exchange_n(&d->launches, 0, __ATOMIC_RELAXED), (double) (now - last) / 1e9,
+        launches = (double) __atomic_exchange_n(&d->launches, 0, __ATOMIC_RELAXED);
+        if (__atomic_load_n(&d->unowned, __ATOMIC_RELAXED) >= CONGESTED_PERMILLE) {
+                /* The GPU switches between containers' kernels more than it runs them:
+                 * everyone's queue is too long. Back off until it catches up. */
+                rate_back_off(dev, d, launches / ((double) (now - last) / 1e9),
+                              __atomic_load_n(&d->measured_sm, __ATOMIC_RELAXED) / 10.0);
+                return true;
+        }
+        rate_update(dev, d, launches, (double) (now - last) / 1e9,
                     __atomic_load_n(&d->measured_sm, __ATOMIC_RELAXED) / 10.0, "own");
         return true;
 }

@@ -111,6 +111,12 @@ typedef struct nvmlEventData_st {
         unsigned int computeInstanceId;
 } nvmlEventData_t;
 
+/* Device-wide utilization over the driver's last sample period, percent. */
+typedef struct nvmlUtilization_st {
+        unsigned int gpu;
+        unsigned int memory;
+} nvmlUtilization_t;
+
 /* Per-process accounting (usage-monitor.c; layouts as nvml.h, R535-R590). */
 #ifndef NVML_ERROR_ARGUMENT_VERSION_MISMATCH
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25

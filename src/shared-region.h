@@ -78,8 +78,13 @@ typedef struct SharedRegionDevice {
         uint64_t adjust_seq;      /* libvgpu: the measured_seq its limiter last used */
         uint64_t phase_ns;        /* its phase in the refill quanta: the monitor's slot
                                      (usage-monitor.c), else libvgpu picks one at random */
-        uint64_t reserved1[2];
+        uint32_t unowned;         /* monitor: permille of the GPU busy with no process's
+                                     kernels (context switches): congestion */
+        uint32_t reserved2;
+        uint64_t reserved1[1];
 } __attribute__((aligned(64))) SharedRegionDevice;
+
+_Static_assert(sizeof(SharedRegionDevice) == 128, "the device layout of region version 1 changed");
 
 typedef struct SharedRegionSlot {
         uint32_t state;         /* SHARED_REGION_SLOT_* */
@@ -185,6 +190,7 @@ typedef struct SharedRegionMeasurement {
         uint32_t measured_sm;
         uint32_t measured_procs;
         uint64_t phase_ns;        /* the container's slot on the GPU; 0: none (leave it) */
+        uint32_t unowned;         /* permille of the GPU busy with nobody's kernels */
         bool measured;            /* false: nothing is known, the device is left alone */
 } SharedRegionMeasurement;
 

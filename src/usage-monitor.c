@@ -22,6 +22,7 @@ typedef nvmlReturn_t (*NvmlByUuid)(const char *uuid, nvmlDevice_t *device);
 typedef nvmlReturn_t (*NvmlProcessUtilization)(nvmlDevice_t device, nvmlProcessUtilizationSample_t *samples,
                                                unsigned int *count, unsigned long long last_seen);
 typedef nvmlReturn_t (*NvmlRunningProcesses)(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos);
+typedef nvmlReturn_t (*NvmlUtilizationRates)(nvmlDevice_t device, nvmlUtilization_t *utilization);
 
 typedef struct MonitorGpu {
         char uuid[96];
@@ -33,6 +34,10 @@ typedef struct MonitorGpu {
         unsigned n_processes;
         uint64_t context_bytes;        /* smallest per-process overhead seen; 0: none yet */
         uint64_t period_us;            /* the driver's sampling period as seen; 0: not yet */
+        uint32_t unowned;              /* this tick: permille busy with nobody's kernels */
+        uint32_t busy[16];             /* device-wide utilization, the last readings (percent) */
+        uint64_t busy_at[16];          /* when (the newest sample's time, microseconds) */
+        unsigned n_busy;
         bool polled;                   /* in this tick */
 } MonitorGpu;
 
@@ -42,6 +47,7 @@ struct UsageMonitor {
         NvmlByUuid by_uuid;
         NvmlProcessUtilization process_utilization;
         NvmlRunningProcesses running_processes;
+        NvmlUtilizationRates utilization_rates;
         char *proc_locks_path;
         MonitorGpu *gpus;
         size_t n_gpus;
@@ -65,9 +71,11 @@ int usage_monitor_new(const char *library, UsageMonitor **ret) {
         m->by_uuid = (NvmlByUuid) dlsym(m->dl, "nvmlDeviceGetHandleByUUID");
         m->process_utilization = (NvmlProcessUtilization) dlsym(m->dl, "nvmlDeviceGetProcessUtilization");
         m->running_processes = (NvmlRunningProcesses) dlsym(m->dl, "nvmlDeviceGetComputeRunningProcesses_v3");
+        m->utilization_rates = (NvmlUtilizationRates) dlsym(m->dl, "nvmlDeviceGetUtilizationRates");
         if (!m->running_processes) /* the same layout before R510 */
                 m->running_processes = (NvmlRunningProcesses) dlsym(m->dl, "nvmlDeviceGetComputeRunningProcesses_v2");
-        if (!init || !m->shutdown || !m->by_uuid || !m->process_utilization || !m->running_processes) {
+        if (!init || !m->shutdown || !m->by_uuid || !m->process_utilization || !m->running_processes ||
+            !m->utilization_rates) {
                 dlclose(m->dl);
                 free(m);
                 return -EOPNOTSUPP;
@@ -238,6 +246,49 @@ static void gpu_poll_processes(UsageMonitor *m, MonitorGpu *g) {
         g->n_processes = count <= MONITOR_PROCESSES_MAX ? count : 0;
 }
 
+/*
+ * How much of the GPU's busy time is nobody's: the device-wide utilization less every
+ * process's own share (all processes on the GPU, not only ours). That is the cost of
+ * switching contexts between processes whose kernels interleave: when it is large, the
+ * containers' queues have grown into each other's slots, and their limiters back off
+ * until the GPU catches up (sm-limiter.c).
+ */
+static void gpu_poll_congestion(UsageMonitor *m, MonitorGpu *g) {
+        nvmlUtilization_t u;
+        uint32_t owned = 0, pids[64];
+        unsigned n = 0;
+
+        uint64_t sum = 0, count = 0;
+
+        g->unowned = 0;
+        if (m->utilization_rates(g->device, &u) != NVML_SUCCESS || u.gpu > 100)
+                return;
+        /* Over the same second as the processes' shares: the readings of that second. */
+        memmove(g->busy + 1, g->busy, sizeof(g->busy) - sizeof(g->busy[0]));
+        memmove(g->busy_at + 1, g->busy_at, sizeof(g->busy_at) - sizeof(g->busy_at[0]));
+        g->busy[0] = u.gpu;
+        g->busy_at[0] = g->last_seen_us;
+        if (g->n_busy < 16)
+                g->n_busy++;
+        for (unsigned i = 0; i < g->n_busy; i++)
+                if (g->busy_at[i] + USAGE_MONITOR_WINDOW_US > g->last_seen_us) {
+                        sum += g->busy[i];
+                        count++;
+                }
+        for (size_t i = 0; i < g->n_samples && n < 64; i++) {
+                bool seen = false;
+                for (unsigned k = 0; k < n && !seen; k++)
+                        seen = pids[k] == g->samples[i].pid;
+                if (!seen)
+                        pids[n++] = g->samples[i].pid;
+        }
+        for (unsigned k = 0; k < n; k++)
+                owned += usage_samples_pid_permille(g->samples, g->n_samples, pids[k], USAGE_MONITOR_WINDOW_US,
+                                                    g->period_us);
+        sum = count ? sum * 10 / count : 0;
+        g->unowned = sum > owned ? (uint32_t) (sum - owned) : 0;
+}
+
 static uint64_t gpu_process_memory(const MonitorGpu *g, uint32_t pid) {
         for (unsigned i = 0; i < g->n_processes; i++)
                 if (g->processes[i].pid == pid)
@@ -313,6 +364,7 @@ static void measure_device(UsageMonitor *m, const RegionScan *s, unsigned d, Mon
         }
         out.measured_sm = sm > 1000 ? 1000 : sm;
         out.context_bytes = g->context_bytes;
+        out.unowned = g->unowned;
         *ret = out;
 }
 
@@ -345,6 +397,7 @@ static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const char *locks
                 if (!g->polled) {
                         gpu_poll_samples(m, g);
                         gpu_poll_processes(m, g);
+                        gpu_poll_congestion(m, g);
                         g->polled = true;
                 }
                 /* A live process whose host PID is unknown (no beacon yet, or it lost it)

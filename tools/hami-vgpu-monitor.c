@@ -49,9 +49,9 @@ static void print_tick(const UsageMonitorRegion *regions, size_t n) {
                         continue;
                 }
                 for (unsigned d = 0; d < r->n_devices; d++)
-                        printf("%s: device %u: sm %.1f%% (%u of %u processes), extra %llu MiB, context %llu MiB\n",
+                        printf("%s: device %u: sm %.1f%% (%u of %u processes), unowned %.1f%%, extra %llu MiB, context %llu MiB\n",
                                r->path, d, r->measured[d].measured_sm / 10.0, r->measured[d].measured_procs,
-                               r->n_processes, (unsigned long long) (r->measured[d].footprint_extra >> 20),
+                               r->n_processes, r->measured[d].unowned / 10.0, (unsigned long long) (r->measured[d].footprint_extra >> 20),
                                (unsigned long long) (r->measured[d].context_bytes >> 20));
         }
         fflush(stdout);

@@ -28,11 +28,6 @@ typedef struct nvmlMemory_v2_st {
 #define NVML_MEMORY_V2 ((unsigned int) (sizeof(nvmlMemory_v2_t) | (2u << 24)))
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 
-typedef struct nvmlUtilization_st {
-        unsigned int gpu;
-        unsigned int memory;
-} nvmlUtilization_t;
-
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index);
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory);
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
