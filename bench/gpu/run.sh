@@ -23,7 +23,7 @@ ROOT=$PWD
 T0=$(date +%s)
 
 DEADLINE_S=${DEADLINE_S:-420}       # start no step past this (seconds since the start)
-# The monitor writes a region every 100 ms and the limiter adjusts on each update:
+# The monitor writes a region every 100 ms; the limiter adjusts on it every 400 ms at most:
 # the warm-ups leave it 5 (alone) and 8 (tenants) updates before the counting starts.
 ALONE_REPS=${ALONE_REPS:-2}         # runs per "alone" row (baselines included)
 ALONE_SECS=${ALONE_SECS:-5}         # one alone run: launches for this long...
