@@ -24,7 +24,7 @@ import uuid
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 
-from fakeapi import FakeApiServer, device_nodes  # noqa: E402
+from fakeapi import FakeApiServer, claim_object, claim_result, device_nodes  # noqa: E402
 from harness import DRIVER, Daemon, check, fail, is_real_daemon  # noqa: E402
 
 NODE = "test-node"
@@ -78,16 +78,22 @@ def ldd_paths(path):
     return found
 
 
-def use_given_rootfs(rootfs):
-    """HAMI_DRA_CHAIN_ROOTFS (tests/oldroot): a whole distribution root, used in place, whose
-    own programs (dynamically linked against its own glibc) replace busybox and whose
-    chain-worker and fake driver were built inside it."""
+def rootfs_common(rootfs):
+    """What any rootfs gets: the fake NVML's device list and the fake driver's state file
+    (shared by the container's processes whatever their uid); no driver of its own."""
     shutil.copy(os.environ["HAMI_DRA_FAKE_NVML_CONFIG"], os.path.join(rootfs, "etc/fake-nvml.conf"))
     state = os.path.join(rootfs, "var/tmp/fake-cuda.state")
     open(state, "w").close()
     os.chmod(state, 0o666)
     for p in (os.path.join(rootfs, LIBDIR.lstrip("/"), "libcuda.so.1"), os.path.join(rootfs, "etc/ld.so.preload")):
         check(not os.path.exists(p), "the rootfs has no %s of its own" % p[len(rootfs):])
+
+
+def use_given_rootfs(rootfs):
+    """HAMI_DRA_CHAIN_ROOTFS (tests/oldroot): a whole distribution root, used in place, whose
+    own programs (dynamically linked against its own glibc) replace busybox and whose
+    chain-worker and fake driver were built inside it."""
+    rootfs_common(rootfs)
     return ["(the root's own)"]
 
 
@@ -114,13 +120,7 @@ def make_rootfs(rootfs):
     shutil.copy(shutil.which("busybox"), os.path.join(rootfs, "bin/busybox"))
     for applet in APPLETS:
         os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-    shutil.copy(os.environ["HAMI_DRA_FAKE_NVML_CONFIG"], os.path.join(rootfs, "etc/fake-nvml.conf"))
-    # The fake driver's device state, shared by the container's processes whatever their uid.
-    state = os.path.join(rootfs, "var/tmp/fake-cuda.state")
-    open(state, "w").close()
-    os.chmod(state, 0o666)
-    for p in (os.path.join(rootfs, LIBDIR.lstrip("/"), "libcuda.so.1"), os.path.join(rootfs, "etc/ld.so.preload")):
-        check(not os.path.exists(p), "the rootfs has no %s of its own" % p[len(rootfs):])
+    rootfs_common(rootfs)
     return sorted(libs)
 
 
@@ -224,11 +224,7 @@ def main():
 
             claim_uid = str(uuid.uuid4())
             ref = ("default", "chain", claim_uid)
-            fake.put({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
-                      "metadata": {"name": "chain", "namespace": "default", "uid": claim_uid},
-                      "status": {"allocation": {"devices": {"results": [
-                          {"request": "gpu", "driver": DRIVER, "pool": NODE, "device": "hami-gpu-0",
-                           "shareID": SHARE, "consumedCapacity": {"memory": "1Gi", "cores": "30"}}]}}}})
+            fake.put(claim_object("chain", claim_uid, [claim_result(DRIVER, NODE, "hami-gpu-0", SHARE, "1Gi", "30")]))
             r = k.prepare([ref], "v1")[claim_uid]
             check(not r.error, "the claim is prepared (%s)" % r.error)
             cdi_id = r.devices[0].cdi_device_ids[0]

@@ -21,31 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *label = "overhead";
 
-#define CU(call)                                                                                   \
-        do {                                                                                       \
-                CUresult r_ = (call);                                                              \
-                if (r_ != CUDA_SUCCESS) {                                                          \
-                        const char *s_ = NULL;                                                     \
-                        cuGetErrorName(r_, &s_);                                                   \
-                        printf("OVERHEAD_ERROR label=%s call=%s err=%s line=%d\n", label, #call,   \
-                               s_ ? s_ : "?", __LINE__);                                           \
-                        fflush(stdout);                                                            \
-                        exit(2);                                                                   \
-                }                                                                                  \
-        } while (0)
-
-#define CR(call)                                                                                   \
-        do {                                                                                       \
-                cudaError_t r_ = (call);                                                           \
-                if (r_ != cudaSuccess) {                                                           \
-                        printf("OVERHEAD_ERROR label=%s call=%s err=%s line=%d\n", label, #call,   \
-                               cudaGetErrorName(r_), __LINE__);                                    \
-                        fflush(stdout);                                                            \
-                        exit(2);                                                                   \
-                }                                                                                  \
-        } while (0)
+#include "probe.cuh"
 
 __global__ void empty_kernel(void) {
 }
@@ -67,12 +44,14 @@ static void report(const char *what, int64_t *v, size_t n) {
                 sum += (double) v[i];
         qsort(v, n, sizeof *v, cmp64);
         size_t p99 = (size_t) ((double) (n - 1) * 0.99);
-        printf("OVERHEAD label=%s what=%s n=%zu median_ns=%lld p99_ns=%lld mean_ns=%.0f max_ns=%lld\n", label, what,
+        printf("OVERHEAD label=%s what=%s n=%zu median_ns=%lld p99_ns=%lld mean_ns=%.0f max_ns=%lld\n", probe_label, what,
                n, (long long) v[n / 2], (long long) v[p99], sum / (double) n, (long long) v[n - 1]);
         fflush(stdout);
 }
 
 int main(int argc, char **argv) {
+        probe_name = "OVERHEAD";
+        probe_label = "overhead";
         size_t launches = 20000, allocs = 5000;
         double warm = 1.0, max_secs = 5.0;
 
@@ -86,7 +65,7 @@ int main(int argc, char **argv) {
                 else if (!strcmp(argv[i], "--max-secs"))
                         max_secs = atof(argv[i + 1]);
                 else if (!strcmp(argv[i], "--label"))
-                        label = argv[i + 1];
+                        probe_label = argv[i + 1];
                 else {
                         fprintf(stderr, "usage: overhead [--launches N] [--allocs N] [--warm S] [--max-secs S] [--label L]\n");
                         return 1;
@@ -134,7 +113,7 @@ int main(int argc, char **argv) {
         double launch_wall_s = (double) (mono_ns() - t_all) / 1e9;
         report("launch", v, done);
         printf("OVERHEAD_INFO label=%s warm_launches=%zu timed_launches=%zu launches_per_s=%.0f cut_short=%d\n",
-               label, warmed, done, (double) done / launch_wall_s, done < launches);
+               probe_label, warmed, done, (double) done / launch_wall_s, done < launches);
 
         for (size_t i = 0; i < 200; i++) { // warm the allocator
                 CUdeviceptr p;

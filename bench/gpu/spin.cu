@@ -30,31 +30,8 @@
 
 #define MAX_KERNELS (1u << 20)
 
-static const char *prog_label = "spin";
 
-#define CU(call)                                                                                    \
-        do {                                                                                        \
-                CUresult r_ = (call);                                                               \
-                if (r_ != CUDA_SUCCESS) {                                                           \
-                        const char *s_ = NULL;                                                      \
-                        cuGetErrorName(r_, &s_);                                                    \
-                        printf("SPIN_ERROR label=%s call=%s err=%s line=%d\n", prog_label, #call,   \
-                               s_ ? s_ : "?", __LINE__);                                            \
-                        fflush(stdout);                                                             \
-                        exit(2);                                                                    \
-                }                                                                                   \
-        } while (0)
-
-#define CR(call)                                                                                    \
-        do {                                                                                        \
-                cudaError_t r_ = (call);                                                            \
-                if (r_ != cudaSuccess) {                                                            \
-                        printf("SPIN_ERROR label=%s call=%s err=%s line=%d\n", prog_label, #call,   \
-                               cudaGetErrorName(r_), __LINE__);                                     \
-                        fflush(stdout);                                                             \
-                        exit(2);                                                                    \
-                }                                                                                   \
-        } while (0)
+#include "probe.cuh"
 
 __device__ __forceinline__ unsigned long long globaltimer(void) {
         unsigned long long t;
@@ -103,6 +80,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+        probe_name = "SPIN";
+        probe_label = "spin";
         const char *mode = "short";
         double kernel_us = -1, secs = 4, warm = 1.5, on_ms = -1, off_ms = -1;
         int64_t start_at = 0;
@@ -132,7 +111,7 @@ int main(int argc, char **argv) {
                 else if (!strcmp(a, "--start-at"))
                         start_at = strtoll(v, NULL, 10);
                 else if (!strcmp(a, "--label"))
-                        prog_label = v;
+                        probe_label = v;
                 else
                         usage();
                 i++;
@@ -311,12 +290,12 @@ int main(int argc, char **argv) {
         printf("SPIN label=%s mode=%s kernel_us=%.0f cycles=%lld clock_khz=%d sms=%d grid=%d depth=%d "
                "secs=%.2f warm=%.2f measured_s=%.3f launched=%u stamped=%llu counted=%llu kps=%.2f "
                "busy_pct=%.2f mean_kernel_us=%.2f calib_us=%s late_ms=%.1f sync_err_us=%.1f pid=%d hostpid=%s overflow=%d\n",
-               prog_label, mode, kernel_us, cycles, clock_khz, sms, 4 * sms, depth, secs, warm, wlen / 1e9, n,
+               probe_label, mode, kernel_us, cycles, clock_khz, sms, 4 * sms, depth, secs, warm, wlen / 1e9, n,
                dur_n, counted, wlen > 0 ? counted / (wlen / 1e9) : 0.0, wlen > 0 ? 100.0 * busy / wlen : 0.0,
                dur_n ? dur_sum / dur_n / 1000.0 : 0.0,
                calib_s, (double) late_ns / 1e6,
                (double) best / 2000.0, (int) getpid(), self[0] ? self : "na", n > MAX_KERNELS);
-        printf("SPIN_BINS label=%s bin_s=0.5 completions=", prog_label);
+        printf("SPIN_BINS label=%s bin_s=0.5 completions=", probe_label);
         for (int b = 0; b < nbins; b++)
                 printf("%s%u", b ? "," : "", bins[b]);
         printf("\n");

@@ -93,3 +93,23 @@ def prepare_daemon_root(d, kubeconfig, plugin="", extra=""):
     env = dict(os.environ, HAMI_DRA_DEV_ROOT=devroot, HAMI_DRA_DRIVER_ROOT=d.root)
     env.pop("NOTIFY_SOCKET", None)
     return env
+
+
+def claim_object(name, uid, results, config=None, namespace="default"):
+    """An allocated resource.k8s.io/v1 ResourceClaim, as the scheduler leaves it."""
+    devices = {"results": results}
+    if config is not None:
+        devices["config"] = config
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "status": {"allocation": {"devices": devices}}}
+
+
+def claim_result(driver, pool, device="hami-gpu-0", share=None, memory=None, cores=None, request="gpu"):
+    """One allocation result: a device of our pool, with its share and consumed capacity."""
+    r = {"request": request, "driver": driver, "pool": pool, "device": device}
+    if share:
+        r["shareID"] = share
+    if memory:
+        r["consumedCapacity"] = {"memory": memory, "cores": cores}
+    return r

@@ -17,9 +17,11 @@ import uuid
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+sys.path.insert(0, os.path.join(SRC, "tests", "preload"))
 
-from fakeapi import FakeApiServer, device_nodes  # noqa: E402
+from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon, check, is_real_daemon  # noqa: E402
+from tenants import fake_gpu_processes, gpu_env, tenant_env  # noqa: E402
 
 NODE = "test-node"
 SHARE = "6f1c2f1e-0000-4000-8000-000000000002"
@@ -42,8 +44,8 @@ def main():
         skip("needs the real daemon")
     if os.geteuid() != 0:
         skip("needs root (the device-node fixtures)")
-    for var in ("HAMI_DRA_LIBVGPU", "HAMI_DRA_TENANT_WORKER", "HAMI_DRA_REGION_USAGE", "HAMI_DRA_FAKE_GPU_SHARE", "HAMI_DRA_PRELOAD_LIB_PATH",
-                "HAMI_DRA_MOCK_NVML_CONFIG"):
+    for var in ("HAMI_DRA_LIBVGPU", "HAMI_DRA_TENANT_WORKER", "HAMI_DRA_REGION_USAGE", "HAMI_DRA_FAKE_GPU_SHARE",
+                "HAMI_DRA_PRELOAD_LIB_PATH", "HAMI_DRA_FAKE_NVML_CONFIG"):
         if not os.environ.get(var):
             skip("%s is not set: run through meson test" % var)
     tmp = tempfile.mkdtemp(prefix="hami-monitor-", dir="/var/tmp")
@@ -53,32 +55,17 @@ def main():
         fake = FakeApiServer(tmp, NODE)
         kubeconfig = fake.write_kubeconfig()
         state = os.path.join(tmp, "fake-cuda.state")
-        gpu_env = {"LD_LIBRARY_PATH": os.environ["HAMI_DRA_PRELOAD_LIB_PATH"],
-                   "FAKE_CUDA_STATE": state, "FAKE_NVML_CONFIG": os.environ["HAMI_DRA_MOCK_NVML_CONFIG"]}
+        # The fake NVML with the mock GPUs' UUIDs (HAMI_DRA_FAKE_NVML_CONFIG, for this test).
+        fake_gpu = gpu_env(state)
         with Daemon(gpus=2, root=os.path.join(tmp, "daemon")) as d:
-            os.makedirs(d.root)
-            with open(os.path.join(d.root, "hami-dra.conf"), "w") as f:
-                f.write("[Plugin]\nKubeconfig=%s\n[Container]\nPreloadLibrary=%s\n"
-                        % (kubeconfig, os.environ["HAMI_DRA_LIBVGPU"]))
-            # The host's /dev/nvidia* and driver libraries, as prepare checks them.
-            device_nodes(os.path.join(d.root, "devroot"), 2)
-            libdir = os.path.join(d.root, "driver", "usr", "lib", "x86_64-linux-gnu")
-            os.makedirs(libdir)
-            for lib in ("libcuda.so.1", "libnvidia-ml.so.1"):
-                open(os.path.join(libdir, lib), "w").close()
-            env = dict(os.environ, HAMI_DRA_DEV_ROOT=os.path.join(d.root, "devroot"),
-                       HAMI_DRA_DRIVER_ROOT=os.path.join(d.root, "driver"), **gpu_env)
-            env.pop("NOTIFY_SOCKET", None)
+            env = dict(prepare_daemon_root(d, kubeconfig), **fake_gpu)
             d.start(env=env)
             k = d.kubelet()
             k.register(DRIVER)
             claim_uid = str(uuid.uuid4())
             ref = ("default", "monitored", claim_uid)
-            fake.put({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
-                      "metadata": {"name": "monitored", "namespace": "default", "uid": claim_uid},
-                      "status": {"allocation": {"devices": {"results": [
-                          {"request": "gpu", "driver": DRIVER, "pool": NODE, "device": "hami-gpu-0",
-                           "shareID": SHARE, "consumedCapacity": {"memory": "1Gi", "cores": "30"}}]}}}})
+            fake.put(claim_object("monitored", claim_uid,
+                                  [claim_result(DRIVER, NODE, "hami-gpu-0", SHARE, "1Gi", "30")]))
             r = k.prepare([ref], "v1")[claim_uid]
             check(not r.error, "the claim is prepared (%s)" % r.error)
             region = os.path.join(d.root, "state", "claims", claim_uid, "vgpu", "vgpu.cache")
@@ -87,22 +74,19 @@ def main():
             argv = [os.environ["HAMI_DRA_TENANT_WORKER"], "steady", "8"]
             if os.geteuid() == 0 and shutil.which("unshare"):
                 argv = ["unshare", "--pid", "--fork", "--kill-child"] + argv
-            wenv = dict(gpu_env, PATH=os.environ.get("PATH", "/usr/bin:/bin"),
-                        LD_PRELOAD=os.environ["HAMI_DRA_LIBVGPU"], FAKE_CUDA_KERNEL_US="200",
-                        CUDA_DEVICE_SM_LIMIT="30", CUDA_DEVICE_MEMORY_LIMIT="1024m",
-                        CUDA_DEVICE_MEMORY_SHARED_CACHE=region)
+            wenv = tenant_env(state, region, FAKE_CUDA_KERNEL_US=200, CUDA_DEVICE_SM_LIMIT=30,
+                              CUDA_DEVICE_MEMORY_LIMIT="1024m")
             worker = subprocess.Popen(argv, env=wenv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(7)
             sm, procs, seq = region_measured(region)
             print("region: measured_sm %d permille, %d processes, seq %d" % (sm, procs, seq))
-            truth = subprocess.run([os.environ["HAMI_DRA_FAKE_GPU_SHARE"], "0", "3000"], env=gpu_env,
-                                   capture_output=True, text=True, check=True).stdout
-            print("fake GPU, last 3 s:\n" + truth)
+            truth, _ = fake_gpu_processes(fake_gpu, 3000)
+            print("fake GPU, last 3 s: %s" % truth)
             out, _ = worker.communicate(timeout=30)
             check(worker.returncode == 0, "the tenant ran (%s)" % out.strip())
             check(seq > 10 and procs == 1, "the daemon measures the container (seq %d, %d process)" % (seq, procs))
             check(abs(sm - 300) <= 50, "the daemon's figure is the container's own share (%.1f %%)" % (sm / 10))
-            shares = [int(line.split()[1]) for line in truth.splitlines() if not line.startswith("device")]
+            shares = [share for share, _ in truth.values()]
             check(len(shares) == 1 and abs(shares[0] - 300) <= 50,
                   "the container gets its 30 %% +- 5 (%s permille)" % shares)
             check("Usage monitor measuring" in d.output(), "the daemon says the monitor runs")

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 
-from fakeapi import FakeApiServer, prepare_daemon_root
+from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -47,11 +47,8 @@ kubeconfig = fake.write_kubeconfig()
 claims = []
 for i in range(12):
     c = ("default", "storm-%d" % i, str(uuid.uuid4()))
-    put({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
-         "metadata": {"name": c[1], "namespace": "default", "uid": c[2]},
-         "status": {"allocation": {"devices": {"results": [
-             {"request": "gpu", "driver": DRIVER, "pool": NODE, "device": "hami-gpu-%d" % (i % 4),
-              "shareID": "6f1c2f1e-0000-4000-8000-%012x" % i, "consumedCapacity": {"memory": "1Gi", "cores": "5"}}]}}}})
+    put(claim_object(c[1], c[2], [claim_result(DRIVER, NODE, "hami-gpu-%d" % (i % 4),
+                                               "6f1c2f1e-0000-4000-8000-%012x" % i, "1Gi", "5")]))
     claims.append(c)
 
 d = Daemon(root=os.path.join(tmp, "daemon"))

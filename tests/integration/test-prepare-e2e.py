@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 
-from fakeapi import FakeApiServer, prepare_daemon_root
+from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -33,21 +33,11 @@ if os.geteuid() != 0:
 
 
 def claim(name, uid, results, config=None):
-    devices = {"results": results}
-    if config is not None:
-        devices["config"] = config
-    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
-            "metadata": {"name": name, "namespace": "default", "uid": uid},
-            "status": {"allocation": {"devices": devices}}}
+    return claim_object(name, uid, results, config)
 
 
 def result(device="hami-gpu-0", pool=NODE, share=None, memory=None, cores=None):
-    r = {"request": "gpu", "driver": DRIVER, "pool": pool, "device": device}
-    if share:
-        r["shareID"] = share
-    if memory:
-        r["consumedCapacity"] = {"memory": memory, "cores": cores}
-    return r
+    return claim_result(DRIVER, pool, device, share, memory, cores)
 
 
 tmp = tempfile.mkdtemp(prefix="hami-prepare-e2e-")

@@ -16,6 +16,7 @@ every program of a GPU container:
 
 Needs root, debootstrap, podman, runc and Debian's mirror; else 77 (skip)."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -55,13 +56,23 @@ def glibc_of(root):
     return chroot(root, ["/usr/bin/ldd", "--version"]).stdout.splitlines()[0]
 
 
-def programs_start(root, lib):
-    """Every program starts, exits 0 and prints nothing on stderr with lib preloaded."""
+@contextlib.contextmanager
+def preloaded(root, lib):
+    """lib in the root's /etc/ld.so.preload, as the CDI spec mounts it; gone afterwards."""
     os.makedirs(os.path.dirname(root + PRELOAD_AT), exist_ok=True)
     shutil.copy(lib, root + PRELOAD_AT)
     with open(root + "/etc/ld.so.preload", "w") as f:
         f.write(PRELOAD_AT + "\n")
     try:
+        yield
+    finally:
+        os.unlink(root + "/etc/ld.so.preload")
+        os.unlink(root + PRELOAD_AT)
+
+
+def programs_start(root, lib):
+    """Every program starts, exits 0 and prints nothing on stderr with lib preloaded."""
+    with preloaded(root, lib):
         for argv in PROGRAMS:
             r = chroot(root, argv)
             check(r.returncode == 0 and r.stderr == "",
@@ -69,22 +80,12 @@ def programs_start(root, lib):
         traced = chroot(root, ["/bin/true"], env={"PATH": "/usr/bin:/bin", "LD_DEBUG": "files"}).stderr
         check("calling init: " + PRELOAD_AT in traced,
               "the root's loader really loads and initialises libvgpu.so (LD_DEBUG=files)")
-    finally:
-        os.unlink(root + "/etc/ld.so.preload")
-        os.unlink(root + PRELOAD_AT)
 
 
 def modern_library_refused(root, lib):
     """The control: a library that needs today's glibc does not load in this root."""
-    os.makedirs(os.path.dirname(root + PRELOAD_AT), exist_ok=True)
-    shutil.copy(lib, root + PRELOAD_AT)
-    with open(root + "/etc/ld.so.preload", "w") as f:
-        f.write(PRELOAD_AT + "\n")
-    try:
+    with preloaded(root, lib):
         r = chroot(root, ["/bin/true"])
-    finally:
-        os.unlink(root + "/etc/ld.so.preload")
-        os.unlink(root + PRELOAD_AT)
     check(r.returncode != 0 and "not found" in r.stderr,
           "an ordinary build (needs glibc 2.34) breaks /bin/true here: %r" % r.stderr.strip()[:200])
 

@@ -10,54 +10,32 @@ gets CUDA_ERROR_OUT_OF_MEMORY from cuCtxCreate and a message saying why, not a h
 Without the monitor (the control) the footprint overshoots by the context."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import shutil
-import time
 
-GPU0 = "GPU-00000000-0000-0000-0000-000000000000"
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from harness import check  # noqa: E402
+from tenants import GPU0, fake_gpu_processes, gpu_env, require_meson_env, tenant_env  # noqa: E402
+
 MiB = 1 << 20
 CONTEXT = 520 * MiB
 LIMIT_MIB = 4096
 
 
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    print("ok: " + msg, flush=True)
-
-
-def tenant_env(tmp, region):
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LD_LIBRARY_PATH": os.environ["HAMI_DRA_PRELOAD_LIB_PATH"],
-        "LD_PRELOAD": os.environ["HAMI_DRA_LIBVGPU"],
-        "FAKE_CUDA_STATE": os.path.join(tmp, "fake-cuda.state"),
-        "FAKE_NVML_CONFIG": os.environ["HAMI_DRA_FAKE_NVML_CONFIG"],
-        "FAKE_CUDA_CONTEXT_MEMORY": str(CONTEXT),
-        "CUDA_DEVICE_MEMORY_LIMIT": "%dm" % LIMIT_MIB,
-        "CUDA_DEVICE_MEMORY_SHARED_CACHE": region,
-    }
-
-
 def real_memory(env):
-    out = subprocess.run([os.environ["HAMI_DRA_FAKE_GPU_SHARE"], "0", "1000"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    return sum(int(line.split()[2]) for line in out.splitlines() if not line.startswith("device"))
+    return sum(memory for _, memory in fake_gpu_processes(env, 1000)[0].values())
 
 
 def run(with_monitor):
     tmp = tempfile.mkdtemp(prefix="hami-footprint-", dir="/var/tmp")
     region = os.path.join(tmp, "tenant.region")
-    env = tenant_env(tmp, region)
-    plain = dict(env)
-    del plain["LD_PRELOAD"]
+    state = os.path.join(tmp, "fake-cuda.state")
+    env = tenant_env(state, region, FAKE_CUDA_CONTEXT_MEMORY=CONTEXT, CUDA_DEVICE_MEMORY_LIMIT="%dm" % LIMIT_MIB)
+    plain = dict(gpu_env(state), FAKE_CUDA_CONTEXT_MEMORY=str(CONTEXT))
     monitor = None
     worker = os.environ["HAMI_DRA_TENANT_WORKER"]
     try:
@@ -87,11 +65,7 @@ def run(with_monitor):
 
 
 def main():
-    for var in ("HAMI_DRA_LIBVGPU", "HAMI_DRA_MONITOR", "HAMI_DRA_TENANT_WORKER", "HAMI_DRA_FAKE_GPU_SHARE",
-                "HAMI_DRA_PRELOAD_LIB_PATH", "HAMI_DRA_FAKE_NVML_CONFIG"):
-        if not os.environ.get(var):
-            print("SKIP: %s is not set: run through meson test" % var)
-            sys.exit(77)
+    require_meson_env()
 
     line, held, _ = run(with_monitor=False)
     print("control, no monitor: the driver holds %d MiB under a %d MiB limit" % (held // MiB, LIMIT_MIB))

@@ -19,7 +19,11 @@ import sys
 import tempfile
 import time
 
-GPU0 = "GPU-00000000-0000-0000-0000-000000000000"
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from harness import fail  # noqa: E402
+from tenants import GPU0, fake_gpu_processes, gpu_env, require_meson_env, tenant_env  # noqa: E402
 TOLERANCE = 50          # permille
 RUN_S = 9.0
 MEASURE_AT_S = 8.0      # the truth over the 3 s before this
@@ -46,6 +50,8 @@ SCENARIOS = {
     "alone-long-50": [(50, "steady", 1, 5000)],
     "alone-long-90": [(90, "steady", 1, 5000)],
     "alone-bursts-30": [(30, "bursts", 1, 200)],
+    # Not in the suite: on the fake it gives 46 to 55 % (45 expected): the limiter lets a
+    # tenant that is busy half the time run near full speed when it is, once in a while.
     "alone-bursts-90": [(90, "bursts", 1, 200)],
     # Limits that add up to the whole GPU (see SATURATED).
     "50-50": [(50, "steady", 1, 200), (50, "steady", 1, 200)],
@@ -61,25 +67,6 @@ SCENARIOS = {
 SATURATED = {"10-30-60"}
 
 
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
-
-
-def env_of(tmp, limit, region, kernel_us):
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LD_LIBRARY_PATH": os.environ["HAMI_DRA_PRELOAD_LIB_PATH"],
-        "LD_PRELOAD": os.environ["HAMI_DRA_LIBVGPU"],
-        "FAKE_CUDA_STATE": os.path.join(tmp, "fake-cuda.state"),
-        "FAKE_NVML_CONFIG": os.environ["HAMI_DRA_FAKE_NVML_CONFIG"],
-        "FAKE_CUDA_KERNEL_US": str(kernel_us),
-        "CUDA_DEVICE_SM_LIMIT": str(limit),
-        "CUDA_DEVICE_MEMORY_SHARED_CACHE": region,
-    }
-    return env
-
-
 def start_tenants(tmp, tenants, worker, namespaces):
     """Popen per process; returns [(tenant index, Popen)]."""
     procs = []
@@ -89,7 +76,9 @@ def start_tenants(tmp, tenants, worker, namespaces):
             argv = [worker, pattern, str(RUN_S)]
             if namespaces:
                 argv = ["unshare", "--pid", "--fork", "--kill-child"] + argv
-            procs.append((t, subprocess.Popen(argv, env=env_of(tmp, limit, region, kernel_us),
+            env = tenant_env(os.path.join(tmp, "fake-cuda.state"), region, FAKE_CUDA_KERNEL_US=kernel_us,
+                             CUDA_DEVICE_SM_LIMIT=limit)
+            procs.append((t, subprocess.Popen(argv, env=env,
                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
     return procs
 
@@ -112,19 +101,6 @@ def tenant_of_host_pid(procs, namespaces):
     return owner
 
 
-def truth(env):
-    out = subprocess.run([os.environ["HAMI_DRA_FAKE_GPU_SHARE"], "0", str(WINDOW_MS)], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    per_pid, device = {}, 0
-    for line in out.splitlines():
-        words = line.split()
-        if words[0] == "device":
-            device = int(words[1])
-        else:
-            per_pid[int(words[0])] = int(words[1])
-    return per_pid, device
-
-
 def run(name, tenants):
     namespaces = os.geteuid() == 0 and shutil.which("unshare") is not None
     tmp = tempfile.mkdtemp(prefix="hami-sharing-", dir="/var/tmp")
@@ -132,8 +108,7 @@ def run(name, tenants):
     procs = []
     try:
         regions = ["%s=%s" % (os.path.join(tmp, "tenant%d.region" % t), GPU0) for t in range(len(tenants))]
-        menv = env_of(tmp, 100, "", 200)
-        del menv["LD_PRELOAD"]
+        menv = gpu_env(os.path.join(tmp, "fake-cuda.state"))
         monitor = subprocess.Popen([os.environ["HAMI_DRA_MONITOR"], "--interval-ms", "100"] + regions, env=menv,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         start = time.monotonic()
@@ -141,7 +116,7 @@ def run(name, tenants):
         time.sleep(1.0)
         owner = tenant_of_host_pid(procs, namespaces)
         time.sleep(max(0.0, start + MEASURE_AT_S - time.monotonic()))
-        per_pid, device = truth(menv)
+        per_pid, device = fake_gpu_processes(menv, WINDOW_MS)
         for _, p in procs:
             out, _ = p.communicate(timeout=RUN_S + 30)
             if p.returncode != 0:
@@ -157,7 +132,7 @@ def run(name, tenants):
         shutil.rmtree(tmp, ignore_errors=True)
 
     shares = [0] * len(tenants)
-    for pid, permille in per_pid.items():
+    for pid, (permille, _) in per_pid.items():
         if pid not in owner:
             fail("%s: a process %d on the GPU that is no tenant's" % (name, pid))
         shares[owner[pid]] += permille
@@ -180,11 +155,7 @@ def run(name, tenants):
 def main():
     if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
         sys.exit("usage: test-sharing.py %s" % "|".join(SCENARIOS))
-    for var in ("HAMI_DRA_LIBVGPU", "HAMI_DRA_MONITOR", "HAMI_DRA_TENANT_WORKER", "HAMI_DRA_FAKE_GPU_SHARE",
-                "HAMI_DRA_PRELOAD_LIB_PATH", "HAMI_DRA_FAKE_NVML_CONFIG"):
-        if not os.environ.get(var):
-            print("SKIP: %s is not set: run through meson test" % var)
-            sys.exit(77)
+    require_meson_env()
     if not run(sys.argv[1], SCENARIOS[sys.argv[1]]):
         fail("a tenant's share is not its limit +-5 points")
     print("sharing %s: every tenant within 5 points of its limit" % sys.argv[1])
