@@ -70,12 +70,12 @@ static int utilization(int dev) {
  * share of the GPU that cost (util, percent): the rate that meets the limit, averaged
  * with the old one. No measurable share: the launches are too short to matter, open up. */
 static void rate_update(int dev, SharedRegionDevice *d, double launches, double elapsed_s, double util,
-                        const char *source) {
+                        double limit, const char *source) {
         double rate = (double) __atomic_load_n(&d->rate, __ATOMIC_RELAXED), target;
 
         if (launches <= 0 || elapsed_s <= 0)
                 return;
-        target = launches / elapsed_s * TOKEN_ONE * vgpu_config.sm_limit[dev] / (util > 0.5 ? util : 0.5);
+        target = launches / elapsed_s * TOKEN_ONE * limit / (util > 0.5 ? util : 0.5);
         rate = (rate + target) / 2;
         if (rate < RATE_MIN)
                 rate = RATE_MIN;
@@ -97,6 +97,14 @@ static void rate_back_off(int dev, SharedRegionDevice *d, double launches_per_s,
         rate *= util >= vgpu_config.sm_limit[dev] ? BACK_OFF_OVER : BACK_OFF_UNDER;
         __atomic_store_n(&d->rate, (uint64_t) (rate < RATE_MIN ? RATE_MIN : rate), __ATOMIC_RELAXED);
         vgpu_log(VGPU_LOG_DEBUG, "device %d: the GPU is congested, rate now %.1f/s", dev, rate / TOKEN_ONE);
+}
+
+/* What to aim at: the limit, or, where the monitor says the limits on this GPU add up
+ * to more than it can run, the share of it the monitor gives (never under half). */
+static double target_limit(int dev, SharedRegionDevice *d) {
+        uint32_t t = __atomic_load_n(&d->target_permille, __ATOMIC_RELAXED);
+
+        return vgpu_config.sm_limit[dev] * (t >= 500 && t < 1000 ? t / 1000.0 : 1.0);
 }
 
 /* The node's usage monitor measured the container's own share (measured_seq moved):
@@ -131,7 +139,7 @@ static bool rate_adjust_from_monitor(int dev, SharedRegionDevice *d, uint64_t no
                 return true;
         }
         rate_update(dev, d, launches, (double) (now - last) / 1e9,
-                    __atomic_load_n(&d->measured_sm, __ATOMIC_RELAXED) / 10.0, "own");
+                    __atomic_load_n(&d->measured_sm, __ATOMIC_RELAXED) / 10.0, target_limit(dev, d), "own");
         return true;
 }
 
@@ -157,7 +165,8 @@ static void rate_adjust_device_wide(int dev, SharedRegionDevice *d, uint64_t now
                                      "at its last rate", dev);
                 return;
         }
-        rate_update(dev, d, launches, (double) (now - last) / 1e9, util, "device-wide");
+        rate_update(dev, d, launches, (double) (now - last) / 1e9, util, vgpu_config.sm_limit[dev],
+                    "device-wide");
 }
 
 static void rate_adjust(int dev, SharedRegionDevice *d, uint64_t now) {

@@ -325,6 +325,8 @@ static int write_measurement(int fd, uint32_t d, const SharedRegionMeasurement *
                 r = write_at(fd, &m->measured_procs, sizeof(uint32_t), FIELD_AT(measured_procs));
         if (r >= 0)
                 r = write_at(fd, &m->unowned, sizeof(uint32_t), FIELD_AT(unowned));
+        if (r >= 0)
+                r = write_at(fd, &m->target_permille, sizeof(uint32_t), FIELD_AT(target_permille));
         if (r >= 0 && m->phase_ns != 0)
                 r = write_at(fd, &m->phase_ns, sizeof(uint64_t), FIELD_AT(phase_ns));
         /* Last, so that a reader who sees the new sequence sees the new values. */

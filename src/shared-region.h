@@ -80,7 +80,8 @@ typedef struct SharedRegionDevice {
                                      (usage-monitor.c), else libvgpu picks one at random */
         uint32_t unowned;         /* monitor: permille of the GPU busy with no process's
                                      kernels (context switches): congestion */
-        uint32_t reserved2;
+        uint32_t target_permille; /* monitor: aim at this much of the limit (the limits on
+                                     this GPU add up to more than it can run); 0: all */
         uint64_t reserved1[1];
 } __attribute__((aligned(64))) SharedRegionDevice;
 
@@ -191,6 +192,7 @@ typedef struct SharedRegionMeasurement {
         uint32_t measured_procs;
         uint64_t phase_ns;        /* the container's slot on the GPU; 0: none (leave it) */
         uint32_t unowned;         /* permille of the GPU busy with nobody's kernels */
+        uint32_t target_permille; /* of the limit to aim at; 0: leave it */
         bool measured;            /* false: nothing is known, the device is left alone */
 } SharedRegionMeasurement;
 

@@ -421,8 +421,9 @@ static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const char *locks
  * kernels then reach the GPU one container at a time instead of interleaved, and the
  * GPU switches contexts at slot boundaries, not between every two kernels.
  */
-static void schedule_gpu(UsageMonitorRegion *regions, size_t n, const char *uuid) {
-        uint64_t offset = 0;
+static void schedule_gpu(UsageMonitorRegion *regions, size_t n, const MonitorGpu *g) {
+        uint64_t offset = 0, total = 0, reserve, target = 1000;
+        unsigned tenants = 0;
 
         for (size_t i = 0; i < n; i++) {
                 UsageMonitorRegion *r = &regions[i];
@@ -430,15 +431,28 @@ static void schedule_gpu(UsageMonitorRegion *regions, size_t n, const char *uuid
                 if (r->error < 0)
                         continue;
                 for (unsigned d = 0; d < r->n_measured; d++) {
-                        if (!r->uuid[d] || strcmp(r->uuid[d], uuid) != 0 || r->sm_limit[d] == 0 ||
+                        if (!r->uuid[d] || strcmp(r->uuid[d], g->uuid) != 0 || r->sm_limit[d] == 0 ||
                             r->sm_limit[d] >= 100)
                                 continue;
                         /* The limiter's quantum starts when (now + phase) crosses a multiple
                          * of the period: at `offset` into it. Never 0 (0: unscheduled). */
                         r->measured[d].phase_ns = USAGE_MONITOR_PERIOD_NS - offset % USAGE_MONITOR_PERIOD_NS;
                         offset += USAGE_MONITOR_PERIOD_NS * r->sm_limit[d] / 100;
+                        total += r->sm_limit[d] * 10;
+                        tenants++;
                 }
         }
+        /* Limits that leave the GPU no time for switching between their slots cannot all
+         * be met: each aims at the same fraction of its own, what is left after the switches
+         * (at least 4 %) shared out in proportion to the limits. Alone, there is nobody to
+         * switch to (what reads as unowned is then the samples' rounding). */
+        reserve = g->unowned > USAGE_MONITOR_SWITCH_RESERVE ? g->unowned : USAGE_MONITOR_SWITCH_RESERVE;
+        if (tenants >= 2 && total + reserve > 1000)
+                target = (1000 - (reserve < 1000 ? reserve : 999)) * 1000 / total;
+        for (size_t i = 0; i < n; i++)
+                for (unsigned d = 0; d < regions[i].n_measured; d++)
+                        if (regions[i].measured[d].phase_ns != 0)
+                                regions[i].measured[d].target_permille = (uint32_t) target;
 }
 
 static int region_cmp(const void *a, const void *b) {
@@ -473,11 +487,14 @@ int usage_monitor_tick(UsageMonitor *m, UsageMonitorRegion *regions, size_t n) {
                 for (size_t g = 0; copy && g < m->n_gpus; g++) {
                         for (size_t i = 0; i < n; i++)
                                 copy[i] = *sorted[i];
-                        schedule_gpu(copy, n, m->gpus[g].uuid);
+                        schedule_gpu(copy, n, &m->gpus[g]);
                         for (size_t i = 0; i < n; i++)
                                 for (unsigned d = 0; d < copy[i].n_measured; d++)
-                                        if (copy[i].measured[d].phase_ns != 0)
+                                        if (copy[i].measured[d].phase_ns != 0) {
                                                 sorted[i]->measured[d].phase_ns = copy[i].measured[d].phase_ns;
+                                                sorted[i]->measured[d].target_permille =
+                                                        copy[i].measured[d].target_permille;
+                                        }
                 }
                 free(copy);
                 free(sorted);

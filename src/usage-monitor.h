@@ -34,6 +34,7 @@
 #define USAGE_MONITOR_PERIOD_NS (10ULL * 1000 * 1000) /* the GPU's time is shared out in these */
 #define USAGE_MONITOR_PERIOD_MIN_US 20000ULL         /* a sampling period shorter than this is noise */
 #define USAGE_MONITOR_INTERVAL_MS 100                 /* faster than the driver samples (~200 ms) */
+#define USAGE_MONITOR_SWITCH_RESERVE 40               /* permille of a GPU left for context switches */
 
 typedef struct UsageMonitorRegion {
         const char *path;                               /* the claim's region file */

@@ -146,7 +146,7 @@ static void test_write_measurements(void) {
         const char *p = path_in("measured"), *moved = path_in("other");
         SharedRegionMeasurement m[3] = {
                 { .footprint_extra = 7 << 20, .context_bytes = 520 << 20, .measured_sm = 301, .measured_procs = 2,
-                  .measured = true },
+                  .phase_ns = 4000000, .unowned = 12, .target_permille = 960, .measured = true },
                 { .footprint_extra = 1, .measured_sm = 1000, .measured = true },
                 { .footprint_extra = 5, .measured_sm = 5 }, /* not measured: left alone */
         };
@@ -166,6 +166,10 @@ static void test_write_measurements(void) {
         ASSERT_EQ(h.devices[0].measured_sm, 301u);
         ASSERT_EQ(h.devices[0].measured_procs, 2u);
         ASSERT_EQ_U(h.devices[0].measured_seq, 2);
+        ASSERT_EQ_U(h.devices[0].phase_ns, 4000000);
+        ASSERT_EQ(h.devices[0].unowned, 12u);
+        ASSERT_EQ(h.devices[0].target_permille, 960u);
+        ASSERT_EQ_U(h.devices[1].phase_ns, 0); /* 0: not scheduled, not written */
         ASSERT_EQ(h.devices[1].measured_sm, 1000u);
         ASSERT_EQ_U(h.devices[1].measured_seq, 2);
         ASSERT_EQ(h.devices[2].measured_sm, 0u);
