@@ -48,7 +48,6 @@ struct UsageMonitor {
         NvmlProcessUtilization process_utilization;
         NvmlRunningProcesses running_processes;
         NvmlUtilizationRates utilization_rates;
-        char *proc_locks_path;
         MonitorGpu *gpus;
         size_t n_gpus;
 };
@@ -97,20 +96,9 @@ UsageMonitor *usage_monitor_free(UsageMonitor *m) {
                 return NULL;
         m->shutdown();
         dlclose(m->dl);
-        free(m->proc_locks_path);
         free(m->gpus);
         free(m);
         return NULL;
-}
-
-int usage_monitor_set_proc_locks(UsageMonitor *m, const char *path) {
-        char *copy = path ? strdup(path) : NULL;
-
-        if (path && !copy)
-                return -ENOMEM;
-        free(m->proc_locks_path);
-        m->proc_locks_path = copy;
-        return 0;
 }
 
 /* ---- pure parts ---- */
@@ -256,9 +244,8 @@ static void gpu_poll_processes(UsageMonitor *m, MonitorGpu *g) {
 static void gpu_poll_congestion(UsageMonitor *m, MonitorGpu *g) {
         nvmlUtilization_t u;
         uint32_t owned = 0, pids[64];
-        unsigned n = 0;
-
         uint64_t sum = 0, count = 0;
+        unsigned n = 0;
 
         g->unowned = 0;
         if (m->utilization_rates(g->device, &u) != NVML_SUCCESS || u.gpu > 100)
@@ -321,17 +308,56 @@ static void scan_slot(uint32_t slot, const SharedRegionSlot *copy, void *userdat
         s->n++;
 }
 
-static int scan_beacon(const ProcLock *l, void *userdata) {
-        RegionScan *s = userdata;
+/* The locks that can be beacons (POSIX read locks on one byte), read once per tick. */
+typedef struct Beacons {
+        ProcLock *locks;
+        size_t n, allocated;
+} Beacons;
+
+static int collect_beacon(const ProcLock *l, void *userdata) {
+        Beacons *b = userdata;
+
+        if (l->write || l->start != l->end)
+                return 0;
+        if (b->n == b->allocated) {
+                size_t more = b->allocated ? b->allocated * 2 : 64;
+                ProcLock *p = realloc(b->locks, more * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                b->locks = p;
+                b->allocated = more;
+        }
+        b->locks[b->n++] = *l;
+        return 0;
+}
+
+/* Read /proc/locks; on any failure no beacons (memory and SM read as 0 this time). */
+static void beacons_read(Beacons *ret) {
+        char *text = NULL;
+        size_t size = 0;
+
+        *ret = (Beacons) {};
+        if (proc_locks_read("/proc/locks", PROC_LOCKS_MAX, &text, &size) < 0)
+                return;
+        if (proc_locks_parse(text, size, collect_beacon, ret) < 0)
+                ret->n = 0;
+        free(text);
+}
+
+/* The host PIDs of the region's live slots, from the beacons on its file. */
+static void scan_beacons(RegionScan *s, const Beacons *b) {
         uint64_t first = (uint64_t) shared_region_beacon_offset(s->usage.n_slots, 0);
 
-        if (l->dev != s->st.st_dev || l->ino != (uint64_t) s->st.st_ino || l->write || l->start != l->end ||
-            l->start < first || l->start >= first + s->usage.n_slots)
-                return 0;
-        for (unsigned i = 0; i < s->n; i++)
-                if (s->slot[i] == l->start - first)
-                        s->host_pid[i] = (uint32_t) l->pid;
-        return 0;
+        for (size_t k = 0; k < b->n; k++) {
+                const ProcLock *l = &b->locks[k];
+
+                if (l->dev != s->st.st_dev || l->ino != (uint64_t) s->st.st_ino || l->start < first ||
+                    l->start >= first + s->usage.n_slots)
+                        continue;
+                for (unsigned i = 0; i < s->n; i++)
+                        if (s->slot[i] == l->start - first)
+                                s->host_pid[i] = (uint32_t) l->pid;
+        }
 }
 
 static void measure_device(UsageMonitor *m, const RegionScan *s, unsigned d, MonitorGpu *g,
@@ -369,7 +395,7 @@ static void measure_device(UsageMonitor *m, const RegionScan *s, unsigned d, Mon
 }
 
 /* Read one region and measure its devices into r->measured (written later). */
-static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const char *locks, size_t locks_size) {
+static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const Beacons *beacons) {
         RegionScan *s;
         int k;
 
@@ -377,8 +403,8 @@ static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const char *locks
         if (!s)
                 return -ENOMEM;
         k = shared_region_read_usage_slots(r->path, &s->usage, &s->st, scan_slot, s);
-        if (k >= 0 && locks)
-                (void) proc_locks_parse(locks, locks_size, scan_beacon, s);
+        if (k >= 0)
+                scan_beacons(s, beacons);
         r->n_processes = 0;
         r->n_measured = 0;
         r->n_unresolved = 0;
@@ -421,27 +447,26 @@ static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const char *locks
  * kernels then reach the GPU one container at a time instead of interleaved, and the
  * GPU switches contexts at slot boundaries, not between every two kernels.
  */
-static void schedule_gpu(UsageMonitorRegion *regions, size_t n, const MonitorGpu *g) {
+static bool on_gpu(const UsageMonitorRegion *r, unsigned d, const MonitorGpu *g) {
+        return r->error >= 0 && r->uuid[d] && strcmp(r->uuid[d], g->uuid) == 0 && r->sm_limit[d] > 0 &&
+               r->sm_limit[d] < 100;
+}
+
+static void schedule_gpu(UsageMonitorRegion **sorted, size_t n, const MonitorGpu *g) {
         uint64_t offset = 0, total = 0, reserve, target = 1000;
         unsigned tenants = 0;
 
-        for (size_t i = 0; i < n; i++) {
-                UsageMonitorRegion *r = &regions[i];
-
-                if (r->error < 0)
-                        continue;
-                for (unsigned d = 0; d < r->n_measured; d++) {
-                        if (!r->uuid[d] || strcmp(r->uuid[d], g->uuid) != 0 || r->sm_limit[d] == 0 ||
-                            r->sm_limit[d] >= 100)
+        for (size_t i = 0; i < n; i++)
+                for (unsigned d = 0; d < sorted[i]->n_measured; d++) {
+                        if (!on_gpu(sorted[i], d, g))
                                 continue;
                         /* The limiter's quantum starts when (now + phase) crosses a multiple
                          * of the period: at `offset` into it. Never 0 (0: unscheduled). */
-                        r->measured[d].phase_ns = USAGE_MONITOR_PERIOD_NS - offset % USAGE_MONITOR_PERIOD_NS;
-                        offset += USAGE_MONITOR_PERIOD_NS * r->sm_limit[d] / 100;
-                        total += r->sm_limit[d] * 10;
+                        sorted[i]->measured[d].phase_ns = USAGE_MONITOR_PERIOD_NS - offset % USAGE_MONITOR_PERIOD_NS;
+                        offset += USAGE_MONITOR_PERIOD_NS * sorted[i]->sm_limit[d] / 100;
+                        total += sorted[i]->sm_limit[d] * 10;
                         tenants++;
                 }
-        }
         /* Limits that leave the GPU no time for switching between their slots cannot all
          * be met: each aims at the same fraction of its own, what is left after the switches
          * (at least 4 %) shared out in proportion to the limits. Alone, there is nobody to
@@ -450,9 +475,9 @@ static void schedule_gpu(UsageMonitorRegion *regions, size_t n, const MonitorGpu
         if (tenants >= 2 && total + reserve > 1000)
                 target = (1000 - (reserve < 1000 ? reserve : 999)) * 1000 / total;
         for (size_t i = 0; i < n; i++)
-                for (unsigned d = 0; d < regions[i].n_measured; d++)
-                        if (regions[i].measured[d].phase_ns != 0)
-                                regions[i].measured[d].target_permille = (uint32_t) target;
+                for (unsigned d = 0; d < sorted[i]->n_measured; d++)
+                        if (on_gpu(sorted[i], d, g))
+                                sorted[i]->measured[d].target_permille = (uint32_t) target;
 }
 
 static int region_cmp(const void *a, const void *b) {
@@ -461,42 +486,27 @@ static int region_cmp(const void *a, const void *b) {
 }
 
 int usage_monitor_tick(UsageMonitor *m, UsageMonitorRegion *regions, size_t n) {
-        UsageMonitorRegion **sorted = NULL;
-        char *locks = NULL;
-        size_t locks_size = 0;
+        UsageMonitorRegion **sorted;
+        Beacons beacons;
         int written = 0;
 
         if (!m || (!regions && n > 0))
                 return -EINVAL;
         for (size_t i = 0; i < m->n_gpus; i++)
                 m->gpus[i].polled = false;
-        if (proc_locks_read(m->proc_locks_path ? m->proc_locks_path : "/proc/locks", PROC_LOCKS_MAX, &locks,
-                            &locks_size) < 0)
-                locks = NULL; /* no host PIDs: memory and SM read as 0 this time */
+        beacons_read(&beacons);
         for (size_t i = 0; i < n; i++)
-                regions[i].error = scan_region(m, &regions[i], locks, locks_size);
-        free(locks);
+                regions[i].error = scan_region(m, &regions[i], &beacons);
+        free(beacons.locks);
 
         /* Slots in path order, whatever order the caller listed the regions in. */
         sorted = calloc(n ? n : 1, sizeof(*sorted));
         if (sorted) {
-                UsageMonitorRegion *copy = calloc(n ? n : 1, sizeof(*copy));
                 for (size_t i = 0; i < n; i++)
                         sorted[i] = &regions[i];
                 qsort(sorted, n, sizeof(*sorted), region_cmp);
-                for (size_t g = 0; copy && g < m->n_gpus; g++) {
-                        for (size_t i = 0; i < n; i++)
-                                copy[i] = *sorted[i];
-                        schedule_gpu(copy, n, &m->gpus[g]);
-                        for (size_t i = 0; i < n; i++)
-                                for (unsigned d = 0; d < copy[i].n_measured; d++)
-                                        if (copy[i].measured[d].phase_ns != 0) {
-                                                sorted[i]->measured[d].phase_ns = copy[i].measured[d].phase_ns;
-                                                sorted[i]->measured[d].target_permille =
-                                                        copy[i].measured[d].target_permille;
-                                        }
-                }
-                free(copy);
+                for (size_t g = 0; g < m->n_gpus; g++)
+                        schedule_gpu(sorted, n, &m->gpus[g]);
                 free(sorted);
         }
 

@@ -58,8 +58,6 @@ typedef struct UsageMonitor UsageMonitor;
  * driver, -EIO if it does not initialise. */
 int usage_monitor_new(const char *library, UsageMonitor **ret);
 UsageMonitor *usage_monitor_free(UsageMonitor *m);
-/* For tests: read another file instead of /proc/locks. */
-int usage_monitor_set_proc_locks(UsageMonitor *m, const char *path);
 
 /* One measurement of every region; each region's error is in its `error`. Returns the
  * number of regions written, or negative errno when nothing could be measured. */
