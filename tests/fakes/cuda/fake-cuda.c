@@ -16,7 +16,7 @@
  *
  * Processes: memory (contexts included) and kernel time are charged to the calling
  * process's entry in the shared state (fake-cuda-state.h); a dead process's entry and
- * memory are reclaimed. The real driver's figures (../shared/spec/gpu-observed.md): a
+ * memory are reclaimed. The real driver's figures (docs/gpu-observed.md): a
  * context holds about 520 MiB (FAKE_CUDA_CONTEXT_MEMORY=545259520; 0 by default, so
  * tests keep their exact arithmetic), and two processes launching 200 us kernels back
  * to back got 87 % of one process's rate together: 200 / (200 + 30) = 0.87 with a switch

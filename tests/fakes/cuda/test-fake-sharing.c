@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The fake driver and NVML model processes sharing one GPU (fake-cuda-state.h), as an
- * H200 showed (../shared/spec/gpu-observed.md): per-process memory with each context's
+ * H200 showed (docs/gpu-observed.md): per-process memory with each context's
  * share, host PIDs, dead processes reclaimed, kernels of two processes time-sliced on
  * one timeline with the switches belonging to nobody, and per-process utilization
  * samples every 200 ms, with NVML's size-query protocols.
