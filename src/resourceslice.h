@@ -3,7 +3,7 @@
 
 /*
  * ResourceSlice building and comparison: pure functions, devices in, JSON out
- * (resource.k8s.io/v1, see shared/spec/resource-api.md §2). No sockets, no clocks.
+ * (resource.k8s.io/v1; the schema is tests/data/kubernetes). No sockets, no clocks.
  */
 
 #include <stdbool.h>

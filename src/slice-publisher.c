@@ -262,7 +262,7 @@ static void set_generation(json_object *slice, int64_t g) {
         json_object_object_add(pool, "generation", json_object_new_int64(g));
 }
 
-/* Decide what to write (shared/spec/resource-api.md §2.3). */
+/* Decide what to write, as the Go publisher k8s.io/dynamic-resource-allocation/resourceslice does. */
 static int publisher_plan(SlicePublisher *p) {
         _cleanup_(json_object_putp) json_object *desired = NULL;
         SlicePoolParams params = {

@@ -6,8 +6,8 @@
  *   GET the Node (its UID for the owner reference), LIST our slices (field selector
  *   spec.nodeName=<node>,spec.driver=<driver>: the node authorizer requires it) and
  *   WATCH them from that resourceVersion; then sync like the Go publisher
- *   (shared/spec/resource-api.md §2.3): delete obsolete slices, update changed ones,
- *   create missing ones, bump the pool generation when it would. Unchanged devices
+ *   (k8s.io/dynamic-resource-allocation/resourceslice): delete obsolete slices, update
+ *   changed ones, create missing ones, bump the pool generation when it would. Unchanged devices
  *   mean zero writes. Deleted slices (the kubelet wipes them) are recreated at once.
  *
  * Failures never end it: every failure is logged with its reason and retried with

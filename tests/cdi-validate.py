@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Validate CDI spec files as strictly as the Go loader (tags.cncf.io/container-device-interface).
 
-JSON Schema (shared/data/cdi/schema.json, draft-07) plus what the schema does not check
+JSON Schema (tests/data/cdi/schema.json, draft-07) plus what the schema does not check
 (cdi.md section 4): unknown keys, kind/device name characters, cdiVersion known and at least
 the minimum for the features used, non-empty device edits, env syntax, node types, mount
 fields. Usage: cdi-validate.py [--exact-minimum] FILE... (--exact-minimum: cdiVersion must be
@@ -15,7 +15,7 @@ import sys
 
 import jsonschema
 
-SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 VERSIONS = ["0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0"]
 
 TOP = {"cdiVersion", "kind", "annotations", "devices", "containerEdits"}
@@ -132,7 +132,7 @@ def validate(path, validator):
 
 
 def main():
-    cdi = os.path.join(SHARED, "data", "cdi")
+    cdi = os.path.join(DATA, "cdi")
     with open(os.path.join(cdi, "schema.json")) as f:
         schema = json.load(f)
     with open(os.path.join(cdi, "defs.json")) as f:

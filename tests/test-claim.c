@@ -17,12 +17,12 @@ static int decode(const char *json, ClaimAllocation *c, char *err) {
 
 static char *read_example(const char *name) {
         char path[1024];
-        const char *shared = getenv("HAMI_DRA_SHARED") ?: "../shared";
+        const char *data = getenv("HAMI_DRA_TEST_DATA") ?: "tests/data";
         char *buf = NULL;
         size_t size = 0;
         FILE *f;
 
-        snprintf(path, sizeof(path), "%s/data/examples/%s", shared, name);
+        snprintf(path, sizeof(path), "%s/examples/%s", data, name);
         f = fopen(path, "re");
         ASSERT_NOT_NULL(f);
         ASSERT_TRUE(getdelim(&buf, &size, '\0', f) > 0);

@@ -51,7 +51,7 @@ static uint64_t q(json_object *o, const char *path) {
         return v;
 }
 
-/* The API server's validRange rules (shared/spec/resource-api.md §2.2). */
+/* The API server's validRange rules (kubernetes pkg/apis/resource/validation). */
 static void assert_request_policy_valid(json_object *cap) {
         uint64_t value = q(cap, "value"), def = q(cap, "requestPolicy.default"),
                  min = q(cap, "requestPolicy.validRange.min"), max = q(cap, "requestPolicy.validRange.max"),

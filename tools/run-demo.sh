@@ -36,7 +36,7 @@ export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$demo/bus/socket
 for _ in $(seq 50); do [ -S "$demo/bus/socket" ] && break; sleep 0.1; done
 
 say "A fake API server (TLS, node credentials) stands in for the cluster"
-HAMI_DRA_SHARED=${HAMI_DRA_SHARED:-$PWD/../shared} tests/fakes/start-fake-apiserver.sh "$demo/api" demo-node |
+tests/fakes/start-fake-apiserver.sh "$demo/api" demo-node |
         sed -e 's/^/  /'
 pids+=("$(cat "$demo/api/fake.pid")")
 control=http://127.0.0.1:$(cat "$demo/api/control-port")

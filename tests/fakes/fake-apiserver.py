@@ -7,7 +7,7 @@ the real API server and the node authorizer enforce for a node's credentials:
 resourceVersion/409 semantics, generateName, field selectors (list/watch of slices
 without spec.nodeName=<own node> is forbidden for a node), chunked watches,
 deletecollection, DeleteOptions preconditions; validates every written object against
-the real OpenAPI schema (shared/data, 1.34 or 1.36) plus the server-side rules the
+the real OpenAPI schema (tests/data/kubernetes, 1.34 or 1.36) plus the server-side rules the
 schema cannot express; canonicalises quantities on storage.
 
 A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counters:
@@ -792,8 +792,8 @@ def main():
     args = ap.parse_args()
     args.tokens = dict(t.split("=", 1) for t in args.token)
     if not args.schema:
-        shared = os.environ.get("HAMI_DRA_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
-        args.schema = os.path.join(shared, "data/kubernetes/resource.k8s.io-v1.from-swagger-v%s.json" % args.k8s)
+        data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../data")
+        args.schema = os.path.join(data, "kubernetes/resource.k8s.io-v1.from-swagger-v%s.json" % args.k8s)
 
     state = State(args)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -15,8 +15,7 @@ here=$(dirname "$0")
 mkdir -p "$dir"
 sh "$here/make-certs.sh" "$dir" "$node"
 rm -f "$dir/fake-state.json"
-HAMI_DRA_SHARED=${HAMI_DRA_SHARED:-$here/../../../shared} \
-        /usr/bin/python3 "$here/fake-apiserver.py" --certs "$dir" --state-file "$dir/fake-state.json" \
+/usr/bin/python3 "$here/fake-apiserver.py" --certs "$dir" --state-file "$dir/fake-state.json" \
         --node "$node" ${FAKE_K8S:+--k8s "$FAKE_K8S"} >"$dir/fake.log" 2>&1 &
 echo $! >"$dir/fake.pid"
 i=0

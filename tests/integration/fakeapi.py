@@ -10,7 +10,6 @@ import time
 import urllib.request
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
-SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "../shared"))
 
 
 class FakeApiServer:
@@ -22,7 +21,7 @@ class FakeApiServer:
         self.log = open(os.path.join(tmp, "fake.log"), "w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"),
                                       "--certs", tmp, "--state-file", state, "--node", node],
-                                     env=dict(os.environ, HAMI_DRA_SHARED=SHARED), stdout=self.log,
+                                     stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not os.path.exists(state) and self.proc.poll() is None and time.monotonic() < deadline:

@@ -19,7 +19,6 @@ import urllib.request
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("HAMI_DRA_BUILD_ROOT", os.path.join(SRC, "build"))
-SHARED = os.environ.get("HAMI_DRA_SHARED", os.path.join(SRC, "../shared"))
 DRIVER = os.path.join(BUILD, "tests", "kube-publisher-driver")
 FAKE = os.path.join(SRC, "tests", "fakes", "fake-apiserver.py")
 MAKE_CERTS = os.path.join(SRC, "tests", "fakes", "make-certs.sh")
@@ -35,7 +34,7 @@ class Fake:
         args += ["--down"] if down else []
         for t in tokens:
             args += ["--token", t]
-        env = dict(os.environ, HAMI_DRA_SHARED=SHARED)
+        env = dict(os.environ)
         self.log = open(os.path.join(tmp, "fake.log"), "w")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + WAIT
@@ -505,7 +504,7 @@ def case_token(tmp, fake):
 
 
 def case_claim_get(tmp, fake):
-    claim_path = os.path.join(SHARED, "data", "examples", "resourceclaim-native-allocated.json")
+    claim_path = os.path.join(SRC, "tests/data/examples/resourceclaim-native-allocated.json")
     with open(claim_path) as f:
         claim = json.load(f)
     claim["metadata"]["uid"] = "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Replay the 440 cuGetProcAddress_v2 requests CUDA 13.0's runtime makes at start-up
- * (../shared/data/cudart13/getproc-requests.txt) the way it makes them: dlopen
+ * (tests/data/cudart13/getproc-requests.txt) the way it makes them: dlopen
  * libcuda.so.1, dlsym only cuGetProcAddress_v2, then everything through it. Every
  * answer must be the variant the driver itself gives (same symbol, same status), taken
  * from libvgpu exactly when libvgpu intercepts that symbol. Then allocate through the
@@ -49,7 +49,7 @@ static void keep(Resolved *r, const char *name, unsigned long long flags, void *
 }
 
 int main(void) {
-        const char *shared = getenv("HAMI_DRA_SHARED");
+        const char *data = getenv("HAMI_DRA_TEST_DATA");
         unsigned n = 0, found = 0, intercepted = 0;
         char path[4096], line[256];
         GetProc getproc, driver;
@@ -59,8 +59,8 @@ int main(void) {
         void *h;
 
         test_fresh_state();
-        ASSERT_TRUE(shared);
-        snprintf(path, sizeof(path), "%s/data/cudart13/getproc-requests.txt", shared);
+        ASSERT_TRUE(data);
+        snprintf(path, sizeof(path), "%s/cudart13/getproc-requests.txt", data);
         f = fopen(path, "re");
         ASSERT_TRUE(f);
 

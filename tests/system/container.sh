@@ -189,7 +189,7 @@ apiserver_up() {
         # listens on the container's loopback. A simple command, not the NET function (that
         # would fork a subshell): nsenter without a PID namespace and env exec, so $! is
         # the PID of python itself.
-        nsenter -t "$LEADER" -n env HAMI_DRA_SHARED="${HAMI_DRA_SHARED:-$SRC/../shared}" /usr/bin/python3 \
+        nsenter -t "$LEADER" -n /usr/bin/python3 \
                 "$SRC/tests/fakes/fake-apiserver.py" --certs "$pki" --state-file "$state" --node "$node" \
                 >"$W/fake.log" 2>&1 </dev/null &
         FAKE_PID=$!
