@@ -41,20 +41,28 @@ tests/fakes/start-fake-apiserver.sh "$demo/api" demo-node |
 pids+=("$(cat "$demo/api/fake.pid")")
 control=http://127.0.0.1:$(cat "$demo/api/control-port")
 
-# What the scheduler would have done: a claim for 10 GiB and 30% of hami-gpu-0, allocated.
-claim_uid=$(cat /proc/sys/kernel/random/uuid)
-share_id=$(cat /proc/sys/kernel/random/uuid)
-cat > "$demo/claim.json" <<JSON
-{"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
- "metadata": {"namespace": "default", "name": "demo-claim", "uid": "$claim_uid"},
- "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {
-     "deviceClassName": "hami-core-gpu.project-hami.io",
-     "capacity": {"requests": {"memory": "10Gi", "cores": "30"}}}}]}},
- "status": {"allocation": {"devices": {"results": [
-     {"request": "gpu", "driver": "hami-core-gpu.project-hami.io", "pool": "demo-node",
-      "device": "hami-gpu-0", "shareID": "$share_id",
-      "consumedCapacity": {"memory": "10Gi", "cores": "30"}}]}}}}
-JSON
+# The claim a user applies (deploy/examples/), allocated as the scheduler would: on
+# hami-gpu-0 of this node, with a shareID and consumedCapacity equal to its requests.
+# (The fake API server keeps no DeviceClasses: the daemon never reads them.)
+example=deploy/examples/gpu-50-cores-10gi.yaml
+say "The scheduler allocates the claim of $example"
+/usr/bin/python3 tests/fakes/allocate-claim.py "$example" demo-node hami-gpu-0 > "$demo/claim.json"
+/usr/bin/python3 - "$demo/claim.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+m = c["metadata"]
+print("  ResourceClaim %s/%s, UID %s" % (m["namespace"], m["name"], m["uid"]))
+for r in c["spec"]["devices"]["requests"]:
+    print("  request %s: class %s, capacity.requests %s" % (r["name"], r["exactly"]["deviceClassName"],
+          json.dumps(r["exactly"].get("capacity", {}).get("requests", {}))))
+for r in c["status"]["allocation"]["devices"]["results"]:
+    print("  allocated: %s/%s, shareID %s, consumedCapacity %s" % (r["pool"], r["device"], r["shareID"],
+          json.dumps(r.get("consumedCapacity"))))
+PY
+read -r claim_ns claim_name claim_uid < <(/usr/bin/python3 -c \
+        'import json, sys; m = json.load(open(sys.argv[1]))["metadata"]; print(m["namespace"], m["name"], m["uid"])' \
+        "$demo/claim.json")
+[ -n "$claim_uid" ]
 /usr/bin/python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/claims", data=open(sys.argv[2], "rb").read(), method="POST"), timeout=10).read()' \
         "$control" "$demo/claim.json"
 
@@ -82,7 +90,7 @@ pids+=($daemon)
 
 say "A kubelet finds the plugin, registers it, reads device health and prepares the claim"
 /usr/bin/python3 tests/kubelet-sim.py --registry-dir "$demo/plugins_registry" --wait 20 \
-        --claim "default/demo-claim/$claim_uid" --keep | sed -e 's/^/  /'
+        --claim "$claim_ns/$claim_name/$claim_uid" --keep | sed -e 's/^/  /'
 
 say "The ResourceSlice the daemon published"
 /usr/bin/python3 - "$control" <<'PY'
@@ -113,7 +121,7 @@ echo
 
 say "The kubelet unprepares the claim when its pod is gone"
 /usr/bin/python3 tests/kubelet-sim.py --registry-dir "$demo/plugins_registry" \
-        --claim "default/demo-claim/$claim_uid" --unprepare-only | grep -v "^registration\|^kubelet would" | sed -e 's/^/  /'
+        --claim "$claim_ns/$claim_name/$claim_uid" --unprepare-only | grep -v "^registration\|^kubelet would" | sed -e 's/^/  /'
 echo "  CDI specs left: $(ls "$demo/cdi" | wc -l)"
 
 say "What the daemon logged"

@@ -5,10 +5,14 @@ through its control port. One place, so every user starts it the same way."""
 
 import json
 import os
+import random
+import string
 import subprocess
 import time
 import urllib.request
+import uuid
 
+DRIVER = "hami-core-gpu.project-hami.io"
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
 
 
@@ -112,3 +116,52 @@ def claim_result(driver, pool, device="hami-gpu-0", share=None, memory=None, cor
     if memory:
         r["consumedCapacity"] = {"memory": memory, "cores": cores}
     return r
+
+
+def manifest_claims(path):
+    """The ResourceClaims a manifest file (deploy/examples/) makes, in its order: each
+    ResourceClaim as written, and for each ResourceClaimTemplate the claim the
+    resourceclaim controller would make from it (named <template>-<5 random characters>)."""
+    import yaml   # python3-yaml: only the users of manifests need it
+    claims = []
+    with open(path, encoding="utf-8") as f:
+        for doc in yaml.safe_load_all(f):
+            if not isinstance(doc, dict) or doc.get("apiVersion") != "resource.k8s.io/v1":
+                continue
+            if doc.get("kind") == "ResourceClaim":
+                claims.append(doc)
+            elif doc.get("kind") == "ResourceClaimTemplate":
+                meta = dict((doc["spec"].get("metadata") or {}))
+                meta["name"] = "%s-%s" % (doc["metadata"]["name"],
+                                          "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(5)))
+                if "namespace" in doc["metadata"]:
+                    meta["namespace"] = doc["metadata"]["namespace"]
+                claims.append({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": meta,
+                               "spec": doc["spec"]["spec"]})
+    return claims
+
+
+def allocate_claim(claim, node, device="hami-gpu-0", uid=None, namespace="default", driver=DRIVER):
+    """What the scheduler would have done with a ResourceClaim from a manifest: every
+    request on `device` of the node's pool, a shareID each, consumedCapacity equal to the
+    request's capacity.requests (both cores and memory, or neither: then the whole GPU, as
+    the daemon reads a result without consumedCapacity). Only one-device `exactly`
+    requests; selectors and constraints are not evaluated. Returns the stored object."""
+    results = []
+    for r in claim["spec"]["devices"]["requests"]:
+        ex = r.get("exactly")
+        if not isinstance(ex, dict) or ex.get("allocationMode", "ExactCount") != "ExactCount" or ex.get("count", 1) != 1:
+            raise ValueError("request %s: only `exactly` requests for one device can be allocated here" % r.get("name"))
+        caps = (ex.get("capacity") or {}).get("requests") or {}
+        if caps and set(caps) != {"cores", "memory"}:
+            raise ValueError("request %s: capacity.requests needs both cores and memory, or neither" % r["name"])
+        results.append(claim_result(driver, node, device, str(uuid.uuid4()), str(caps["memory"]) if caps else None,
+                                    str(caps["cores"]) if caps else None, request=r["name"]))
+    meta = claim["metadata"]
+    obj = claim_object(meta["name"], uid or str(uuid.uuid4()), results,
+                       namespace=meta.get("namespace") or namespace)
+    obj = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": obj["metadata"],
+           "spec": claim["spec"], "status": obj["status"]}
+    obj["status"]["allocation"]["nodeSelector"] = {"nodeSelectorTerms": [{"matchFields": [
+        {"key": "metadata.name", "operator": "In", "values": [node]}]}]}
+    return obj
