@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Prepare end to end: the real daemon (mock GPUs, mknod device fixtures) reads claims
 from the strict fake API server over TLS and answers the kubelet simulator on v1 and
-v1beta1: a share with its CDI spec, every per-claim reject, idempotence, unprepare,
-and after a restart the clean-up of a claim re-created with another UID."""
+v1beta1: a share with its CDI spec, every per-claim reject, idempotence, unprepare, the
+claims of the example manifests in deploy/examples/, and after a restart the clean-up of
+a claim re-created with another UID."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import tempfile
 import time
 import uuid
 
-from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
+from fakeapi import FakeApiServer, allocate_claim, claim_object, claim_result, manifest_claims, prepare_daemon_root
 from harness import DRIVER, Daemon, check, is_real_daemon
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -94,6 +95,40 @@ try:
         res = k.unprepare([ok, missing], "v1")
         check(not res[ok[2]].error and not res[missing[2]].error, "unprepare, also of an unknown claim")
         check(not os.path.exists(spec), "the spec is gone")
+
+        # The claims users apply from deploy/examples/, allocated as the scheduler would.
+        # Two requests on one GPU add up: each request's device gets 12 GiB and 90 cores.
+        def example(name, device):
+            c = allocate_claim(manifest_claims(os.path.join(SRC, "deploy/examples", name))[0], NODE, device)
+            fake.put(c)
+            return c, (c["metadata"]["namespace"], c["metadata"]["name"], c["metadata"]["uid"])
+
+        def spec_env(uid):
+            with open(os.path.join(cdi, "k8s.%s-claim_%s.json" % (DRIVER, uid))) as f:
+                return {dv["name"]: dv["containerEdits"].get("env", []) for dv in json.load(f)["devices"]}
+
+        two, two_ref = example("two-requests-one-gpu.yaml", "hami-gpu-2")
+        tpl, tpl_ref = example("deployment-template.yaml", "hami-gpu-3")
+        res = k.prepare([two_ref, tpl_ref], "v1")
+        check(not res[two_ref[2]].error and not res[tpl_ref[2]].error,
+              "the examples are prepared (%s; %s)" % (res[two_ref[2]].error, res[tpl_ref[2]].error))
+        shares = {r["request"]: r["shareID"] for r in two["status"]["allocation"]["devices"]["results"]}
+        got = {tuple(dv.request_names): (dv.device_name, dv.share_id) for dv in res[two_ref[2]].devices}
+        check(got == {(q,): ("hami-gpu-2", s) for q, s in shares.items()},
+              "two requests, one GPU: a device per request with its share: %s" % got)
+        edits = spec_env(two_ref[2])
+        check(len(edits) == 2 and all("CUDA_DEVICE_MEMORY_LIMIT_0=12288m" in e and "CUDA_DEVICE_SM_LIMIT_0=90" in e
+                                      for e in edits.values()),
+              "two requests, one GPU: 4Gi + 8Gi and 30 + 60 cores add up on it: %s" % edits)
+        edits = spec_env(tpl_ref[2])
+        check(list(edits.values()) == [["CUDA_DEVICE_MEMORY_LIMIT_0=4096m", "CUDA_DEVICE_MEMORY_LIMIT=4096m",
+                                        "CUDA_DEVICE_SM_LIMIT_0=30", "CUDA_DEVICE_SM_LIMIT=30"]],
+              "the template's claim: 4Gi and 30 cores: %s" % edits)
+        rc = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests/cdi-validate.py"), "--exact-minimum"]
+                            + [os.path.join(cdi, "k8s.%s-claim_%s.json" % (DRIVER, r[2])) for r in (two_ref, tpl_ref)])
+        check(rc.returncode == 0, "the examples' specs validate")
+        res = k.unprepare([two_ref, tpl_ref], "v1")
+        check(not res[two_ref[2]].error and not res[tpl_ref[2]].error, "the examples are unprepared")
 
         # Down, the claim is deleted and re-created under its name with a new UID.
         check(d.stop() == 0, "the daemon stops cleanly")
