@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The docs tell the truth about the interfaces:
 - every command-line flag of hami-dra-plugin is in hami-dra-plugin(8) and --help,
-- every configuration key is in hami-dra.conf(5) under its section,
+- every configuration key is in hami-dra.conf(5) under its section, and its mock
+  example is the one tests/test-gpu-mock.c parses,
 - README.md opens with the two commands, and .ci/run runs exactly the test one."""
 
 import os
@@ -44,6 +45,18 @@ for line in conf_man.splitlines():
 for section, key in keys:
     if key not in sections.get(section, set()):
         failures.append(f"[{section}] {key}= is not documented in man/hami-dra.conf.5.rst")
+
+# The mock example in hami-dra.conf(5) is the text test-gpu-mock parses, line for line.
+gpu_mock_c = read("tests/test-gpu-mock.c")
+m = re.search(r"static void test_conf_man_example\(void\) \{.*?config_parse_text\(&c,(.*?),\s*\"hami-dra\.conf\.5\.rst\"\)",
+              gpu_mock_c, re.S)
+if not m:
+    failures.append("tests/test-gpu-mock.c no longer parses the mock example of hami-dra.conf(5)")
+else:
+    example = "".join(bytes(lit, "ascii").decode("unicode_escape") for lit in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
+    shown = "\n".join("    " + line if line else "" for line in example.rstrip("\n").split("\n"))
+    if "\n" + shown + "\n" not in conf_man:
+        failures.append("man/hami-dra.conf.5.rst does not show the mock example test-gpu-mock parses:\n" + shown)
 
 if build:
     exe = os.path.join(build, "src", "hami-dra-plugin")

@@ -148,8 +148,9 @@ static void test_model_table(void) {
         }
 }
 
-/* The example in README.md, through the real configuration parser. */
-static void test_readme_example(void) {
+/* The mock example of hami-dra.conf(5), through the real configuration parser
+ * (test-docs checks that the man page shows exactly this text). */
+static void test_conf_man_example(void) {
         _cleanup_(gpu_backend_freep) GpuBackend *b = NULL;
         _cleanup_(gpu_list_done) GpuList l = {};
         Config c;
@@ -165,7 +166,7 @@ static void test_readme_example(void) {
                                     "GPUs=8\n"
                                     "Model=NVIDIA H100 80GB HBM3\n"
                                     "Memory=80Gi\n",
-                                    "README.md"));
+                                    "hami-dra.conf.5.rst"));
         free(c.node_name);
         c.node_name = strdup("node-a");
         free(c.state_dir);
@@ -362,7 +363,7 @@ int main(void) {
         TEST(test_count_and_attributes);
         TEST(test_deterministic_uuids);
         TEST(test_model_table);
-        TEST(test_readme_example);
+        TEST(test_conf_man_example);
         TEST(test_parse);
         TEST(test_health_flip);
         TEST(test_health_state_at_start);
