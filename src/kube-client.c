@@ -673,6 +673,7 @@ static int kube_request_new(KubeClient *c, const char *method, const char *path,
                             KubeRequest **ret) {
         KubeRequest *req;
 
+        *ret = NULL;    /* on every failure too: the callers' req is never left unset */
         if (!path || path[0] != '/' || strlen(path) > 8192 || strpbrk(path, " \r\n"))
                 return -EINVAL;
         if (c->n_requests >= KUBE_REQUESTS_MAX)

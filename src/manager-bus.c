@@ -141,6 +141,7 @@ static int read_uid_arg(sd_bus_message *m, const char **ret, sd_bus_error *error
         const char *uid;
         int r;
 
+        *ret = NULL;    /* on every failure too: the callers' uid is never left unset */
         r = sd_bus_message_read(m, "s", &uid);
         if (r < 0)
                 return r;
