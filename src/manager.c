@@ -44,7 +44,8 @@ static void manager_set_state(Manager *m, ManagerState state, const char *reason
 static char *manager_format_status(Manager *m) {
         _cleanup_free_ char *base = NULL;
         const char *registration;
-        char *s = NULL;
+        char *s;
+        int r;
 
         if (m->registration_error)
                 registration = "kubelet registration FAILED";
@@ -54,19 +55,22 @@ static char *manager_format_status(Manager *m) {
                 registration = "waiting for the kubelet";
 
         if (m->state == MANAGER_DEGRADED && m->degraded_reason)
-                (void) asprintf(&base, "Degraded: %s; %zu GPU(s), %s", m->degraded_reason,
-                                m->gpus.n_gpus, registration);
+                r = asprintf(&base, "Degraded: %s; %zu GPU(s), %s", m->degraded_reason,
+                             m->gpus.n_gpus, registration);
         else if (m->registration_error)
-                (void) asprintf(&base, "%zu GPU(s); %s: %s", m->gpus.n_gpus, registration,
-                                m->registration_error);
+                r = asprintf(&base, "%zu GPU(s); %s: %s", m->gpus.n_gpus, registration,
+                             m->registration_error);
         else
-                (void) asprintf(&base, "%zu GPU(s) (%s); %s", m->gpus.n_gpus,
-                                m->backend ? m->backend->ops->name : "no backend", registration);
-        if (!base)
+                r = asprintf(&base, "%zu GPU(s) (%s); %s", m->gpus.n_gpus,
+                             m->backend ? m->backend->ops->name : "no backend", registration);
+        if (r < 0) {
+                base = NULL;    /* undefined after a failed asprintf() */
                 return NULL;
+        }
         if (!m->apiserver_status)
                 return TAKE_PTR(base);
-        (void) asprintf(&s, "%s; %s", base, m->apiserver_status);
+        if (asprintf(&s, "%s; %s", base, m->apiserver_status) < 0)
+                return NULL;
         return s;
 }
 

@@ -181,10 +181,12 @@ static void job_answer(PrepareService *s, Job *j) {
 
 static int on_wakeup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         PrepareService *s = userdata;
-        uint64_t v;
+        eventfd_t v;
         Job *list;
 
-        (void) read(s->wakeup_fd, &v, sizeof(v));
+        /* Only resets the counter: the done list is what counts, and an empty eventfd
+         * (EAGAIN, from prepare_service_free()) has nothing to reset. */
+        (void) eventfd_read(s->wakeup_fd, &v);
         pthread_mutex_lock(&s->lock);
         list = s->done;
         s->done = NULL;
@@ -216,7 +218,6 @@ static void job_run(PrepareService *s, Job *j) {
 
 static void *worker(void *userdata) {
         PrepareService *s = userdata;
-        uint64_t one = 1;
 
         pthread_mutex_lock(&s->lock);
         for (;;) {
@@ -237,7 +238,8 @@ static void *worker(void *userdata) {
                 pthread_mutex_lock(&s->lock);
                 j->next = s->done;
                 s->done = j;
-                (void) write(s->wakeup_fd, &one, sizeof(one));
+                /* Fails only where the counter would overflow: a wakeup is pending then. */
+                (void) eventfd_write(s->wakeup_fd, 1);
         }
         pthread_mutex_unlock(&s->lock);
         return NULL;
