@@ -17,7 +17,8 @@
 static void mknod_at(const char *dir, const char *name, unsigned maj, unsigned min) {
         char path[512];
 
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path))
+                TEST_FAIL("path too long: %s/%s", dir, name);
         if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0)
                 TEST_FAIL("mknod %s: %m", path);
 }

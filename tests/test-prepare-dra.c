@@ -78,7 +78,8 @@ static void api_put(const char *name, char *json) {
                         return;
                 }
         ASSERT_TRUE(api.n < API_MAX);
-        snprintf(api.claims[api.n].name, sizeof(api.claims[api.n].name), "%s", name);
+        ASSERT_TRUE(snprintf(api.claims[api.n].name, sizeof(api.claims[api.n].name), "%s", name) <
+                    (int) sizeof(api.claims[api.n].name));
         api.claims[api.n++].json = json;
 }
 
