@@ -3,6 +3,10 @@
 # in a throwaway directory tree (with a private system bus), drive it the way a kubelet
 # does, look inside with hamictl, and say what happened.
 set -euo pipefail
+# shellcheck source=tools/lib.sh
+. "$(dirname "$0")/lib.sh"
+become_root "$0" "$@"
+trap give_back EXIT
 cd "$(dirname "$0")/.."
 tools/setup.sh
 
@@ -19,6 +23,7 @@ cleanup() {
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
         wait 2>/dev/null || true
         rm -rf "$demo"
+        give_back
 }
 trap cleanup EXIT
 

@@ -1,8 +1,13 @@
 #!/bin/bash
 # The whole test suite on a fresh Debian 12 machine: installs packages, builds with
 # gcc and with clang (both -Werror), runs every suite under ASan+UBSan (gcc) and
-# plainly (clang), and prints "N passed, N failed, N skipped" last.
+# plainly (clang), and prints "N passed, N failed, N skipped" last. As a user with sudo
+# it runs itself under sudo.
 set -euo pipefail
+# shellcheck source=tools/lib.sh
+. "$(dirname "$0")/lib.sh"
+become_root "$0" "$@"
+trap give_back EXIT
 cd "$(dirname "$0")/.."
 tools/setup.sh
 
