@@ -1,8 +1,8 @@
 #!/bin/bash
 # The whole test suite on a fresh Debian 12 machine: installs packages, builds with
-# gcc and with clang (both -Werror), runs every suite under ASan+UBSan (gcc) and
-# plainly (clang), and prints "N passed, N failed, N skipped" last. As a user with sudo
-# it runs itself under sudo.
+# gcc and with clang the ways developers and distributions do (all -Werror), runs every
+# suite under ASan+UBSan (gcc) and plainly (clang), lists each build and prints
+# "N passed, N failed, N skipped" last. As a user with sudo it runs itself under sudo.
 set -euo pipefail
 # shellcheck source=tools/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -25,29 +25,94 @@ print(p, f, s)
 PY
 }
 
-run_build() { # name, meson args...
-        local dir=build-test-$1; shift
+# What Debian's packages are built with: CFLAGS, CPPFLAGS and LDFLAGS of dpkg-buildflags
+# with every hardening feature (-D_FORTIFY_SOURCE=2, -fstack-protector-strong,
+# -Werror=format-security, -z relro -z now), under --buildtype=plain.
+hardening=()
+for v in CFLAGS CPPFLAGS LDFLAGS; do
+        hardening+=("$v=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get $v)")
+done
+
+builds=()       # one line per build, for the summary
+logs=()         # the meson test logs (json) counted in the summary
+build_failed=0
+no_log=0        # test runs that left no log: each counts as a failure
+
+# build NAME CC [VAR=VALUE...] [-- MESON-SETUP-ARGS...]: set up build-test-NAME afresh
+# with CC and the variables in its environment, and compile it (werror is on by default
+# in meson.build). A build that fails is listed as failed, and the run fails.
+build() {
+        local name=$1 cc=$2 dir=build-test-$1 start=$SECONDS env=()
+        shift 2
+        while [ $# -gt 0 ] && [ "$1" != -- ]; do env+=("$1"); shift; done
+        [ $# -eq 0 ] || shift
         rm -rf "$dir"
-        CC=${CC_FOR_BUILD:-} meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
-        meson compile -C "$dir" -j "$jobs"
-        meson test -C "$dir" --print-errorlogs --num-processes "$jobs" ${TEST_ARGS:-} || true
+        echo "== build $name: CC=$cc ${env[*]} meson setup $dir $*"
+        if ! env CC="$cc" "${env[@]}" meson setup "$dir" "$@" >"$dir.setup.log" 2>&1; then
+                cat "$dir.setup.log"
+                builds+=("$(printf '%-16s FAILED (meson setup)' "$name")")
+                build_failed=$((build_failed + 1))
+                return 1
+        fi
+        if ! meson compile -C "$dir" -j "$jobs"; then
+                builds+=("$(printf '%-16s FAILED to compile' "$name")")
+                build_failed=$((build_failed + 1))
+                return 1
+        fi
+        builds+=("$(printf '%-16s compiled OK (%ds)' "$name" $((SECONDS - start)))")
 }
 
-CC_FOR_BUILD=gcc run_build gcc-asan -Db_sanitize=address,undefined -Db_lundef=false
-CC_FOR_BUILD=clang run_build clang
+# check NAME LOGBASE [MESON-TEST-ARGS...]: run tests of build-test-NAME; failures are
+# counted from the log, they do not stop the run.
+check() {
+        local dir=build-test-$1 logbase=$2 log
+        shift 2
+        meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" --logbase "$logbase" "$@" || true
+        log=$(ls -t "$dir/meson-logs/$logbase"*.json 2>/dev/null | head -n 1) || true
+        if [ -n "$log" ]; then
+                logs+=("$log")
+        else
+                echo "$dir: meson test left no $logbase log"
+                no_log=$((no_log + 1))
+        fi
+}
 
-# valgrind where it is quiet: the unit suite of the plain (clang) build.
-meson test -C build-test-clang --suite unit --print-errorlogs --num-processes "$jobs" \
-        --logbase valgrind \
-        --wrapper "valgrind --quiet --error-exitcode=66 --leak-check=full --errors-for-leak-kinds=definite,indirect --track-fds=no" \
-        || true
+# The developers' builds (debugoptimized) run every suite.
+if build gcc-asan gcc -- -Db_sanitize=address,undefined -Db_lundef=false; then
+        # shellcheck disable=SC2086 # TEST_ARGS is a list of meson test arguments
+        check gcc-asan testlog ${TEST_ARGS:-}
+fi
+if build clang clang; then
+        # shellcheck disable=SC2086
+        check clang testlog ${TEST_ARGS:-}
+        # valgrind where it is quiet: the unit suite of the plain (clang) build.
+        check clang valgrind --suite unit \
+                --wrapper "valgrind --quiet --error-exitcode=66 --leak-check=full --errors-for-leak-kinds=definite,indirect --track-fds=no"
+fi
+# The distributions' builds compile: -O3 and fortify see other bugs (uninitialised
+# variables, unchecked results, truncation). The unit suite (seconds) runs where gcc's
+# -O3 and fortify's checks can change what the code does at run time.
+if build gcc-release gcc -- --buildtype=release; then
+        check gcc-release unit --suite unit
+fi
+build clang-release clang -- --buildtype=release || true
+if build gcc-hardened gcc "${hardening[@]}" -- --buildtype=plain; then
+        check gcc-hardened unit --suite unit
+fi
+build clang-hardened clang "${hardening[@]}" -- --buildtype=plain || true
 
-passed=0; failed=0; skipped=0
-for log in build-test-gcc-asan/meson-logs/testlog.json build-test-clang/meson-logs/testlog.json \
-           build-test-clang/meson-logs/valgrind-valgrind.json; do
+echo
+echo "builds:"
+printf '  %s\n' "${builds[@]}"
+passed=0; failed=$no_log; skipped=0
+for log in "${logs[@]}"; do
         read -r p f s < <(summary "$log")
         echo "${log%%/*} ($(basename "$log" .json | sed "s/-valgrind//")): $p passed, $f failed, $s skipped"
         passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+if [ "$build_failed" -gt 0 ]; then
+        echo "$passed passed, $failed failed, $skipped skipped; $build_failed build(s) FAILED"
+else
+        echo "$passed passed, $failed failed, $skipped skipped"
+fi
+[ "$failed" -eq 0 ] && [ "$build_failed" -eq 0 ]
