@@ -3,7 +3,7 @@
 
 /*
  * The manager's side of org.projecthami.Dra1: turns Manager state into the plain data of
- * bus-model.h and routes the privileged D-Bus calls to manager_*(). The manager keeps
+ * dbus/model.h and routes the privileged D-Bus calls to manager_*(). The manager keeps
  * one BusServer and calls:
  *
  *   manager_dbus_start(m, &bus)      in manager_start(), after the GPUs are known; a
@@ -16,7 +16,7 @@
  *   bus_server_free(bus)             in manager_free(), before the event loop goes
  */
 
-#include "bus-server.h"
+#include "dbus/server.h"
 #include "manager.h"
 
 extern const BusModelOps manager_dbus_ops;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* A prepared claim as the D-Bus objects show it (bus-model.h). */
+/* A prepared claim as the D-Bus objects show it (dbus/model.h). */
 
-#include "bus-model.h"
+#include "dbus/model.h"
 #include "checkpoint.h"
 
 /*

@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 
-#include "bus-server.h"
+#include "dbus/server.h"
 #include "log.h"
 #include "macro.h"
 

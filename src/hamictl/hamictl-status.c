@@ -5,7 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "bus-server.h"
+#include "dbus/server.h"
 #include "hamictl.h"
 
 static const char *jstr(struct json_object *o, const char *key) {

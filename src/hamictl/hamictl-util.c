@@ -7,8 +7,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "bus-error.h"
-#include "bus-server.h"
+#include "dbus/error.h"
+#include "dbus/server.h"
 #include "hamictl.h"
 
 int ctl_error(const char *what, const sd_bus_error *e, int r) {

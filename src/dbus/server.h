@@ -33,7 +33,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-#include "bus-model.h"
+#include "dbus/model.h"
 
 #define BUS_SERVICE_NAME "org.projecthami.Dra1"
 #define BUS_MANAGER_PATH "/org/projecthami/Dra1"

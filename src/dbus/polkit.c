@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "bus-error.h"
-#include "bus-polkit.h"
+#include "dbus/error.h"
+#include "dbus/polkit.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"

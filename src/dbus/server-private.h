@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* What bus-server.c shares with the per-interface files (manager-bus.c, device-bus.c, claim-bus.c). */
+/* What server.c shares with the per-interface files (manager-object.c, device-object.c, claim-object.c). */
 
-#include "bus-polkit.h"
-#include "bus-server.h"
+#include "dbus/polkit.h"
+#include "dbus/server.h"
 
 /* Properties that can change, one bit each: what the deferred emitter sends. */
 typedef enum ManagerProp {

@@ -4,8 +4,8 @@
 #include <limits.h>
 #include <time.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
+#include "dbus/error.h"
+#include "dbus/server-private.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"

@@ -4,8 +4,8 @@
 
 #include <errno.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
+#include "dbus/error.h"
+#include "dbus/server-private.h"
 #include "config.h"
 #include "log.h"
 #include "macro.h"

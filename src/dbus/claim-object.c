@@ -4,8 +4,8 @@
 
 #include <errno.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
+#include "dbus/error.h"
+#include "dbus/server-private.h"
 #include "macro.h"
 
 char *claim_bus_path(const char *uid) {
