@@ -4,16 +4,12 @@
 
 #include <errno.h>
 
-#include "dbus/error.h"
-#include "dbus/server-private.h"
 #include "config.h"
+#include "dbus/error.h"
+#include "dbus/names.h"
+#include "dbus/server-private.h"
 #include "log.h"
 #include "macro.h"
-
-#define POLKIT_ACTION_RESCAN "org.projecthami.dra1.rescan"
-#define POLKIT_ACTION_RELOAD "org.projecthami.dra1.reload"
-#define POLKIT_ACTION_RELEASE_CLAIM "org.projecthami.dra1.release-claim"
-#define POLKIT_ACTION_SET_DEVICE_SCHEDULABLE "org.projecthami.dra1.set-device-schedulable"
 
 /* ---- getters ---- */
 

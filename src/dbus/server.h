@@ -34,14 +34,7 @@
 #include <systemd/sd-event.h>
 
 #include "dbus/model.h"
-
-#define BUS_SERVICE_NAME "org.projecthami.Dra1"
-#define BUS_MANAGER_PATH "/org/projecthami/Dra1"
-#define BUS_DEVICE_PREFIX "/org/projecthami/Dra1/gpu"
-#define BUS_CLAIM_PREFIX "/org/projecthami/Dra1/claim"
-#define BUS_MANAGER_INTERFACE "org.projecthami.Dra1.Manager"
-#define BUS_DEVICE_INTERFACE "org.projecthami.Dra1.Device"
-#define BUS_CLAIM_INTERFACE "org.projecthami.Dra1.Claim"
+#include "dbus/names.h"
 
 typedef struct BusServer BusServer;
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "dbus/server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
 
 static void print_claim(struct json_object *p) {

@@ -5,7 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "dbus/server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
 
 static const char *jstr(struct json_object *o, const char *key) {
