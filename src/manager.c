@@ -6,10 +6,10 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "manager-dbus-claim.h"
 #include "manager-dbus.h"
-#include "manager.h"
 #include "manager-monitor.h"
-#include "prepare-bus.h"
+#include "manager.h"
 #include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
@@ -309,7 +309,7 @@ static void manager_on_claim_changed(void *userdata, const char *uid, const Chec
                 return;
         if (!c)
                 (void) bus_server_claim_unprepared(m->bus, uid);  /* -ENOENT for unknown claims: fine */
-        else if (prepare_claim_to_bus(c, m->config.state_dir, &b) >= 0)
+        else if (manager_dbus_claim_from_prepared(c, m->config.state_dir, &b) >= 0)
                 (void) bus_server_claim_prepared(m->bus, &b);
 }
 

@@ -61,7 +61,8 @@ size_t prepare_service_n_verifying(PrepareService *s);
 /*
  * Told on the event thread after each change: c is the prepared claim (a fresh prepare
  * or one restored), or NULL when uid was unprepared, released or forgotten. For the
- * D-Bus objects (bus_server_claim_prepared()/..._unprepared(), see prepare_claim_to_bus()).
+ * D-Bus objects (bus_server_claim_prepared()/..._unprepared(), see
+ * manager_dbus_claim_from_prepared()).
  */
 typedef void (*PrepareObserver)(void *userdata, const char *uid, const Checkpoint *c);
 void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata);

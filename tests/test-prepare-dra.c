@@ -14,7 +14,7 @@
 #include "fakes/fake-dra-request.h"
 #include "log.h"
 #include "macro.h"
-#include "prepare-bus.h"
+#include "manager-dbus-claim.h"
 #include "prepare-dra.h"
 #include "prepare-fixture.h"
 #include "tests.h"
@@ -62,7 +62,7 @@ static void observer(void *userdata, const char *uid, const Checkpoint *c) {
         }
         BusClaim b = {};
         ASSERT_STREQ(c->uid, uid);
-        ASSERT_OK(prepare_claim_to_bus(c, fx.state_dir, &b));
+        ASSERT_OK(manager_dbus_claim_from_prepared(c, fx.state_dir, &b));
         ASSERT_OK(bus_claim_validate(&b));
         ASSERT_TRUE(b.n_devices >= 1 && b.n_devices <= c->n_devices);
         ASSERT_EQ_U(b.devices[0].memory_limit, c->devices[0].memory_mib << 20);

@@ -4,9 +4,9 @@
 #include <time.h>
 
 #include "macro.h"
-#include "prepare-bus.h"
+#include "manager-dbus-claim.h"
 
-int prepare_claim_to_bus(const Checkpoint *c, const char *state_dir, BusClaim *ret) {
+int manager_dbus_claim_from_prepared(const Checkpoint *c, const char *state_dir, BusClaim *ret) {
         _cleanup_(bus_claim_done) BusClaim b = {};
         struct timespec ts;
 
