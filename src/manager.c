@@ -240,12 +240,12 @@ static void manager_on_registration_status(void *userdata, bool registered, cons
 
 static void manager_on_prepare(void *userdata, DraRequest *r) {
         Manager *m = userdata;
-        prepare_service_prepare(m->prepare, r);
+        dra_service_prepare(m->dra_service, r);
 }
 
 static void manager_on_unprepare(void *userdata, DraRequest *r) {
         Manager *m = userdata;
-        prepare_service_unprepare(m->prepare, r);
+        dra_service_unprepare(m->dra_service, r);
 }
 
 /* ---------------------------------------------------------------- prepare */
@@ -319,9 +319,9 @@ static void manager_publish_claim(void *userdata, const Checkpoint *c) {
 
 /* Once the API client is up: forget claims deleted or re-created while we were down. */
 static void manager_verify_recovered(Manager *m) {
-        if (!m->prepare || m->n_recovered == 0)
+        if (!m->dra_service || m->n_recovered == 0)
                 return;
-        (void) prepare_service_verify(m->prepare, TAKE_PTR(m->recovered), m->n_recovered);
+        (void) dra_service_verify(m->dra_service, TAKE_PTR(m->recovered), m->n_recovered);
         m->n_recovered = 0;
 }
 
@@ -346,7 +346,7 @@ static int manager_setup_prepare(Manager *m) {
         r = preparer_recover(m->preparer, &m->recovered, &m->n_recovered);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover the prepared claims: %m");
-        r = prepare_service_new(m->event, m->preparer, manager_fetch_claim, m, 0, &m->prepare);
+        r = dra_service_new(m->event, m->preparer, manager_fetch_claim, m, 0, &m->dra_service);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the prepare workers: %m");
         return 0;
@@ -689,7 +689,7 @@ int manager_start(Manager *m) {
                 /* No system bus (a container, a test) is no reason to stop serving the kubelet. */
                 log_warning_errno(r, "Not on the system bus, org.projecthami.Dra1 is unavailable: %m");
         else {
-                prepare_service_set_observer(m->prepare, manager_on_claim_changed, m);
+                dra_service_set_observer(m->dra_service, manager_on_claim_changed, m);
                 (void) preparer_foreach(m->preparer, manager_publish_claim, m);
         }
 
@@ -727,7 +727,7 @@ Manager *manager_free(Manager *m) {
                 manager_fetch_free(m->fetches);
         free(m->apiserver_status);
         /* Then prepare: waits for its workers and completes what is still in flight. */
-        m->prepare = prepare_service_free(m->prepare);
+        m->dra_service = dra_service_free(m->dra_service);
         manager_free_monitor(m);
         m->preparer = preparer_free(m->preparer);
         preparer_claims_free(m->recovered, m->n_recovered);

@@ -11,13 +11,13 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "dra-service.h"
 #include "gpu-backend.h"
 #include "gpu.h"
 #include "grpc-server.h"
 #include "kube-client.h"
-#include "slice-publisher.h"
-#include "prepare-dra.h"
 #include "prepare.h"
+#include "slice-publisher.h"
 
 typedef struct BusServer BusServer;
 
@@ -40,10 +40,10 @@ typedef struct Manager {
 
         GrpcServer *grpc;
 
-        /* Prepare/unprepare (prepare.c, prepare-dra.c). Claims recovered at start wait in
+        /* Prepare/unprepare (prepare.c, dra-service.c). Claims recovered at start wait in
          * recovered[] until the API client can re-verify them. */
         Preparer *preparer;
-        PrepareService *prepare;
+        DraService *dra_service;
         PrepareClaimRef *recovered;
         size_t n_recovered;
         int listen_fd_registration; /* from systemd, or -1 */

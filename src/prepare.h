@@ -7,7 +7,7 @@
  *
  * The Preparer is thread-safe: calls for different claims run concurrently, calls for
  * the same claim UID are serialised. It never talks to the API server itself: the
- * caller hands it the claim JSON (prepare-dra.c fetches it through an injected fetcher).
+ * caller hands it the claim JSON (dra-service.c fetches it through an injected fetcher).
  *
  * On disk, per claim (all-or-nothing after a crash, see preparer_recover()):
  *   <state>/checkpoints/<uid>.ckpt         the commit record (checkpoint.h)

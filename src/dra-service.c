@@ -5,9 +5,9 @@
 #include <sys/eventfd.h>
 
 #include "claim.h"
+#include "dra-service.h"
 #include "log.h"
 #include "macro.h"
-#include "prepare-dra.h"
 
 #define FETCH_BODY_MAX (3u * 1024 * 1024)
 /* Claim reads in flight at once; more wait in the backlog (the API client has its own
@@ -17,11 +17,11 @@
 
 typedef struct Pending Pending;
 
-typedef struct PrepareService PrepareService;
+typedef struct DraService DraService;
 
 typedef struct Job {
         struct Job *next;
-        PrepareService *service;
+        DraService *service;
         struct Job *fetch_prev, *fetch_next;  /* while the fetcher has it */
         bool verify;              /* a start-up verification, not a kubelet call */
         Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
@@ -41,7 +41,7 @@ struct Pending {
         size_t n_left;            /* claims not answered yet */
 };
 
-struct PrepareService {
+struct DraService {
         sd_event *event;
         sd_event_source *wakeup;  /* eventfd: workers -> event loop */
         int wakeup_fd;
@@ -62,12 +62,12 @@ struct PrepareService {
         size_t n_fetching;
         Job *backlog, *backlog_tail; /* jobs waiting for a fetch slot */
         sd_event_source *retry;   /* backlog retry when the API client was busy */
-        PrepareObserver observer;
+        DraServiceObserver observer;
         void *observer_userdata;
 };
 
-static void fetching_remove(PrepareService *s, Job *j);
-static void fetch_failed(PrepareService *s, Job *j, int r);
+static void fetching_remove(DraService *s, Job *j);
+static void fetch_failed(DraService *s, Job *j, int r);
 
 static void job_free(Job *j) {
         if (!j)
@@ -149,7 +149,7 @@ static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
         return dra_request_set_devices(r, i, devices, c->n_devices);
 }
 
-static void job_notify(PrepareService *s, Job *j) {
+static void job_notify(DraService *s, Job *j) {
         if (!s->observer || j->result < 0)
                 return;
         if (j->prepare && j->checkpoint.n_devices > 0)
@@ -158,7 +158,7 @@ static void job_notify(PrepareService *s, Job *j) {
                 s->observer(s->observer_userdata, j->uid, NULL);
 }
 
-static void job_answer(PrepareService *s, Job *j) {
+static void job_answer(DraService *s, Job *j) {
         job_notify(s, j);
         if (!j->pending) {
                 /* A verification that ended in forgetting the claim. */
@@ -180,7 +180,7 @@ static void job_answer(PrepareService *s, Job *j) {
 }
 
 static int on_wakeup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        PrepareService *s = userdata;
+        DraService *s = userdata;
         uint64_t v;
         Job *list;
 
@@ -202,7 +202,7 @@ static int on_wakeup(sd_event_source *source, int fd, uint32_t revents, void *us
 
 /* ---------------------------------------------------------------- workers */
 
-static void job_run(PrepareService *s, Job *j) {
+static void job_run(DraService *s, Job *j) {
         PrepareClaimRef ref = { .namespace_ = j->namespace_, .name = j->name, .uid = j->uid };
 
         if (!j->pending)
@@ -215,7 +215,7 @@ static void job_run(PrepareService *s, Job *j) {
 }
 
 static void *worker(void *userdata) {
-        PrepareService *s = userdata;
+        DraService *s = userdata;
         uint64_t one = 1;
 
         pthread_mutex_lock(&s->lock);
@@ -243,7 +243,7 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
-static void job_submit(PrepareService *s, Job *j) {
+static void job_submit(DraService *s, Job *j) {
         pthread_mutex_lock(&s->lock);
         j->next = NULL;
         if (s->queue_tail)
@@ -257,14 +257,14 @@ static void job_submit(PrepareService *s, Job *j) {
 
 /* ---------------------------------------------------------------- service */
 
-int prepare_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
-                        PrepareService **ret) {
-        PrepareService *s;
+int dra_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
+                    DraService **ret) {
+        DraService *s;
         int r;
 
         if (n_workers == 0)
-                n_workers = PREPARE_WORKERS_DEFAULT;
-        if (n_workers > PREPARE_WORKERS_MAX || !fetch)
+                n_workers = DRA_SERVICE_WORKERS_DEFAULT;
+        if (n_workers > DRA_SERVICE_WORKERS_MAX || !fetch)
                 return -EINVAL;
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -298,11 +298,11 @@ int prepare_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fe
         *ret = s;
         return 0;
 fail:
-        prepare_service_free(s);
+        dra_service_free(s);
         return r;
 }
 
-PrepareService *prepare_service_free(PrepareService *s) {
+DraService *dra_service_free(DraService *s) {
         if (!s)
                 return NULL;
         pthread_mutex_lock(&s->lock);
@@ -346,7 +346,7 @@ PrepareService *prepare_service_free(PrepareService *s) {
 
 /* ---------------------------------------------------------------- fetch */
 
-static void fetching_add(PrepareService *s, Job *j) {
+static void fetching_add(DraService *s, Job *j) {
         j->service = s;
         s->n_fetching++;
         j->fetch_prev = NULL;
@@ -356,7 +356,7 @@ static void fetching_add(PrepareService *s, Job *j) {
         s->fetching = j;
 }
 
-static void fetching_remove(PrepareService *s, Job *j) {
+static void fetching_remove(DraService *s, Job *j) {
         s->n_fetching--;
         if (j->fetch_prev)
                 j->fetch_prev->fetch_next = j->fetch_next;
@@ -369,9 +369,9 @@ static void fetching_remove(PrepareService *s, Job *j) {
 
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
 static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
-static void start_fetch(PrepareService *s, Job *j);
+static void start_fetch(DraService *s, Job *j);
 
-static void backlog_push(PrepareService *s, Job *j, bool front) {
+static void backlog_push(DraService *s, Job *j, bool front) {
         j->next = NULL;
         if (front) {
                 j->next = s->backlog;
@@ -390,7 +390,7 @@ static void backlog_push(PrepareService *s, Job *j, bool front) {
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata);
 
 /* Start what waits, as far as there are slots; if the client is busy with others, retry soon. */
-static void backlog_pump(PrepareService *s) {
+static void backlog_pump(DraService *s) {
         while (s->backlog && s->n_fetching < FETCHES_MAX) {
                 Job *j = s->backlog;
 
@@ -407,14 +407,14 @@ static void backlog_pump(PrepareService *s) {
 }
 
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata) {
-        PrepareService *s = userdata;
+        DraService *s = userdata;
 
         s->retry = sd_event_source_disable_unref(s->retry);
         backlog_pump(s);
         return 0;
 }
 
-static void fetch_failed(PrepareService *s, Job *j, int r) {
+static void fetch_failed(DraService *s, Job *j, int r) {
         if (j->verify) {
                 s->n_verifying--;
                 job_free(j);
@@ -426,7 +426,7 @@ static void fetch_failed(PrepareService *s, Job *j, int r) {
         job_free(j);
 }
 
-static void start_fetch(PrepareService *s, Job *j) {
+static void start_fetch(DraService *s, Job *j) {
         int r;
 
         if (s->n_fetching >= FETCHES_MAX) {
@@ -450,7 +450,7 @@ static void start_fetch(PrepareService *s, Job *j) {
 
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
         Job *j = ctx;
-        PrepareService *s = j->service;
+        DraService *s = j->service;
 
         fetching_remove(s, j);
         backlog_pump(s);
@@ -490,7 +490,7 @@ static void on_fetched(void *ctx, int error, long http_status, const char *json,
         job_submit(s, j);
 }
 
-static void start_prepare(PrepareService *s, Job *j) {
+static void start_prepare(DraService *s, Job *j) {
         /* A prepared claim is answered from its checkpoint: no API round trip, works offline. */
         if (preparer_is_prepared(s->preparer, j->uid)) {
                 job_submit(s, j);
@@ -500,7 +500,7 @@ static void start_prepare(PrepareService *s, Job *j) {
 }
 
 /* Unprepare never syncs to disk: do it right here unless a worker holds the claim. */
-static void start_unprepare(PrepareService *s, Job *j) {
+static void start_unprepare(DraService *s, Job *j) {
         j->result = preparer_try_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
         if (j->result == -EBUSY) {
                 j->error[0] = '\0';
@@ -511,7 +511,7 @@ static void start_unprepare(PrepareService *s, Job *j) {
         job_free(j);
 }
 
-static void handle(PrepareService *s, DraRequest *r, bool prepare) {
+static void handle(DraService *s, DraRequest *r, bool prepare) {
         size_t n = dra_request_n_claims(r);
         Pending *pd;
 
@@ -543,11 +543,11 @@ static void handle(PrepareService *s, DraRequest *r, bool prepare) {
         pending_answered(pd);
 }
 
-void prepare_service_prepare(PrepareService *s, DraRequest *r) {
+void dra_service_prepare(DraService *s, DraRequest *r) {
         handle(s, r, true);
 }
 
-void prepare_service_unprepare(PrepareService *s, DraRequest *r) {
+void dra_service_unprepare(DraService *s, DraRequest *r) {
         handle(s, r, false);
 }
 
@@ -555,7 +555,7 @@ void prepare_service_unprepare(PrepareService *s, DraRequest *r) {
 
 static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
         Job *j = ctx;
-        PrepareService *s = j->service;
+        DraService *s = j->service;
         const char *reason = NULL;
 
         fetching_remove(s, j);
@@ -586,7 +586,7 @@ static void on_verified(void *ctx, int error, long http_status, const char *json
         job_submit(s, j);  /* forgotten on a worker; answered (n_verifying--) back here */
 }
 
-int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n) {
+int dra_service_verify(DraService *s, PrepareClaimRef *claims, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 Job *j = job_new(NULL, i, false, claims[i].namespace_, claims[i].name, claims[i].uid);
 
@@ -600,16 +600,16 @@ int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n)
         return 0;
 }
 
-size_t prepare_service_n_verifying(PrepareService *s) {
+size_t dra_service_n_verifying(DraService *s) {
         return s->n_verifying;
 }
 
-void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata) {
+void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *userdata) {
         s->observer = observer;
         s->observer_userdata = userdata;
 }
 
-int prepare_service_release(PrepareService *s, const char *uid) {
+int dra_service_release(DraService *s, const char *uid) {
         int r;
 
         if (!preparer_is_prepared(s->preparer, uid))
