@@ -32,7 +32,7 @@ typedef struct Job {
         size_t json_len;
         /* Results, filled by the worker. */
         int result;
-        Checkpoint checkpoint;
+        PreparedClaim prepared;
         char error[PREPARE_ERROR_MAX];
 } Job;
 
@@ -76,7 +76,7 @@ static void job_free(Job *j) {
         free(j->name);
         free(j->uid);
         free(j->json);
-        checkpoint_done(&j->checkpoint);
+        prepared_claim_done(&j->prepared);
         free(j);
 }
 
@@ -121,7 +121,7 @@ static char **strv_one(const char *s) {
         return v;
 }
 
-static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
+static int answer_devices(DraRequest *r, size_t i, const PreparedClaim *c) {
         DraDevice *devices;
 
         if (c->n_devices == 0)
@@ -130,7 +130,7 @@ static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
         if (!devices)
                 return -ENOMEM;
         for (size_t k = 0; k < c->n_devices; k++) {
-                const CheckpointDevice *d = &c->devices[k];
+                const PreparedClaimDevice *d = &c->devices[k];
                 devices[k] = (DraDevice) {
                         .request_names = strv_one(d->request),
                         .pool_name = strdup(d->pool),
@@ -152,8 +152,8 @@ static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
 static void job_notify(DraService *s, Job *j) {
         if (!s->observer || j->result < 0)
                 return;
-        if (j->prepare && j->checkpoint.n_devices > 0)
-                s->observer(s->observer_userdata, j->uid, &j->checkpoint);
+        if (j->prepare && j->prepared.n_devices > 0)
+                s->observer(s->observer_userdata, j->uid, &j->prepared);
         else if (!j->prepare)
                 s->observer(s->observer_userdata, j->uid, NULL);
 }
@@ -171,7 +171,7 @@ static void job_answer(DraService *s, Job *j) {
         if (j->result < 0)
                 k = dra_request_set_error(r, j->index, "%s", j->error[0] ? j->error : strerror(-j->result));
         else if (j->prepare)
-                k = answer_devices(r, j->index, &j->checkpoint);
+                k = answer_devices(r, j->index, &j->prepared);
         else
                 k = dra_request_set_done(r, j->index);
         if (k < 0)
@@ -208,7 +208,7 @@ static void job_run(DraService *s, Job *j) {
         if (!j->pending)
                 j->result = preparer_forget(s->preparer, j->uid, j->error[0] ? j->error : NULL);
         else if (j->prepare)
-                j->result = preparer_prepare(s->preparer, &ref, j->json, j->json_len, &j->checkpoint, j->error,
+                j->result = preparer_prepare(s->preparer, &ref, j->json, j->json_len, &j->prepared, j->error,
                                              sizeof(j->error));
         else
                 j->result = preparer_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
@@ -491,7 +491,7 @@ static void on_fetched(void *ctx, int error, long http_status, const char *json,
 }
 
 static void start_prepare(DraService *s, Job *j) {
-        /* A prepared claim is answered from its checkpoint: no API round trip, works offline. */
+        /* A prepared claim is answered from its record: no API round trip, works offline. */
         if (preparer_is_prepared(s->preparer, j->uid)) {
                 job_submit(s, j);
                 return;

@@ -65,7 +65,7 @@ size_t dra_service_n_verifying(DraService *s);
  * D-Bus objects (bus_server_claim_prepared()/..._unprepared(), see
  * manager_dbus_claim_from_prepared()).
  */
-typedef void (*DraServiceObserver)(void *userdata, const char *uid, const Checkpoint *c);
+typedef void (*DraServiceObserver)(void *userdata, const char *uid, const PreparedClaim *c);
 void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *userdata);
 
 /*

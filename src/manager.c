@@ -301,7 +301,7 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
 }
 
 /* Prepared, unprepared, released, forgotten: the D-Bus objects follow. */
-static void manager_on_claim_changed(void *userdata, const char *uid, const Checkpoint *c) {
+static void manager_on_claim_changed(void *userdata, const char *uid, const PreparedClaim *c) {
         Manager *m = userdata;
         _cleanup_(bus_claim_done) BusClaim b = {};
 
@@ -313,7 +313,7 @@ static void manager_on_claim_changed(void *userdata, const char *uid, const Chec
                 (void) bus_server_claim_prepared(m->bus, &b);
 }
 
-static void manager_publish_claim(void *userdata, const Checkpoint *c) {
+static void manager_publish_claim(void *userdata, const PreparedClaim *c) {
         manager_on_claim_changed(userdata, c->uid, c);
 }
 

@@ -12,6 +12,7 @@
 #include <systemd/sd-id128.h>
 
 #include "cdi.h"
+#include "checkpoint.h"
 #include "claim-limits.h"
 #include "claim.h"
 #include "fsutil.h"
@@ -41,7 +42,7 @@ struct Preparer {
         char *busy[BUSY_MAX];          /* claim UIDs with a call in progress */
         size_t n_busy;
         /*
-         * The prepared claims, a tsearch(3) tree of Checkpoint * by UID: what the checkpoint
+         * The prepared claims, a tsearch(3) tree of PreparedClaim * by UID: what the checkpoint
          * files say, without the CDI spec text (which stays on disk). Loaded by recovery,
          * changed only by the holder of the claim's UID lock, right after its file.
          */
@@ -49,7 +50,7 @@ struct Preparer {
         size_t n_prepared;
 };
 
-static void checkpoint_free(void *c);
+static void prepared_claim_free(void *c);
 
 typedef struct Failure {
         char *buf;
@@ -198,7 +199,7 @@ Preparer *preparer_free(Preparer *p) {
         free(p->gpus.gpus);
         for (size_t i = 0; i < p->n_busy; i++)
                 free(p->busy[i]);
-        tdestroy(p->prepared, checkpoint_free);
+        tdestroy(p->prepared, prepared_claim_free);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->idle);
         pthread_rwlock_destroy(&p->gpus_lock);
@@ -284,57 +285,57 @@ static void uid_unlock(Preparer *p, const char *uid) {
 
 /* ---------------------------------------------------------------- the prepared claims */
 
-static void checkpoint_free(void *c) {
-        checkpoint_done(c);
+static void prepared_claim_free(void *c) {
+        prepared_claim_done(c);
         free(c);
 }
 
-static int checkpoint_compare_uid(const void *a, const void *b) {
-        return strcmp(((const Checkpoint *) a)->uid, ((const Checkpoint *) b)->uid);
+static int prepared_claim_compare_uid(const void *a, const void *b) {
+        return strcmp(((const PreparedClaim *) a)->uid, ((const PreparedClaim *) b)->uid);
 }
 
-static Checkpoint *prepared_find_locked(Preparer *p, const char *uid) {
-        Checkpoint key = { .uid = (char *) uid };
-        Checkpoint **found = tfind(&key, &p->prepared, checkpoint_compare_uid);
+static PreparedClaim *prepared_find_locked(Preparer *p, const char *uid) {
+        PreparedClaim key = { .uid = (char *) uid };
+        PreparedClaim **found = tfind(&key, &p->prepared, prepared_claim_compare_uid);
 
         return found ? *found : NULL;
 }
 
 /* A copy of what was just committed to disk, without the spec text; replaces an older one. */
-static int prepared_add(Preparer *p, const Checkpoint *committed) {
-        Checkpoint *c = malloc(sizeof(*c)), **slot;
+static int prepared_add(Preparer *p, const PreparedClaim *committed) {
+        PreparedClaim *c = malloc(sizeof(*c)), **slot;
         int r;
 
         if (!c)
                 return -ENOMEM;
-        r = checkpoint_copy(committed, false, c);
+        r = prepared_claim_copy(committed, false, c);
         if (r < 0) {
                 free(c);
                 return r;
         }
         pthread_mutex_lock(&p->lock);
-        slot = tsearch(c, &p->prepared, checkpoint_compare_uid);
+        slot = tsearch(c, &p->prepared, prepared_claim_compare_uid);
         if (slot && *slot != c) {
-                checkpoint_free(*slot);   /* the same UID again: the newer record wins */
+                prepared_claim_free(*slot);   /* the same UID again: the newer record wins */
                 *slot = c;
         } else if (slot)
                 p->n_prepared++;
         pthread_mutex_unlock(&p->lock);
         if (!slot) {
-                checkpoint_free(c);
+                prepared_claim_free(c);
                 return -ENOMEM;
         }
         return 0;
 }
 
-/* Take the claim out of the tree; the caller frees it with checkpoint_free(). */
-static Checkpoint *prepared_take(Preparer *p, const char *uid) {
-        Checkpoint *c;
+/* Take the claim out of the tree; the caller frees it with prepared_claim_free(). */
+static PreparedClaim *prepared_take(Preparer *p, const char *uid) {
+        PreparedClaim *c;
 
         pthread_mutex_lock(&p->lock);
         c = prepared_find_locked(p, uid);
         if (c) {
-                tdelete(c, &p->prepared, checkpoint_compare_uid);
+                tdelete(c, &p->prepared, prepared_claim_compare_uid);
                 p->n_prepared--;
         }
         pthread_mutex_unlock(&p->lock);
@@ -342,22 +343,22 @@ static Checkpoint *prepared_take(Preparer *p, const char *uid) {
 }
 
 /* A copy of the prepared claim's record (without the spec text): 0, -ENOENT, -ENOMEM. */
-static int prepared_get(Preparer *p, const char *uid, Checkpoint *ret) {
-        Checkpoint *c;
+static int prepared_get(Preparer *p, const char *uid, PreparedClaim *ret) {
+        PreparedClaim *c;
         int r = -ENOENT;
 
         pthread_mutex_lock(&p->lock);
         c = prepared_find_locked(p, uid);
         if (c)
-                r = checkpoint_copy(c, false, ret);
+                r = prepared_claim_copy(c, false, ret);
         pthread_mutex_unlock(&p->lock);
         return r;
 }
 
 /* ---------------------------------------------------------------- audit */
 
-static void audit_device(int level, const char *message_id, const char *what, const Checkpoint *c,
-                         const CheckpointDevice *d) {
+static void audit_device(int level, const char *message_id, const char *what, const PreparedClaim *c,
+                         const PreparedClaimDevice *d) {
         char id[64];
 
         snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
@@ -372,7 +373,7 @@ static void audit_device(int level, const char *message_id, const char *what, co
                    LOG_FIELD("CDI_DEVICE=%s", d->cdi_device_id), NULL);
 }
 
-static void audit_claim(int level, const char *message_id, const char *what, const Checkpoint *c) {
+static void audit_claim(int level, const char *message_id, const char *what, const PreparedClaim *c) {
         char id[64];
 
         if (c->n_devices > 0) {
@@ -409,13 +410,13 @@ static int claim_dir_path(Preparer *p, const char *uid, char *buf, size_t size) 
 }
 
 /* HAMi-core's shared region: a valid header, the GPUs at their CUDA indices with their limits. */
-static int claim_shared_region_create(Preparer *p, const char *name, const Checkpoint *c) {
+static int claim_shared_region_create(Preparer *p, const char *name, const PreparedClaim *c) {
         uint64_t limits[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t sm[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t n = 1;
 
         for (size_t i = 0; i < c->n_devices; i++) {
-                const CheckpointDevice *d = &c->devices[i];
+                const PreparedClaimDevice *d = &c->devices[i];
                 if (d->cuda_index >= SHARED_REGION_DEVICES_MAX)
                         continue;
                 n = MAX(n, d->cuda_index + 1);
@@ -448,7 +449,7 @@ static int claim_dir_remove(Preparer *p, const char *uid) {
 }
 
 /* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
-static int claim_dir_create(Preparer *p, const Checkpoint *c) {
+static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
         char path[CLAIM_UID_MAX + 64];
         int r;
 
@@ -490,7 +491,7 @@ static void claim_remove_files(Preparer *p, const char *uid) {
 }
 
 /* Make a committed claim whole again: missing CDI spec or claim directory. */
-static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool *ret_repaired) {
+static int claim_complete(Preparer *p, const PreparedClaim *c, bool new_boot, bool *ret_repaired) {
         bool repaired = false;
         int r;
 
@@ -506,7 +507,7 @@ static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool 
                 return r;
         if (r == 0) {
                 /* The in-memory record has no spec text: the checkpoint file has. */
-                _cleanup_(checkpoint_done) Checkpoint full = {};
+                _cleanup_(prepared_claim_done) PreparedClaim full = {};
                 if (!c->cdi_spec) {
                         r = checkpoint_load_at(p->checkpoint_fd, c->uid, &full);
                         if (r < 0)
@@ -524,22 +525,22 @@ static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool 
 
 /* ---------------------------------------------------------------- prepare */
 
-static int checkpoint_from_plan(Preparer *p, const ClaimAllocation *a, const ClaimLimits *l, const char *spec,
-                                Checkpoint *ret) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+static int prepared_claim_from_plan(Preparer *p, const ClaimAllocation *a, const ClaimLimits *l, const char *spec,
+                                  PreparedClaim *ret) {
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
 
         c.uid = strdup(a->uid);
         c.namespace_ = strdup(a->namespace_);
         c.name = strdup(a->name);
         c.cdi_spec = strdup(spec);
         memcpy(c.boot_id, p->boot_id, 33);
-        c.devices = calloc(MAX(a->n_results, 1u), sizeof(CheckpointDevice));
+        c.devices = calloc(MAX(a->n_results, 1u), sizeof(PreparedClaimDevice));
         if (!c.uid || !c.namespace_ || !c.name || !c.cdi_spec || !c.devices)
                 return -ENOMEM;
         for (size_t i = 0; i < a->n_results; i++) {
                 const ClaimResult *res = &a->results[i];
                 const GpuLimit *gl = &l->gpus[l->results[i].gpu];
-                CheckpointDevice *d = &c.devices[i];
+                PreparedClaimDevice *d = &c.devices[i];
                 char name[CDI_NAME_MAX];
                 int r;
 
@@ -561,13 +562,13 @@ static int checkpoint_from_plan(Preparer *p, const ClaimAllocation *a, const Cla
                         return -ENOMEM;
         }
         *ret = c;
-        c = (Checkpoint) {};
+        c = (PreparedClaim) {};
         return 0;
 }
 
 /* Decode, check and plan: everything that can reject, before anything touches the disk. */
 static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len,
-                               Checkpoint *ret, Failure *f) {
+                               PreparedClaim *ret, Failure *f) {
         _cleanup_(claim_allocation_done) ClaimAllocation a = {};
         _cleanup_free_ char *spec = NULL;
         HostDeviceNode nodes[CLAIM_RESULTS_MAX];
@@ -629,13 +630,13 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
                         return failf(f, r, "cannot build the CDI spec: %s", strerror(-r));
                 }
         }
-        r = checkpoint_from_plan(p, &a, l, spec ?: "", ret);
+        r = prepared_claim_from_plan(p, &a, l, spec ?: "", ret);
         free(l);
         return r;
 }
 
 /* The limits point into p->gpus: hold the read lock while planning. */
-static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                         Failure *f) {
         int r;
 
@@ -645,7 +646,7 @@ static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *jso
         return r;
 }
 
-static int prepare_from_checkpoint(Preparer *p, const PrepareClaimRef *ref, Checkpoint *c, Failure *f) {
+static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, PreparedClaim *c, Failure *f) {
         bool repaired = false;
         int r;
 
@@ -659,18 +660,18 @@ static int prepare_from_checkpoint(Preparer *p, const PrepareClaimRef *ref, Chec
         return 0;
 }
 
-static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                           Failure *f) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         int r;
 
         r = prepared_get(p, ref->uid, &c);
         if (r >= 0) {
-                r = prepare_from_checkpoint(p, ref, &c, f);
+                r = prepare_from_record(p, ref, &c, f);
                 if (r < 0)
                         return r;
                 *ret = c;
-                c = (Checkpoint) {};
+                c = (PreparedClaim) {};
                 return 0;
         }
         if (r != -ENOENT)
@@ -684,7 +685,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         if (c.n_devices == 0) {
                 /* Nothing of ours in the claim: prepared, no devices, nothing to keep. */
                 *ret = c;
-                c = (Checkpoint) {};
+                c = (PreparedClaim) {};
                 return 0;
         }
 
@@ -705,11 +706,11 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
         *ret = c;
-        c = (Checkpoint) {};
+        c = (PreparedClaim) {};
         return 0;
 }
 
-int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                      char *error, size_t error_size) {
         char buf[PREPARE_ERROR_MAX] = "";
         Failure f = { buf, sizeof(buf) };
@@ -752,7 +753,7 @@ bool preparer_is_prepared(Preparer *p, const char *uid) {
  * checkpoint owned, and a failed prepare removes its own files.
  */
 static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, Failure *f) {
-        Checkpoint *c;
+        PreparedClaim *c;
         int r;
 
         if (!preparer_is_prepared(p, uid)) {
@@ -771,7 +772,7 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
                 audit_cleanup(uid, c->namespace_, c->name, cleanup_reason);
         else
                 audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_UNPREPARED, "Unprepared", c);
-        checkpoint_free(c);
+        prepared_claim_free(c);
         return 0;
 }
 
@@ -826,7 +827,7 @@ static bool is_temp_name(const char *name) {
 }
 
 static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *claims, size_t *n_claims) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         bool new_boot, repaired = false;
         int r;
 
@@ -970,7 +971,7 @@ static void recover_orphans(Preparer *p) {
 }
 
 typedef struct ForeachContext {
-        void (*f)(void *userdata, const Checkpoint *c);
+        void (*f)(void *userdata, const PreparedClaim *c);
         void *userdata;
         int n;
 } ForeachContext;
@@ -980,11 +981,11 @@ static void foreach_visit(const void *node, VISIT which, void *closure) {
 
         if (which != postorder && which != leaf)
                 return;
-        ctx->f(ctx->userdata, *(Checkpoint *const *) node);
+        ctx->f(ctx->userdata, *(PreparedClaim *const *) node);
         ctx->n++;
 }
 
-int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata) {
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim *c), void *userdata) {
         ForeachContext ctx = { f, userdata, 0 };
 
         pthread_mutex_lock(&p->lock);

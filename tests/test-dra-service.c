@@ -55,7 +55,7 @@ static FakeApi api;
 static unsigned completed;
 static unsigned observed_prepared, observed_unprepared;
 
-static void observer(void *userdata, const char *uid, const Checkpoint *c) {
+static void observer(void *userdata, const char *uid, const PreparedClaim *c) {
         if (!c) {
                 observed_unprepared++;
                 return;
