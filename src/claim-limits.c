@@ -42,7 +42,7 @@ static bool same_main_request(const char *a, const char *b) {
 }
 
 static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const Gpu *gpu,
-                      const GpuConfig *cfg, bool *first_seen, char *error, size_t size) {
+                      const ClaimParams *cfg, bool *first_seen, char *error, size_t size) {
         size_t g;
         uint64_t memory = res->has_consumed_capacity ? res->consumed_memory : gpu->memory_total;
         uint64_t cores = res->has_consumed_capacity ? res->consumed_cores : GPU_CORES_TOTAL;
@@ -129,15 +129,15 @@ int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLim
                 const ClaimResult *res = &c->results[i];
                 char reason[256] = "";
                 const Gpu *gpu;
-                GpuConfig cfg;
+                ClaimParams cfg;
 
                 gpu = find_gpu(gpus, res->device);
                 if (!gpu)
                         return fail(error, size, -ENODEV,
                                     "the allocation names device %s, which this node does not have", res->device);
-                gpu_config_init(&cfg);
+                claim_params_init(&cfg);
                 if (res->parameters_json &&
-                    gpu_config_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
+                    claim_params_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
                                      sizeof(reason)) < 0)
                         return fail(error, size, -EBADMSG, "malformed opaque config for request %s: %s",
                                     res->request, reason);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "claim.h"
-#include "gpu-config.h"
+#include "claim-params.h"
 #include "macro.h"
 #include "quantity.h"
 
@@ -302,7 +302,7 @@ static int decode_config(json_object *o, size_t idx, const char *driver_name, Ou
         json_object *opaque, *params, *requests;
         const char *source, *driver, *text;
         char reason[256] = "";
-        GpuConfig gc;
+        ClaimParams gc;
         size_t n;
 
         if (!json_object_is_type(o, json_type_object))
@@ -335,10 +335,10 @@ static int decode_config(json_object *o, size_t idx, const char *driver_name, Ou
         text = json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN);
         if (!text)
                 return -ENOMEM;
-        if (strlen(text) > GPU_CONFIG_PARAMETERS_MAX)
+        if (strlen(text) > CLAIM_PARAMS_SIZE_MAX)
                 return fail(e, -E2BIG, "malformed opaque config: config[%zu] parameters exceed %d bytes",
-                            idx, GPU_CONFIG_PARAMETERS_MAX);
-        if (gpu_config_from_json(params, &gc, reason, sizeof(reason)) < 0)
+                            idx, CLAIM_PARAMS_SIZE_MAX);
+        if (claim_params_from_json(params, &gc, reason, sizeof(reason)) < 0)
                 return fail(e, -EBADMSG, "malformed opaque config: config[%zu]: %s", idx, reason);
 
         *ret = (OurConfig) { .requests = requests, .parameters = text };

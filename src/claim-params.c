@@ -4,11 +4,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "gpu-config.h"
+#include "claim-params.h"
 #include "macro.h"
 
-void gpu_config_init(GpuConfig *c) {
-        *c = (GpuConfig) {
+void claim_params_init(ClaimParams *c) {
+        *c = (ClaimParams) {
                 .memory_limit_policy = LIMIT_POLICY_HARD,
                 .sm_limit_policy = LIMIT_POLICY_HARD,
                 .oversubscription = false,
@@ -46,25 +46,25 @@ static int parse_policy(json_object *v, const char *field, LimitPolicy *ret, cha
         return 0;
 }
 
-int gpu_config_from_json(json_object *o, GpuConfig *ret, char *error, size_t size) {
-        GpuConfig c;
+int claim_params_from_json(json_object *o, ClaimParams *ret, char *error, size_t size) {
+        ClaimParams c;
         bool have_version = false, have_kind = false;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
                 return fail(error, size, "parameters must be a JSON object");
 
-        gpu_config_init(&c);
+        claim_params_init(&c);
         json_object_object_foreach(o, key, v) {
                 if (streq(key, "apiVersion")) {
                         if (!json_object_is_type(v, json_type_string) ||
-                            !streq(json_object_get_string(v), GPU_CONFIG_API_VERSION))
-                                return fail(error, size, "apiVersion must be \"%s\"", GPU_CONFIG_API_VERSION);
+                            !streq(json_object_get_string(v), CLAIM_PARAMS_API_VERSION))
+                                return fail(error, size, "apiVersion must be \"%s\"", CLAIM_PARAMS_API_VERSION);
                         have_version = true;
                 } else if (streq(key, "kind")) {
                         if (!json_object_is_type(v, json_type_string) ||
-                            !streq(json_object_get_string(v), GPU_CONFIG_KIND))
-                                return fail(error, size, "kind must be \"%s\"", GPU_CONFIG_KIND);
+                            !streq(json_object_get_string(v), CLAIM_PARAMS_KIND))
+                                return fail(error, size, "kind must be \"%s\"", CLAIM_PARAMS_KIND);
                         have_kind = true;
                 } else if (streq(key, "memoryLimitPolicy")) {
                         r = parse_policy(v, key, &c.memory_limit_policy, error, size);
@@ -85,23 +85,23 @@ int gpu_config_from_json(json_object *o, GpuConfig *ret, char *error, size_t siz
                 }
         }
         if (!have_version)
-                return fail(error, size, "apiVersion is missing (want \"%s\")", GPU_CONFIG_API_VERSION);
+                return fail(error, size, "apiVersion is missing (want \"%s\")", CLAIM_PARAMS_API_VERSION);
         if (!have_kind)
-                return fail(error, size, "kind is missing (want \"%s\")", GPU_CONFIG_KIND);
+                return fail(error, size, "kind is missing (want \"%s\")", CLAIM_PARAMS_KIND);
 
         *ret = c;
         return 0;
 }
 
-int gpu_config_parse(const char *json, size_t len, GpuConfig *ret, char *error, size_t size) {
+int claim_params_parse(const char *json, size_t len, ClaimParams *ret, char *error, size_t size) {
         json_tokener *tok;
         json_object *o;
         int r;
 
         if (!json || len == 0)
                 return fail(error, size, "parameters are empty");
-        if (len > GPU_CONFIG_PARAMETERS_MAX)
-                return fail(error, size, "parameters are larger than %d bytes", GPU_CONFIG_PARAMETERS_MAX);
+        if (len > CLAIM_PARAMS_SIZE_MAX)
+                return fail(error, size, "parameters are larger than %d bytes", CLAIM_PARAMS_SIZE_MAX);
 
         tok = json_tokener_new_ex(16);
         if (!tok)
@@ -113,7 +113,7 @@ int gpu_config_parse(const char *json, size_t len, GpuConfig *ret, char *error, 
                 return fail(error, size, "parameters are not valid JSON");
         }
         json_tokener_free(tok);
-        r = gpu_config_from_json(o, ret, error, size);
+        r = claim_params_from_json(o, ret, error, size);
         json_object_put(o);
         return r;
 }
