@@ -463,17 +463,6 @@ static void *cq_thread(void *userdata) {
 
 /* ---- DRA requests (main thread) ---- */
 
-void dra_device_done(DraDevice *d) {
-        if (!d)
-                return;
-        strv_free(d->request_names);
-        free(d->pool_name);
-        free(d->device_name);
-        strv_free(d->cdi_device_ids);
-        free(d->share_id);
-        *d = (DraDevice) {};
-}
-
 static void devices_free(DraDevice *devices, size_t n) {
         for (size_t i = 0; i < n; i++)
                 dra_device_done(&devices[i]);
