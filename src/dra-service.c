@@ -6,6 +6,7 @@
 
 #include "claim.h"
 #include "dra-service.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 
@@ -226,10 +227,7 @@ static void *worker(void *userdata) {
                         pthread_cond_wait(&s->work, &s->lock);
                 if (!s->queue)
                         break;
-                j = s->queue;
-                s->queue = j->next;
-                if (!s->queue)
-                        s->queue_tail = NULL;
+                j = QUEUE_POP(s->queue, s->queue_tail);
                 pthread_mutex_unlock(&s->lock);
 
                 job_run(s, j);
@@ -245,12 +243,7 @@ static void *worker(void *userdata) {
 
 static void job_submit(DraService *s, Job *j) {
         pthread_mutex_lock(&s->lock);
-        j->next = NULL;
-        if (s->queue_tail)
-                s->queue_tail->next = j;
-        else
-                s->queue = j;
-        s->queue_tail = j;
+        QUEUE_PUSH(s->queue, s->queue_tail, j);
         pthread_cond_signal(&s->work);
         pthread_mutex_unlock(&s->lock);
 }
@@ -321,12 +314,8 @@ DraService *dra_service_free(DraService *s) {
          * this (free the API client, which cancels its requests, before the service).
          */
         s->retry = sd_event_source_disable_unref(s->retry);
-        while (s->backlog) {
-                Job *j = s->backlog;
-                s->backlog = j->next;
+        for (Job *j; (j = QUEUE_POP(s->backlog, s->backlog_tail));)
                 fetch_failed(s, j, -ESHUTDOWN);
-        }
-        s->backlog_tail = NULL;
         while (s->fetching) {
                 Job *j = s->fetching;
                 fetching_remove(s, j);
@@ -349,22 +338,12 @@ DraService *dra_service_free(DraService *s) {
 static void fetching_add(DraService *s, Job *j) {
         j->service = s;
         s->n_fetching++;
-        j->fetch_prev = NULL;
-        j->fetch_next = s->fetching;
-        if (s->fetching)
-                s->fetching->fetch_prev = j;
-        s->fetching = j;
+        LIST_PREPEND_FIELDS(fetch_next, fetch_prev, s->fetching, j);
 }
 
 static void fetching_remove(DraService *s, Job *j) {
         s->n_fetching--;
-        if (j->fetch_prev)
-                j->fetch_prev->fetch_next = j->fetch_next;
-        else
-                s->fetching = j->fetch_next;
-        if (j->fetch_next)
-                j->fetch_next->fetch_prev = j->fetch_prev;
-        j->fetch_prev = j->fetch_next = NULL;
+        LIST_REMOVE_FIELDS(fetch_next, fetch_prev, s->fetching, j);
 }
 
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
@@ -372,19 +351,10 @@ static void on_verified(void *ctx, int error, long http_status, const char *json
 static void start_fetch(DraService *s, Job *j);
 
 static void backlog_push(DraService *s, Job *j, bool front) {
-        j->next = NULL;
-        if (front) {
-                j->next = s->backlog;
-                s->backlog = j;
-                if (!s->backlog_tail)
-                        s->backlog_tail = j;
-                return;
-        }
-        if (s->backlog_tail)
-                s->backlog_tail->next = j;
+        if (front)
+                QUEUE_PUSH_FRONT(s->backlog, s->backlog_tail, j);
         else
-                s->backlog = j;
-        s->backlog_tail = j;
+                QUEUE_PUSH(s->backlog, s->backlog_tail, j);
 }
 
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata);
@@ -392,11 +362,8 @@ static int on_retry(sd_event_source *source, uint64_t usec, void *userdata);
 /* Start what waits, as far as there are slots; if the client is busy with others, retry soon. */
 static void backlog_pump(DraService *s) {
         while (s->backlog && s->n_fetching < FETCHES_MAX) {
-                Job *j = s->backlog;
+                Job *j = QUEUE_POP(s->backlog, s->backlog_tail);
 
-                s->backlog = j->next;
-                if (!s->backlog)
-                        s->backlog_tail = NULL;
                 start_fetch(s, j);
                 if (s->backlog == j)
                         break;  /* the client said busy and j went back: wait */

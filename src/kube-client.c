@@ -14,6 +14,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "kube-client.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -240,12 +241,7 @@ static void kube_request_free(KubeRequest *req) {
                 curl_easy_cleanup(req->easy);
         curl_slist_free_all(req->headers);
         sd_event_source_disable_unref(req->retry_timer);
-        if (req->prev)
-                req->prev->next = req->next;
-        else
-                c->requests = req->next;
-        if (req->next)
-                req->next->prev = req->prev;
+        LIST_REMOVE(c->requests, req);
         c->n_requests--;
         free(req->method);
         free(req->path);
@@ -682,10 +678,7 @@ static int kube_request_new(KubeClient *c, const char *method, const char *path,
         if (!req)
                 return -ENOMEM;
         req->client = c;
-        req->next = c->requests;
-        if (c->requests)
-                c->requests->prev = req;
-        c->requests = req;
+        LIST_PREPEND(c->requests, req);
         c->n_requests++;
         req->backoff = (KubeBackoff) { .base_usec = c->opts.backoff_base_usec, .cap_usec = c->opts.backoff_cap_usec };
         req->easy = c->n_idle_easy > 0 ? c->idle_easy[--c->n_idle_easy] : curl_easy_init();

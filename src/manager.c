@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "list.h"
 #include "log.h"
 #include "manager-dbus-claim.h"
 #include "manager-dbus.h"
@@ -263,12 +264,7 @@ typedef struct ManagerFetch {
 } ManagerFetch;
 
 static void manager_fetch_free(ManagerFetch *f) {
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                f->manager->fetches = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
+        LIST_REMOVE(f->manager->fetches, f);
         free(f);
 }
 
@@ -290,10 +286,8 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
         f = malloc(sizeof(*f));
         if (!f)
                 return -ENOMEM;
-        *f = (ManagerFetch) { .done = done, .ctx = ctx, .manager = m, .next = m->fetches };
-        if (m->fetches)
-                m->fetches->prev = f;
-        m->fetches = f;
+        *f = (ManagerFetch) { .done = done, .ctx = ctx, .manager = m };
+        LIST_PREPEND(m->fetches, f);
         r = kube_client_get_resource_claim(m->kube, ns, name, manager_on_claim_fetched, f);
         if (r < 0)
                 manager_fetch_free(f);
