@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "claim-params.h"
+#include "errbuf.h"
 #include "macro.h"
 
 void claim_params_init(ClaimParams *c) {
@@ -19,89 +19,79 @@ const char *limit_policy_to_string(LimitPolicy p) {
         return p == LIMIT_POLICY_DISABLED ? "disabled" : "hard";
 }
 
-static int fail(char *error, size_t size, const char *format, ...) _printf_(3, 4);
-static int fail(char *error, size_t size, const char *format, ...) {
-        va_list ap;
-
-        if (error && size > 0) {
-                va_start(ap, format);
-                vsnprintf(error, size, format, ap);
-                va_end(ap);
-        }
-        return -EINVAL;
-}
-
-static int parse_policy(json_object *v, const char *field, LimitPolicy *ret, char *error, size_t size) {
+static int parse_policy(json_object *v, const char *field, LimitPolicy *ret, ErrBuf *e) {
         const char *s;
 
         if (!json_object_is_type(v, json_type_string))
-                return fail(error, size, "%s must be a string", field);
+                return errbuf_fail(e, -EINVAL, "%s must be a string", field);
         s = json_object_get_string(v);
         if (streq(s, "hard"))
                 *ret = LIMIT_POLICY_HARD;
         else if (streq(s, "disabled"))
                 *ret = LIMIT_POLICY_DISABLED;
         else
-                return fail(error, size, "%s must be \"hard\" or \"disabled\"", field);
+                return errbuf_fail(e, -EINVAL, "%s must be \"hard\" or \"disabled\"", field);
         return 0;
 }
 
 int claim_params_from_json(json_object *o, ClaimParams *ret, char *error, size_t size) {
+        ErrBuf e = { error, size };
         ClaimParams c;
         bool have_version = false, have_kind = false;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
-                return fail(error, size, "parameters must be a JSON object");
+                return errbuf_fail(&e, -EINVAL, "parameters must be a JSON object");
 
         claim_params_init(&c);
         json_object_object_foreach(o, key, v) {
                 if (streq(key, "apiVersion")) {
                         if (!json_object_is_type(v, json_type_string) ||
                             !streq(json_object_get_string(v), CLAIM_PARAMS_API_VERSION))
-                                return fail(error, size, "apiVersion must be \"%s\"", CLAIM_PARAMS_API_VERSION);
+                                return errbuf_fail(&e, -EINVAL, "apiVersion must be \"%s\"", CLAIM_PARAMS_API_VERSION);
                         have_version = true;
                 } else if (streq(key, "kind")) {
                         if (!json_object_is_type(v, json_type_string) ||
                             !streq(json_object_get_string(v), CLAIM_PARAMS_KIND))
-                                return fail(error, size, "kind must be \"%s\"", CLAIM_PARAMS_KIND);
+                                return errbuf_fail(&e, -EINVAL, "kind must be \"%s\"", CLAIM_PARAMS_KIND);
                         have_kind = true;
                 } else if (streq(key, "memoryLimitPolicy")) {
-                        r = parse_policy(v, key, &c.memory_limit_policy, error, size);
+                        r = parse_policy(v, key, &c.memory_limit_policy, &e);
                         if (r < 0)
                                 return r;
                 } else if (streq(key, "smLimitPolicy")) {
-                        r = parse_policy(v, key, &c.sm_limit_policy, error, size);
+                        r = parse_policy(v, key, &c.sm_limit_policy, &e);
                         if (r < 0)
                                 return r;
                 } else if (streq(key, "oversubscription")) {
                         if (!json_object_is_type(v, json_type_boolean))
-                                return fail(error, size, "oversubscription must be true or false");
+                                return errbuf_fail(&e, -EINVAL, "oversubscription must be true or false");
                         c.oversubscription = json_object_get_boolean(v);
                 } else {
                         char k[64];
                         snprintf(k, sizeof(k), "%s", key);
-                        return fail(error, size, "unknown field \"%s\"", k);
+                        return errbuf_fail(&e, -EINVAL, "unknown field \"%s\"", k);
                 }
         }
         if (!have_version)
-                return fail(error, size, "apiVersion is missing (want \"%s\")", CLAIM_PARAMS_API_VERSION);
+                return errbuf_fail(&e, -EINVAL, "apiVersion is missing (want \"%s\")", CLAIM_PARAMS_API_VERSION);
         if (!have_kind)
-                return fail(error, size, "kind is missing (want \"%s\")", CLAIM_PARAMS_KIND);
+                return errbuf_fail(&e, -EINVAL, "kind is missing (want \"%s\")", CLAIM_PARAMS_KIND);
 
         *ret = c;
         return 0;
 }
 
 int claim_params_parse(const char *json, size_t len, ClaimParams *ret, char *error, size_t size) {
+        ErrBuf e = { error, size };
         json_tokener *tok;
         json_object *o;
         int r;
 
         if (!json || len == 0)
-                return fail(error, size, "parameters are empty");
+                return errbuf_fail(&e, -EINVAL, "parameters are empty");
         if (len > CLAIM_PARAMS_SIZE_MAX)
-                return fail(error, size, "parameters are larger than %d bytes", CLAIM_PARAMS_SIZE_MAX);
+                return errbuf_fail(&e, -EINVAL, "parameters are larger than %d bytes", CLAIM_PARAMS_SIZE_MAX);
 
         tok = json_tokener_new_ex(16);
         if (!tok)
@@ -110,7 +100,7 @@ int claim_params_parse(const char *json, size_t len, ClaimParams *ret, char *err
         if (!o || json_tokener_get_parse_end(tok) != len) {
                 json_object_put(o);
                 json_tokener_free(tok);
-                return fail(error, size, "parameters are not valid JSON");
+                return errbuf_fail(&e, -EINVAL, "parameters are not valid JSON");
         }
         json_tokener_free(tok);
         r = claim_params_from_json(o, ret, error, size);

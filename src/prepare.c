@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <search.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <systemd/sd-id128.h>
@@ -15,6 +14,7 @@
 #include "checkpoint.h"
 #include "claim-limits.h"
 #include "claim.h"
+#include "errbuf.h"
 #include "fsutil.h"
 #include "host-driver.h"
 #include "log.h"
@@ -51,23 +51,6 @@ struct Preparer {
 };
 
 static void prepared_claim_free(void *c);
-
-typedef struct Failure {
-        char *buf;
-        size_t size;
-} Failure;
-
-static int failf(Failure *f, int r, const char *format, ...) _printf_(3, 4);
-static int failf(Failure *f, int r, const char *format, ...) {
-        va_list ap;
-
-        if (f->buf && f->size > 0) {
-                va_start(ap, format);
-                vsnprintf(f->buf, f->size, format, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -568,7 +551,7 @@ static int prepared_claim_from_plan(Preparer *p, const ClaimAllocation *a, const
 
 /* Decode, check and plan: everything that can reject, before anything touches the disk. */
 static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len,
-                               PreparedClaim *ret, Failure *f) {
+                               PreparedClaim *ret, ErrBuf *f) {
         _cleanup_(claim_allocation_done) ClaimAllocation a = {};
         _cleanup_free_ char *spec = NULL;
         HostDeviceNode nodes[CLAIM_RESULTS_MAX];
@@ -578,19 +561,19 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
 
         r = claim_allocation_decode(json, len, p->driver_name, p->node_name, &a, reason, sizeof(reason));
         if (r < 0)
-                return failf(f, r, "%s", reason);
+                return errbuf_fail(f, r, "%s", reason);
         if (!streq(a.uid, ref->uid))
-                return failf(f, -ESTALE, "UID mismatch: claim %s/%s has UID %s, the kubelet asked for %s "
-                             "(deleted and re-created?)", a.namespace_, a.name, a.uid, ref->uid);
+                return errbuf_fail(f, -ESTALE, "UID mismatch: claim %s/%s has UID %s, the kubelet asked for %s "
+                                   "(deleted and re-created?)", a.namespace_, a.name, a.uid, ref->uid);
 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
         r = claim_limits_compute(&a, &p->gpus, l, reason, sizeof(reason));
         if (r >= 0 && a.n_results > 0 && p->host_error < 0)
-                r = failf(f, p->host_error, "%s", p->host_error_text);
+                r = errbuf_fail(f, p->host_error, "%s", p->host_error_text);
         else if (r < 0)
-                failf(f, r, "%s", reason);
+                errbuf_fail(f, r, "%s", reason);
         if (r < 0) {
                 free(l);
                 return r;
@@ -599,15 +582,15 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
         for (size_t g = 0; g < l->n_gpus; g++) {
                 r = host_gpu_node(p->dev_root, l->gpus[g].gpu->minor, &nodes[g]);
                 if (r < 0) {
-                        int e = failf(f, r, "device node /dev/nvidia%u of %s is missing or not a character device",
-                                      l->gpus[g].gpu->minor, l->gpus[g].gpu->name);
+                        int e = errbuf_fail(f, r, "device node /dev/nvidia%u of %s is missing or not a character device",
+                                            l->gpus[g].gpu->minor, l->gpus[g].gpu->name);
                         free(l);
                         return e;
                 }
         }
         if (p->preload_library && access(p->preload_library, R_OK) < 0) {
                 free(l);
-                return failf(f, -ENOENT, "the preload library %s is missing", p->preload_library);
+                return errbuf_fail(f, -ENOENT, "the preload library %s is missing", p->preload_library);
         }
 
         if (a.n_results > 0) {
@@ -627,7 +610,7 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
                 r = cdi_spec_build(&in, &spec);
                 if (r < 0) {
                         free(l);
-                        return failf(f, r, "cannot build the CDI spec: %s", strerror(-r));
+                        return errbuf_fail(f, r, "cannot build the CDI spec: %s", strerror(-r));
                 }
         }
         r = prepared_claim_from_plan(p, &a, l, spec ?: "", ret);
@@ -637,7 +620,7 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
 
 /* The limits point into p->gpus: hold the read lock while planning. */
 static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
-                        Failure *f) {
+                        ErrBuf *f) {
         int r;
 
         pthread_rwlock_rdlock(&p->gpus_lock);
@@ -646,7 +629,7 @@ static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *jso
         return r;
 }
 
-static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, PreparedClaim *c, Failure *f) {
+static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, PreparedClaim *c, ErrBuf *f) {
         bool repaired = false;
         int r;
 
@@ -654,14 +637,14 @@ static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, Prepared
                 return 0;
         r = claim_complete(p, c, false, &repaired);
         if (r < 0)
-                return failf(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
         if (repaired)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, "Restored", c);
         return 0;
 }
 
 static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
-                          Failure *f) {
+                          ErrBuf *f) {
         _cleanup_(prepared_claim_done) PreparedClaim c = {};
         int r;
 
@@ -677,7 +660,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         if (r != -ENOENT)
                 return r;
         if (!json)
-                return failf(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
+                return errbuf_fail(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
 
         r = prepare_plan(p, ref, json, len, &c, f);
         if (r < 0)
@@ -702,7 +685,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
         if (r < 0) {
                 claim_remove_files(p, c.uid);
-                return failf(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
         }
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
         *ret = c;
@@ -713,7 +696,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
 int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                      char *error, size_t error_size) {
         char buf[PREPARE_ERROR_MAX] = "";
-        Failure f = { buf, sizeof(buf) };
+        ErrBuf f = { buf, sizeof(buf) };
         int r;
 
         if (!ref || !claim_uid_is_valid(ref->uid)) {
@@ -752,7 +735,7 @@ bool preparer_is_prepared(Preparer *p, const char *uid) {
  * A claim that is not in the tree has nothing on disk: recovery removed whatever no
  * checkpoint owned, and a failed prepare removes its own files.
  */
-static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, Failure *f) {
+static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, ErrBuf *f) {
         PreparedClaim *c;
         int r;
 
@@ -764,7 +747,7 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
         /* The checkpoint goes first: without it, recovery removes whatever is left. */
         r = checkpoint_remove_at(p->checkpoint_fd, uid);
         if (r < 0 && r != -ENOENT)
-                return failf(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
         c = prepared_take(p, uid);
         claim_remove_files(p, uid);
 
@@ -779,7 +762,7 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
 static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reason, bool wait, char *error,
                          size_t size) {
         char buf[PREPARE_ERROR_MAX] = "";
-        Failure f = { buf, sizeof(buf) };
+        ErrBuf f = { buf, sizeof(buf) };
         int r;
 
         if (!claim_uid_is_valid(uid)) {
