@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "claim.h"
 #include "fsutil.h"
+#include "json-util.h"
 #include "json-writer.h"
 #include "macro.h"
 
@@ -259,7 +260,6 @@ int checkpoint_decode(const void *data, size_t len, PreparedClaim *ret) {
         unsigned version;
         uint32_t crc;
         size_t plen, slen, blen;
-        json_tokener *tok;
         json_object *root;
         int r;
 
@@ -282,16 +282,9 @@ int checkpoint_decode(const void *data, size_t len, PreparedClaim *ret) {
         if (plen == 0 || memchr(body, '\0', blen))
                 return -EBADMSG;
 
-        tok = json_tokener_new_ex(8);
-        if (!tok)
-                return -ENOMEM;
-        root = json_tokener_parse_ex(tok, body, (int) plen);
-        if (!root || json_tokener_get_parse_end(tok) != plen) {
-                json_object_put(root);
-                json_tokener_free(tok);
-                return -EBADMSG;
-        }
-        json_tokener_free(tok);
+        r = json_parse_bounded(body, plen, 8, &root);
+        if (r < 0)
+                return r;
         r = decode_payload(root, version == 1, &c);
         json_object_put(root);
         if (r < 0)

@@ -5,6 +5,7 @@
 
 #include "claim-params.h"
 #include "errbuf.h"
+#include "json-util.h"
 #include "macro.h"
 
 void claim_params_init(ClaimParams *c) {
@@ -84,7 +85,6 @@ int claim_params_from_json(json_object *o, ClaimParams *ret, char *error, size_t
 
 int claim_params_parse(const char *json, size_t len, ClaimParams *ret, char *error, size_t size) {
         ErrBuf e = { error, size };
-        json_tokener *tok;
         json_object *o;
         int r;
 
@@ -93,16 +93,11 @@ int claim_params_parse(const char *json, size_t len, ClaimParams *ret, char *err
         if (len > CLAIM_PARAMS_SIZE_MAX)
                 return errbuf_fail(&e, -EINVAL, "parameters are larger than %d bytes", CLAIM_PARAMS_SIZE_MAX);
 
-        tok = json_tokener_new_ex(16);
-        if (!tok)
-                return -ENOMEM;
-        o = json_tokener_parse_ex(tok, json, (int) len);
-        if (!o || json_tokener_get_parse_end(tok) != len) {
-                json_object_put(o);
-                json_tokener_free(tok);
+        r = json_parse_bounded(json, len, 16, &o);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return errbuf_fail(&e, -EINVAL, "parameters are not valid JSON");
-        }
-        json_tokener_free(tok);
         r = claim_params_from_json(o, ret, error, size);
         json_object_put(o);
         return r;

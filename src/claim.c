@@ -7,6 +7,7 @@
 #include "claim.h"
 #include "claim-params.h"
 #include "errbuf.h"
+#include "json-util.h"
 #include "macro.h"
 #include "quantity.h"
 
@@ -104,19 +105,9 @@ size_t claim_request_main_len(const char *request) {
 
 /* ---------------------------------------------------------------- JSON helpers */
 
-static json_object *get(json_object *o, const char *key) {
-        json_object *v = NULL;
-
-        if (!json_object_is_type(o, json_type_object))
-                return NULL;
-        if (!json_object_object_get_ex(o, key, &v))
-                return NULL;
-        return v;
-}
-
 /* A string field: NULL when absent or null; -EBADMSG when of another type. */
 static int get_string(json_object *o, const char *key, const char **ret) {
-        json_object *v = get(o, key);
+        json_object *v = json_get(o, key);
 
         if (!v || json_object_is_type(v, json_type_null)) {
                 *ret = NULL;
@@ -129,7 +120,7 @@ static int get_string(json_object *o, const char *key, const char **ret) {
 }
 
 static int get_array(json_object *o, const char *key, json_object **ret) {
-        json_object *v = get(o, key);
+        json_object *v = json_get(o, key);
 
         if (!v || json_object_is_type(v, json_type_null)) {
                 *ret = NULL;
@@ -144,7 +135,7 @@ static int get_array(json_object *o, const char *key, json_object **ret) {
 /* ---------------------------------------------------------------- metadata */
 
 static int decode_metadata(json_object *root, ClaimAllocation *c, ErrBuf *e) {
-        json_object *md = get(root, "metadata");
+        json_object *md = json_get(root, "metadata");
         const char *uid, *name, *ns, *rv;
 
         if (!json_object_is_type(md, json_type_object))
@@ -236,7 +227,7 @@ static int decode_result(json_object *o, size_t idx, const char *driver_name, co
         if (share_id && !share_id_is_valid(share_id))
                 return errbuf_fail(e, -EBADMSG, "results[%zu].shareID is not a lower-case UUID", idx);
 
-        admin = get(o, "adminAccess");
+        admin = json_get(o, "adminAccess");
         if (admin && !json_object_is_type(admin, json_type_null)) {
                 if (!json_object_is_type(admin, json_type_boolean))
                         return errbuf_fail(e, -EBADMSG, "results[%zu].adminAccess is not a boolean", idx);
@@ -249,7 +240,7 @@ static int decode_result(json_object *o, size_t idx, const char *driver_name, co
         if (!res->request || !res->device || (share_id && !res->share_id))
                 return -ENOMEM;
 
-        r = decode_capacity(get(o, "consumedCapacity"), res, idx, e);
+        r = decode_capacity(json_get(o, "consumedCapacity"), res, idx, e);
         if (r < 0)
                 return r;
         return 1;
@@ -293,7 +284,7 @@ static int decode_config(json_object *o, size_t idx, const char *driver_name, Ou
         if (get_string(o, "source", &source) < 0 || !source ||
             (!streq(source, "FromClass") && !streq(source, "FromClaim")))
                 return errbuf_fail(e, -EBADMSG, "config[%zu].source must be FromClass or FromClaim", idx);
-        opaque = get(o, "opaque");
+        opaque = json_get(o, "opaque");
         if (!opaque || json_object_is_type(opaque, json_type_null))
                 return 0;  /* another kind of configuration: not ours */
         if (get_string(opaque, "driver", &driver) < 0 || !driver)
@@ -312,7 +303,7 @@ static int decode_config(json_object *o, size_t idx, const char *driver_name, Ou
                         return errbuf_fail(e, -EBADMSG, "config[%zu].requests[%zu] is not a request name", idx, i);
         }
 
-        params = get(opaque, "parameters");
+        params = json_get(opaque, "parameters");
         if (!params)
                 return errbuf_fail(e, -EBADMSG, "malformed opaque config: config[%zu] has no parameters", idx);
         text = json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN);
@@ -377,13 +368,13 @@ static int decode_allocation(json_object *root, const char *driver_name, const c
         size_t n;
         int r;
 
-        status = get(root, "status");
-        alloc = get(status, "allocation");
+        status = json_get(root, "status");
+        alloc = json_get(status, "allocation");
         if (!alloc || json_object_is_type(alloc, json_type_null))
                 return errbuf_fail(e, -ENODATA, "claim %s/%s is not allocated", c->namespace_, c->name);
         if (!json_object_is_type(alloc, json_type_object))
                 return errbuf_fail(e, -EBADMSG, "status.allocation is not an object");
-        devices = get(alloc, "devices");
+        devices = json_get(alloc, "devices");
         if (devices && !json_object_is_type(devices, json_type_object))
                 return errbuf_fail(e, -EBADMSG, "status.allocation.devices is not an object");
         if (get_array(devices, "results", &results) < 0 || get_array(devices, "config", &configs) < 0)
