@@ -10,9 +10,12 @@
  *                                    failure is a warning (no system bus in a container
  *                                    is not a reason to stop serving the kubelet)
  *   manager_dbus_sync(m, bus)        wherever state, registration or GPUs change: at the
- *                                    end of manager_update_status() and of
- *                                    manager_on_gpu_health(); it diffs, so it is cheap
- *   bus_server_claim_prepared()/..._unprepared()   from prepare, per claim
+ *                                    end of manager_update_status(), of
+ *                                    manager_on_gpu_health() and of SetDeviceSchedulable;
+ *                                    it diffs, so it is cheap
+ *   bus_server_claim_prepared()/..._unprepared()   per claim, from the DRA service's
+ *                                    observer (manager_on_claim_changed(), with
+ *                                    manager_dbus_claim_from_prepared())
  *   bus_server_free(bus)             in manager_free(), before the event loop goes
  */
 

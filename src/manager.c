@@ -252,10 +252,10 @@ static void manager_on_unprepare(void *userdata, DraRequest *r) {
 /* ---------------------------------------------------------------- prepare */
 
 /*
- * Prepare reads claims through here. Without an API client only claims that are
- * already prepared (answered from their checkpoints) can be served.
+ * The DRA service's claim fetcher: a GET through the API client, the answer handed back
+ * as is. Without an API client only claims that are already prepared (answered from
+ * the Preparer's records) can be served.
  */
-/* Prepare's claim fetcher: a GET through the API client, the answer handed back as is. */
 typedef struct ManagerFetch {
         ClaimFetchDone done;
         void *ctx;
@@ -282,7 +282,7 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
         int r;
 
         if (!m->kube)
-                return -EOPNOTSUPP; /* no credentials: prepare says so per claim */
+                return -EOPNOTSUPP; /* no credentials: the DRA service says so per claim */
         f = malloc(sizeof(*f));
         if (!f)
                 return -ENOMEM;
@@ -716,11 +716,11 @@ Manager *manager_free(Manager *m) {
         m->grpc = grpc_server_free(m->grpc);
         m->publisher = slice_publisher_free(m->publisher);
         m->kube = kube_client_free(m->kube);
-        /* Its claim GETs went without an answer; prepare answers their jobs itself. */
+        /* Its claim GETs went without an answer; the DRA service answers their jobs when freed. */
         while (m->fetches)
                 manager_fetch_free(m->fetches);
         free(m->apiserver_status);
-        /* Then prepare: waits for its workers and completes what is still in flight. */
+        /* Then the DRA service: waits for its workers and completes what is still in flight. */
         m->dra_service = dra_service_free(m->dra_service);
         manager_free_monitor(m);
         m->preparer = preparer_free(m->preparer);

@@ -3,8 +3,9 @@
 
 /*
  * The node daemon's state and its life: configuration, the sd-event loop, GPU
- * discovery and health, the kubelet-facing gRPC server, sd_notify. Later modules
- * (slice publisher, prepare, D-Bus) hang off the Manager and are driven from here.
+ * discovery and health, the kubelet-facing gRPC server, sd_notify. The other parts
+ * (slice publisher, prepare and the DRA service, D-Bus, usage monitor) hang off the
+ * Manager and are driven from here.
  */
 
 #include <stdbool.h>
@@ -84,7 +85,7 @@ int manager_set_device_schedulable(Manager *m, const char *name, bool schedulabl
 
 const char *manager_state_to_string(ManagerState s);
 
-/* Recompute the one-line STATUS= and send it when it changed. */
+/* Recompute the one-line STATUS= and send it when it changed; bring the D-Bus objects up to date. */
 void manager_update_status(Manager *m);
 
 static inline void manager_freep(Manager **m) {
