@@ -170,7 +170,7 @@ static void test_prepare_answers(DraService *s) {
         ASSERT_TRUE(strstr(a->error, "UID mismatch") != NULL);
         fake_dra_request_free(r);
 
-        /* Idempotent, and answered from the checkpoint without asking the API server. */
+        /* Idempotent, and answered from the prepared claim's record without asking the API server. */
         unsigned fetches = api.fetches;
         r = run(s, true, claims, 1);
         a = fake_dra_request_answer(r, 0);
