@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "bus-server.h"
+#include "dbus/server.h"
 #include "log.h"
 #include "macro.h"
 

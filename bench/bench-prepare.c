@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 /*
- * Prepare + unprepare through the prepare service (worker threads, checkpoint and CDI
+ * Prepare + unprepare through the DRA service (worker threads, checkpoint and CDI
  * files on disk, fsyncs), driven like the kubelet drives it: one claim per
  * NodePrepareResources, then its NodeUnprepareResources.
  *
@@ -25,7 +25,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "macro.h"
-#include "prepare-dra.h"
+#include "dra-service.h"
 #include "prepare-fixture.h"
 #include "tests.h"
 
@@ -33,7 +33,7 @@
 
 typedef struct Bench {
         sd_event *event;
-        PrepareService *service;
+        DraService *service;
         char **names, **uids, **jsons;   /* claim i: "bench-<i>" */
         size_t n_claims;
         /* the run */
@@ -98,7 +98,7 @@ static void on_complete(DraRequest *r, void *userdata) {
         if (c->preparing) {
                 c->preparing = false;
                 DraRequest *u = fake_dra_request_new(false, c->triple, 1, on_complete, c);
-                prepare_service_unprepare(c->b->service, u);
+                dra_service_unprepare(c->b->service, u);
                 return;
         }
         c->b->latencies[c->b->done_pairs++] = now_usec() - c->started;
@@ -118,7 +118,7 @@ static void client_step(Client *c) {
         c->preparing = true;
         c->started = now_usec();
         DraRequest *r = fake_dra_request_new(true, c->triple, 1, on_complete, c);
-        prepare_service_prepare(b->service, r);
+        dra_service_prepare(b->service, r);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -177,9 +177,9 @@ static void batch(Bench *b, size_t from, size_t to, bool prepare) {
                 }
                 for (size_t k = 0; k < n; k++)
                         if (prepare)
-                                prepare_service_prepare(b->service, rs[k]);
+                                dra_service_prepare(b->service, rs[k]);
                         else
-                                prepare_service_unprepare(b->service, rs[k]);
+                                dra_service_unprepare(b->service, rs[k]);
                 /* No completion callback: poll the answers. */
                 for (;;) {
                         bool all = true;
@@ -224,7 +224,7 @@ int main(int argc, char *argv[]) {
         }
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
         ASSERT_OK(preparer_recover(p, NULL, NULL));
-        ASSERT_OK(prepare_service_new(b.event, p, fetch, &b, getenv("HAMI_BENCH_WORKERS") ? (unsigned) atoi(getenv("HAMI_BENCH_WORKERS")) : 0, &b.service));
+        ASSERT_OK(dra_service_new(b.event, p, fetch, &b, getenv("HAMI_BENCH_WORKERS") ? (unsigned) atoi(getenv("HAMI_BENCH_WORKERS")) : 0, &b.service));
 
         /* 10 prepared, then 5,000, then back to 10 (shows drift and noise of the machine). */
         const size_t steps[3] = { 10, large, 10 };
@@ -257,7 +257,7 @@ int main(int argc, char *argv[]) {
         printf("(ratio: p50 against the same concurrency with 10 claims prepared first; fsyncs and cpu per\n"
                " prepare+unprepare pair; cpu = this whole process: daemon core + fake kubelet + fake API server)\n");
 
-        prepare_service_free(b.service);
+        dra_service_free(b.service);
         preparer_free(p);
         for (size_t i = 0; i < b.n_claims; i++) {
                 free(b.names[i]);

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "claim.h"
 #include "fsutil.h"
+#include "json-util.h"
 #include "json-writer.h"
 #include "macro.h"
 
@@ -60,64 +61,9 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
         return ~crc;
 }
 
-/* ---------------------------------------------------------------- struct */
-
-static void checkpoint_device_done(CheckpointDevice *d) {
-        free(d->request);
-        free(d->pool);
-        free(d->device);
-        free(d->cdi_device_id);
-        free(d->share_id);
-        free(d->gpu_uuid);
-}
-
-void checkpoint_done(Checkpoint *c) {
-        if (!c)
-                return;
-        free(c->uid);
-        free(c->namespace_);
-        free(c->name);
-        for (size_t i = 0; i < c->n_devices; i++)
-                checkpoint_device_done(&c->devices[i]);
-        free(c->devices);
-        free(c->cdi_spec);
-        *c = (Checkpoint) {};
-}
-
-int checkpoint_copy(const Checkpoint *src, bool with_spec, Checkpoint *ret) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
-
-        memcpy(c.boot_id, src->boot_id, sizeof(c.boot_id));
-        if (strdup_or_null(src->uid, &c.uid) < 0 || strdup_or_null(src->namespace_, &c.namespace_) < 0 ||
-            strdup_or_null(src->name, &c.name) < 0 ||
-            (with_spec && strdup_or_null(src->cdi_spec, &c.cdi_spec) < 0))
-                return -ENOMEM;
-        if (src->n_devices > 0) {
-                c.devices = calloc(src->n_devices, sizeof(CheckpointDevice));
-                if (!c.devices)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < src->n_devices; i++) {
-                const CheckpointDevice *s = &src->devices[i];
-                CheckpointDevice *d = &c.devices[c.n_devices++];
-
-                d->memory_mib = s->memory_mib;
-                d->cores = s->cores;
-                d->cuda_index = s->cuda_index;
-                if (strdup_or_null(s->request, &d->request) < 0 || strdup_or_null(s->pool, &d->pool) < 0 ||
-                    strdup_or_null(s->device, &d->device) < 0 ||
-                    strdup_or_null(s->cdi_device_id, &d->cdi_device_id) < 0 ||
-                    strdup_or_null(s->share_id, &d->share_id) < 0 || strdup_or_null(s->gpu_uuid, &d->gpu_uuid) < 0)
-                        return -ENOMEM;
-        }
-        *ret = c;
-        c = (Checkpoint) {};
-        return 0;
-}
-
 /* ---------------------------------------------------------------- encode */
 
-static void encode_device(JsonWriter *w, const CheckpointDevice *d) {
+static void encode_device(JsonWriter *w, const PreparedClaimDevice *d) {
         jw_object_begin(w);
         jw_kv_string(w, "request", d->request);
         jw_kv_string(w, "pool", d->pool);
@@ -131,7 +77,7 @@ static void encode_device(JsonWriter *w, const CheckpointDevice *d) {
         jw_object_end(w);
 }
 
-int checkpoint_encode(const Checkpoint *c, char **ret, size_t *ret_len) {
+int checkpoint_encode(const PreparedClaim *c, char **ret, size_t *ret_len) {
         _cleanup_(json_writer_freep) JsonWriter *w = json_writer_new();
         const char *payload;
         char header[128];
@@ -205,7 +151,7 @@ static int get_uint(json_object *o, const char *key, uint64_t max, uint64_t *ret
         return 0;
 }
 
-static int decode_device(json_object *o, CheckpointDevice *d) {
+static int decode_device(json_object *o, PreparedClaimDevice *d) {
         uint64_t cores, index = 0;
         json_object *v;
         int r;
@@ -223,13 +169,13 @@ static int decode_device(json_object *o, CheckpointDevice *d) {
         d->cores = (unsigned) cores;
         /* Optional: absent in checkpoints written before it existed. */
         if (json_object_object_get_ex(o, "cudaIndex", &v) &&
-            (r = get_uint(o, "cudaIndex", CHECKPOINT_DEVICES_MAX - 1, &index)) < 0)
+            (r = get_uint(o, "cudaIndex", PREPARED_CLAIM_DEVICES_MAX - 1, &index)) < 0)
                 return r;
         d->cuda_index = (unsigned) index;
         return 0;
 }
 
-static int decode_payload(json_object *root, bool spec_in_payload, Checkpoint *c) {
+static int decode_payload(json_object *root, bool spec_in_payload, PreparedClaim *c) {
         _cleanup_free_ char *boot = NULL;
         json_object *devs;
         size_t n;
@@ -254,10 +200,10 @@ static int decode_payload(json_object *root, bool spec_in_payload, Checkpoint *c
         if (!json_object_object_get_ex(root, "devices", &devs) || !json_object_is_type(devs, json_type_array))
                 return -EBADMSG;
         n = json_object_array_length(devs);
-        if (n > CHECKPOINT_DEVICES_MAX)
+        if (n > PREPARED_CLAIM_DEVICES_MAX)
                 return -EBADMSG;
         if (n > 0) {
-                c->devices = calloc(n, sizeof(CheckpointDevice));
+                c->devices = calloc(n, sizeof(PreparedClaimDevice));
                 if (!c->devices)
                         return -ENOMEM;
         }
@@ -307,14 +253,13 @@ static int decode_header(const char *header, unsigned *ret_version, uint32_t *re
         return 0;
 }
 
-int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+int checkpoint_decode(const void *data, size_t len, PreparedClaim *ret) {
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         const char *nl, *text = data, *body;
         char header[128];
         unsigned version;
         uint32_t crc;
         size_t plen, slen, blen;
-        json_tokener *tok;
         json_object *root;
         int r;
 
@@ -337,16 +282,9 @@ int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
         if (plen == 0 || memchr(body, '\0', blen))
                 return -EBADMSG;
 
-        tok = json_tokener_new_ex(8);
-        if (!tok)
-                return -ENOMEM;
-        root = json_tokener_parse_ex(tok, body, (int) plen);
-        if (!root || json_tokener_get_parse_end(tok) != plen) {
-                json_object_put(root);
-                json_tokener_free(tok);
-                return -EBADMSG;
-        }
-        json_tokener_free(tok);
+        r = json_parse_bounded(body, plen, 8, &root);
+        if (r < 0)
+                return r;
         r = decode_payload(root, version == 1, &c);
         json_object_put(root);
         if (r < 0)
@@ -357,7 +295,7 @@ int checkpoint_decode(const void *data, size_t len, Checkpoint *ret) {
                         return -ENOMEM;
         }
         *ret = c;
-        c = (Checkpoint) {};
+        c = (PreparedClaim) {};
         return 0;
 }
 
@@ -369,7 +307,7 @@ static int checkpoint_file_name(const char *uid, char *name, size_t size) {
         return snprintf(name, size, "%s" CHECKPOINT_SUFFIX, uid) >= (int) size ? -ENAMETOOLONG : 0;
 }
 
-int checkpoint_save_at(int dfd, const Checkpoint *c) {
+int checkpoint_save_at(int dfd, const PreparedClaim *c) {
         _cleanup_free_ char *data = NULL;
         char name[NAME_MAX];
         size_t len;
@@ -386,8 +324,8 @@ int checkpoint_save_at(int dfd, const Checkpoint *c) {
         return write_file_atomic_at(dfd, name, data, len, 0600, WRITE_DURABLE);
 }
 
-int checkpoint_load_at(int dfd, const char *uid, Checkpoint *ret) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+int checkpoint_load_at(int dfd, const char *uid, PreparedClaim *ret) {
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         _cleanup_free_ char *data = NULL;
         char name[NAME_MAX];
         size_t len;
@@ -405,7 +343,7 @@ int checkpoint_load_at(int dfd, const char *uid, Checkpoint *ret) {
         if (!streq(c.uid, uid))
                 return -EBADMSG;  /* a file renamed under another claim's name */
         *ret = c;
-        c = (Checkpoint) {};
+        c = (PreparedClaim) {};
         return 0;
 }
 
@@ -433,12 +371,12 @@ static int checkpoint_dir_open(const char *state_dir, bool create) {
         return open_directory(dir);
 }
 
-int checkpoint_save(const char *state_dir, const Checkpoint *c) {
+int checkpoint_save(const char *state_dir, const PreparedClaim *c) {
         _cleanup_close_ int dfd = checkpoint_dir_open(state_dir, true);
         return dfd < 0 ? dfd : checkpoint_save_at(dfd, c);
 }
 
-int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret) {
+int checkpoint_load(const char *state_dir, const char *uid, PreparedClaim *ret) {
         _cleanup_close_ int dfd = -EBADF;
 
         if (!claim_uid_is_valid(uid))

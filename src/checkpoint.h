@@ -21,50 +21,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prepared-claim.h"
+
 #define CHECKPOINT_VERSION 2   /* written; 1 is still read */
 #define CHECKPOINT_FILE_MAX (256 * 1024)
-#define CHECKPOINT_DEVICES_MAX 32
 #define CHECKPOINT_DIR_NAME "checkpoints"
 #define CHECKPOINT_SUFFIX ".ckpt"
 
-typedef struct CheckpointDevice {
-        char *request;          /* main request name */
-        char *pool;
-        char *device;
-        char *cdi_device_id;
-        char *share_id;         /* or NULL */
-        char *gpu_uuid;
-        uint64_t memory_mib;    /* 0: no memory limit */
-        unsigned cores;         /* 0: no SM limit */
-        unsigned cuda_index;    /* the GPU's index in the container (< CHECKPOINT_DEVICES_MAX) */
-} CheckpointDevice;
-
-typedef struct Checkpoint {
-        char *uid;
-        char *namespace_;
-        char *name;
-        char boot_id[33];       /* 32 hex digits */
-        CheckpointDevice *devices;
-        size_t n_devices;
-        char *cdi_spec;         /* the spec text written to the CDI dir */
-} Checkpoint;
-
-void checkpoint_done(Checkpoint *c);
-/* A deep copy; the CDI spec text only if with_spec. */
-int checkpoint_copy(const Checkpoint *src, bool with_spec, Checkpoint *ret);
-
 /* Pure: struct <-> bytes. decode: -EBADMSG (damaged/not ours), -EPROTONOSUPPORT (other version). */
-int checkpoint_encode(const Checkpoint *c, char **ret, size_t *ret_len);
-int checkpoint_decode(const void *data, size_t len, Checkpoint *ret);
+int checkpoint_encode(const PreparedClaim *c, char **ret, size_t *ret_len);
+int checkpoint_decode(const void *data, size_t len, PreparedClaim *ret);
 
 /* Files in <state dir>/checkpoints. save creates the directory if needed. */
-int checkpoint_save(const char *state_dir, const Checkpoint *c);
-int checkpoint_load(const char *state_dir, const char *uid, Checkpoint *ret); /* -ENOENT if none */
+int checkpoint_save(const char *state_dir, const PreparedClaim *c);
+int checkpoint_load(const char *state_dir, const char *uid, PreparedClaim *ret); /* -ENOENT if none */
 int checkpoint_remove(const char *state_dir, const char *uid);                 /* -ENOENT if none */
 
 /* The same relative to the open <state dir>/checkpoints directory. */
-int checkpoint_save_at(int dir_fd, const Checkpoint *c);
-int checkpoint_load_at(int dir_fd, const char *uid, Checkpoint *ret);
+int checkpoint_save_at(int dir_fd, const PreparedClaim *c);
+int checkpoint_load_at(int dir_fd, const char *uid, PreparedClaim *ret);
 int checkpoint_remove_at(int dir_fd, const char *uid);
 
 /* CRC-32C (Castagnoli), as in iSCSI/ext4: crc32c("123456789") == 0xe3069283. */

@@ -1,25 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "claim-limits.h"
+#include "errbuf.h"
 #include "macro.h"
 
 #define MIB (UINT64_C(1) << 20)
-
-static int fail(char *error, size_t size, int r, const char *format, ...) _printf_(4, 5);
-static int fail(char *error, size_t size, int r, const char *format, ...) {
-        va_list ap;
-
-        if (error && size > 0) {
-                va_start(ap, format);
-                vsnprintf(error, size, format, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 static const Gpu *find_gpu(const GpuList *l, const char *name) {
         for (size_t i = 0; i < l->n_gpus; i++)
@@ -42,7 +30,7 @@ static bool same_main_request(const char *a, const char *b) {
 }
 
 static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const Gpu *gpu,
-                      const GpuConfig *cfg, bool *first_seen, char *error, size_t size) {
+                      const ClaimParams *cfg, bool *first_seen, ErrBuf *e) {
         size_t g;
         uint64_t memory = res->has_consumed_capacity ? res->consumed_memory : gpu->memory_total;
         uint64_t cores = res->has_consumed_capacity ? res->consumed_cores : GPU_CORES_TOTAL;
@@ -77,13 +65,13 @@ static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const 
         if (res->admin_access)
                 return 0;  /* admin access does not consume capacity */
         if (memory > gpu->memory_total || gl->memory > gpu->memory_total - memory)
-                return fail(error, size, -ERANGE,
-                            "consumedCapacity exceeds the device: %s has %" PRIu64 " bytes of memory, "
-                            "the claim's results on it ask for more", gpu->name, gpu->memory_total);
+                return errbuf_fail(e, -ERANGE,
+                                   "consumedCapacity exceeds the device: %s has %" PRIu64 " bytes of memory, "
+                                   "the claim's results on it ask for more", gpu->name, gpu->memory_total);
         if (cores > GPU_CORES_TOTAL || gl->cores + cores > GPU_CORES_TOTAL)
-                return fail(error, size, -ERANGE,
-                            "consumedCapacity exceeds the device: %s has %u cores, the claim's results "
-                            "on it ask for more", gpu->name, GPU_CORES_TOTAL);
+                return errbuf_fail(e, -ERANGE,
+                                   "consumedCapacity exceeds the device: %s has %u cores, the claim's results "
+                                   "on it ask for more", gpu->name, GPU_CORES_TOTAL);
         gl->memory += memory;
         gl->cores += (unsigned) cores;
         return 0;
@@ -118,30 +106,31 @@ static void place_results(const ClaimAllocation *c, ClaimLimits *l) {
 
 int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLimits *ret,
                          char *error, size_t size) {
+        ErrBuf e = { error, size };
         ClaimLimits l = {};
         bool first_seen[CLAIM_RESULTS_MAX] = {};
         int r;
 
         if (c->n_results > CLAIM_RESULTS_MAX)
-                return fail(error, size, -E2BIG, "too many results");
+                return errbuf_fail(&e, -E2BIG, "too many results");
 
         for (size_t i = 0; i < c->n_results; i++) {
                 const ClaimResult *res = &c->results[i];
                 char reason[256] = "";
                 const Gpu *gpu;
-                GpuConfig cfg;
+                ClaimParams cfg;
 
                 gpu = find_gpu(gpus, res->device);
                 if (!gpu)
-                        return fail(error, size, -ENODEV,
-                                    "the allocation names device %s, which this node does not have", res->device);
-                gpu_config_init(&cfg);
+                        return errbuf_fail(&e, -ENODEV,
+                                           "the allocation names device %s, which this node does not have", res->device);
+                claim_params_init(&cfg);
                 if (res->parameters_json &&
-                    gpu_config_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
+                    claim_params_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
                                      sizeof(reason)) < 0)
-                        return fail(error, size, -EBADMSG, "malformed opaque config for request %s: %s",
-                                    res->request, reason);
-                r = add_result(&l, res, i, gpu, &cfg, first_seen, error, size);
+                        return errbuf_fail(&e, -EBADMSG, "malformed opaque config for request %s: %s",
+                                           res->request, reason);
+                r = add_result(&l, res, i, gpu, &cfg, first_seen, &e);
                 if (r < 0)
                         return r;
         }
@@ -151,13 +140,13 @@ int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLim
                 GpuLimit *gl = &l.gpus[g];
                 gl->memory_mib = gl->memory / MIB;
                 if (gl->memory_policy == LIMIT_POLICY_HARD && gl->memory_mib == 0)
-                        return fail(error, size, -ERANGE,
-                                    "consumedCapacity.memory on %s is %" PRIu64 " bytes, less than 1 MiB: "
-                                    "HAMi-core cannot enforce it", gl->gpu->name, gl->memory);
+                        return errbuf_fail(&e, -ERANGE,
+                                           "consumedCapacity.memory on %s is %" PRIu64 " bytes, less than 1 MiB: "
+                                           "HAMi-core cannot enforce it", gl->gpu->name, gl->memory);
                 if (gl->sm_policy == LIMIT_POLICY_HARD && gl->cores == 0)
-                        return fail(error, size, -ERANGE,
-                                    "consumedCapacity.cores on %s is 0: HAMi-core cannot enforce it "
-                                    "(0 means no limit)", gl->gpu->name);
+                        return errbuf_fail(&e, -ERANGE,
+                                           "consumedCapacity.cores on %s is 0: HAMi-core cannot enforce it "
+                                           "(0 means no limit)", gl->gpu->name);
         }
         place_results(c, &l);
 

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "claim.h"
-#include "gpu-config.h"
+#include "claim-params.h"
 #include "gpu.h"
 
 typedef struct GpuLimit {

@@ -2,11 +2,12 @@
 
 #include <ctype.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "claim.h"
-#include "gpu-config.h"
+#include "claim-params.h"
+#include "errbuf.h"
+#include "json-util.h"
 #include "macro.h"
 #include "quantity.h"
 
@@ -16,23 +17,6 @@
 #define CLAIM_SUBDOMAIN_MAX 253
 #define CLAIM_CONFIG_REQUESTS_MAX 32
 #define CLAIM_CAPACITIES_MAX 32
-
-typedef struct DecodeError {
-        char *buf;
-        size_t size;
-} DecodeError;
-
-static int fail(DecodeError *e, int r, const char *format, ...) _printf_(3, 4);
-static int fail(DecodeError *e, int r, const char *format, ...) {
-        va_list ap;
-
-        if (e->buf && e->size > 0) {
-                va_start(ap, format);
-                vsnprintf(e->buf, e->size, format, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 void claim_allocation_done(ClaimAllocation *c) {
         if (!c)
@@ -121,19 +105,9 @@ size_t claim_request_main_len(const char *request) {
 
 /* ---------------------------------------------------------------- JSON helpers */
 
-static json_object *get(json_object *o, const char *key) {
-        json_object *v = NULL;
-
-        if (!json_object_is_type(o, json_type_object))
-                return NULL;
-        if (!json_object_object_get_ex(o, key, &v))
-                return NULL;
-        return v;
-}
-
 /* A string field: NULL when absent or null; -EBADMSG when of another type. */
 static int get_string(json_object *o, const char *key, const char **ret) {
-        json_object *v = get(o, key);
+        json_object *v = json_get(o, key);
 
         if (!v || json_object_is_type(v, json_type_null)) {
                 *ret = NULL;
@@ -146,7 +120,7 @@ static int get_string(json_object *o, const char *key, const char **ret) {
 }
 
 static int get_array(json_object *o, const char *key, json_object **ret) {
-        json_object *v = get(o, key);
+        json_object *v = json_get(o, key);
 
         if (!v || json_object_is_type(v, json_type_null)) {
                 *ret = NULL;
@@ -160,23 +134,23 @@ static int get_array(json_object *o, const char *key, json_object **ret) {
 
 /* ---------------------------------------------------------------- metadata */
 
-static int decode_metadata(json_object *root, ClaimAllocation *c, DecodeError *e) {
-        json_object *md = get(root, "metadata");
+static int decode_metadata(json_object *root, ClaimAllocation *c, ErrBuf *e) {
+        json_object *md = json_get(root, "metadata");
         const char *uid, *name, *ns, *rv;
 
         if (!json_object_is_type(md, json_type_object))
-                return fail(e, -EBADMSG, "claim has no metadata");
+                return errbuf_fail(e, -EBADMSG, "claim has no metadata");
         if (get_string(md, "uid", &uid) < 0 || get_string(md, "name", &name) < 0 ||
             get_string(md, "namespace", &ns) < 0 || get_string(md, "resourceVersion", &rv) < 0)
-                return fail(e, -EBADMSG, "claim metadata has a field of the wrong type");
+                return errbuf_fail(e, -EBADMSG, "claim metadata has a field of the wrong type");
         if (!claim_uid_is_valid(uid))
-                return fail(e, -EBADMSG, "claim has a missing or invalid metadata.uid");
+                return errbuf_fail(e, -EBADMSG, "claim has a missing or invalid metadata.uid");
         if (!name || !dns_name_is_valid(name, CLAIM_SUBDOMAIN_MAX, true))
-                return fail(e, -EBADMSG, "claim has a missing or invalid metadata.name");
+                return errbuf_fail(e, -EBADMSG, "claim has a missing or invalid metadata.name");
         if (!ns || !dns_name_is_valid(ns, CLAIM_LABEL_MAX, false))
-                return fail(e, -EBADMSG, "claim has a missing or invalid metadata.namespace");
+                return errbuf_fail(e, -EBADMSG, "claim has a missing or invalid metadata.namespace");
         if (rv && strlen(rv) > 64)
-                return fail(e, -EBADMSG, "claim has an invalid metadata.resourceVersion");
+                return errbuf_fail(e, -EBADMSG, "claim has an invalid metadata.resourceVersion");
 
         c->uid = strdup(uid);
         c->name = strdup(name);
@@ -189,13 +163,13 @@ static int decode_metadata(json_object *root, ClaimAllocation *c, DecodeError *e
 
 /* ---------------------------------------------------------------- results */
 
-static int decode_capacity(json_object *cc, ClaimResult *res, size_t idx, DecodeError *e) {
+static int decode_capacity(json_object *cc, ClaimResult *res, size_t idx, ErrBuf *e) {
         size_t n = 0;
 
         if (!cc || json_object_is_type(cc, json_type_null))
                 return 0;
         if (!json_object_is_type(cc, json_type_object))
-                return fail(e, -EBADMSG, "results[%zu].consumedCapacity is not an object", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu].consumedCapacity is not an object", idx);
 
         res->has_consumed_capacity = true;
         json_object_object_foreach(cc, key, v) {
@@ -203,16 +177,16 @@ static int decode_capacity(json_object *cc, ClaimResult *res, size_t idx, Decode
                 int r;
 
                 if (++n > CLAIM_CAPACITIES_MAX)
-                        return fail(e, -E2BIG, "results[%zu].consumedCapacity has too many entries", idx);
+                        return errbuf_fail(e, -E2BIG, "results[%zu].consumedCapacity has too many entries", idx);
                 if (!json_object_is_type(v, json_type_string))
-                        return fail(e, -EBADMSG, "results[%zu].consumedCapacity values must be quantity strings", idx);
+                        return errbuf_fail(e, -EBADMSG, "results[%zu].consumedCapacity values must be quantity strings", idx);
                 /* Only our two capacities matter; others (future ones) are not ours to enforce. */
                 if (!streq(key, "memory") && !streq(key, "cores"))
                         continue;
                 r = quantity_parse(json_object_get_string(v), &value);
                 if (r < 0)
-                        return fail(e, -EBADMSG, "results[%zu].consumedCapacity.%s is not a valid quantity",
-                                    idx, streq(key, "memory") ? "memory" : "cores");
+                        return errbuf_fail(e, -EBADMSG, "results[%zu].consumedCapacity.%s is not a valid quantity",
+                                           idx, streq(key, "memory") ? "memory" : "cores");
                 if (streq(key, "memory"))
                         res->consumed_memory = value;
                 else
@@ -223,40 +197,40 @@ static int decode_capacity(json_object *cc, ClaimResult *res, size_t idx, Decode
 
 /* Returns 1 when the result is ours (and was filled), 0 when it belongs to another driver. */
 static int decode_result(json_object *o, size_t idx, const char *driver_name, const char *pool,
-                         ClaimResult *res, DecodeError *e) {
+                         ClaimResult *res, ErrBuf *e) {
         const char *request, *driver, *rpool, *device, *share_id;
         json_object *admin;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
-                return fail(e, -EBADMSG, "results[%zu] is not an object", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu] is not an object", idx);
         if (get_string(o, "driver", &driver) < 0 || !driver)
-                return fail(e, -EBADMSG, "results[%zu] has no driver", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu] has no driver", idx);
         if (!streq(driver, driver_name))
                 return 0;
 
         if (get_string(o, "request", &request) < 0 || get_string(o, "pool", &rpool) < 0 ||
             get_string(o, "device", &device) < 0 || get_string(o, "shareID", &share_id) < 0)
-                return fail(e, -EBADMSG, "results[%zu] has a field of the wrong type", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu] has a field of the wrong type", idx);
         if (!rpool)
-                return fail(e, -EBADMSG, "results[%zu] has no pool", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu] has no pool", idx);
         if (!streq(rpool, pool)) {
                 char p[CLAIM_SUBDOMAIN_MAX + 1];
                 snprintf(p, sizeof(p), "%s", rpool);
-                return fail(e, -EXDEV, "allocated to another node: results[%zu] is in pool \"%s\", this node is \"%s\"",
-                            idx, p, pool);
+                return errbuf_fail(e, -EXDEV, "allocated to another node: results[%zu] is in pool \"%s\", this node is \"%s\"",
+                                   idx, p, pool);
         }
         if (!request_is_valid(request))
-                return fail(e, -EBADMSG, "results[%zu] has a missing or invalid request", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu] has a missing or invalid request", idx);
         if (!device || !dns_name_is_valid(device, CLAIM_LABEL_MAX, false))
-                return fail(e, -EBADMSG, "results[%zu] has a missing or invalid device", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu] has a missing or invalid device", idx);
         if (share_id && !share_id_is_valid(share_id))
-                return fail(e, -EBADMSG, "results[%zu].shareID is not a lower-case UUID", idx);
+                return errbuf_fail(e, -EBADMSG, "results[%zu].shareID is not a lower-case UUID", idx);
 
-        admin = get(o, "adminAccess");
+        admin = json_get(o, "adminAccess");
         if (admin && !json_object_is_type(admin, json_type_null)) {
                 if (!json_object_is_type(admin, json_type_boolean))
-                        return fail(e, -EBADMSG, "results[%zu].adminAccess is not a boolean", idx);
+                        return errbuf_fail(e, -EBADMSG, "results[%zu].adminAccess is not a boolean", idx);
                 res->admin_access = json_object_get_boolean(admin);
         }
 
@@ -266,7 +240,7 @@ static int decode_result(json_object *o, size_t idx, const char *driver_name, co
         if (!res->request || !res->device || (share_id && !res->share_id))
                 return -ENOMEM;
 
-        r = decode_capacity(get(o, "consumedCapacity"), res, idx, e);
+        r = decode_capacity(json_get(o, "consumedCapacity"), res, idx, e);
         if (r < 0)
                 return r;
         return 1;
@@ -298,48 +272,48 @@ static bool config_applies(const OurConfig *cfg, const char *request) {
 }
 
 static int decode_config(json_object *o, size_t idx, const char *driver_name, OurConfig *ret,
-                         bool *ret_from_class, DecodeError *e) {
+                         bool *ret_from_class, ErrBuf *e) {
         json_object *opaque, *params, *requests;
         const char *source, *driver, *text;
         char reason[256] = "";
-        GpuConfig gc;
+        ClaimParams gc;
         size_t n;
 
         if (!json_object_is_type(o, json_type_object))
-                return fail(e, -EBADMSG, "config[%zu] is not an object", idx);
+                return errbuf_fail(e, -EBADMSG, "config[%zu] is not an object", idx);
         if (get_string(o, "source", &source) < 0 || !source ||
             (!streq(source, "FromClass") && !streq(source, "FromClaim")))
-                return fail(e, -EBADMSG, "config[%zu].source must be FromClass or FromClaim", idx);
-        opaque = get(o, "opaque");
+                return errbuf_fail(e, -EBADMSG, "config[%zu].source must be FromClass or FromClaim", idx);
+        opaque = json_get(o, "opaque");
         if (!opaque || json_object_is_type(opaque, json_type_null))
                 return 0;  /* another kind of configuration: not ours */
         if (get_string(opaque, "driver", &driver) < 0 || !driver)
-                return fail(e, -EBADMSG, "config[%zu].opaque has no driver", idx);
+                return errbuf_fail(e, -EBADMSG, "config[%zu].opaque has no driver", idx);
         if (!streq(driver, driver_name))
                 return 0;
 
         if (get_array(o, "requests", &requests) < 0)
-                return fail(e, -EBADMSG, "config[%zu].requests is not an array", idx);
+                return errbuf_fail(e, -EBADMSG, "config[%zu].requests is not an array", idx);
         n = requests ? json_object_array_length(requests) : 0;
         if (n > CLAIM_CONFIG_REQUESTS_MAX)
-                return fail(e, -E2BIG, "config[%zu] names more than %d requests", idx, CLAIM_CONFIG_REQUESTS_MAX);
+                return errbuf_fail(e, -E2BIG, "config[%zu] names more than %d requests", idx, CLAIM_CONFIG_REQUESTS_MAX);
         for (size_t i = 0; i < n; i++) {
                 json_object *s = json_object_array_get_idx(requests, i);
                 if (!json_object_is_type(s, json_type_string) || !request_is_valid(json_object_get_string(s)))
-                        return fail(e, -EBADMSG, "config[%zu].requests[%zu] is not a request name", idx, i);
+                        return errbuf_fail(e, -EBADMSG, "config[%zu].requests[%zu] is not a request name", idx, i);
         }
 
-        params = get(opaque, "parameters");
+        params = json_get(opaque, "parameters");
         if (!params)
-                return fail(e, -EBADMSG, "malformed opaque config: config[%zu] has no parameters", idx);
+                return errbuf_fail(e, -EBADMSG, "malformed opaque config: config[%zu] has no parameters", idx);
         text = json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN);
         if (!text)
                 return -ENOMEM;
-        if (strlen(text) > GPU_CONFIG_PARAMETERS_MAX)
-                return fail(e, -E2BIG, "malformed opaque config: config[%zu] parameters exceed %d bytes",
-                            idx, GPU_CONFIG_PARAMETERS_MAX);
-        if (gpu_config_from_json(params, &gc, reason, sizeof(reason)) < 0)
-                return fail(e, -EBADMSG, "malformed opaque config: config[%zu]: %s", idx, reason);
+        if (strlen(text) > CLAIM_PARAMS_SIZE_MAX)
+                return errbuf_fail(e, -E2BIG, "malformed opaque config: config[%zu] parameters exceed %d bytes",
+                                   idx, CLAIM_PARAMS_SIZE_MAX);
+        if (claim_params_from_json(params, &gc, reason, sizeof(reason)) < 0)
+                return errbuf_fail(e, -EBADMSG, "malformed opaque config: config[%zu]: %s", idx, reason);
 
         *ret = (OurConfig) { .requests = requests, .parameters = text };
         *ret_from_class = streq(source, "FromClass");
@@ -347,7 +321,7 @@ static int decode_config(json_object *o, size_t idx, const char *driver_name, Ou
 }
 
 /* Class configs first, then claim configs, each in order; the last applicable one wins. */
-static int decode_configs(json_object *arr, const char *driver_name, ClaimAllocation *c, DecodeError *e) {
+static int decode_configs(json_object *arr, const char *driver_name, ClaimAllocation *c, ErrBuf *e) {
         OurConfig ordered[CLAIM_CONFIGS_MAX];
         bool from_class[CLAIM_CONFIGS_MAX];
         size_t n, n_ours = 0, k = 0;
@@ -356,7 +330,7 @@ static int decode_configs(json_object *arr, const char *driver_name, ClaimAlloca
 
         n = arr ? json_object_array_length(arr) : 0;
         if (n > CLAIM_CONFIGS_MAX)
-                return fail(e, -E2BIG, "claim has more than %d config entries", CLAIM_CONFIGS_MAX);
+                return errbuf_fail(e, -E2BIG, "claim has more than %d config entries", CLAIM_CONFIGS_MAX);
         for (size_t i = 0; i < n; i++) {
                 r = decode_config(json_object_array_get_idx(arr, i), i, driver_name, &ours[n_ours],
                                   &from_class[n_ours], e);
@@ -389,26 +363,26 @@ static int decode_configs(json_object *arr, const char *driver_name, ClaimAlloca
 /* ---------------------------------------------------------------- claim */
 
 static int decode_allocation(json_object *root, const char *driver_name, const char *pool,
-                             ClaimAllocation *c, DecodeError *e) {
+                             ClaimAllocation *c, ErrBuf *e) {
         json_object *status, *alloc, *devices, *results, *configs;
         size_t n;
         int r;
 
-        status = get(root, "status");
-        alloc = get(status, "allocation");
+        status = json_get(root, "status");
+        alloc = json_get(status, "allocation");
         if (!alloc || json_object_is_type(alloc, json_type_null))
-                return fail(e, -ENODATA, "claim %s/%s is not allocated", c->namespace_, c->name);
+                return errbuf_fail(e, -ENODATA, "claim %s/%s is not allocated", c->namespace_, c->name);
         if (!json_object_is_type(alloc, json_type_object))
-                return fail(e, -EBADMSG, "status.allocation is not an object");
-        devices = get(alloc, "devices");
+                return errbuf_fail(e, -EBADMSG, "status.allocation is not an object");
+        devices = json_get(alloc, "devices");
         if (devices && !json_object_is_type(devices, json_type_object))
-                return fail(e, -EBADMSG, "status.allocation.devices is not an object");
+                return errbuf_fail(e, -EBADMSG, "status.allocation.devices is not an object");
         if (get_array(devices, "results", &results) < 0 || get_array(devices, "config", &configs) < 0)
-                return fail(e, -EBADMSG, "status.allocation.devices.results/config must be arrays");
+                return errbuf_fail(e, -EBADMSG, "status.allocation.devices.results/config must be arrays");
 
         n = results ? json_object_array_length(results) : 0;
         if (n > CLAIM_RESULTS_MAX)
-                return fail(e, -E2BIG, "claim has more than %d results", CLAIM_RESULTS_MAX);
+                return errbuf_fail(e, -E2BIG, "claim has more than %d results", CLAIM_RESULTS_MAX);
         if (n > 0) {
                 c->results = calloc(n, sizeof(ClaimResult));
                 if (!c->results)
@@ -431,7 +405,7 @@ static int decode_allocation(json_object *root, const char *driver_name, const c
 int claim_allocation_decode(const char *json, size_t len, const char *driver_name, const char *pool,
                             ClaimAllocation *ret, char *error, size_t error_size) {
         _cleanup_(claim_allocation_done) ClaimAllocation c = {};
-        DecodeError e = { error, error_size };
+        ErrBuf e = { error, error_size };
         json_tokener *tok;
         json_object *root;
         int r;
@@ -439,11 +413,11 @@ int claim_allocation_decode(const char *json, size_t len, const char *driver_nam
         if (error && error_size > 0)
                 error[0] = '\0';
         if (!json || len == 0)
-                return fail(&e, -EBADMSG, "claim JSON is empty");
+                return errbuf_fail(&e, -EBADMSG, "claim JSON is empty");
         if (len > CLAIM_JSON_MAX)
-                return fail(&e, -E2BIG, "claim JSON is larger than %u bytes", CLAIM_JSON_MAX);
+                return errbuf_fail(&e, -E2BIG, "claim JSON is larger than %u bytes", CLAIM_JSON_MAX);
         if (len > INT32_MAX || memchr(json, '\0', len))
-                return fail(&e, -EBADMSG, "claim JSON contains a NUL byte");
+                return errbuf_fail(&e, -EBADMSG, "claim JSON contains a NUL byte");
 
         tok = json_tokener_new_ex(CLAIM_JSON_DEPTH_MAX);
         if (!tok)
@@ -452,18 +426,18 @@ int claim_allocation_decode(const char *json, size_t len, const char *driver_nam
         if (!root || json_tokener_get_error(tok) != json_tokener_success) {
                 json_object_put(root);
                 json_tokener_free(tok);
-                return fail(&e, -EBADMSG, "claim is not valid JSON");
+                return errbuf_fail(&e, -EBADMSG, "claim is not valid JSON");
         }
         for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
                 if (!isspace((unsigned char) json[i])) {
                         json_object_put(root);
                         json_tokener_free(tok);
-                        return fail(&e, -EBADMSG, "claim JSON has trailing data");
+                        return errbuf_fail(&e, -EBADMSG, "claim JSON has trailing data");
                 }
         json_tokener_free(tok);
 
         if (!json_object_is_type(root, json_type_object))
-                r = fail(&e, -EBADMSG, "claim is not a JSON object");
+                r = errbuf_fail(&e, -EBADMSG, "claim is not a JSON object");
         else {
                 r = decode_metadata(root, &c, &e);
                 if (r >= 0)

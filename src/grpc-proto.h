@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "grpc-server.h"
+#include "dra-types.h"
 #include "macro.h"
 
 #define DRA_CLAIMS_MAX 1024U          /* claims in one prepare/unprepare request */

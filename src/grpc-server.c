@@ -28,10 +28,11 @@
 
 #include "grpc-proto.h"
 #include "grpc-server.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
-#include "unix-socket.h"
 #include "time-util.h"
+#include "unix-socket.h"
 
 #define GRPC_MAX_RECEIVE_BYTES (4 * 1024 * 1024)
 #define GRPC_MAX_CONCURRENT_STREAMS 64
@@ -348,23 +349,13 @@ static void call_answer_get_info(Call *c) {
 static void reading_add(GrpcServer *s, Call *c) {
         pthread_mutex_lock(&s->reading_lock);
         c->read_started = now_usec();
-        c->reading_prev = NULL;
-        c->reading_next = s->reading;
-        if (s->reading)
-                s->reading->reading_prev = c;
-        s->reading = c;
+        LIST_PREPEND_FIELDS(reading_next, reading_prev, s->reading, c);
         pthread_mutex_unlock(&s->reading_lock);
 }
 
 static void reading_remove(GrpcServer *s, Call *c) {
         pthread_mutex_lock(&s->reading_lock);
-        if (c->reading_prev)
-                c->reading_prev->reading_next = c->reading_next;
-        else
-                s->reading = c->reading_next;
-        if (c->reading_next)
-                c->reading_next->reading_prev = c->reading_prev;
-        c->reading_next = c->reading_prev = NULL;
+        LIST_REMOVE_FIELDS(reading_next, reading_prev, s->reading, c);
         pthread_mutex_unlock(&s->reading_lock);
 }
 
@@ -463,17 +454,6 @@ static void *cq_thread(void *userdata) {
 
 /* ---- DRA requests (main thread) ---- */
 
-void dra_device_done(DraDevice *d) {
-        if (!d)
-                return;
-        strv_free(d->request_names);
-        free(d->pool_name);
-        free(d->device_name);
-        strv_free(d->cdi_device_ids);
-        free(d->share_id);
-        *d = (DraDevice) {};
-}
-
 static void devices_free(DraDevice *devices, size_t n) {
         for (size_t i = 0; i < n; i++)
                 dra_device_done(&devices[i]);
@@ -547,14 +527,8 @@ int dra_request_set_done(DraRequest *r, size_t i) {
 static DraRequest *dra_request_free(DraRequest *r) {
         if (!r)
                 return NULL;
-        if (r->server) {
-                if (r->prev)
-                        r->prev->next = r->next;
-                else
-                        r->server->requests = r->next;
-                if (r->next)
-                        r->next->prev = r->prev;
-        }
+        if (r->server)
+                LIST_REMOVE(r->server->requests, r);
         for (size_t i = 0; i < r->claims.n_claims; i++)
                 answer_slot_clear(&r->answers[i]);
         free(r->answers);
@@ -632,10 +606,7 @@ static void call_handle_claims(GrpcServer *s, Call *c) {
         r->method = c->method;
         r->claims = claims;
         claims = (DraClaimList) {};
-        r->next = s->requests;
-        if (s->requests)
-                s->requests->prev = r;
-        s->requests = r;
+        LIST_PREPEND(s->requests, r);
 
         void (*handler)(void *, DraRequest *) = grpc_method_is_prepare(r->method) ? s->cb.prepare : s->cb.unprepare;
         if (!handler || r->claims.n_claims == 0)
@@ -673,12 +644,7 @@ static void call_handle_registration_status(GrpcServer *s, Call *c) {
 static void stream_free(HealthStream *h) {
         GrpcServer *s = h->server;
 
-        if (h->prev)
-                h->prev->next = h->next;
-        else
-                s->streams = h->next;
-        if (h->next)
-                h->next->prev = h->prev;
+        LIST_REMOVE(s->streams, h);
         s->n_streams--;
         if (h->message)
                 grpc_byte_buffer_destroy(h->message);
@@ -737,10 +703,7 @@ static void stream_start(GrpcServer *s, Call *c) {
         h->close_tag.kind = TAG_STREAM_CLOSE;
         h->server = s;
         h->call = c;
-        h->next = s->streams;
-        if (s->streams)
-                s->streams->prev = h;
-        s->streams = h;
+        LIST_PREPEND(s->streams, h);
         s->n_streams++;
 
         /* Completes when the client goes away or we cancel the call at shutdown. */
@@ -1215,11 +1178,10 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
         /* Requests the daemon still holds: end their calls, keep the shells for dra_request_complete(). */
         while (s->requests) {
                 DraRequest *r = s->requests;
-                s->requests = r->next;
+                LIST_REMOVE(s->requests, r);
                 if (r->call)
                         call_finish(TAKE_PTR(r->call), GRPC_STATUS_UNAVAILABLE, NULL, "shutting down");
                 r->server = NULL;
-                r->next = r->prev = NULL;
         }
 
         /*

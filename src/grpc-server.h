@@ -5,7 +5,7 @@
  * The kubelet-facing gRPC endpoints: plugin registration, DRAPlugin v1 and v1beta1,
  * and the DRAResourceHealth stream (v1alpha1 and v1). This module and grpc-proto.c
  * are the only ones that know gRPC core or protobuf-c; the rest of the daemon sees the
- * plain types below.
+ * plain types of dra-types.h and the functions below.
  *
  * Threading: one completion-queue thread forwards finished operations to the sd-event
  * loop, one thread accepts connections; every callback below runs on the sd-event
@@ -18,27 +18,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-typedef enum DraApiVersion {
-        DRA_API_V1,
-        DRA_API_V1BETA1,
-} DraApiVersion;
-
-typedef struct DraClaimRef {
-        char *namespace_;
-        char *uid;
-        char *name;
-} DraClaimRef;
-
-/* One prepared device in a NodePrepareResources answer. */
-typedef struct DraDevice {
-        char **request_names;  /* NULL-terminated; NULL or empty = all requests */
-        char *pool_name;
-        char *device_name;
-        char **cdi_device_ids; /* NULL-terminated */
-        char *share_id;        /* NULL when not shared; dropped for v1beta1 */
-} DraDevice;
-
-void dra_device_done(DraDevice *d);
+#include "dra-types.h"
 
 /* An in-flight NodePrepareResources or NodeUnprepareResources call. */
 typedef struct DraRequest DraRequest;
@@ -66,21 +46,6 @@ int dra_request_set_devices(DraRequest *r, size_t i, DraDevice *devices, size_t 
  * only freed).
  */
 void dra_request_complete(DraRequest *r);
-
-typedef enum DraHealthStatus {
-        DRA_HEALTH_UNKNOWN = 0,
-        DRA_HEALTH_HEALTHY = 1,
-        DRA_HEALTH_UNHEALTHY = 2,
-} DraHealthStatus;
-
-typedef struct DraDeviceHealth {
-        const char *pool_name;
-        const char *device_name;
-        DraHealthStatus health;
-        int64_t last_updated;        /* unix seconds */
-        int64_t timeout_seconds;     /* <= 0: kubelet default */
-        const char *message;
-} DraDeviceHealth;
 
 typedef struct GrpcServerCallbacks {
         /* NotifyRegistrationStatus from the kubelet. */

@@ -13,13 +13,16 @@
 
 #include "config.h"
 #include "fsutil.h"
+#include "json-util.h"
 #include "kube-client.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
 
 #define WATCH_TIMEOUT_USEC (15ull * 60 * USEC_PER_SEC)
 #define KUBE_IDLE_EASY_MAX 16u   /* handles kept for reuse; the claim reads of a busy kubelet */
+#define KUBE_JSON_DEPTH_MAX 64   /* nesting of a response or watch event */
 
 struct KubeClient {
         sd_event *event;
@@ -240,12 +243,7 @@ static void kube_request_free(KubeRequest *req) {
                 curl_easy_cleanup(req->easy);
         curl_slist_free_all(req->headers);
         sd_event_source_disable_unref(req->retry_timer);
-        if (req->prev)
-                req->prev->next = req->next;
-        else
-                c->requests = req->next;
-        if (req->next)
-                req->next->prev = req->prev;
+        LIST_REMOVE(c->requests, req);
         c->n_requests--;
         free(req->method);
         free(req->path);
@@ -274,32 +272,16 @@ static int buffer_append(KubeRequest *req, const char *p, size_t n, size_t max) 
         return 0;
 }
 
-static json_object *json_parse_bounded(const char *s, size_t n) {
-        json_tokener *tok = json_tokener_new_ex(64);
-        json_object *o;
-
-        if (!tok)
-                return NULL;
-        o = json_tokener_parse_ex(tok, s, (int) n);
-        if (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != n) {
-                json_object_put(o);
-                o = NULL;
-        }
-        json_tokener_free(tok);
-        return o;
-}
-
 /* One complete watch line: {"type": "...", "object": {...}} */
 static void kube_request_dispatch_line(KubeRequest *req, const char *line, size_t n) {
-        json_object *ev, *type, *obj;
+        json_object *ev = NULL, *type, *obj;
 
         while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
                 n--;
         if (n == 0)
                 return;
-        ev = json_parse_bounded(line, n);
-        if (!ev || !json_object_object_get_ex(ev, "type", &type) || !json_object_is_type(type, json_type_string) ||
-            !json_object_object_get_ex(ev, "object", &obj)) {
+        if (json_parse_bounded(line, n, KUBE_JSON_DEPTH_MAX, &ev) < 0 || !json_object_object_get_ex(ev, "type", &type) ||
+            !json_object_is_type(type, json_type_string) || !json_object_object_get_ex(ev, "object", &obj)) {
                 log_warning("%s: ignoring a malformed watch event (%zu bytes).", req->path, n);
                 json_object_put(ev);
                 return;
@@ -558,7 +540,9 @@ static int kube_request_describe(KubeRequest *req, CURLcode result, long status,
                 return 0;
         }
         {
-                json_object *j = req->size > 0 ? json_parse_bounded(req->buf, req->size) : NULL, *m = NULL;
+                json_object *j = NULL, *m = NULL;
+                if (req->size > 0)
+                        (void) json_parse_bounded(req->buf, req->size, KUBE_JSON_DEPTH_MAX, &j);
                 const char *text = j && json_object_object_get_ex(j, "message", &m) ? json_object_get_string(m) : "";
 
                 if (status == 401 || status == 403)
@@ -632,7 +616,7 @@ complete:
                 resp.body = req->buf;
                 resp.body_size = req->size;
                 if (req->size > 0 && !req->body_only)
-                        json = json_parse_bounded(req->buf, req->size);
+                        (void) json_parse_bounded(req->buf, req->size, KUBE_JSON_DEPTH_MAX, &json);
                 resp.json = json;
         }
         req->completing = true;
@@ -683,10 +667,7 @@ static int kube_request_new(KubeClient *c, const char *method, const char *path,
         if (!req)
                 return -ENOMEM;
         req->client = c;
-        req->next = c->requests;
-        if (c->requests)
-                c->requests->prev = req;
-        c->requests = req;
+        LIST_PREPEND(c->requests, req);
         c->n_requests++;
         req->backoff = (KubeBackoff) { .base_usec = c->opts.backoff_base_usec, .cap_usec = c->opts.backoff_cap_usec };
         req->easy = c->n_idle_easy > 0 ? c->idle_easy[--c->n_idle_easy] : curl_easy_init();

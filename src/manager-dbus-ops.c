@@ -22,10 +22,10 @@ static int op_reload(void *userdata) {
 static int op_release_claim(void *userdata, const char *uid) {
         Manager *m = userdata;
 
-        /* The prepare service's observer sends bus_server_claim_unprepared(). */
-        if (!m->prepare)
+        /* The DRA service's observer sends bus_server_claim_unprepared(). */
+        if (!m->dra_service)
                 return -EAGAIN;
-        return prepare_service_release(m->prepare, uid);
+        return dra_service_release(m->dra_service, uid);
 }
 
 static int op_set_device_schedulable(void *userdata, const char *name, bool schedulable) {

@@ -3,20 +3,23 @@
 
 /*
  * The manager's side of org.projecthami.Dra1: turns Manager state into the plain data of
- * bus-model.h and routes the privileged D-Bus calls to manager_*(). The manager keeps
+ * dbus/model.h and routes the privileged D-Bus calls to manager_*(). The manager keeps
  * one BusServer and calls:
  *
  *   manager_dbus_start(m, &bus)      in manager_start(), after the GPUs are known; a
  *                                    failure is a warning (no system bus in a container
  *                                    is not a reason to stop serving the kubelet)
  *   manager_dbus_sync(m, bus)        wherever state, registration or GPUs change: at the
- *                                    end of manager_update_status() and of
- *                                    manager_on_gpu_health(); it diffs, so it is cheap
- *   bus_server_claim_prepared()/..._unprepared()   from prepare, per claim
+ *                                    end of manager_update_status(), of
+ *                                    manager_on_gpu_health() and of SetDeviceSchedulable;
+ *                                    it diffs, so it is cheap
+ *   bus_server_claim_prepared()/..._unprepared()   per claim, from the DRA service's
+ *                                    observer (manager_on_claim_changed(), with
+ *                                    manager_dbus_claim_from_prepared())
  *   bus_server_free(bus)             in manager_free(), before the event loop goes
  */
 
-#include "bus-server.h"
+#include "dbus/server.h"
 #include "manager.h"
 
 extern const BusModelOps manager_dbus_ops;

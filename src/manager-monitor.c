@@ -31,7 +31,7 @@ typedef struct MonitorCollect {
         int error;
 } MonitorCollect;
 
-static void collect_claim(void *userdata, const Checkpoint *c) {
+static void collect_claim(void *userdata, const PreparedClaim *c) {
         MonitorCollect *mc = userdata;
         UsageMonitorRegion *r;
 

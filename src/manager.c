@@ -5,11 +5,12 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "list.h"
 #include "log.h"
+#include "manager-dbus-claim.h"
 #include "manager-dbus.h"
-#include "manager.h"
 #include "manager-monitor.h"
-#include "prepare-bus.h"
+#include "manager.h"
 #include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
@@ -244,21 +245,21 @@ static void manager_on_registration_status(void *userdata, bool registered, cons
 
 static void manager_on_prepare(void *userdata, DraRequest *r) {
         Manager *m = userdata;
-        prepare_service_prepare(m->prepare, r);
+        dra_service_prepare(m->dra_service, r);
 }
 
 static void manager_on_unprepare(void *userdata, DraRequest *r) {
         Manager *m = userdata;
-        prepare_service_unprepare(m->prepare, r);
+        dra_service_unprepare(m->dra_service, r);
 }
 
 /* ---------------------------------------------------------------- prepare */
 
 /*
- * Prepare reads claims through here. Without an API client only claims that are
- * already prepared (answered from their checkpoints) can be served.
+ * The DRA service's claim fetcher: a GET through the API client, the answer handed back
+ * as is. Without an API client only claims that are already prepared (answered from
+ * the Preparer's records) can be served.
  */
-/* Prepare's claim fetcher: a GET through the API client, the answer handed back as is. */
 typedef struct ManagerFetch {
         ClaimFetchDone done;
         void *ctx;
@@ -267,12 +268,7 @@ typedef struct ManagerFetch {
 } ManagerFetch;
 
 static void manager_fetch_free(ManagerFetch *f) {
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                f->manager->fetches = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
+        LIST_REMOVE(f->manager->fetches, f);
         free(f);
 }
 
@@ -290,14 +286,12 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
         int r;
 
         if (!m->kube)
-                return -EOPNOTSUPP; /* no credentials: prepare says so per claim */
+                return -EOPNOTSUPP; /* no credentials: the DRA service says so per claim */
         f = malloc(sizeof(*f));
         if (!f)
                 return -ENOMEM;
-        *f = (ManagerFetch) { .done = done, .ctx = ctx, .manager = m, .next = m->fetches };
-        if (m->fetches)
-                m->fetches->prev = f;
-        m->fetches = f;
+        *f = (ManagerFetch) { .done = done, .ctx = ctx, .manager = m };
+        LIST_PREPEND(m->fetches, f);
         r = kube_client_get_resource_claim(m->kube, ns, name, manager_on_claim_fetched, f);
         if (r < 0)
                 manager_fetch_free(f);
@@ -305,7 +299,7 @@ static int manager_fetch_claim(void *userdata, const char *ns, const char *name,
 }
 
 /* Prepared, unprepared, released, forgotten: the D-Bus objects follow. */
-static void manager_on_claim_changed(void *userdata, const char *uid, const Checkpoint *c) {
+static void manager_on_claim_changed(void *userdata, const char *uid, const PreparedClaim *c) {
         Manager *m = userdata;
         _cleanup_(bus_claim_done) BusClaim b = {};
 
@@ -313,19 +307,19 @@ static void manager_on_claim_changed(void *userdata, const char *uid, const Chec
                 return;
         if (!c)
                 (void) bus_server_claim_unprepared(m->bus, uid);  /* -ENOENT for unknown claims: fine */
-        else if (prepare_claim_to_bus(c, m->config.state_dir, &b) >= 0)
+        else if (manager_dbus_claim_from_prepared(c, m->config.state_dir, &b) >= 0)
                 (void) bus_server_claim_prepared(m->bus, &b);
 }
 
-static void manager_publish_claim(void *userdata, const Checkpoint *c) {
+static void manager_publish_claim(void *userdata, const PreparedClaim *c) {
         manager_on_claim_changed(userdata, c->uid, c);
 }
 
 /* Once the API client is up: forget claims deleted or re-created while we were down. */
 static void manager_verify_recovered(Manager *m) {
-        if (!m->prepare || m->n_recovered == 0)
+        if (!m->dra_service || m->n_recovered == 0)
                 return;
-        (void) prepare_service_verify(m->prepare, TAKE_PTR(m->recovered), m->n_recovered);
+        (void) dra_service_verify(m->dra_service, TAKE_PTR(m->recovered), m->n_recovered);
         m->n_recovered = 0;
 }
 
@@ -350,7 +344,7 @@ static int manager_setup_prepare(Manager *m) {
         r = preparer_recover(m->preparer, &m->recovered, &m->n_recovered);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover the prepared claims: %m");
-        r = prepare_service_new(m->event, m->preparer, manager_fetch_claim, m, 0, &m->prepare);
+        r = dra_service_new(m->event, m->preparer, manager_fetch_claim, m, 0, &m->dra_service);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the prepare workers: %m");
         return 0;
@@ -693,7 +687,7 @@ int manager_start(Manager *m) {
                 /* No system bus (a container, a test) is no reason to stop serving the kubelet. */
                 log_warning_errno(r, "Not on the system bus, org.projecthami.Dra1 is unavailable: %m");
         else {
-                prepare_service_set_observer(m->prepare, manager_on_claim_changed, m);
+                dra_service_set_observer(m->dra_service, manager_on_claim_changed, m);
                 (void) preparer_foreach(m->preparer, manager_publish_claim, m);
         }
 
@@ -726,12 +720,12 @@ Manager *manager_free(Manager *m) {
         m->grpc = grpc_server_free(m->grpc);
         m->publisher = slice_publisher_free(m->publisher);
         m->kube = kube_client_free(m->kube);
-        /* Its claim GETs went without an answer; prepare answers their jobs itself. */
+        /* Its claim GETs went without an answer; the DRA service answers their jobs when freed. */
         while (m->fetches)
                 manager_fetch_free(m->fetches);
         free(m->apiserver_status);
-        /* Then prepare: waits for its workers and completes what is still in flight. */
-        m->prepare = prepare_service_free(m->prepare);
+        /* Then the DRA service: waits for its workers and completes what is still in flight. */
+        m->dra_service = dra_service_free(m->dra_service);
         manager_free_monitor(m);
         m->preparer = preparer_free(m->preparer);
         preparer_claims_free(m->recovered, m->n_recovered);

@@ -3,21 +3,22 @@
 
 /*
  * The node daemon's state and its life: configuration, the sd-event loop, GPU
- * discovery and health, the kubelet-facing gRPC server, sd_notify. Later modules
- * (slice publisher, prepare, D-Bus) hang off the Manager and are driven from here.
+ * discovery and health, the kubelet-facing gRPC server, sd_notify. The other parts
+ * (slice publisher, prepare and the DRA service, D-Bus, usage monitor) hang off the
+ * Manager and are driven from here.
  */
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "dra-service.h"
 #include "gpu-backend.h"
 #include "gpu.h"
 #include "grpc-server.h"
 #include "kube-client.h"
-#include "slice-publisher.h"
-#include "prepare-dra.h"
 #include "prepare.h"
+#include "slice-publisher.h"
 
 typedef struct BusServer BusServer;
 
@@ -40,10 +41,10 @@ typedef struct Manager {
 
         GrpcServer *grpc;
 
-        /* Prepare/unprepare (prepare.c, prepare-dra.c). Claims recovered at start wait in
+        /* Prepare/unprepare (prepare.c, dra-service.c). Claims recovered at start wait in
          * recovered[] until the API client can re-verify them. */
         Preparer *preparer;
-        PrepareService *prepare;
+        DraService *dra_service;
         PrepareClaimRef *recovered;
         size_t n_recovered;
         int listen_fd_registration; /* from systemd, or -1 */
@@ -84,7 +85,7 @@ int manager_set_device_schedulable(Manager *m, const char *name, bool schedulabl
 
 const char *manager_state_to_string(ManagerState s);
 
-/* Recompute the one-line STATUS= and send it when it changed. */
+/* Recompute the one-line STATUS= and send it when it changed; bring the D-Bus objects up to date. */
 void manager_update_status(Manager *m);
 
 static inline void manager_freep(Manager **m) {

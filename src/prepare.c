@@ -6,14 +6,15 @@
 #include <limits.h>
 #include <pthread.h>
 #include <search.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <systemd/sd-id128.h>
 
 #include "cdi.h"
+#include "checkpoint.h"
 #include "claim-limits.h"
 #include "claim.h"
+#include "errbuf.h"
 #include "fsutil.h"
 #include "host-driver.h"
 #include "log.h"
@@ -41,7 +42,7 @@ struct Preparer {
         char *busy[BUSY_MAX];          /* claim UIDs with a call in progress */
         size_t n_busy;
         /*
-         * The prepared claims, a tsearch(3) tree of Checkpoint * by UID: what the checkpoint
+         * The prepared claims, a tsearch(3) tree of PreparedClaim * by UID: what the checkpoint
          * files say, without the CDI spec text (which stays on disk). Loaded by recovery,
          * changed only by the holder of the claim's UID lock, right after its file.
          */
@@ -49,24 +50,7 @@ struct Preparer {
         size_t n_prepared;
 };
 
-static void checkpoint_free(void *c);
-
-typedef struct Failure {
-        char *buf;
-        size_t size;
-} Failure;
-
-static int failf(Failure *f, int r, const char *format, ...) _printf_(3, 4);
-static int failf(Failure *f, int r, const char *format, ...) {
-        va_list ap;
-
-        if (f->buf && f->size > 0) {
-                va_start(ap, format);
-                vsnprintf(f->buf, f->size, format, ap);
-                va_end(ap);
-        }
-        return r;
-}
+static void prepared_claim_free(void *c);
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -198,7 +182,7 @@ Preparer *preparer_free(Preparer *p) {
         free(p->gpus.gpus);
         for (size_t i = 0; i < p->n_busy; i++)
                 free(p->busy[i]);
-        tdestroy(p->prepared, checkpoint_free);
+        tdestroy(p->prepared, prepared_claim_free);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->idle);
         pthread_rwlock_destroy(&p->gpus_lock);
@@ -284,57 +268,57 @@ static void uid_unlock(Preparer *p, const char *uid) {
 
 /* ---------------------------------------------------------------- the prepared claims */
 
-static void checkpoint_free(void *c) {
-        checkpoint_done(c);
+static void prepared_claim_free(void *c) {
+        prepared_claim_done(c);
         free(c);
 }
 
-static int checkpoint_compare_uid(const void *a, const void *b) {
-        return strcmp(((const Checkpoint *) a)->uid, ((const Checkpoint *) b)->uid);
+static int prepared_claim_compare_uid(const void *a, const void *b) {
+        return strcmp(((const PreparedClaim *) a)->uid, ((const PreparedClaim *) b)->uid);
 }
 
-static Checkpoint *prepared_find_locked(Preparer *p, const char *uid) {
-        Checkpoint key = { .uid = (char *) uid };
-        Checkpoint **found = tfind(&key, &p->prepared, checkpoint_compare_uid);
+static PreparedClaim *prepared_find_locked(Preparer *p, const char *uid) {
+        PreparedClaim key = { .uid = (char *) uid };
+        PreparedClaim **found = tfind(&key, &p->prepared, prepared_claim_compare_uid);
 
         return found ? *found : NULL;
 }
 
 /* A copy of what was just committed to disk, without the spec text; replaces an older one. */
-static int prepared_add(Preparer *p, const Checkpoint *committed) {
-        Checkpoint *c = malloc(sizeof(*c)), **slot;
+static int prepared_add(Preparer *p, const PreparedClaim *committed) {
+        PreparedClaim *c = malloc(sizeof(*c)), **slot;
         int r;
 
         if (!c)
                 return -ENOMEM;
-        r = checkpoint_copy(committed, false, c);
+        r = prepared_claim_copy(committed, false, c);
         if (r < 0) {
                 free(c);
                 return r;
         }
         pthread_mutex_lock(&p->lock);
-        slot = tsearch(c, &p->prepared, checkpoint_compare_uid);
+        slot = tsearch(c, &p->prepared, prepared_claim_compare_uid);
         if (slot && *slot != c) {
-                checkpoint_free(*slot);   /* the same UID again: the newer record wins */
+                prepared_claim_free(*slot);   /* the same UID again: the newer record wins */
                 *slot = c;
         } else if (slot)
                 p->n_prepared++;
         pthread_mutex_unlock(&p->lock);
         if (!slot) {
-                checkpoint_free(c);
+                prepared_claim_free(c);
                 return -ENOMEM;
         }
         return 0;
 }
 
-/* Take the claim out of the tree; the caller frees it with checkpoint_free(). */
-static Checkpoint *prepared_take(Preparer *p, const char *uid) {
-        Checkpoint *c;
+/* Take the claim out of the tree; the caller frees it with prepared_claim_free(). */
+static PreparedClaim *prepared_take(Preparer *p, const char *uid) {
+        PreparedClaim *c;
 
         pthread_mutex_lock(&p->lock);
         c = prepared_find_locked(p, uid);
         if (c) {
-                tdelete(c, &p->prepared, checkpoint_compare_uid);
+                tdelete(c, &p->prepared, prepared_claim_compare_uid);
                 p->n_prepared--;
         }
         pthread_mutex_unlock(&p->lock);
@@ -342,22 +326,22 @@ static Checkpoint *prepared_take(Preparer *p, const char *uid) {
 }
 
 /* A copy of the prepared claim's record (without the spec text): 0, -ENOENT, -ENOMEM. */
-static int prepared_get(Preparer *p, const char *uid, Checkpoint *ret) {
-        Checkpoint *c;
+static int prepared_get(Preparer *p, const char *uid, PreparedClaim *ret) {
+        PreparedClaim *c;
         int r = -ENOENT;
 
         pthread_mutex_lock(&p->lock);
         c = prepared_find_locked(p, uid);
         if (c)
-                r = checkpoint_copy(c, false, ret);
+                r = prepared_claim_copy(c, false, ret);
         pthread_mutex_unlock(&p->lock);
         return r;
 }
 
 /* ---------------------------------------------------------------- audit */
 
-static void audit_device(int level, const char *message_id, const char *what, const Checkpoint *c,
-                         const CheckpointDevice *d) {
+static void audit_device(int level, const char *message_id, const char *what, const PreparedClaim *c,
+                         const PreparedClaimDevice *d) {
         char id[64];
 
         snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
@@ -372,7 +356,7 @@ static void audit_device(int level, const char *message_id, const char *what, co
                    LOG_FIELD("CDI_DEVICE=%s", d->cdi_device_id), NULL);
 }
 
-static void audit_claim(int level, const char *message_id, const char *what, const Checkpoint *c) {
+static void audit_claim(int level, const char *message_id, const char *what, const PreparedClaim *c) {
         char id[64];
 
         if (c->n_devices > 0) {
@@ -409,13 +393,13 @@ static int claim_dir_path(Preparer *p, const char *uid, char *buf, size_t size) 
 }
 
 /* HAMi-core's shared region: a valid header, the GPUs at their CUDA indices with their limits. */
-static int claim_shared_region_create(Preparer *p, const char *name, const Checkpoint *c) {
+static int claim_shared_region_create(Preparer *p, const char *name, const PreparedClaim *c) {
         uint64_t limits[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t sm[SHARED_REGION_DEVICES_MAX] = {};
         uint32_t n = 1;
 
         for (size_t i = 0; i < c->n_devices; i++) {
-                const CheckpointDevice *d = &c->devices[i];
+                const PreparedClaimDevice *d = &c->devices[i];
                 if (d->cuda_index >= SHARED_REGION_DEVICES_MAX)
                         continue;
                 n = MAX(n, d->cuda_index + 1);
@@ -448,7 +432,7 @@ static int claim_dir_remove(Preparer *p, const char *uid) {
 }
 
 /* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
-static int claim_dir_create(Preparer *p, const Checkpoint *c) {
+static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
         char path[CLAIM_UID_MAX + 64];
         int r;
 
@@ -490,7 +474,7 @@ static void claim_remove_files(Preparer *p, const char *uid) {
 }
 
 /* Make a committed claim whole again: missing CDI spec or claim directory. */
-static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool *ret_repaired) {
+static int claim_complete(Preparer *p, const PreparedClaim *c, bool new_boot, bool *ret_repaired) {
         bool repaired = false;
         int r;
 
@@ -506,7 +490,7 @@ static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool 
                 return r;
         if (r == 0) {
                 /* The in-memory record has no spec text: the checkpoint file has. */
-                _cleanup_(checkpoint_done) Checkpoint full = {};
+                _cleanup_(prepared_claim_done) PreparedClaim full = {};
                 if (!c->cdi_spec) {
                         r = checkpoint_load_at(p->checkpoint_fd, c->uid, &full);
                         if (r < 0)
@@ -524,22 +508,22 @@ static int claim_complete(Preparer *p, const Checkpoint *c, bool new_boot, bool 
 
 /* ---------------------------------------------------------------- prepare */
 
-static int checkpoint_from_plan(Preparer *p, const ClaimAllocation *a, const ClaimLimits *l, const char *spec,
-                                Checkpoint *ret) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+static int prepared_claim_from_plan(Preparer *p, const ClaimAllocation *a, const ClaimLimits *l, const char *spec,
+                                  PreparedClaim *ret) {
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
 
         c.uid = strdup(a->uid);
         c.namespace_ = strdup(a->namespace_);
         c.name = strdup(a->name);
         c.cdi_spec = strdup(spec);
         memcpy(c.boot_id, p->boot_id, 33);
-        c.devices = calloc(MAX(a->n_results, 1u), sizeof(CheckpointDevice));
+        c.devices = calloc(MAX(a->n_results, 1u), sizeof(PreparedClaimDevice));
         if (!c.uid || !c.namespace_ || !c.name || !c.cdi_spec || !c.devices)
                 return -ENOMEM;
         for (size_t i = 0; i < a->n_results; i++) {
                 const ClaimResult *res = &a->results[i];
                 const GpuLimit *gl = &l->gpus[l->results[i].gpu];
-                CheckpointDevice *d = &c.devices[i];
+                PreparedClaimDevice *d = &c.devices[i];
                 char name[CDI_NAME_MAX];
                 int r;
 
@@ -561,13 +545,13 @@ static int checkpoint_from_plan(Preparer *p, const ClaimAllocation *a, const Cla
                         return -ENOMEM;
         }
         *ret = c;
-        c = (Checkpoint) {};
+        c = (PreparedClaim) {};
         return 0;
 }
 
 /* Decode, check and plan: everything that can reject, before anything touches the disk. */
 static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len,
-                               Checkpoint *ret, Failure *f) {
+                               PreparedClaim *ret, ErrBuf *f) {
         _cleanup_(claim_allocation_done) ClaimAllocation a = {};
         _cleanup_free_ char *spec = NULL;
         HostDeviceNode nodes[CLAIM_RESULTS_MAX];
@@ -577,19 +561,19 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
 
         r = claim_allocation_decode(json, len, p->driver_name, p->node_name, &a, reason, sizeof(reason));
         if (r < 0)
-                return failf(f, r, "%s", reason);
+                return errbuf_fail(f, r, "%s", reason);
         if (!streq(a.uid, ref->uid))
-                return failf(f, -ESTALE, "UID mismatch: claim %s/%s has UID %s, the kubelet asked for %s "
-                             "(deleted and re-created?)", a.namespace_, a.name, a.uid, ref->uid);
+                return errbuf_fail(f, -ESTALE, "UID mismatch: claim %s/%s has UID %s, the kubelet asked for %s "
+                                   "(deleted and re-created?)", a.namespace_, a.name, a.uid, ref->uid);
 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
         r = claim_limits_compute(&a, &p->gpus, l, reason, sizeof(reason));
         if (r >= 0 && a.n_results > 0 && p->host_error < 0)
-                r = failf(f, p->host_error, "%s", p->host_error_text);
+                r = errbuf_fail(f, p->host_error, "%s", p->host_error_text);
         else if (r < 0)
-                failf(f, r, "%s", reason);
+                errbuf_fail(f, r, "%s", reason);
         if (r < 0) {
                 free(l);
                 return r;
@@ -598,15 +582,15 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
         for (size_t g = 0; g < l->n_gpus; g++) {
                 r = host_gpu_node(p->dev_root, l->gpus[g].gpu->minor, &nodes[g]);
                 if (r < 0) {
-                        int e = failf(f, r, "device node /dev/nvidia%u of %s is missing or not a character device",
-                                      l->gpus[g].gpu->minor, l->gpus[g].gpu->name);
+                        int e = errbuf_fail(f, r, "device node /dev/nvidia%u of %s is missing or not a character device",
+                                            l->gpus[g].gpu->minor, l->gpus[g].gpu->name);
                         free(l);
                         return e;
                 }
         }
         if (p->preload_library && access(p->preload_library, R_OK) < 0) {
                 free(l);
-                return failf(f, -ENOENT, "the preload library %s is missing", p->preload_library);
+                return errbuf_fail(f, -ENOENT, "the preload library %s is missing", p->preload_library);
         }
 
         if (a.n_results > 0) {
@@ -626,17 +610,17 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
                 r = cdi_spec_build(&in, &spec);
                 if (r < 0) {
                         free(l);
-                        return failf(f, r, "cannot build the CDI spec: %s", strerror(-r));
+                        return errbuf_fail(f, r, "cannot build the CDI spec: %s", strerror(-r));
                 }
         }
-        r = checkpoint_from_plan(p, &a, l, spec ?: "", ret);
+        r = prepared_claim_from_plan(p, &a, l, spec ?: "", ret);
         free(l);
         return r;
 }
 
 /* The limits point into p->gpus: hold the read lock while planning. */
-static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
-                        Failure *f) {
+static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
+                        ErrBuf *f) {
         int r;
 
         pthread_rwlock_rdlock(&p->gpus_lock);
@@ -645,7 +629,7 @@ static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *jso
         return r;
 }
 
-static int prepare_from_checkpoint(Preparer *p, const PrepareClaimRef *ref, Checkpoint *c, Failure *f) {
+static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, PreparedClaim *c, ErrBuf *f) {
         bool repaired = false;
         int r;
 
@@ -653,30 +637,30 @@ static int prepare_from_checkpoint(Preparer *p, const PrepareClaimRef *ref, Chec
                 return 0;
         r = claim_complete(p, c, false, &repaired);
         if (r < 0)
-                return failf(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
         if (repaired)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, "Restored", c);
         return 0;
 }
 
-static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
-                          Failure *f) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
+                          ErrBuf *f) {
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         int r;
 
         r = prepared_get(p, ref->uid, &c);
         if (r >= 0) {
-                r = prepare_from_checkpoint(p, ref, &c, f);
+                r = prepare_from_record(p, ref, &c, f);
                 if (r < 0)
                         return r;
                 *ret = c;
-                c = (Checkpoint) {};
+                c = (PreparedClaim) {};
                 return 0;
         }
         if (r != -ENOENT)
                 return r;
         if (!json)
-                return failf(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
+                return errbuf_fail(f, -EAGAIN, "claim %s was unprepared meanwhile; retry", ref->uid);
 
         r = prepare_plan(p, ref, json, len, &c, f);
         if (r < 0)
@@ -684,7 +668,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         if (c.n_devices == 0) {
                 /* Nothing of ours in the claim: prepared, no devices, nothing to keep. */
                 *ret = c;
-                c = (Checkpoint) {};
+                c = (PreparedClaim) {};
                 return 0;
         }
 
@@ -701,18 +685,18 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
         if (r < 0) {
                 claim_remove_files(p, c.uid);
-                return failf(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
         }
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
         *ret = c;
-        c = (Checkpoint) {};
+        c = (PreparedClaim) {};
         return 0;
 }
 
-int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, Checkpoint *ret,
+int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                      char *error, size_t error_size) {
         char buf[PREPARE_ERROR_MAX] = "";
-        Failure f = { buf, sizeof(buf) };
+        ErrBuf f = { buf, sizeof(buf) };
         int r;
 
         if (!ref || !claim_uid_is_valid(ref->uid)) {
@@ -751,8 +735,8 @@ bool preparer_is_prepared(Preparer *p, const char *uid) {
  * A claim that is not in the tree has nothing on disk: recovery removed whatever no
  * checkpoint owned, and a failed prepare removes its own files.
  */
-static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, Failure *f) {
-        Checkpoint *c;
+static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, ErrBuf *f) {
+        PreparedClaim *c;
         int r;
 
         if (!preparer_is_prepared(p, uid)) {
@@ -763,7 +747,7 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
         /* The checkpoint goes first: without it, recovery removes whatever is left. */
         r = checkpoint_remove_at(p->checkpoint_fd, uid);
         if (r < 0 && r != -ENOENT)
-                return failf(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
         c = prepared_take(p, uid);
         claim_remove_files(p, uid);
 
@@ -771,14 +755,14 @@ static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_re
                 audit_cleanup(uid, c->namespace_, c->name, cleanup_reason);
         else
                 audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_UNPREPARED, "Unprepared", c);
-        checkpoint_free(c);
+        prepared_claim_free(c);
         return 0;
 }
 
 static int unprepare_one(Preparer *p, const char *uid, const char *cleanup_reason, bool wait, char *error,
                          size_t size) {
         char buf[PREPARE_ERROR_MAX] = "";
-        Failure f = { buf, sizeof(buf) };
+        ErrBuf f = { buf, sizeof(buf) };
         int r;
 
         if (!claim_uid_is_valid(uid)) {
@@ -826,7 +810,7 @@ static bool is_temp_name(const char *name) {
 }
 
 static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *claims, size_t *n_claims) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         bool new_boot, repaired = false;
         int r;
 
@@ -970,7 +954,7 @@ static void recover_orphans(Preparer *p) {
 }
 
 typedef struct ForeachContext {
-        void (*f)(void *userdata, const Checkpoint *c);
+        void (*f)(void *userdata, const PreparedClaim *c);
         void *userdata;
         int n;
 } ForeachContext;
@@ -980,11 +964,11 @@ static void foreach_visit(const void *node, VISIT which, void *closure) {
 
         if (which != postorder && which != leaf)
                 return;
-        ctx->f(ctx->userdata, *(Checkpoint *const *) node);
+        ctx->f(ctx->userdata, *(PreparedClaim *const *) node);
         ctx->n++;
 }
 
-int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata) {
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim *c), void *userdata) {
         ForeachContext ctx = { f, userdata, 0 };
 
         pthread_mutex_lock(&p->lock);

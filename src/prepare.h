@@ -7,7 +7,7 @@
  *
  * The Preparer is thread-safe: calls for different claims run concurrently, calls for
  * the same claim UID are serialised. It never talks to the API server itself: the
- * caller hands it the claim JSON (prepare-dra.c fetches it through an injected fetcher).
+ * caller hands it the claim JSON (dra-service.c fetches it through an injected fetcher).
  *
  * On disk, per claim (all-or-nothing after a crash, see preparer_recover()):
  *   <state>/checkpoints/<uid>.ckpt         the commit record (checkpoint.h)
@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "checkpoint.h"
+#include "prepared-claim.h"
 #include "gpu.h"
 
 /* Journal MESSAGE_IDs of the audit log (catalog/hami-dra.catalog explains them). */
@@ -62,12 +62,12 @@ typedef struct PrepareClaimRef {
 
 /*
  * Prepare one claim. claim_json may be NULL when preparer_is_prepared() said yes (the
- * answer then comes from the checkpoint; -EAGAIN if it vanished meanwhile). On success
- * ret holds the claim's checkpoint (devices with their CDI IDs). On failure, nothing of
- * the claim is left on disk and error says why (also logged as "rejected").
+ * answer then comes from its in-memory record; -EAGAIN if it vanished meanwhile). On
+ * success ret holds the prepared claim (devices with their CDI IDs). On failure, nothing
+ * of the claim is left on disk and error says why (also logged as "rejected").
  */
 int preparer_prepare(Preparer *p, const PrepareClaimRef *ref, const char *claim_json, size_t len,
-                     Checkpoint *ret, char *error, size_t error_size);
+                     PreparedClaim *ret, char *error, size_t error_size);
 
 /* Unprepare: remove checkpoint, CDI spec and claim directory. Unknown claims succeed. */
 int preparer_unprepare(Preparer *p, const char *uid, char *error, size_t error_size);
@@ -81,7 +81,7 @@ int preparer_try_unprepare(Preparer *p, const char *uid, char *error, size_t err
 /* Remove a claim because the API server no longer has it (deleted or re-created). */
 int preparer_forget(Preparer *p, const char *uid, const char *reason);
 
-/* Cheap: a checkpoint file exists for uid. */
+/* Cheap: uid is prepared (looked up in memory, no file is read). */
 bool preparer_is_prepared(Preparer *p, const char *uid);
 
 /*
@@ -95,11 +95,11 @@ int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n);
 void preparer_claims_free(PrepareClaimRef *claims, size_t n);
 
 /*
- * Call f for every prepared claim (its checkpoint), e.g. to fill the D-Bus objects at
- * start: the records loaded by recovery and kept since, without the spec text.
+ * Call f for every prepared claim, e.g. to fill the D-Bus objects at start: the records
+ * loaded by recovery and kept since, without the spec text.
  * Returns how many were visited.
  */
-int preparer_foreach(Preparer *p, void (*f)(void *userdata, const Checkpoint *c), void *userdata);
+int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim *c), void *userdata);
 
 /* Statistics for benchmarks and STATUS=. */
 size_t preparer_n_prepared(Preparer *p);

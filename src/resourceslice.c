@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "quantity.h"
@@ -16,29 +17,6 @@
 #define MIB (UINT64_C(1) << 20)
 
 /* ---- small JSON helpers ---- */
-
-json_object *json_get(json_object *o, const char *path) {
-        char key[128];
-
-        while (o && *path) {
-                size_t n = strcspn(path, ".");
-                if (n >= sizeof(key))
-                        return NULL;
-                memcpy(key, path, n);
-                key[n] = '\0';
-                if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &o))
-                        return NULL;
-                path += n;
-                if (*path == '.')
-                        path++;
-        }
-        return o;
-}
-
-const char *json_get_string(json_object *o, const char *path) {
-        o = json_get(o, path);
-        return json_object_is_type(o, json_type_string) ? json_object_get_string(o) : NULL;
-}
 
 int64_t slice_pool_generation(json_object *slice) {
         json_object *g = json_get(slice, "spec.pool.generation");

@@ -12,10 +12,8 @@
 #include <json-c/json.h>
 
 #include "gpu.h"
+#include "json-util.h"
 #include "macro.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-#define _cleanup_json_ _cleanup_(json_object_putp)
 
 #define SLICE_DEVICES_MAX 128
 #define SLICE_DEVICES_MAX_TAINTED 64      /* when any device of the slice has taints */
@@ -88,7 +86,5 @@ void slice_taint_value_sanitize(const char *in, char *out, size_t size);
 /* "535.104.05" -> "535.104.5", "12.4" -> "12.4.0", semver 2.0 passes; -EINVAL otherwise. */
 int slice_version_normalize(const char *in, char *out, size_t size);
 
-/* Small accessors used by the publisher. */
-const char *json_get_string(json_object *o, const char *path);   /* "metadata.name" */
-json_object *json_get(json_object *o, const char *path);
+/* spec.pool.generation, or -1. */
 int64_t slice_pool_generation(json_object *slice);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "resourceslice.h"

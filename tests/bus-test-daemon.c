@@ -28,7 +28,8 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 
-#include "bus-server.h"
+#include "dbus/server.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 
@@ -64,24 +65,7 @@ static void log_call(TestDaemon *t, const char *fmt, ...) {
 /* ---- JSON -> model ---- */
 
 static const char *json_str(struct json_object *o, const char *key, const char *def) {
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return def;
-        return json_object_get_string(v);
-}
-
-static uint64_t json_u64(struct json_object *o, const char *key, uint64_t def) {
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, key, &v))
-                return def;
-        return json_object_get_uint64(v);
-}
-
-static bool json_get_bool(struct json_object *o, const char *key, bool def) {
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, key, &v))
-                return def;
-        return json_object_get_boolean(v);
+        return json_get_string(o, key) ?: def;
 }
 
 static GpuHealth health_from_string(const char *s) {
@@ -104,8 +88,8 @@ static int parse_devices(TestDaemon *t, struct json_object *a) {
                 snprintf(d[i].uuid, sizeof d[i].uuid, "%s", json_str(o, "uuid", ""));
                 snprintf(d[i].model, sizeof d[i].model, "%s", json_str(o, "model", ""));
                 snprintf(d[i].health_reason, sizeof d[i].health_reason, "%s", json_str(o, "healthReason", ""));
-                d[i].memory_total = json_u64(o, "memoryTotal", 0);
-                d[i].cores = (uint32_t) json_u64(o, "cores", 100);
+                d[i].memory_total = json_get_uint64(o, "memoryTotal", 0);
+                d[i].cores = (uint32_t) json_get_uint64(o, "cores", 100);
                 d[i].health = health_from_string(json_str(o, "health", "healthy"));
                 d[i].schedulable = json_get_bool(o, "schedulable", true);
         }
@@ -124,7 +108,7 @@ static int parse_claim(struct json_object *o, BusClaim *c) {
                 .namespace_ = (char *) json_str(o, "namespace", NULL),
                 .name = (char *) json_str(o, "name", NULL),
                 .shared_region = (char *) json_str(o, "sharedRegion", NULL),
-                .prepared_usec = json_u64(o, "preparedUsec", 0),
+                .prepared_usec = json_get_uint64(o, "preparedUsec", 0),
         };
         if (json_object_object_get_ex(o, "devices", &a) && json_object_is_type(a, json_type_array))
                 n = json_object_array_length(a);
@@ -136,8 +120,8 @@ static int parse_claim(struct json_object *o, BusClaim *c) {
         for (size_t i = 0; i < n; i++) {
                 struct json_object *d = json_object_array_get_idx(a, i);
                 snprintf(c->devices[i].device, sizeof c->devices[i].device, "%s", json_str(d, "device", ""));
-                c->devices[i].memory_limit = json_u64(d, "memory", 0);
-                c->devices[i].cores_limit = (uint32_t) json_u64(d, "cores", 0);
+                c->devices[i].memory_limit = json_get_uint64(d, "memory", 0);
+                c->devices[i].cores_limit = (uint32_t) json_get_uint64(d, "cores", 0);
         }
         c->n_devices = n;
         return 0;
@@ -174,7 +158,7 @@ static int parse_properties(TestDaemon *t, struct json_object *o) {
         t->props.api_server_consumable_capacity =
                 json_get_bool(o, "apiServerConsumableCapacity", t->props.api_server_consumable_capacity);
         t->props.kubelet_registered = json_get_bool(o, "kubeletRegistered", t->props.kubelet_registered);
-        t->slice_generation = json_u64(o, "sliceGeneration", t->slice_generation);
+        t->slice_generation = json_get_uint64(o, "sliceGeneration", t->slice_generation);
         t->props.slice_generation = t->slice_generation;
         return bus_server_set_properties(t->server, &t->props);
 }

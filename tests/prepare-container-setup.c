@@ -25,7 +25,7 @@ int main(void) {
                 { .device = "hami-gpu-1" },
         };
         _cleanup_free_ char *json = NULL;
-        Checkpoint c = {};
+        PreparedClaim c = {};
         Fixture fx;
         Preparer *p;
         char err[512];
@@ -43,7 +43,7 @@ int main(void) {
         for (size_t i = 0; i < c.n_devices; i++)
                 printf("%s%s", i ? " " : "", c.devices[i].cdi_device_id);
         printf("'\n");
-        checkpoint_done(&c);
+        prepared_claim_done(&c);
         preparer_free(p);
         setenv("HAMI_KEEP_FIXTURE", "1", 1);
         fixture_done(&fx);

@@ -4,7 +4,7 @@
 
 #include <errno.h>
 
-#include "bus-model.h"
+#include "dbus/model.h"
 #include "macro.h"
 #include "tests.h"
 

@@ -10,18 +10,18 @@
 
 #define UID "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
 
-static void make(Checkpoint *c) {
-        *c = (Checkpoint) {
+static void make(PreparedClaim *c) {
+        *c = (PreparedClaim) {
                 .uid = strdup(UID),
                 .namespace_ = strdup("default"),
                 .name = strdup("c1"),
                 .cdi_spec = strdup("{\"cdiVersion\":\"0.5.0\"}"),
-                .devices = calloc(2, sizeof(CheckpointDevice)),
+                .devices = calloc(2, sizeof(PreparedClaimDevice)),
                 .n_devices = 2,
         };
         memcpy(c->boot_id, FIXTURE_BOOT_ID, 33);
         for (size_t i = 0; i < 2; i++) {
-                CheckpointDevice *d = &c->devices[i];
+                PreparedClaimDevice *d = &c->devices[i];
                 d->request = strdup("gpu");
                 d->pool = strdup("node1");
                 d->device = strdup(i ? "hami-gpu-1" : "hami-gpu-0");
@@ -33,7 +33,7 @@ static void make(Checkpoint *c) {
         }
 }
 
-static void assert_same(const Checkpoint *a, const Checkpoint *b) {
+static void assert_same(const PreparedClaim *a, const PreparedClaim *b) {
         ASSERT_STREQ(a->uid, b->uid);
         ASSERT_STREQ(a->namespace_, b->namespace_);
         ASSERT_STREQ(a->name, b->name);
@@ -55,7 +55,7 @@ static void test_crc32c(void) {
 }
 
 static void test_round_trip(void) {
-        _cleanup_(checkpoint_done) Checkpoint c = {}, d = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {}, d = {};
         _cleanup_free_ char *data = NULL;
         size_t len;
 
@@ -84,7 +84,7 @@ static char *versioned(unsigned version, const char *payload, const char *spec) 
 static void test_version_1(void) {
         const char *v1 = "{\"uid\":\"" UID "\",\"namespace\":\"default\",\"name\":\"c1\",\"bootId\":\""
                          FIXTURE_BOOT_ID "\",\"cdiSpec\":\"{\\\"cdiVersion\\\":\\\"0.5.0\\\"}\",\"devices\":[]}";
-        _cleanup_(checkpoint_done) Checkpoint d = {};
+        _cleanup_(prepared_claim_done) PreparedClaim d = {};
         _cleanup_free_ char *old = versioned(1, v1, ""), *mixed = versioned(2, v1, "{}");
 
         ASSERT_OK(checkpoint_decode(old, strlen(old), &d));
@@ -93,12 +93,12 @@ static void test_version_1(void) {
         ASSERT_EQ(d.n_devices, 0);
 
         /* Version 2 with the spec in the payload as well: which one? Neither. */
-        Checkpoint e = {};
+        PreparedClaim e = {};
         ASSERT_ERROR(checkpoint_decode(mixed, strlen(mixed), &e), EBADMSG);
 }
 
 static void test_corruption(void) {
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         _cleanup_free_ char *data = NULL;
         size_t len;
 
@@ -108,7 +108,7 @@ static void test_corruption(void) {
         /* Every single-bit flip and every truncation is detected. */
         for (size_t i = 0; i < len; i++)
                 for (int bit = 0; bit < 8; bit++) {
-                        Checkpoint d = {};
+                        PreparedClaim d = {};
                         data[i] ^= (char) (1 << bit);
                         int r = checkpoint_decode(data, len, &d);
                         data[i] ^= (char) (1 << bit);
@@ -116,20 +116,20 @@ static void test_corruption(void) {
                                 TEST_FAIL("flip of bit %d at %zu not detected", bit, i);
                 }
         for (size_t n = 0; n < len; n++) {
-                Checkpoint d = {};
+                PreparedClaim d = {};
                 ASSERT_TRUE(checkpoint_decode(data, n, &d) < 0);
         }
 
         /* Another version is told apart from damage. */
         char *v3 = strdup(data);
         v3[20] = '3';
-        Checkpoint d = {};
+        PreparedClaim d = {};
         ASSERT_ERROR(checkpoint_decode(v3, len, &d), EPROTONOSUPPORT);
         free(v3);
 }
 
 static void test_files(void) {
-        _cleanup_(checkpoint_done) Checkpoint c = {}, d = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {}, d = {};
         Fixture fx;
         char path[1024];
         uint64_t before;
@@ -141,7 +141,7 @@ static void test_files(void) {
         ASSERT_EQ_U(fsutil_fsync_count() - before, 2);    /* the file, then the directory */
         ASSERT_OK(checkpoint_load(fx.state_dir, UID, &d));
         assert_same(&c, &d);
-        checkpoint_done(&d);
+        prepared_claim_done(&d);
 
         /* A file copied under another claim's name is refused. */
         const char *other = "bc6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11";

@@ -3,7 +3,7 @@
 #include <stdio.h>
 
 #include "claim.h"
-#include "gpu-config.h"
+#include "claim-params.h"
 #include "macro.h"
 #include "prepare-fixture.h"
 #include "tests.h"
@@ -119,7 +119,7 @@ static void test_other_drivers_skipped(void) {
         ASSERT_NULL(c.results[0].share_id);
 }
 
-#define PARAMS(mem) "{\"apiVersion\":\"" GPU_CONFIG_API_VERSION "\",\"kind\":\"GpuConfig\",\"memoryLimitPolicy\":\"" mem "\"}"
+#define PARAMS(mem) "{\"apiVersion\":\"" CLAIM_PARAMS_API_VERSION "\",\"kind\":\"GpuConfig\",\"memoryLimitPolicy\":\"" mem "\"}"
 
 static void test_config_precedence(void) {
         _cleanup_(claim_allocation_done) ClaimAllocation c = {};
@@ -135,19 +135,19 @@ static void test_config_precedence(void) {
                 " {\"source\":\"FromClaim\",\"requests\":[\"b\"],\"opaque\":{\"driver\":\"" DRV "\",\"parameters\":" PARAMS("disabled") "}},"
                 " {\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"other.example.com\",\"parameters\":{\"x\":1}}}]";
         _cleanup_free_ char *json = fixture_claim(UID, "c", r, ELEMENTSOF(r), configs);
-        GpuConfig g;
+        ClaimParams g;
         char err[512];
 
         ASSERT_OK(decode(json, &c, err));
         ASSERT_EQ(c.n_results, 3);
         ASSERT_NOT_NULL(c.results[0].parameters_json);
-        ASSERT_OK(gpu_config_parse(c.results[0].parameters_json, strlen(c.results[0].parameters_json), &g, err, 512));
+        ASSERT_OK(claim_params_parse(c.results[0].parameters_json, strlen(c.results[0].parameters_json), &g, err, 512));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_DISABLED);
         /* "b" covers "b/sub1". */
-        ASSERT_OK(gpu_config_parse(c.results[1].parameters_json, strlen(c.results[1].parameters_json), &g, err, 512));
+        ASSERT_OK(claim_params_parse(c.results[1].parameters_json, strlen(c.results[1].parameters_json), &g, err, 512));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_DISABLED);
         /* Only the class entry applies to "c". */
-        ASSERT_OK(gpu_config_parse(c.results[2].parameters_json, strlen(c.results[2].parameters_json), &g, err, 512));
+        ASSERT_OK(claim_params_parse(c.results[2].parameters_json, strlen(c.results[2].parameters_json), &g, err, 512));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_HARD);
 }
 
@@ -155,11 +155,11 @@ static void test_malformed_opaque(void) {
         ClaimAllocation c = {};
         FixtureResult r[] = { { .device = "hami-gpu-0" } };
         static const char *const params[] = {
-                "{\"apiVersion\":\"" GPU_CONFIG_API_VERSION "\",\"kind\":\"GpuConfig\",\"bogus\":1}",
+                "{\"apiVersion\":\"" CLAIM_PARAMS_API_VERSION "\",\"kind\":\"GpuConfig\",\"bogus\":1}",
                 "{\"apiVersion\":\"gpu.project-hami.io/v9\",\"kind\":\"GpuConfig\"}",
                 "{\"kind\":\"GpuConfig\"}",
-                "{\"apiVersion\":\"" GPU_CONFIG_API_VERSION "\",\"kind\":\"GpuConfig\",\"smLimitPolicy\":\"soft\"}",
-                "{\"apiVersion\":\"" GPU_CONFIG_API_VERSION "\",\"kind\":\"GpuConfig\",\"oversubscription\":\"yes\"}",
+                "{\"apiVersion\":\"" CLAIM_PARAMS_API_VERSION "\",\"kind\":\"GpuConfig\",\"smLimitPolicy\":\"soft\"}",
+                "{\"apiVersion\":\"" CLAIM_PARAMS_API_VERSION "\",\"kind\":\"GpuConfig\",\"oversubscription\":\"yes\"}",
                 "[]",
         };
 
@@ -173,11 +173,11 @@ static void test_malformed_opaque(void) {
         }
 
         /* A full, valid object. */
-        GpuConfig g;
+        ClaimParams g;
         char err[256];
-        const char *ok = "{\"apiVersion\":\"" GPU_CONFIG_API_VERSION "\",\"kind\":\"GpuConfig\","
+        const char *ok = "{\"apiVersion\":\"" CLAIM_PARAMS_API_VERSION "\",\"kind\":\"GpuConfig\","
                          "\"memoryLimitPolicy\":\"disabled\",\"smLimitPolicy\":\"hard\",\"oversubscription\":true}";
-        ASSERT_OK(gpu_config_parse(ok, strlen(ok), &g, err, sizeof(err)));
+        ASSERT_OK(claim_params_parse(ok, strlen(ok), &g, err, sizeof(err)));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_DISABLED);
         ASSERT_EQ(g.sm_limit_policy, LIMIT_POLICY_HARD);
         ASSERT_TRUE(g.oversubscription);

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "fsutil.h"
 #include "log.h"
 #include "macro.h"
@@ -42,7 +43,7 @@ static Preparer *open_preparer(void) {
         return p;
 }
 
-static int prepare(Preparer *p, size_t i, Checkpoint *c, char *err) {
+static int prepare(Preparer *p, size_t i, PreparedClaim *c, char *err) {
         PrepareClaimRef ref = { .namespace_ = "default", .name = "c", .uid = uids[i] };
         return preparer_prepare(p, &ref, jsons[i], strlen(jsons[i]), c, err, 512);
 }
@@ -55,10 +56,10 @@ static void *storm(void *userdata) {
                 size_t i = (size_t) rand_r(&seed) % N_CLAIMS;
                 char err[512];
                 if (rand_r(&seed) % 2) {
-                        Checkpoint c = {};
+                        PreparedClaim c = {};
                         if (prepare(p, i, &c, err) < 0)
                                 TEST_FAIL("prepare %s: %s", uids[i], err);
-                        checkpoint_done(&c);
+                        prepared_claim_done(&c);
                 } else if (preparer_unprepare(p, uids[i], err, sizeof(err)) < 0)
                         TEST_FAIL("unprepare %s: %s", uids[i], err);
         }
@@ -83,10 +84,10 @@ static int state_of(size_t i) {
         bool dir = fixture_exists("%s/claims/%s", fx.state_dir, uids[i]);
 
         if (ckpt && spec && cache && preload) {
-                Checkpoint c = {};
+                PreparedClaim c = {};
                 ASSERT_OK(checkpoint_load(fx.state_dir, uids[i], &c));
                 ASSERT_STREQ(c.boot_id, boot_id);
-                checkpoint_done(&c);
+                prepared_claim_done(&c);
                 return 1;
         }
         if (!ckpt && !spec && !dir)
@@ -155,7 +156,7 @@ int main(void) {
                 for (size_t i = 0; i < N_CLAIMS; i++) {
                         char err[512];
                         int s = state_of(i);
-                        Checkpoint c = {};
+                        PreparedClaim c = {};
 
                         prepared_seen += s == 1;
                         absent_seen += s == 0;
@@ -164,7 +165,7 @@ int main(void) {
                                 ASSERT_OK(prepare(p, i, &c, err));
                                 ASSERT_EQ(state_of(i), 1);
                                 ASSERT_TRUE(strstr(c.devices[0].cdi_device_id, uids[i]) != NULL);
-                                checkpoint_done(&c);
+                                prepared_claim_done(&c);
                         } else if (s == 1 && rand_r(&seed) % 2) {
                                 ASSERT_OK(preparer_unprepare(p, uids[i], err, sizeof(err)));
                                 ASSERT_EQ(state_of(i), 0);

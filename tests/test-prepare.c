@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cdi.h"
+#include "checkpoint.h"
 #include "fsutil.h"
 #include "macro.h"
 #include "prepare-fixture.h"
@@ -48,20 +49,20 @@ static bool claim_absent(const char *uid) {
                !fixture_exists("%s/claims/%s", fx.state_dir, uid);
 }
 
-static int prepare(Preparer *p, const char *uid, const char *json, Checkpoint *ret, char *err) {
+static int prepare(Preparer *p, const char *uid, const char *json, PreparedClaim *ret, char *err) {
         PrepareClaimRef ref = { .namespace_ = "default", .name = "c", .uid = uid };
         return preparer_prepare(p, &ref, json, json ? strlen(json) : 0, ret, err, 512);
 }
 
-static void copy_record(void *userdata, const Checkpoint *c) {
-        ASSERT_OK(checkpoint_copy(c, true, userdata));
+static void copy_record(void *userdata, const PreparedClaim *c) {
+        ASSERT_OK(prepared_claim_copy(c, true, userdata));
 }
 
 static void test_prepare_unprepare(void) {
         Preparer *p = new_preparer(NULL);
         FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
         _cleanup_free_ char *json = fixture_claim(UID1, "c", r, 1, NULL);
-        _cleanup_(checkpoint_done) Checkpoint c = {}, again = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {}, again = {};
         char err[512], path[1024];
         struct stat st;
 
@@ -99,13 +100,13 @@ static void test_prepare_unprepare(void) {
         ASSERT_EQ(usage.sm_limit[0], 50);
 
         /* The record kept in memory: the devices, not the spec text (that stays on disk). */
-        Checkpoint seen = {};
+        PreparedClaim seen = {};
         ASSERT_EQ(preparer_foreach(p, copy_record, &seen), 1);
         ASSERT_STREQ(seen.uid, UID1);
         ASSERT_EQ(seen.n_devices, 1);
         ASSERT_STREQ(seen.devices[0].cdi_device_id, c.devices[0].cdi_device_id);
         ASSERT_TRUE(seen.cdi_spec == NULL);
-        checkpoint_done(&seen);
+        prepared_claim_done(&seen);
 
         /* Idempotent: the same answer, also without the claim JSON, and a lost spec comes
          * back, byte for byte, from the checkpoint file. */
@@ -158,7 +159,7 @@ static void test_rejects_leave_nothing(void) {
         char err[512];
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                Checkpoint c = {};
+                PreparedClaim c = {};
                 int r = prepare(p, cases[i].uid, cases[i].json, &c, err);
                 if (r != -cases[i].error || !strstr(err, cases[i].message))
                         TEST_FAIL("%s: got %d \"%s\"", cases[i].what, r, err);
@@ -167,7 +168,7 @@ static void test_rejects_leave_nothing(void) {
                 free(cases[i].json);
         }
         /* Not found at the API server is the fetcher's answer; without JSON and checkpoint: retry. */
-        Checkpoint c = {};
+        PreparedClaim c = {};
         ASSERT_ERROR(prepare(p, UID1, NULL, &c, err), EAGAIN);
 
         /* A GPU whose device node is missing is refused too. */
@@ -196,7 +197,7 @@ static void test_several_gpus_and_devices(void) {
                 { .device = "gpu-0", .driver = "gpu.nvidia.com", .pool = "x" },
         };
         _cleanup_free_ char *json = fixture_claim(UID2, "multi", r, 3, NULL);
-        _cleanup_(checkpoint_done) Checkpoint c = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
         char err[512];
 
         ASSERT_OK(prepare(p, UID2, json, &c, err));
@@ -209,7 +210,7 @@ static void test_several_gpus_and_devices(void) {
         ASSERT_TRUE(claim_absent(UID2));
 
         /* A claim with nothing for our driver: prepared, no devices, nothing on disk. */
-        checkpoint_done(&c);
+        prepared_claim_done(&c);
         _cleanup_free_ char *foreign = fixture_claim(UID2, "foreign", r + 2, 1, NULL);
         ASSERT_OK(prepare(p, UID2, foreign, &c, err));
         ASSERT_EQ(c.n_devices, 0);
@@ -217,7 +218,7 @@ static void test_several_gpus_and_devices(void) {
         preparer_free(p);
 }
 
-static void count_claim(void *userdata, const Checkpoint *c) {
+static void count_claim(void *userdata, const PreparedClaim *c) {
         ASSERT_STREQ(c->uid, UID1);
         (*(size_t *) userdata)++;
 }
@@ -227,7 +228,7 @@ static void test_recovery_and_reboot(void) {
         Preparer *p = new_preparer(NULL);
         FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "2Gi", .cores = "20" } };
         _cleanup_free_ char *json = fixture_claim(UID1, "c", r, 1, NULL);
-        _cleanup_(checkpoint_done) Checkpoint c = {}, loaded = {};
+        _cleanup_(prepared_claim_done) PreparedClaim c = {}, loaded = {};
         PrepareClaimRef *claims = NULL;
         size_t n = 0;
         char err[512], path[1024];
@@ -274,7 +275,7 @@ static void test_recovery_and_reboot(void) {
         ASSERT_TRUE(claim_absent(UID1));
 
         /* A damaged checkpoint: the claim is removed. */
-        checkpoint_done(&c);
+        prepared_claim_done(&c);
         ASSERT_OK(prepare(p, UID1, json, &c, err));
         snprintf(path, sizeof(path), "%s/checkpoints/%s.ckpt", fx.state_dir, UID1);
         FILE *f = fopen(path, "r+e");

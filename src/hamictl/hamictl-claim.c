@@ -6,16 +6,15 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "bus-server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
+#include "json-util.h"
 
 static void print_claim(struct json_object *p) {
         struct json_object *v;
         char b[16], when[64] = "";
-        uint64_t usec = 0;
+        uint64_t usec = json_get_uint64(p, "PreparedTimestamp", 0);
 
-        if (json_object_object_get_ex(p, "PreparedTimestamp", &v))
-                usec = json_object_get_uint64(v);
         if (usec > 0) {
                 time_t sec = (time_t) (usec / 1000000);
                 struct tm tm;
@@ -23,21 +22,20 @@ static void print_claim(struct json_object *p) {
                         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &tm);
         }
 
-#define STR(key) (json_object_object_get_ex(p, key, &v) ? json_object_get_string(v) : "")
+#define STR(key) (json_get_string(p, key) ?: "")
         printf("          UID: %s\n", STR("UID"));
         printf("        Claim: %s/%s\n", STR("Namespace"), STR("Name"));
         printf("     Prepared: %s\n", when);
         printf("Shared region: %s\n", STR("SharedRegion"));
 #undef STR
-        printf("  Memory used: %s\n", ctl_format_bytes(b, json_object_object_get_ex(p, "MemoryUsed", &v)
-                                                                  ? json_object_get_uint64(v)
-                                                                  : 0));
-        if (json_object_object_get_ex(p, "Devices", &v))
+        printf("  Memory used: %s\n", ctl_format_bytes(b, json_get_uint64(p, "MemoryUsed", 0)));
+        v = json_get(p, "Devices");
+        if (v)
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
-                        struct json_object *d = json_object_array_get_idx(v, i), *x;
-                        const char *dev = json_object_object_get_ex(d, "device", &x) ? json_object_get_string(x) : "";
-                        uint64_t mem = json_object_object_get_ex(d, "memory", &x) ? json_object_get_uint64(x) : 0;
-                        int64_t cores = json_object_object_get_ex(d, "cores", &x) ? json_object_get_int64(x) : 0;
+                        struct json_object *d = json_object_array_get_idx(v, i);
+                        const char *dev = json_get_string(d, "device") ?: "";
+                        uint64_t mem = json_get_uint64(d, "memory", 0);
+                        int64_t cores = json_get_int64(d, "cores", 0);
                         printf("%s %s: memory %s, cores %" PRId64 "%%\n", i == 0 ? "      Devices:" : "              ",
                                dev, ctl_format_bytes(b, mem), cores);
                 }

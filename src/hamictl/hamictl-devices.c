@@ -5,7 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "bus-server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
 
 static uint64_t device_memory_used(Ctl *c, const char *path) {

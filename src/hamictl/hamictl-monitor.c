@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <systemd/sd-event.h>
 
-#include "bus-server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
 
 static void emit(Ctl *c, struct json_object *o, const char *human) {

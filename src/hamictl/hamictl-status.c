@@ -5,22 +5,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "bus-server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
+#include "json-util.h"
 
 static const char *jstr(struct json_object *o, const char *key) {
-        struct json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static bool jbool(struct json_object *o, const char *key) {
-        struct json_object *v;
-        return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
-}
-
-static uint64_t ju64(struct json_object *o, const char *key) {
-        struct json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_uint64(v) : 0;
+        return json_get_string(o, key) ?: "";
 }
 
 int verb_status(Ctl *c, int argc, char *argv[]) {
@@ -50,12 +40,12 @@ int verb_status(Ctl *c, int argc, char *argv[]) {
         printf("           State: %s%s%s%s\n", jstr(p, "State"), isempty(reason) ? "" : " (",
                reason, isempty(reason) ? "" : ")");
         printf("      API server: %s, consumable capacity %s\n",
-               jbool(p, "ApiServerReachable") ? "reachable" : "unreachable",
-               jbool(p, "ApiServerConsumableCapacity") ? "supported" : "not supported");
-        printf("         Kubelet: %s\n", jbool(p, "KubeletRegistered") ? "registered" : "not registered");
-        printf("Slice generation: %" PRIu64 "\n", ju64(p, "SliceGeneration"));
-        printf("         Devices: %" PRIu64 "\n", ju64(p, "NDevices"));
-        printf("          Claims: %" PRIu64 "\n", ju64(p, "NClaims"));
+               json_get_bool(p, "ApiServerReachable", false) ? "reachable" : "unreachable",
+               json_get_bool(p, "ApiServerConsumableCapacity", false) ? "supported" : "not supported");
+        printf("         Kubelet: %s\n", json_get_bool(p, "KubeletRegistered", false) ? "registered" : "not registered");
+        printf("Slice generation: %" PRIu64 "\n", json_get_uint64(p, "SliceGeneration", 0));
+        printf("         Devices: %" PRIu64 "\n", json_get_uint64(p, "NDevices", 0));
+        printf("          Claims: %" PRIu64 "\n", json_get_uint64(p, "NClaims", 0));
         json_object_put(p);
         return EXIT_OK;
 }

@@ -7,8 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "bus-error.h"
-#include "bus-server.h"
+#include "dbus/names.h"
 #include "hamictl.h"
 
 int ctl_error(const char *what, const sd_bus_error *e, int r) {

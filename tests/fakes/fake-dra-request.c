@@ -27,15 +27,6 @@ static void check_thread(const DraRequest *r) {
                 TEST_FAIL("DraRequest used after dra_request_complete()");
 }
 
-void dra_device_done(DraDevice *d) {
-        strv_free(d->request_names);
-        free(d->pool_name);
-        free(d->device_name);
-        strv_free(d->cdi_device_ids);
-        free(d->share_id);
-        *d = (DraDevice) {};
-}
-
 DraRequest *fake_dra_request_new(bool prepare, const char *const *claims, size_t n, FakeRequestDone done,
                                  void *userdata) {
         DraRequest *r = calloc(1, sizeof(*r));

@@ -2,8 +2,8 @@
 #pragma once
 
 /*
- * A strict stand-in for the gRPC layer's DraRequest (grpc-server.h) so the prepare
- * service can be tested without sockets. Like the real one it must be answered and
+ * A strict stand-in for the gRPC layer's DraRequest (grpc-server.h) so the DRA service
+ * (dra-service.c) can be tested without sockets. Like the real one it must be answered and
  * completed exactly once, only from the thread that created it, and set_devices is
  * refused for unprepare.
  */

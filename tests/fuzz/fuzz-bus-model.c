@@ -13,7 +13,7 @@
 #include <string.h>
 #include <systemd/sd-bus.h>
 
-#include "bus-model.h"
+#include "dbus/model.h"
 #include "fuzz.h"
 #include "macro.h"
 

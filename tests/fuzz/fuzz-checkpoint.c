@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
-/* Checkpoint files are read back after crashes: damaged input must be refused, never crash. */
+/* PreparedClaim files are read back after crashes: damaged input must be refused, never crash. */
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,19 +36,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 static void fuzz_one(const uint8_t *data, size_t size) {
-        Checkpoint c = {};
+        PreparedClaim c = {};
         char *out = NULL;
         size_t len;
 
         if (checkpoint_decode(data, size, &c) < 0)
                 return;
         /* What decodes re-encodes into something that decodes to the same claim. */
-        Checkpoint d = {};
+        PreparedClaim d = {};
         if (checkpoint_encode(&c, &out, &len) < 0 || checkpoint_decode(out, len, &d) < 0)
                 abort();
         if (strcmp(c.uid, d.uid) != 0 || c.n_devices != d.n_devices || strcmp(c.cdi_spec, d.cdi_spec) != 0)
                 abort();
         free(out);
-        checkpoint_done(&c);
-        checkpoint_done(&d);
+        prepared_claim_done(&c);
+        prepared_claim_done(&d);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 /*
- * The prepare service as the kubelet sees it: NodePrepareResources and
+ * The DRA service (src/dra-service.c) as the kubelet sees it: NodePrepareResources and
  * NodeUnprepareResources requests (a strict fake DraRequest) answered per claim, with
  * claims read through a fake API server (an asynchronous fetcher with canned JSON):
  * success, idempotence without a fetch, every reject, many concurrent requests, and
@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <systemd/sd-event.h>
 
+#include "dra-service.h"
 #include "fakes/fake-dra-request.h"
 #include "log.h"
 #include "macro.h"
-#include "prepare-bus.h"
-#include "prepare-dra.h"
+#include "manager-dbus-claim.h"
 #include "prepare-fixture.h"
 #include "tests.h"
 
@@ -55,14 +55,14 @@ static FakeApi api;
 static unsigned completed;
 static unsigned observed_prepared, observed_unprepared;
 
-static void observer(void *userdata, const char *uid, const Checkpoint *c) {
+static void observer(void *userdata, const char *uid, const PreparedClaim *c) {
         if (!c) {
                 observed_unprepared++;
                 return;
         }
         BusClaim b = {};
         ASSERT_STREQ(c->uid, uid);
-        ASSERT_OK(prepare_claim_to_bus(c, fx.state_dir, &b));
+        ASSERT_OK(manager_dbus_claim_from_prepared(c, fx.state_dir, &b));
         ASSERT_OK(bus_claim_validate(&b));
         ASSERT_TRUE(b.n_devices >= 1 && b.n_devices <= c->n_devices);
         ASSERT_EQ_U(b.devices[0].memory_limit, c->devices[0].memory_mib << 20);
@@ -127,20 +127,20 @@ static void on_done(DraRequest *r, void *userdata) {
         completed++;
 }
 
-static DraRequest *run(PrepareService *s, bool prepare, const char *const *claims, size_t n) {
+static DraRequest *run(DraService *s, bool prepare, const char *const *claims, size_t n) {
         DraRequest *r = fake_dra_request_new(prepare, claims, n, on_done, NULL);
         unsigned before = completed;
 
         if (prepare)
-                prepare_service_prepare(s, r);
+                dra_service_prepare(s, r);
         else
-                prepare_service_unprepare(s, r);
+                dra_service_unprepare(s, r);
         while (completed == before)
                 ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
         return r;
 }
 
-static void test_prepare_answers(PrepareService *s) {
+static void test_prepare_answers(DraService *s) {
         const char *claims[] = {
                 "default", "ok", UID_OK,
                 "default", "missing", UID_MISSING,
@@ -171,7 +171,7 @@ static void test_prepare_answers(PrepareService *s) {
         ASSERT_TRUE(strstr(a->error, "UID mismatch") != NULL);
         fake_dra_request_free(r);
 
-        /* Idempotent, and answered from the checkpoint without asking the API server. */
+        /* Idempotent, and answered from the prepared claim's record without asking the API server. */
         unsigned fetches = api.fetches;
         r = run(s, true, claims, 1);
         a = fake_dra_request_answer(r, 0);
@@ -189,32 +189,32 @@ static void test_prepare_answers(PrepareService *s) {
         ASSERT_EQ(fixture_count(fx.cdi_dir), 0);
 }
 
-static void test_release(PrepareService *s) {
+static void test_release(DraService *s) {
         const char *claims[] = { "default", "ok", UID_OK };
         unsigned before = observed_unprepared;
 
         fake_dra_request_free(run(s, true, claims, 1));
         ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
-        ASSERT_OK(prepare_service_release(s, UID_OK));
+        ASSERT_OK(dra_service_release(s, UID_OK));
         ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
         ASSERT_EQ(observed_unprepared, before + 1);
-        ASSERT_ERROR(prepare_service_release(s, UID_OK), ENOENT);
+        ASSERT_ERROR(dra_service_release(s, UID_OK), ENOENT);
 }
 
 /* Shut down while the API server has not answered: the kubelet still gets an answer. */
 static void test_shutdown_while_fetching(void) {
         const char *claims[] = { "default", "ok", UID_OK, "default", "elsewhere", UID_ELSEWHERE };
         unsigned before = completed;
-        PrepareService *s;
+        DraService *s;
         Preparer *p;
 
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
-        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 1, &s));
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 1, &s));
         api.hold = true;
         DraRequest *r = fake_dra_request_new(true, claims, 2, on_done, NULL);
-        prepare_service_prepare(s, r);
+        dra_service_prepare(s, r);
         ASSERT_EQ(completed, before);
-        prepare_service_free(s);
+        dra_service_free(s);
         ASSERT_EQ(completed, before + 1);
         for (size_t i = 0; i < 2; i++) {
                 ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_ERROR);
@@ -225,7 +225,7 @@ static void test_shutdown_while_fetching(void) {
         preparer_free(p);
 }
 
-static void test_many_concurrent(PrepareService *s) {
+static void test_many_concurrent(DraService *s) {
         enum { REQUESTS = 8, PER = 40 };
         const char *claims[REQUESTS][PER * 3];
         char uids[REQUESTS][PER][40], names[REQUESTS][PER][32];
@@ -246,7 +246,7 @@ static void test_many_concurrent(PrepareService *s) {
         api.busy_limit = 5;
         for (size_t k = 0; k < REQUESTS; k++) {
                 reqs[k] = fake_dra_request_new(true, claims[k], PER, on_done, NULL);
-                prepare_service_prepare(s, reqs[k]);
+                dra_service_prepare(s, reqs[k]);
         }
         while (completed < before + REQUESTS)
                 ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
@@ -266,13 +266,13 @@ static void test_many_concurrent(PrepareService *s) {
 static void test_verify_after_restart(void) {
         FixtureResult res[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" } };
         Preparer *p;
-        PrepareService *s;
+        DraService *s;
         PrepareClaimRef *recovered;
         size_t n;
 
         /* Three claims prepared; while "down", one is deleted and one re-created. */
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
-        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 2, &s));
         api_put("keep", fixture_claim(UID_OK, "keep", res, 1, NULL));
         api_put("deleted", fixture_claim(UID_MISSING, "deleted", res, 1, NULL));
         api_put("recreated", fixture_claim(UID_OLD, "recreated", res, 1, NULL));
@@ -285,7 +285,7 @@ static void test_verify_after_restart(void) {
         for (size_t i = 0; i < 3; i++)
                 ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_DEVICES);
         fake_dra_request_free(r);
-        prepare_service_free(s);
+        dra_service_free(s);
         preparer_free(p);
 
         api_put("deleted", NULL);
@@ -294,16 +294,16 @@ static void test_verify_after_restart(void) {
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
         ASSERT_OK(preparer_recover(p, &recovered, &n));
         ASSERT_EQ(n, 3);
-        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 2, &s));
-        ASSERT_OK(prepare_service_verify(s, recovered, n));
-        while (prepare_service_n_verifying(s) > 0)
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        ASSERT_OK(dra_service_verify(s, recovered, n));
+        while (dra_service_n_verifying(s) > 0)
                 ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
         ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OK));
         ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_MISSING));
         ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, UID_OLD));
         ASSERT_EQ(fixture_count(fx.cdi_dir), 1);
         fake_dra_request_free(run(s, false, claims, 1));
-        prepare_service_free(s);
+        dra_service_free(s);
         preparer_free(p);
 }
 
@@ -311,7 +311,7 @@ int main(void) {
         FixtureResult ok[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
         FixtureResult far[] = { { .device = "hami-gpu-0", .pool = "node9" } };
         Preparer *p;
-        PrepareService *s;
+        DraService *s;
 
         log_set_max_level(LOG_NOTICE);
         fixture_init(&fx, 2);
@@ -322,14 +322,14 @@ int main(void) {
 
         ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
         ASSERT_OK(preparer_recover(p, NULL, NULL));
-        ASSERT_OK(prepare_service_new(api.event, p, fake_fetch, &api, 4, &s));
-        prepare_service_set_observer(s, observer, NULL);
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 4, &s));
+        dra_service_set_observer(s, observer, NULL);
         test_prepare_answers(s);
         ASSERT_EQ(observed_prepared, 2);     /* the first prepare and the idempotent repeat */
         ASSERT_EQ(observed_unprepared, 4);   /* every successful unprepare, known or not */
         test_release(s);
         test_many_concurrent(s);
-        prepare_service_free(s);
+        dra_service_free(s);
         preparer_free(p);
 
         test_verify_after_restart();

@@ -6,7 +6,7 @@
  * written inside the containers: hostile; the reader takes no lock and maps nothing).
  */
 
-#include "bus-server.h"
+#include "dbus/server.h"
 #include "shared-region.h"
 
 int bus_usage_read_shared_region(const char *shared_region, uint64_t *ret_used, size_t n) {

@@ -2,30 +2,34 @@
 #pragma once
 
 /*
- * org.projecthami.Dra1 on the system bus: what the manager calls.
+ * org.projecthami.Dra1 on the system bus: the service's interface to its owner. The
+ * daemon's manager drives it from manager-dbus*.c (see manager-dbus.h); the tests'
+ * bus-test-daemon and the D-Bus benchmark drive it the same way.
  *
  *   BusServer *s;
- *   bus_server_new(event, &manager_bus_ops, manager, &s);
+ *   bus_server_new(event, &manager_dbus_ops, manager, &s);
  *   bus_server_set_properties(s, &(BusManagerProps) { .driver_name = ..., ... });
  *   bus_server_set_devices(s, devices, n);
  *   bus_server_connect(s);                        system bus, objects, name
  *   ...
- *   bus_server_claim_prepared(s, &claim);         after NodePrepareResources
- *   bus_server_claim_unprepared(s, uid);          after NodeUnprepareResources/release
+ *   bus_server_claim_prepared(s, &claim);         a claim was prepared or restored
+ *   bus_server_claim_unprepared(s, uid);          unprepared, released or forgotten
  *   bus_server_set_properties(s, &props);         whenever one changed (cheap: diffed)
  *   bus_server_set_devices(s, devices, n);        after a rescan, health or taint change
  *   ...
  *   bus_server_free(s);
  *
- * All calls run on the sd-event loop's thread. Signals (ClaimPrepared, ...) go out at
- * once; PropertiesChanged is batched: changes are collected and sent from a deferred
- * event source, once per loop iteration and object.
+ * All calls run on the sd-event loop's thread. ClaimPrepared and ClaimUnprepared go out
+ * at once; PropertiesChanged and DevicesChanged are batched: changes are collected and
+ * sent from a deferred event source, once per loop iteration (and object).
  *
  * The privileged methods come back through BusModelOps after polkit said yes. Each
- * returns 0 or a negative errno, which the caller sees as a named error:
- * -ENOENT NoSuchClaim/NoSuchDevice, -EINVAL InvalidArgument, -EBUSY Busy,
- * -EAGAIN NotReady, anything else Failed. The ops do their own bus_server_*()
- * notifications (release_claim ends with bus_server_claim_unprepared(), ...).
+ * returns 0 or a negative errno, which the caller sees as a named error (dbus/error.c):
+ * -ENOENT/-ENODEV NoSuchClaim or NoSuchDevice (Failed for Rescan and Reload), -EINVAL
+ * InvalidArgument, -EBUSY/-EALREADY Busy, -EAGAIN NotReady, anything else Failed. The
+ * owner sends the resulting notifications itself, through the entry points above (in
+ * the daemon a release reaches bus_server_claim_unprepared() through the DRA service's
+ * observer).
  */
 
 #include <stdbool.h>
@@ -33,15 +37,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-#include "bus-model.h"
-
-#define BUS_SERVICE_NAME "org.projecthami.Dra1"
-#define BUS_MANAGER_PATH "/org/projecthami/Dra1"
-#define BUS_DEVICE_PREFIX "/org/projecthami/Dra1/gpu"
-#define BUS_CLAIM_PREFIX "/org/projecthami/Dra1/claim"
-#define BUS_MANAGER_INTERFACE "org.projecthami.Dra1.Manager"
-#define BUS_DEVICE_INTERFACE "org.projecthami.Dra1.Device"
-#define BUS_CLAIM_INTERFACE "org.projecthami.Dra1.Claim"
+#include "dbus/model.h"
+#include "dbus/names.h"
 
 typedef struct BusServer BusServer;
 
@@ -60,7 +57,7 @@ typedef struct BusModelOps {
  */
 typedef int (*BusUsageReader)(const char *shared_region, uint64_t *ret_used, size_t n);
 
-/* The default reader: src/shared-region.h's validating reader once it has landed. */
+/* The default reader (dbus/usage.c): shared_region_read_used(), the validating reader. */
 int bus_usage_read_shared_region(const char *shared_region, uint64_t *ret_used, size_t n);
 
 int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusServer **ret);

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "bus-model.h"
+#include "dbus/model.h"
 #include "macro.h"
 
 static const char *const bus_state_table[_BUS_STATE_MAX] = {

@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * NodePrepareResources / NodeUnprepareResources on top of the Preparer: reads each
+ * The DRA service: the daemon's implementation of the kubelet's DRAPlugin gRPC calls,
+ * NodePrepareResources / NodeUnprepareResources, on top of the Preparer. Reads each
  * claim through an injected fetcher (the API client in the daemon, canned JSON in
  * tests), runs the file work on a few worker threads so claims are handled
  * concurrently (the Preparer serialises calls for the same UID), and answers each
@@ -10,9 +11,9 @@
  *
  * Wiring in the manager (see README "Prepare"):
  *
- *   prepare_service_new(m->event, preparer, fetch, fetch_userdata, 0, &m->prepare);
- *   .prepare   = manager_on_prepare   -> prepare_service_prepare(m->prepare, r)
- *   .unprepare = manager_on_unprepare -> prepare_service_unprepare(m->prepare, r)
+ *   dra_service_new(m->event, preparer, fetch, fetch_userdata, 0, &m->dra_service);
+ *   .prepare   = manager_on_prepare   -> dra_service_prepare(m->dra_service, r)
+ *   .unprepare = manager_on_unprepare -> dra_service_unprepare(m->dra_service, r)
  */
 
 #include <stddef.h>
@@ -32,20 +33,20 @@ typedef void (*ClaimFetchDone)(void *ctx, int error, long http_status, const cha
 typedef int (*ClaimFetchFunc)(void *userdata, const char *namespace_, const char *name, ClaimFetchDone done,
                               void *ctx);
 
-typedef struct PrepareService PrepareService;
+typedef struct DraService DraService;
 
-#define PREPARE_WORKERS_DEFAULT 4
-#define PREPARE_WORKERS_MAX 64
+#define DRA_SERVICE_WORKERS_DEFAULT 4
+#define DRA_SERVICE_WORKERS_MAX 64
 
-/* n_workers 0: PREPARE_WORKERS_DEFAULT. The service does not own the preparer. */
-int prepare_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
-                        PrepareService **ret);
+/* n_workers 0: DRA_SERVICE_WORKERS_DEFAULT. The service does not own the preparer. */
+int dra_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
+                    DraService **ret);
 /* Waits for the workers; requests still in flight are completed with errors. */
-PrepareService *prepare_service_free(PrepareService *s);
+DraService *dra_service_free(DraService *s);
 
 /* The gRPC callbacks: each answers every claim of r and completes it, later. */
-void prepare_service_prepare(PrepareService *s, DraRequest *r);
-void prepare_service_unprepare(PrepareService *s, DraRequest *r);
+void dra_service_prepare(DraService *s, DraRequest *r);
+void dra_service_unprepare(DraService *s, DraRequest *r);
 
 /*
  * After preparer_recover(): ask the API server about each recovered claim and forget
@@ -53,21 +54,22 @@ void prepare_service_unprepare(PrepareService *s, DraRequest *r);
  * Takes ownership of claims. Transport errors keep the claim (the kubelet will still
  * unprepare it).
  */
-int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n);
+int dra_service_verify(DraService *s, PrepareClaimRef *claims, size_t n);
 
 /* Claims whose verification is still running (tests wait for 0). */
-size_t prepare_service_n_verifying(PrepareService *s);
+size_t dra_service_n_verifying(DraService *s);
 
 /*
  * Told on the event thread after each change: c is the prepared claim (a fresh prepare
  * or one restored), or NULL when uid was unprepared, released or forgotten. For the
- * D-Bus objects (bus_server_claim_prepared()/..._unprepared(), see prepare_claim_to_bus()).
+ * D-Bus objects (bus_server_claim_prepared()/..._unprepared(), see
+ * manager_dbus_claim_from_prepared()).
  */
-typedef void (*PrepareObserver)(void *userdata, const char *uid, const Checkpoint *c);
-void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata);
+typedef void (*DraServiceObserver)(void *userdata, const char *uid, const PreparedClaim *c);
+void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *userdata);
 
 /*
  * An administrator's release (D-Bus ReleaseClaim): unprepare uid now, as if the
  * kubelet had asked. -ENOENT when it is not prepared.
  */
-int prepare_service_release(PrepareService *s, const char *uid);
+int dra_service_release(DraService *s, const char *uid);

@@ -4,11 +4,11 @@
 
 #include <errno.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
+#include "dbus/error.h"
+#include "dbus/server-private.h"
 #include "macro.h"
 
-char *claim_bus_path(const char *uid) {
+char *claim_object_path(const char *uid) {
         char *p = NULL;
 
         if (sd_bus_path_encode(BUS_CLAIM_PREFIX, uid, &p) < 0)
@@ -43,7 +43,7 @@ int claim_node_enumerator(sd_bus *bus, const char *path, void *userdata, char **
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < s->model.n_claims; i++) {
-                l[i] = claim_bus_path(s->model.claims[i].uid);
+                l[i] = claim_object_path(s->model.claims[i].uid);
                 if (!l[i]) {
                         strv_free(l);
                         return -ENOMEM;
@@ -53,7 +53,7 @@ int claim_node_enumerator(sd_bus *bus, const char *path, void *userdata, char **
         return 1;
 }
 
-int claim_bus_append_devices(sd_bus_message *reply, const BusClaim *c) {
+int claim_object_append_devices(sd_bus_message *reply, const BusClaim *c) {
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "(stu)");
@@ -108,7 +108,7 @@ static int property_get_devices(sd_bus *bus, const char *path, const char *inter
         r = claim_get(s, path, &c, error);
         if (r < 0)
                 return r;
-        return claim_bus_append_devices(reply, c);
+        return claim_object_append_devices(reply, c);
 }
 
 const sd_bus_vtable claim_vtable[] = {

@@ -4,11 +4,11 @@
 
 #include <errno.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
+#include "dbus/error.h"
+#include "dbus/server-private.h"
 #include "macro.h"
 
-char *device_bus_path(const char *name) {
+char *device_object_path(const char *name) {
         char *p = NULL;
 
         if (sd_bus_path_encode(BUS_DEVICE_PREFIX, name, &p) < 0)
@@ -44,7 +44,7 @@ int device_node_enumerator(sd_bus *bus, const char *path, void *userdata, char *
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < s->model.n_devices; i++) {
-                l[i] = device_bus_path(s->model.devices[i].name);
+                l[i] = device_object_path(s->model.devices[i].name);
                 if (!l[i]) {
                         strv_free(l);
                         return -ENOMEM;
@@ -119,7 +119,7 @@ static int property_get_claims(sd_bus *bus, const char *path, const char *interf
 
 /* ---- batched changes ---- */
 
-int device_bus_emit_changes(BusServer *s, const char *name, unsigned props) {
+int device_object_emit_changes(BusServer *s, const char *name, unsigned props) {
         static const BusPropertyBit table[] = {
                 { DEVICE_PROP_MEMORY_ALLOCATED, "MemoryAllocated" },
                 { DEVICE_PROP_CORES_ALLOCATED, "CoresAllocated" },
@@ -134,7 +134,7 @@ int device_bus_emit_changes(BusServer *s, const char *name, unsigned props) {
         if (!bus_model_find_device(&s->model, name))
                 return 0;
 
-        path = device_bus_path(name);
+        path = device_object_path(name);
         if (!path)
                 return -ENOMEM;
         return bus_emit_properties_changed(s, path, BUS_DEVICE_INTERFACE, table, ELEMENTSOF(table), props);

@@ -4,8 +4,8 @@
 #include <limits.h>
 #include <time.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
+#include "dbus/error.h"
+#include "dbus/server-private.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -188,11 +188,11 @@ static int on_emit(sd_event_source *source, void *userdata) {
         }
 
         if (manager != 0)
-                (void) manager_bus_emit_changes(s, manager);
+                (void) manager_object_emit_changes(s, manager);
         for (size_t i = 0; i < n_dirty; i++)
-                (void) device_bus_emit_changes(s, dirty[i].name, dirty[i].props);
+                (void) device_object_emit_changes(s, dirty[i].name, dirty[i].props);
         if (devices_changed)
-                (void) manager_bus_send_devices_changed(s);
+                (void) manager_object_send_devices_changed(s);
 
         free(dirty);
         return 0;
@@ -373,7 +373,7 @@ int bus_server_claim_prepared(BusServer *s, const BusClaim *c) {
         claim_mark_devices(s, stored);
         bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
         if (s->bus)
-                (void) manager_bus_send_claim_signal(s, "ClaimPrepared", stored);
+                (void) manager_object_send_claim_signal(s, "ClaimPrepared", stored);
         return 0;
 }
 
@@ -388,7 +388,7 @@ int bus_server_claim_unprepared(BusServer *s, const char *uid) {
         claim_mark_devices(s, &c);
         bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
         if (s->bus)
-                (void) manager_bus_send_claim_signal(s, "ClaimUnprepared", &c);
+                (void) manager_object_send_claim_signal(s, "ClaimUnprepared", &c);
         return 0;
 }
 

@@ -4,9 +4,9 @@
 #include <time.h>
 
 #include "macro.h"
-#include "prepare-bus.h"
+#include "manager-dbus-claim.h"
 
-int prepare_claim_to_bus(const Checkpoint *c, const char *state_dir, BusClaim *ret) {
+int manager_dbus_claim_from_prepared(const PreparedClaim *c, const char *state_dir, BusClaim *ret) {
         _cleanup_(bus_claim_done) BusClaim b = {};
         struct timespec ts;
 
@@ -22,7 +22,7 @@ int prepare_claim_to_bus(const Checkpoint *c, const char *state_dir, BusClaim *r
         b.prepared_usec = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 
         for (size_t i = 0; i < c->n_devices; i++) {
-                const CheckpointDevice *d = &c->devices[i];
+                const PreparedClaimDevice *d = &c->devices[i];
                 bool seen = false;
 
                 for (size_t k = 0; k < b.n_devices && !seen; k++)

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* What bus-server.c shares with the per-interface files (manager-bus.c, device-bus.c, claim-bus.c). */
+/* What server.c shares with the per-interface files (manager-object.c, device-object.c, claim-object.c). */
 
-#include "bus-polkit.h"
-#include "bus-server.h"
+#include "dbus/polkit.h"
+#include "dbus/server.h"
 
 /* Properties that can change, one bit each: what the deferred emitter sends. */
 typedef enum ManagerProp {
@@ -90,11 +90,11 @@ int claim_node_enumerator(sd_bus *bus, const char *path, void *userdata, char **
                           sd_bus_error *error);
 
 /* Object paths of devices and claims; NULL on OOM. */
-char *device_bus_path(const char *name);
-char *claim_bus_path(const char *uid);
+char *device_object_path(const char *name);
+char *claim_object_path(const char *uid);
 
 /* The a(stu) list of a claim's devices: Claim.Devices and ListClaims. */
-int claim_bus_append_devices(sd_bus_message *reply, const BusClaim *c);
+int claim_object_append_devices(sd_bus_message *reply, const BusClaim *c);
 
 /* Look an object up from its path; NULL when it is not (or no longer) there. */
 const BusDevice *device_from_path(BusServer *s, const char *path);
@@ -109,8 +109,8 @@ void bus_server_manager_dirty(BusServer *s, unsigned props);
 void bus_server_device_dirty(BusServer *s, const char *name, unsigned props);
 
 /* Emit DevicesChanged for the current device list, now. */
-int manager_bus_send_devices_changed(BusServer *s);
-int manager_bus_send_claim_signal(BusServer *s, const char *member, const BusClaim *c);
+int manager_object_send_devices_changed(BusServer *s);
+int manager_object_send_claim_signal(BusServer *s, const char *member, const BusClaim *c);
 
 /* A property's bit in a dirty mask, and its D-Bus name. */
 typedef struct BusPropertyBit {
@@ -124,5 +124,5 @@ int bus_emit_properties_changed(BusServer *s, const char *path, const char *inte
                                 const BusPropertyBit *table, size_t n, unsigned props);
 
 /* Emit the collected PropertiesChanged for the manager, and for one device. */
-int manager_bus_emit_changes(BusServer *s, unsigned props);
-int device_bus_emit_changes(BusServer *s, const char *name, unsigned props);
+int manager_object_emit_changes(BusServer *s, unsigned props);
+int device_object_emit_changes(BusServer *s, const char *name, unsigned props);

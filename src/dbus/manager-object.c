@@ -4,16 +4,12 @@
 
 #include <errno.h>
 
-#include "bus-error.h"
-#include "bus-server-private.h"
 #include "config.h"
+#include "dbus/error.h"
+#include "dbus/names.h"
+#include "dbus/server-private.h"
 #include "log.h"
 #include "macro.h"
-
-#define POLKIT_ACTION_RESCAN "org.projecthami.dra1.rescan"
-#define POLKIT_ACTION_RELOAD "org.projecthami.dra1.reload"
-#define POLKIT_ACTION_RELEASE_CLAIM "org.projecthami.dra1.release-claim"
-#define POLKIT_ACTION_SET_DEVICE_SCHEDULABLE "org.projecthami.dra1.set-device-schedulable"
 
 /* ---- getters ---- */
 
@@ -55,7 +51,7 @@ static int property_get_bool(sd_bus *bus, const char *path, const char *interfac
 /* ---- methods ---- */
 
 static int append_device(BusServer *s, sd_bus_message *reply, const BusDevice *d) {
-        _cleanup_free_ char *path = device_bus_path(d->name);
+        _cleanup_free_ char *path = device_object_path(d->name);
         BusDeviceUsage u;
 
         if (!path)
@@ -90,7 +86,7 @@ static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *
 }
 
 static int append_claim(sd_bus_message *reply, const BusClaim *c) {
-        _cleanup_free_ char *path = claim_bus_path(c->uid);
+        _cleanup_free_ char *path = claim_object_path(c->uid);
         int r;
 
         if (!path)
@@ -108,7 +104,7 @@ static int append_claim(sd_bus_message *reply, const BusClaim *c) {
         r = sd_bus_message_append(reply, "osss", path, c->uid, c->namespace_, c->name);
         if (r < 0)
                 return r;
-        r = claim_bus_append_devices(reply, c);
+        r = claim_object_append_devices(reply, c);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -173,7 +169,7 @@ static int method_get_claim(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (!bus_model_find_claim(&s->model, uid))
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_CLAIM, "No prepared claim with UID %s", uid);
 
-        path = claim_bus_path(uid);
+        path = claim_object_path(uid);
         if (!path)
                 return -ENOMEM;
         return sd_bus_reply_method_return(m, "o", path);
@@ -194,7 +190,7 @@ static int method_get_device(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (!bus_model_find_device(&s->model, name))
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_DEVICE, "No GPU named %s", name);
 
-        path = device_bus_path(name);
+        path = device_object_path(name);
         if (!path)
                 return -ENOMEM;
         return sd_bus_reply_method_return(m, "o", path);
@@ -295,7 +291,7 @@ static int method_set_device_schedulable(sd_bus_message *m, void *userdata, sd_b
 
 /* ---- signals and batched changes ---- */
 
-int manager_bus_send_devices_changed(BusServer *s) {
+int manager_object_send_devices_changed(BusServer *s) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
@@ -307,7 +303,7 @@ int manager_bus_send_devices_changed(BusServer *s) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < s->model.n_devices; i++) {
-                _cleanup_free_ char *path = device_bus_path(s->model.devices[i].name);
+                _cleanup_free_ char *path = device_object_path(s->model.devices[i].name);
                 if (!path)
                         return -ENOMEM;
                 r = sd_bus_message_append(m, "o", path);
@@ -320,8 +316,8 @@ int manager_bus_send_devices_changed(BusServer *s) {
         return sd_bus_send(s->bus, m, NULL);
 }
 
-int manager_bus_send_claim_signal(BusServer *s, const char *member, const BusClaim *c) {
-        _cleanup_free_ char *path = claim_bus_path(c->uid);
+int manager_object_send_claim_signal(BusServer *s, const char *member, const BusClaim *c) {
+        _cleanup_free_ char *path = claim_object_path(c->uid);
 
         if (!path)
                 return -ENOMEM;
@@ -329,7 +325,7 @@ int manager_bus_send_claim_signal(BusServer *s, const char *member, const BusCla
                                   path, c->uid, c->namespace_, c->name);
 }
 
-int manager_bus_emit_changes(BusServer *s, unsigned props) {
+int manager_object_emit_changes(BusServer *s, unsigned props) {
         static const BusPropertyBit table[] = {
                 { MANAGER_PROP_STATE, "State" },
                 { MANAGER_PROP_STATE_REASON, "StateReason" },

@@ -1,16 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* The named errors of org.projecthami.Dra1 (documented in its XML and man page). */
+/* The named errors of org.projecthami.Dra1 (names in dbus/names.h; documented in its XML
+ * and man page): how the service turns an errno into one. */
 
 #include <systemd/sd-bus.h>
 
-#define BUS_ERROR_NO_SUCH_CLAIM "org.projecthami.Dra1.Error.NoSuchClaim"
-#define BUS_ERROR_NO_SUCH_DEVICE "org.projecthami.Dra1.Error.NoSuchDevice"
-#define BUS_ERROR_INVALID_ARGUMENT "org.projecthami.Dra1.Error.InvalidArgument"
-#define BUS_ERROR_BUSY "org.projecthami.Dra1.Error.Busy"
-#define BUS_ERROR_NOT_READY "org.projecthami.Dra1.Error.NotReady"
-#define BUS_ERROR_FAILED "org.projecthami.Dra1.Error.Failed"
+#include "dbus/names.h"
 
 /* Registered with sd_bus_error_add_map(): errno <-> name, for both ends. */
 extern const sd_bus_error_map bus_error_map[];

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "bus-error.h"
+#include "dbus/error.h"
 
 const sd_bus_error_map bus_error_map[] = {
         SD_BUS_ERROR_MAP(BUS_ERROR_NO_SUCH_CLAIM, ENOENT),

@@ -5,8 +5,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "bus-error.h"
-#include "bus-polkit.h"
+#include "dbus/error.h"
+#include "dbus/polkit.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -35,12 +36,7 @@ static BusPolkitQuery *query_free(BusPolkitQuery *q) {
         if (!q)
                 return NULL;
         if (q->registry) {
-                if (q->prev)
-                        q->prev->next = q->next;
-                else
-                        q->registry->queries = q->next;
-                if (q->next)
-                        q->next->prev = q->prev;
+                LIST_REMOVE(q->registry->queries, q);
                 q->registry->n_queries--;
         }
         sd_bus_slot_unref(q->slot);
@@ -187,10 +183,7 @@ static int polkit_ask(BusPolkitRegistry *reg, sd_bus_message *call, const char *
         }
 
         q->registry = reg;
-        q->next = reg->queries;
-        if (q->next)
-                q->next->prev = q;
-        reg->queries = q;
+        LIST_PREPEND(reg->queries, q);
         reg->n_queries++;
         return 0;
 }

@@ -4,9 +4,9 @@
 /*
  * What the D-Bus service shows, as plain data, and the store that keeps it.
  *
- * The bus objects (manager-bus.c, device-bus.c, claim-bus.c) never look into the
- * manager: the manager pushes what changed through the bus_server_*() entry points in
- * bus-server.h, which keep a BusModel, and gets the privileged calls back through
+ * The bus objects (manager-object.c, device-object.c, claim-object.c) never look into
+ * the manager: the manager pushes what changed through the bus_server_*() entry points
+ * in dbus/server.h, which keep a BusModel, and gets the privileged calls back through
  * BusModelOps. Everything here is pure (no sd-bus), so unit tests reach it directly.
  *
  * Per-device allocations (MemoryAllocated, CoresAllocated, Claims) are derived from the

@@ -5,9 +5,10 @@
 #include <sys/eventfd.h>
 
 #include "claim.h"
+#include "dra-service.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
-#include "prepare-dra.h"
 
 #define FETCH_BODY_MAX (3u * 1024 * 1024)
 /* Claim reads in flight at once; more wait in the backlog (the API client has its own
@@ -17,11 +18,11 @@
 
 typedef struct Pending Pending;
 
-typedef struct PrepareService PrepareService;
+typedef struct DraService DraService;
 
 typedef struct Job {
         struct Job *next;
-        PrepareService *service;
+        DraService *service;
         struct Job *fetch_prev, *fetch_next;  /* while the fetcher has it */
         bool verify;              /* a start-up verification, not a kubelet call */
         Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
@@ -32,7 +33,7 @@ typedef struct Job {
         size_t json_len;
         /* Results, filled by the worker. */
         int result;
-        Checkpoint checkpoint;
+        PreparedClaim prepared;
         char error[PREPARE_ERROR_MAX];
 } Job;
 
@@ -41,7 +42,7 @@ struct Pending {
         size_t n_left;            /* claims not answered yet */
 };
 
-struct PrepareService {
+struct DraService {
         sd_event *event;
         sd_event_source *wakeup;  /* eventfd: workers -> event loop */
         int wakeup_fd;
@@ -62,12 +63,12 @@ struct PrepareService {
         size_t n_fetching;
         Job *backlog, *backlog_tail; /* jobs waiting for a fetch slot */
         sd_event_source *retry;   /* backlog retry when the API client was busy */
-        PrepareObserver observer;
+        DraServiceObserver observer;
         void *observer_userdata;
 };
 
-static void fetching_remove(PrepareService *s, Job *j);
-static void fetch_failed(PrepareService *s, Job *j, int r);
+static void fetching_remove(DraService *s, Job *j);
+static void fetch_failed(DraService *s, Job *j, int r);
 
 static void job_free(Job *j) {
         if (!j)
@@ -76,7 +77,7 @@ static void job_free(Job *j) {
         free(j->name);
         free(j->uid);
         free(j->json);
-        checkpoint_done(&j->checkpoint);
+        prepared_claim_done(&j->prepared);
         free(j);
 }
 
@@ -121,7 +122,7 @@ static char **strv_one(const char *s) {
         return v;
 }
 
-static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
+static int answer_devices(DraRequest *r, size_t i, const PreparedClaim *c) {
         DraDevice *devices;
 
         if (c->n_devices == 0)
@@ -130,7 +131,7 @@ static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
         if (!devices)
                 return -ENOMEM;
         for (size_t k = 0; k < c->n_devices; k++) {
-                const CheckpointDevice *d = &c->devices[k];
+                const PreparedClaimDevice *d = &c->devices[k];
                 devices[k] = (DraDevice) {
                         .request_names = strv_one(d->request),
                         .pool_name = strdup(d->pool),
@@ -149,16 +150,16 @@ static int answer_devices(DraRequest *r, size_t i, const Checkpoint *c) {
         return dra_request_set_devices(r, i, devices, c->n_devices);
 }
 
-static void job_notify(PrepareService *s, Job *j) {
+static void job_notify(DraService *s, Job *j) {
         if (!s->observer || j->result < 0)
                 return;
-        if (j->prepare && j->checkpoint.n_devices > 0)
-                s->observer(s->observer_userdata, j->uid, &j->checkpoint);
+        if (j->prepare && j->prepared.n_devices > 0)
+                s->observer(s->observer_userdata, j->uid, &j->prepared);
         else if (!j->prepare)
                 s->observer(s->observer_userdata, j->uid, NULL);
 }
 
-static void job_answer(PrepareService *s, Job *j) {
+static void job_answer(DraService *s, Job *j) {
         job_notify(s, j);
         if (!j->pending) {
                 /* A verification that ended in forgetting the claim. */
@@ -171,7 +172,7 @@ static void job_answer(PrepareService *s, Job *j) {
         if (j->result < 0)
                 k = dra_request_set_error(r, j->index, "%s", j->error[0] ? j->error : strerror(-j->result));
         else if (j->prepare)
-                k = answer_devices(r, j->index, &j->checkpoint);
+                k = answer_devices(r, j->index, &j->prepared);
         else
                 k = dra_request_set_done(r, j->index);
         if (k < 0)
@@ -180,12 +181,12 @@ static void job_answer(PrepareService *s, Job *j) {
 }
 
 static int on_wakeup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        PrepareService *s = userdata;
+        DraService *s = userdata;
         eventfd_t v;
         Job *list;
 
         /* Only resets the counter: the done list is what counts, and an empty eventfd
-         * (EAGAIN, from prepare_service_free()) has nothing to reset. */
+         * (EAGAIN, from dra_service_free()) has nothing to reset. */
         (void) eventfd_read(s->wakeup_fd, &v);
         pthread_mutex_lock(&s->lock);
         list = s->done;
@@ -204,20 +205,20 @@ static int on_wakeup(sd_event_source *source, int fd, uint32_t revents, void *us
 
 /* ---------------------------------------------------------------- workers */
 
-static void job_run(PrepareService *s, Job *j) {
+static void job_run(DraService *s, Job *j) {
         PrepareClaimRef ref = { .namespace_ = j->namespace_, .name = j->name, .uid = j->uid };
 
         if (!j->pending)
                 j->result = preparer_forget(s->preparer, j->uid, j->error[0] ? j->error : NULL);
         else if (j->prepare)
-                j->result = preparer_prepare(s->preparer, &ref, j->json, j->json_len, &j->checkpoint, j->error,
+                j->result = preparer_prepare(s->preparer, &ref, j->json, j->json_len, &j->prepared, j->error,
                                              sizeof(j->error));
         else
                 j->result = preparer_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
 }
 
 static void *worker(void *userdata) {
-        PrepareService *s = userdata;
+        DraService *s = userdata;
 
         pthread_mutex_lock(&s->lock);
         for (;;) {
@@ -227,10 +228,7 @@ static void *worker(void *userdata) {
                         pthread_cond_wait(&s->work, &s->lock);
                 if (!s->queue)
                         break;
-                j = s->queue;
-                s->queue = j->next;
-                if (!s->queue)
-                        s->queue_tail = NULL;
+                j = QUEUE_POP(s->queue, s->queue_tail);
                 pthread_mutex_unlock(&s->lock);
 
                 job_run(s, j);
@@ -245,28 +243,23 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
-static void job_submit(PrepareService *s, Job *j) {
+static void job_submit(DraService *s, Job *j) {
         pthread_mutex_lock(&s->lock);
-        j->next = NULL;
-        if (s->queue_tail)
-                s->queue_tail->next = j;
-        else
-                s->queue = j;
-        s->queue_tail = j;
+        QUEUE_PUSH(s->queue, s->queue_tail, j);
         pthread_cond_signal(&s->work);
         pthread_mutex_unlock(&s->lock);
 }
 
 /* ---------------------------------------------------------------- service */
 
-int prepare_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
-                        PrepareService **ret) {
-        PrepareService *s;
+int dra_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_userdata, unsigned n_workers,
+                    DraService **ret) {
+        DraService *s;
         int r;
 
         if (n_workers == 0)
-                n_workers = PREPARE_WORKERS_DEFAULT;
-        if (n_workers > PREPARE_WORKERS_MAX || !fetch)
+                n_workers = DRA_SERVICE_WORKERS_DEFAULT;
+        if (n_workers > DRA_SERVICE_WORKERS_MAX || !fetch)
                 return -EINVAL;
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -300,11 +293,11 @@ int prepare_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fe
         *ret = s;
         return 0;
 fail:
-        prepare_service_free(s);
+        dra_service_free(s);
         return r;
 }
 
-PrepareService *prepare_service_free(PrepareService *s) {
+DraService *dra_service_free(DraService *s) {
         if (!s)
                 return NULL;
         pthread_mutex_lock(&s->lock);
@@ -323,12 +316,8 @@ PrepareService *prepare_service_free(PrepareService *s) {
          * this (free the API client, which cancels its requests, before the service).
          */
         s->retry = sd_event_source_disable_unref(s->retry);
-        while (s->backlog) {
-                Job *j = s->backlog;
-                s->backlog = j->next;
+        for (Job *j; (j = QUEUE_POP(s->backlog, s->backlog_tail));)
                 fetch_failed(s, j, -ESHUTDOWN);
-        }
-        s->backlog_tail = NULL;
         while (s->fetching) {
                 Job *j = s->fetching;
                 fetching_remove(s, j);
@@ -348,57 +337,35 @@ PrepareService *prepare_service_free(PrepareService *s) {
 
 /* ---------------------------------------------------------------- fetch */
 
-static void fetching_add(PrepareService *s, Job *j) {
+static void fetching_add(DraService *s, Job *j) {
         j->service = s;
         s->n_fetching++;
-        j->fetch_prev = NULL;
-        j->fetch_next = s->fetching;
-        if (s->fetching)
-                s->fetching->fetch_prev = j;
-        s->fetching = j;
+        LIST_PREPEND_FIELDS(fetch_next, fetch_prev, s->fetching, j);
 }
 
-static void fetching_remove(PrepareService *s, Job *j) {
+static void fetching_remove(DraService *s, Job *j) {
         s->n_fetching--;
-        if (j->fetch_prev)
-                j->fetch_prev->fetch_next = j->fetch_next;
-        else
-                s->fetching = j->fetch_next;
-        if (j->fetch_next)
-                j->fetch_next->fetch_prev = j->fetch_prev;
-        j->fetch_prev = j->fetch_next = NULL;
+        LIST_REMOVE_FIELDS(fetch_next, fetch_prev, s->fetching, j);
 }
 
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
 static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message);
-static void start_fetch(PrepareService *s, Job *j);
+static void start_fetch(DraService *s, Job *j);
 
-static void backlog_push(PrepareService *s, Job *j, bool front) {
-        j->next = NULL;
-        if (front) {
-                j->next = s->backlog;
-                s->backlog = j;
-                if (!s->backlog_tail)
-                        s->backlog_tail = j;
-                return;
-        }
-        if (s->backlog_tail)
-                s->backlog_tail->next = j;
+static void backlog_push(DraService *s, Job *j, bool front) {
+        if (front)
+                QUEUE_PUSH_FRONT(s->backlog, s->backlog_tail, j);
         else
-                s->backlog = j;
-        s->backlog_tail = j;
+                QUEUE_PUSH(s->backlog, s->backlog_tail, j);
 }
 
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata);
 
 /* Start what waits, as far as there are slots; if the client is busy with others, retry soon. */
-static void backlog_pump(PrepareService *s) {
+static void backlog_pump(DraService *s) {
         while (s->backlog && s->n_fetching < FETCHES_MAX) {
-                Job *j = s->backlog;
+                Job *j = QUEUE_POP(s->backlog, s->backlog_tail);
 
-                s->backlog = j->next;
-                if (!s->backlog)
-                        s->backlog_tail = NULL;
                 start_fetch(s, j);
                 if (s->backlog == j)
                         break;  /* the client said busy and j went back: wait */
@@ -409,14 +376,14 @@ static void backlog_pump(PrepareService *s) {
 }
 
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata) {
-        PrepareService *s = userdata;
+        DraService *s = userdata;
 
         s->retry = sd_event_source_disable_unref(s->retry);
         backlog_pump(s);
         return 0;
 }
 
-static void fetch_failed(PrepareService *s, Job *j, int r) {
+static void fetch_failed(DraService *s, Job *j, int r) {
         if (j->verify) {
                 s->n_verifying--;
                 job_free(j);
@@ -428,7 +395,7 @@ static void fetch_failed(PrepareService *s, Job *j, int r) {
         job_free(j);
 }
 
-static void start_fetch(PrepareService *s, Job *j) {
+static void start_fetch(DraService *s, Job *j) {
         int r;
 
         if (s->n_fetching >= FETCHES_MAX) {
@@ -452,7 +419,7 @@ static void start_fetch(PrepareService *s, Job *j) {
 
 static void on_fetched(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
         Job *j = ctx;
-        PrepareService *s = j->service;
+        DraService *s = j->service;
 
         fetching_remove(s, j);
         backlog_pump(s);
@@ -492,8 +459,8 @@ static void on_fetched(void *ctx, int error, long http_status, const char *json,
         job_submit(s, j);
 }
 
-static void start_prepare(PrepareService *s, Job *j) {
-        /* A prepared claim is answered from its checkpoint: no API round trip, works offline. */
+static void start_prepare(DraService *s, Job *j) {
+        /* A prepared claim is answered from its record: no API round trip, works offline. */
         if (preparer_is_prepared(s->preparer, j->uid)) {
                 job_submit(s, j);
                 return;
@@ -502,7 +469,7 @@ static void start_prepare(PrepareService *s, Job *j) {
 }
 
 /* Unprepare never syncs to disk: do it right here unless a worker holds the claim. */
-static void start_unprepare(PrepareService *s, Job *j) {
+static void start_unprepare(DraService *s, Job *j) {
         j->result = preparer_try_unprepare(s->preparer, j->uid, j->error, sizeof(j->error));
         if (j->result == -EBUSY) {
                 j->error[0] = '\0';
@@ -513,7 +480,7 @@ static void start_unprepare(PrepareService *s, Job *j) {
         job_free(j);
 }
 
-static void handle(PrepareService *s, DraRequest *r, bool prepare) {
+static void handle(DraService *s, DraRequest *r, bool prepare) {
         size_t n = dra_request_n_claims(r);
         Pending *pd;
 
@@ -545,11 +512,11 @@ static void handle(PrepareService *s, DraRequest *r, bool prepare) {
         pending_answered(pd);
 }
 
-void prepare_service_prepare(PrepareService *s, DraRequest *r) {
+void dra_service_prepare(DraService *s, DraRequest *r) {
         handle(s, r, true);
 }
 
-void prepare_service_unprepare(PrepareService *s, DraRequest *r) {
+void dra_service_unprepare(DraService *s, DraRequest *r) {
         handle(s, r, false);
 }
 
@@ -557,7 +524,7 @@ void prepare_service_unprepare(PrepareService *s, DraRequest *r) {
 
 static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
         Job *j = ctx;
-        PrepareService *s = j->service;
+        DraService *s = j->service;
         const char *reason = NULL;
 
         fetching_remove(s, j);
@@ -588,7 +555,7 @@ static void on_verified(void *ctx, int error, long http_status, const char *json
         job_submit(s, j);  /* forgotten on a worker; answered (n_verifying--) back here */
 }
 
-int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n) {
+int dra_service_verify(DraService *s, PrepareClaimRef *claims, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 Job *j = job_new(NULL, i, false, claims[i].namespace_, claims[i].name, claims[i].uid);
 
@@ -602,16 +569,16 @@ int prepare_service_verify(PrepareService *s, PrepareClaimRef *claims, size_t n)
         return 0;
 }
 
-size_t prepare_service_n_verifying(PrepareService *s) {
+size_t dra_service_n_verifying(DraService *s) {
         return s->n_verifying;
 }
 
-void prepare_service_set_observer(PrepareService *s, PrepareObserver observer, void *userdata) {
+void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *userdata) {
         s->observer = observer;
         s->observer_userdata = userdata;
 }
 
-int prepare_service_release(PrepareService *s, const char *uid) {
+int dra_service_release(DraService *s, const char *uid) {
         int r;
 
         if (!preparer_is_prepared(s->preparer, uid))
