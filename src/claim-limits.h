@@ -6,7 +6,7 @@
  * granted by the scheduler (consumedCapacity), summed over the claim's results on that
  * GPU, and per result the CUDA index of its GPU inside the container.
  *
- * Rules (hami-dra-parameters(5) and README "Prepare"):
+ * Rules (hami-dra-parameters(5) and docs/design.md "Prepare"):
  *  - memory = consumedCapacity.memory, cores = consumedCapacity.cores; a result
  *    without consumedCapacity gets the whole device (memory_total, 100);
  *  - several results on the same GPU add up; more than the device has is refused;

@@ -9,7 +9,7 @@
  * concurrently (the Preparer serialises calls for the same UID), and answers each
  * claim of the DraRequest on the sd-event thread.
  *
- * Wiring in the manager (see README "Prepare"):
+ * Wiring in the manager (see docs/design.md "Prepare"):
  *
  *   dra_service_new(m->event, preparer, fetch, fetch_userdata, 0, &m->dra_service);
  *   .prepare   = manager_on_prepare   -> dra_service_prepare(m->dra_service, r)
