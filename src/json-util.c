@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "json-util.h"
 
 int json_parse_bounded(const char *s, size_t n, int depth, json_object **ret) {
-        json_tokener *tok = json_tokener_new_ex(depth);
+        json_tokener *tok;
         json_object *o;
 
+        if (n > INT_MAX) /* json-c takes an int length */
+                return -EBADMSG;
+        tok = json_tokener_new_ex(depth);
         if (!tok)
                 return -ENOMEM;
         o = json_tokener_parse_ex(tok, s, (int) n);
