@@ -100,6 +100,11 @@ if build gcc-hardened gcc "${hardening[@]}" -- --buildtype=plain; then
         check gcc-hardened unit --suite unit
 fi
 build clang-hardened clang "${hardening[@]}" -- --buildtype=plain || true
+# The libFuzzer targets (bench/fuzz.sh runs them for long): they build, and replay
+# their corpora.
+if build clang-fuzzing clang -- -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false; then
+        check clang-fuzzing fuzz --suite fuzz
+fi
 
 echo
 echo "builds:"
