@@ -7,7 +7,9 @@
 
 #include "admission.h"
 #include "json-util.h"
+#include "pod-convert.h"
 #include "tests.h"
+#include "webhook.h"
 
 #define GOOD "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{" \
         "\"uid\":\"u-1\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}," \
@@ -136,10 +138,37 @@ static void test_base64(void) {
         }
 }
 
+static void test_json_pointer(void) {
+        char buf[64] = "/a/";
+
+        ASSERT_OK(json_pointer_append(buf, sizeof(buf), "nvidia.com/gpu~x"));
+        ASSERT_STREQ(buf, "/a/nvidia.com~1gpu~0x");
+        ASSERT_ERROR(json_pointer_append(buf, 24, "////"), ENOBUFS);
+}
+
+static void test_webhook_bad_body(void) {
+        WebhookResult r = {};
+
+        ASSERT_ERROR(webhook_mutate("{", 1, NULL, &r), EBADMSG);
+        ASSERT_NULL(r.response);
+        ASSERT_TRUE(r.error[0] != '\0');
+        webhook_result_done(&r);
+        ASSERT_ERROR(webhook_validate("[]", 2, &r), EBADMSG);
+        webhook_result_done(&r);
+        ASSERT_OK(webhook_mutate(GOOD, strlen(GOOD), NULL, &r));
+        ASSERT_TRUE(r.allowed && r.dry_run);
+        ASSERT_STREQ(r.namespace, "ns");
+        ASSERT_EQ(r.n_templates, 0);
+        ASSERT_NULL(strstr(r.response, "patch"));
+        webhook_result_done(&r);
+}
+
 int main(void) {
         TEST(test_decode_good);
         TEST(test_decode_refusals);
         TEST(test_encode);
         TEST(test_base64);
+        TEST(test_json_pointer);
+        TEST(test_webhook_bad_body);
         return 0;
 }

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admission.h"
+#include "claim-params.h"
+#include "json-util.h"
+#include "pod-convert.h"
+#include "webhook.h"
+
+void webhook_result_done(WebhookResult *r) {
+        if (!r)
+                return;
+        free(r->response);
+        for (size_t i = 0; i < r->n_templates; i++)
+                free(r->templates[i]);
+        free(r->templates);
+        free(r->namespace);
+        free(r->uid);
+        *r = (WebhookResult) {};
+}
+
+static int begin(const char *body, size_t size, AdmissionRequest *req, WebhookResult *ret) {
+        ErrBuf e = { ret->error, sizeof(ret->error) };
+        int r;
+
+        *ret = (WebhookResult) {};
+        r = admission_request_decode(body, size, req, &e);
+        if (r < 0)
+                return r;
+        ret->namespace = strdup(req->namespace);
+        ret->uid = strdup(req->uid);
+        if (!ret->namespace || !ret->uid)
+                return -ENOMEM;
+        ret->dry_run = req->dry_run;
+        return 0;
+}
+
+static int answer(const AdmissionRequest *req, bool allowed, int code, const char *message, const char *patch,
+                  size_t patch_len, WebhookResult *ret) {
+        AdmissionResponse a = {
+                .uid = req->uid, .allowed = allowed, .code = code, .message = message,
+                .patch = patch, .patch_len = patch_len,
+        };
+        ret->allowed = allowed;
+        return admission_response_encode(&a, &ret->response);
+}
+
+int webhook_mutate(const char *body, size_t size, const WebhookInventory *inventory, WebhookResult *ret) {
+        AdmissionRequest req = {};
+        PodConversion c = {};
+        DeviceSizes sizes = {};
+        ErrBuf e = { ret->error, sizeof(ret->error) };
+        int r;
+
+        r = begin(body, size, &req, ret);
+        if (r < 0)
+                goto out;
+        if (strcmp(req.kind_group, "") != 0 || strcmp(req.kind, "Pod") != 0 || strcmp(req.operation, "CREATE") != 0 ||
+            req.sub_resource[0] != '\0') {
+                r = answer(&req, true, 0, NULL, NULL, 0, ret);
+                goto out;
+        }
+        if (inventory)
+                sizes = (DeviceSizes) { .memory_bytes = inventory->memory_bytes, .n = inventory->n };
+        r = pod_convert(req.object, req.namespace, &sizes, &c, &e);
+        if (r == -EINVAL) {
+                r = answer(&req, false, 400, ret->error, NULL, 0, ret);
+                goto out;
+        }
+        if (r < 0)
+                goto out;
+        r = answer(&req, true, 0, NULL, c.patch, c.patch_len, ret);
+        if (r < 0)
+                goto out;
+        ret->templates = TAKE_PTR(c.templates);
+        ret->n_templates = c.n_templates;
+        c.n_templates = 0;
+out:
+        pod_conversion_done(&c);
+        admission_request_done(&req);
+        if (r < 0) {
+                char keep[sizeof(ret->error)];
+                memcpy(keep, ret->error, sizeof(keep));
+                webhook_result_done(ret);
+                memcpy(ret->error, keep, sizeof(keep));
+        }
+        return r;
+}
+
+/* Our opaque parameters in the ResourceClaimSpec spec: 0, or -EINVAL with a reason. */
+static int check_claim_spec(json_object *spec, const char *where, ErrBuf *e) {
+        json_object *config = json_get(spec, "devices.config");
+
+        if (!config || !json_object_is_type(config, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(config); i++) {
+                json_object *c = json_object_array_get_idx(config, i), *params;
+                ClaimParams p;
+                char reason[256];
+                const char *text;
+
+                if (strcmp(json_get_string(c, "opaque.driver") ?: "", WEBHOOK_DRIVER) != 0)
+                        continue;
+                params = json_get(c, "opaque.parameters");
+                if (!params)
+                        return errbuf_fail(e, -EINVAL, "%s.devices.config[%zu].opaque: no parameters", where, i);
+                text = json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN);
+                if (!text)
+                        return -ENOMEM;
+                if (strlen(text) > CLAIM_PARAMS_SIZE_MAX)
+                        return errbuf_fail(e, -EINVAL, "%s.devices.config[%zu].opaque.parameters: more than %d bytes",
+                                           where, i, CLAIM_PARAMS_SIZE_MAX);
+                reason[0] = '\0';
+                if (claim_params_from_json(params, &p, reason, sizeof(reason)) < 0)
+                        return errbuf_fail(e, -EINVAL, "%s.devices.config[%zu].opaque.parameters: %s "
+                                           "(see hami-dra-parameters(5))", where, i, reason[0] ? reason : "invalid");
+        }
+        return 0;
+}
+
+int webhook_validate(const char *body, size_t size, WebhookResult *ret) {
+        AdmissionRequest req = {};
+        ErrBuf e = { ret->error, sizeof(ret->error) };
+        json_object *spec = NULL;
+        const char *where = NULL;
+        int r;
+
+        r = begin(body, size, &req, ret);
+        if (r < 0)
+                goto out;
+        if (strcmp(req.kind_group, "resource.k8s.io") == 0 && req.sub_resource[0] == '\0' &&
+            (strcmp(req.operation, "CREATE") == 0 || strcmp(req.operation, "UPDATE") == 0)) {
+                if (strcmp(req.kind, "ResourceClaim") == 0) {
+                        spec = json_get(req.object, "spec");
+                        where = "spec";
+                } else if (strcmp(req.kind, "ResourceClaimTemplate") == 0) {
+                        spec = json_get(req.object, "spec.spec");
+                        where = "spec.spec";
+                }
+        }
+        if (spec) {
+                r = check_claim_spec(spec, where, &e);
+                if (r == -EINVAL) {
+                        r = answer(&req, false, 400, ret->error, NULL, 0, ret);
+                        goto out;
+                }
+                if (r < 0)
+                        goto out;
+        }
+        r = answer(&req, true, 0, NULL, NULL, 0, ret);
+out:
+        admission_request_done(&req);
+        if (r < 0) {
+                char keep[sizeof(ret->error)];
+                memcpy(keep, ret->error, sizeof(keep));
+                webhook_result_done(ret);
+                memcpy(ret->error, keep, sizeof(keep));
+        }
+        return r;
+}
