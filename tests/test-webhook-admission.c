@@ -161,6 +161,13 @@ static void test_webhook_bad_body(void) {
         ASSERT_EQ(r.n_templates, 0);
         ASSERT_NULL(strstr(r.response, "patch"));
         webhook_result_done(&r);
+
+        /* A pod that asks for nothing of ours is allowed, whatever else is odd about it. */
+        char *b = replace(GOOD, "\"namespace\":\"ns\"", "\"namespace\":\"\"");
+        ASSERT_OK(webhook_mutate(b, strlen(b), NULL, &r));
+        ASSERT_TRUE(r.allowed);
+        webhook_result_done(&r);
+        free(b);
 }
 
 int main(void) {

@@ -479,6 +479,8 @@ static int convert_container(State *st, const char *list, size_t idx, json_objec
         r = check_ask(&a, who, st->sizes, st->n_sizes, e);
         if (r < 0)
                 return r;
+        if (isempty(st->namespace))
+                return errbuf_fail(e, -EINVAL, "the request names no namespace");
         r = template_spec_build(&a, st->selectors, st->sizes, st->n_sizes, who, &spec, e);
         if (r < 0)
                 return r;
@@ -639,8 +641,6 @@ int pod_convert(json_object *pod, const char *namespace, const DeviceSizes *size
                 return -ENOMEM;
         if (!pod || !json_object_is_type(pod, json_type_object))
                 return errbuf_fail(e, -EINVAL, "the object is not a pod");
-        if (!namespace || !namespace[0])
-                return errbuf_fail(e, -EINVAL, "the request names no namespace");
         if (sizes && sizes->n > 0) {
                 sorted = malloc(sizes->n * sizeof(uint64_t));
                 if (!sorted)
