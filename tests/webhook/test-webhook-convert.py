@@ -203,6 +203,9 @@ def check_allowed():
         expect("percentage", q.startswith('device.capacity["%s"].memory.compareTo(quantity("' % DRIVER) and
                quantity(q.split('quantity("')[1].split('")')[0]) == size * MIB, q)
 
+    _, _, pod, tpl = admit("long-container-name")
+    expect("long-name", [r["name"] for r in pod["spec"]["resourceClaims"]] == ["gpu-c-0"], "entry by position")
+
     _, res, pod, tpl = admit("dry-run")
     expect("dry-run", res["dryRun"] and pod is not None, "dryRun not reported")
 
@@ -224,6 +227,9 @@ REFUSALS = {
     "refuse-empty-list-item": "annotation nvidia.com/nouse-gpuuuid has an empty value in its list",
     "refuse-limits-differ": "requests and limits of nvidia.com/gpu differ",
     "refuse-fraction": "not a whole number",
+    "refuse-both-memories": "keep only one",
+    "refuse-count-33": "ask for at most 32 GPUs",
+    "refuse-entry-taken": "already has a resourceClaims entry \"gpu-x\": rename it",
 }
 
 
@@ -238,6 +244,13 @@ def check_refusals():
     res = run("percentage", sizes=[])
     msg = res["response"]["response"].get("status", {}).get("message", "")
     expect("percentage-no-devices", "no GPU of driver" in msg, msg)
+    # More distinct sizes than firstAvailable may list.
+    res = run("percentage", sizes=[(1 + i) * 1024 * MIB for i in range(9)])
+    msg = res["response"]["response"].get("status", {}).get("message", "")
+    expect("percentage-9-sizes", "9 different GPU memory sizes, more than 8" in msg, msg)
+    res = run("percentage", sizes=[(1 + i) * 1024 * MIB for i in range(8)])
+    expect("percentage-8-sizes", len(res["templates"][0]["spec"]["spec"]["devices"]["requests"][0]["firstAvailable"]) == 8,
+           "8 subrequests")
     # Without devices gpumem is not checked against them.
     res = run("refuse-gpumem-too-big", sizes=[])
     expect("gpumem-unknown-devices", res["response"]["response"]["allowed"], "refused without devices")
@@ -264,7 +277,7 @@ def main():
     check_validation()
     covered = {"hami-guide", "hami-guide-same-shape", "deployment-generatename", "several-containers",
                "init-and-sidecar", "no-gpu-count", "keeps-user-claims", "annotations", "annotation-injection",
-               "percentage", "dry-run", "not-a-pod-create", "no-gpu"} | set(REFUSALS) | \
+               "percentage", "dry-run", "long-container-name", "not-a-pod-create", "no-gpu"} | set(REFUSALS) | \
         {"validate-claim-good", "validate-claim-bad", "validate-template-bad"}
     for f in fixtures:
         if f not in covered:
