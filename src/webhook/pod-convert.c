@@ -469,8 +469,8 @@ static int convert_container(State *st, const char *list, size_t idx, json_objec
         Ask a;
         int r;
 
-        snprintf(who, sizeof(who), "%s %s[%zu] \"%.63s\"", strcmp(list, "containers") == 0 ? "container" : "init container",
-                 list, idx, cname);
+        snprintf(who, sizeof(who), "%s \"%.63s\" (spec.%s[%zu])",
+                 strcmp(list, "containers") == 0 ? "container" : "init container", cname, list, idx);
         r = read_ask(c, who, &a, e);
         if (r < 0)
                 return r;

@@ -240,6 +240,8 @@ def check_refusals():
         msg = resp.get("status", {}).get("message", "")
         expect(n, not resp["allowed"] and want in msg and "patch" not in resp and not tpl,
                "wanted a refusal saying %r, got %r" % (want, resp))
+        if "annotation" not in want:
+            expect(n, msg.startswith('container "x" (spec.containers[0]): '), "the message names no container: %r" % msg)
     # No device known: a percentage cannot be converted.
     res = run("percentage", sizes=[])
     msg = res["response"]["response"].get("status", {}).get("message", "")
