@@ -201,8 +201,9 @@ def main():
         st, body = wh.request("POST", "/mutate", fixture("dry-run.json"))
         resp = (body or {}).get("response") or {}
         check(st == 200 and resp.get("allowed") is True and "patch" in resp, "dry run: allowed and patched")
-        check(len(fake.ctl("GET", "/templates")) == 1 and fake.ctl("GET", "/stats").get("templates_created") == 1,
-              "dry run: no template created")
+        stats = fake.ctl("GET", "/stats")
+        check(len(fake.ctl("GET", "/templates")) == 1 and stats.get("templates_created") == 1 and
+              stats.get("templates_conflicts") == 1, "dry run: no template created, none even tried")
 
         st, body = wh.request("POST", "/mutate", fixture("refuse-cores-101.json"))
         resp = (body or {}).get("response") or {}
