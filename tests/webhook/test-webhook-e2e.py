@@ -7,6 +7,8 @@ now exists in the API server; the same pod again reuses it (409 path); a dry run
 nothing; a refusal fixture is refused with a message; gpumem-percentage is converted (it
 needs the inventory listed from the ResourceSlices); /validate refuses a bad opaque
 parameter; a template the API server refuses refuses the pod; SIGTERM stops it cleanly.
+Then all of it again under valgrind (errors and leaks fail it), unless built with a
+sanitizer (which checks the first pass) or HTTPS_TEST_VALGRIND=0.
 
 Usage: test-webhook-e2e.py PATH/TO/hami-dra-webhook"""
 
@@ -101,7 +103,7 @@ users:
 
 
 class Webhook:
-    def __init__(self, tmp, fake):
+    def __init__(self, tmp, fake, prefix=()):
         self.tls = os.path.join(tmp, "tls")
         os.makedirs(self.tls)
         shutil.copy(os.path.join(fake.dir, "server.crt"), os.path.join(self.tls, "tls.crt"))
@@ -109,10 +111,10 @@ class Webhook:
         self.ctx = ssl.create_default_context(cafile=os.path.join(fake.dir, "ca.crt"))
         self.logpath = os.path.join(tmp, "webhook.log")
         self.log = open(self.logpath, "w")
-        self.proc = subprocess.Popen([WEBHOOK, "--tls-dir", self.tls, "--address", "127.0.0.1", "--port", "0",
+        self.proc = subprocess.Popen(list(prefix) + [WEBHOOK, "--tls-dir", self.tls, "--address", "127.0.0.1", "--port", "0",
                                       "--kubeconfig", fake.kubeconfig, "--log-level", "debug"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = wait_for(self.find_port)
+        self.port = wait_for(self.find_port, 60)
         if not self.port:
             raise SystemExit("hami-dra-webhook did not start:\n" + self.text())
 
@@ -156,7 +158,26 @@ def templates_in_patch(resp):
     return names
 
 
+def sanitized():
+    with open(WEBHOOK, "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
 def main():
+    run(())
+    if sanitized():
+        print("skip valgrind: built with a sanitizer, which checked the first pass")
+    elif shutil.which("valgrind") and os.environ.get("HTTPS_TEST_VALGRIND", "1") != "0":
+        print("again under valgrind", flush=True)
+        run(("valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+             "--errors-for-leak-kinds=definite,indirect"))
+    if failures:
+        print("%d failure(s)" % len(failures))
+        sys.exit(1)
+
+
+def run(prefix):
     tmp = tempfile.mkdtemp(prefix="webhook-e2e-")
     fake = Fake(tmp)
     fake.ctl("POST", "/create-slice", {
@@ -166,7 +187,7 @@ def main():
                  "pool": {"name": "node1", "generation": 1, "resourceSliceCount": 1},
                  "devices": [{"name": "hami-gpu-0", "capacity": {"memory": {"value": "24Gi"},
                                                                   "cores": {"value": "100"}}}]}})
-    wh = Webhook(tmp, fake)
+    wh = Webhook(tmp, fake, prefix)
     try:
         st, body = wh.request("GET", "/healthz")
         check(st == 200 and body == {"status": "ok"}, "GET /healthz")
@@ -243,7 +264,7 @@ def main():
     finally:
         wh.proc.send_signal(signal.SIGTERM)
         try:
-            rc = wh.proc.wait(10)
+            rc = wh.proc.wait(60)
         except subprocess.TimeoutExpired:
             wh.proc.kill()
             rc = None
@@ -252,8 +273,6 @@ def main():
         fake.stop()
     if failures:
         print(open(wh.logpath).read())
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
