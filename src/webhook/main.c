@@ -27,13 +27,16 @@
 #include "conf.h"
 #include "fsutil.h"
 #include "https-server.h"
+#include "kube-client.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "quantity.h"
 #include "webhook.h"
 
 #define INVENTORY_REFRESH_SEC 30
-#define API_TIMEOUT_MS 10000L
+/* The API server gives the whole admission call 10 s (timeoutSeconds): a list and a
+ * creation must fit in it. */
+#define API_TIMEOUT_MS 4000L
 #define API_RESPONSE_MAX (16u * 1024u * 1024u)
 #define SLICES_PATH "/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.driver%3D" DEFAULT_DRIVER_NAME
 
@@ -43,6 +46,7 @@ typedef struct Webhook {
         uint64_t *memory;
         size_t n_memory;
         time_t fetched;             /* CLOCK_MONOTONIC seconds of the last attempt; 0: never */
+        bool refreshing;            /* one worker lists, the others go on with what is known */
 } Webhook;
 
 typedef struct Buffer {
@@ -224,30 +228,48 @@ static int parse_slices(const char *text, uint64_t **ret, size_t *ret_n) {
         return 0;
 }
 
-/* A copy of the inventory, refreshed first when older than INVENTORY_REFRESH_SEC. */
-static int inventory_get(Webhook *w, WebhookInventory *ret) {
+/* List the ResourceSlices when the inventory is older than INVENTORY_REFRESH_SEC and
+ * nobody else is listing them; the lock is not held during the call. */
+static void inventory_refresh(Webhook *w) {
+        _cleanup_free_ char *body = NULL;
         time_t now = now_sec();
-        int r = 0;
+        uint64_t *mem = NULL;
+        size_t n = 0;
+        bool mine, parsed;
+        int s;
 
         pthread_mutex_lock(&w->lock);
-        if (w->fetched == 0 || now - w->fetched >= INVENTORY_REFRESH_SEC) {
-                _cleanup_free_ char *body = NULL;
-                uint64_t *mem = NULL;
-                size_t n = 0;
-                int s;
-
-                /* Under the lock: concurrent calls wait for one list rather than each making one. */
+        mine = !w->refreshing && (w->fetched == 0 || now - w->fetched >= INVENTORY_REFRESH_SEC);
+        if (mine) {
+                w->refreshing = true;
                 w->fetched = now;
-                s = api_call(w, "GET", SLICES_PATH, NULL, &body);
-                if (s == 200 && parse_slices(body, &mem, &n) >= 0) {
-                        free(w->memory);
-                        w->memory = mem;
-                        w->n_memory = n;
-                        log_debug("Inventory: %zu devices of %s", n, DEFAULT_DRIVER_NAME);
-                } else
-                        log_warning("Could not list the ResourceSlices of %s (%s %d): keeping %zu known devices",
-                                    DEFAULT_DRIVER_NAME, s < 0 ? "error" : "HTTP", s < 0 ? -s : s, w->n_memory);
         }
+        pthread_mutex_unlock(&w->lock);
+        if (!mine)
+                return;
+
+        s = api_call(w, "GET", SLICES_PATH, NULL, &body);
+        parsed = s == 200 && body && parse_slices(body, &mem, &n) >= 0;
+
+        pthread_mutex_lock(&w->lock);
+        if (parsed) {
+                free(w->memory);
+                w->memory = mem;
+                w->n_memory = n;
+                log_debug("Inventory: %zu devices of %s", n, DEFAULT_DRIVER_NAME);
+        } else
+                log_warning("Could not list the ResourceSlices of %s (%s %d): keeping %zu known devices",
+                            DEFAULT_DRIVER_NAME, s < 0 ? "error" : "HTTP", s < 0 ? -s : s, w->n_memory);
+        w->refreshing = false;
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* A copy of the inventory, refreshed first when stale. */
+static int inventory_get(Webhook *w, WebhookInventory *ret) {
+        int r = 0;
+
+        inventory_refresh(w);
+        pthread_mutex_lock(&w->lock);
         ret->n = w->n_memory;
         ret->memory_bytes = NULL;
         if (w->n_memory > 0) {
@@ -266,12 +288,15 @@ static int inventory_get(Webhook *w, WebhookInventory *ret) {
 /* Create one template; 0 when it exists afterwards, else a message in errbuf. */
 static int create_template(Webhook *w, const char *namespace, const char *text, char *err, size_t errsize) {
         _cleanup_free_ char *body = NULL;
-        char path[512];
+        char path[512], ns[256];
         int s;
 
-        if (snprintf(path, sizeof path, "/apis/resource.k8s.io/v1/namespaces/%s/resourceclaimtemplates",
-                     namespace) >= (int) sizeof path)
+        if (kube_escape(namespace, ns, sizeof ns) < 0 ||
+            snprintf(path, sizeof path, "/apis/resource.k8s.io/v1/namespaces/%s/resourceclaimtemplates",
+                     ns) >= (int) sizeof path) {
+                snprintf(err, errsize, "namespace too long");
                 return -E2BIG;
+        }
         s = api_call(w, "POST", path, text, &body);
         if (s == 201 || s == 200 || s == 409)
                 return 0;
@@ -537,6 +562,8 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to start the HTTPS server: %m");
                 goto fail;
         }
+        /* Before the first call: the inventory, once (a failure is logged and retried later). */
+        inventory_refresh(&w);
         log_info("Listening on %s port %u", address ?: "every address", https_server_get_port(s));
         (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on port %u", https_server_get_port(s));
 

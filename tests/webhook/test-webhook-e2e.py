@@ -6,7 +6,8 @@ certificates. HAMi's guide pod is allowed and patched, and the template the patc
 now exists in the API server; the same pod again reuses it (409 path); a dry run creates
 nothing; a refusal fixture is refused with a message; gpumem-percentage is converted (it
 needs the inventory listed from the ResourceSlices); /validate refuses a bad opaque
-parameter; a template the API server refuses refuses the pod; SIGTERM stops it cleanly.
+parameter; a template the API server refuses, or cannot take because it is down, refuses
+the pod; SIGTERM stops it cleanly.
 Then all of it again under valgrind (errors and leaks fail it), unless built with a
 sanitizer (which checks the first pass) or HTTPS_TEST_VALGRIND=0.
 
@@ -257,6 +258,18 @@ def run(prefix):
         check(st == 200 and resp.get("allowed") is False and "ResourceClaimTemplate" in msg and "403" in msg,
               "template creation forbidden: pod refused (%r)" % msg)
         fake.ctl("POST", "/faults", {"forbidden": False})
+
+        # the API server is gone: the pod is refused (never admitted naming a missing template)
+        fake.ctl("POST", "/faults", {"down": True})
+        st, body = wh.request("POST", "/mutate", other)
+        resp = (body or {}).get("response") or {}
+        msg = (resp.get("status") or {}).get("message", "")
+        check(st == 200 and resp.get("allowed") is False and "could not be reached" in msg,
+              "API server unreachable: pod refused (%r)" % msg)
+        fake.ctl("POST", "/faults", {"down": False})
+        st, body = wh.request("POST", "/mutate", other)
+        check(st == 200 and ((body or {}).get("response") or {}).get("allowed") is True,
+              "API server back: the same pod allowed")
 
         log = wh.text()
         check("gpu-test-compatible" in log and "allowed, 1 template(s)" in log and "refused:" in log,
