@@ -47,6 +47,8 @@ typedef struct Webhook {
         size_t n_memory;
         time_t fetched;             /* CLOCK_MONOTONIC seconds of the last attempt; 0: never */
         bool refreshing;            /* one worker lists, the others go on with what is known */
+        char *base_url;             /* https://host:port, or https://<tls-server-name>:port */
+        struct curl_slist *connect_to; /* with tls-server-name: where to really connect */
 } Webhook;
 
 typedef struct Buffer {
@@ -92,7 +94,7 @@ static int api_call(Webhook *w, const char *method, const char *path, const char
                 if (!token)
                         return -ENOMEM;
         }
-        if (snprintf(url, sizeof url, "%s%s", w->creds.server, path) >= (int) sizeof url)
+        if (snprintf(url, sizeof url, "%s%s", w->base_url, path) >= (int) sizeof url)
                 return -E2BIG;
 
         e = curl_easy_init();
@@ -140,6 +142,8 @@ static int api_call(Webhook *w, const char *method, const char *path, const char
                                           .flags = CURL_BLOB_NOCOPY };
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
         }
+        if (w->connect_to)
+                cc = cc ?: curl_easy_setopt(e, CURLOPT_CONNECT_TO, w->connect_to);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
@@ -172,6 +176,49 @@ finish:
         curl_slist_free_all(headers);
         curl_easy_cleanup(e);
         return r;
+}
+
+/* With tls-server-name, talk to https://<name>:<port> and let curl connect to the real
+ * host (kube-client.c does the same). */
+static int setup_url(Webhook *w) {
+        const char *hostport = w->creds.server + strlen("https://"), *port;
+        _cleanup_free_ char *host = NULL, *rule = NULL;
+        char portbuf[6];
+        size_t hl, pl;
+
+        if (!w->creds.tls_server_name) {
+                w->base_url = strdup(w->creds.server);
+                return w->base_url ? 0 : -ENOMEM;
+        }
+        if (hostport[0] == '[') {
+                const char *end = strchr(hostport, ']');
+                if (!end)
+                        return -EINVAL;
+                hl = (size_t) (end - hostport) + 1;
+        } else
+                hl = strcspn(hostport, ":/");
+        host = strndup(hostport, hl);
+        if (!host)
+                return -ENOMEM;
+        port = hostport[hl] == ':' ? hostport + hl + 1 : "443";
+        pl = strcspn(port, "/");
+        if (pl == 0 || pl >= sizeof(portbuf))
+                return -EINVAL;
+        memcpy(portbuf, port, pl);
+        portbuf[pl] = '\0';
+        if (strspn(w->creds.tls_server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            strlen(w->creds.tls_server_name))
+                return -EINVAL;
+        if (asprintf(&w->base_url, "https://%s:%s", w->creds.tls_server_name, portbuf) < 0) {
+                w->base_url = NULL;
+                return -ENOMEM;
+        }
+        if (asprintf(&rule, "%s:%s:%s:%s", w->creds.tls_server_name, portbuf, host, portbuf) < 0) {
+                rule = NULL;
+                return -ENOMEM;
+        }
+        w->connect_to = curl_slist_append(NULL, rule);
+        return w->connect_to ? 0 : -ENOMEM;
 }
 
 static time_t now_sec(void) {
@@ -543,7 +590,14 @@ int main(int argc, char *argv[]) {
                                 kubeconfig ?: "the in-cluster service account");
                 goto fail;
         }
-        log_info("API server %s (%s)", w.creds.server, w.creds.origin);
+        r = setup_url(&w);
+        if (r < 0) {
+                log_error_errno(r, "Invalid API server %s or tls-server-name %s: %m", w.creds.server,
+                                w.creds.tls_server_name ?: "");
+                goto fail;
+        }
+        log_info("API server %s (%s%s)", w.creds.server, w.creds.origin,
+                 w.creds.tls_server_name ? ", with tls-server-name" : "");
 
         r = https_server_new(&(HttpsServerConfig) { .address = address, .port = (uint16_t) port,
                                                     .tls_dir = tls_dir }, &s);
@@ -574,12 +628,16 @@ int main(int argc, char *argv[]) {
         s = https_server_free(s);
         kube_credentials_done(&w.creds);
         free(w.memory);
+        free(w.base_url);
+        curl_slist_free_all(w.connect_to);
         curl_global_cleanup();
         return EXIT_SUCCESS;
 
 fail:
         (void) sd_notifyf(false, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
         kube_credentials_done(&w.creds);
+        free(w.base_url);
+        curl_slist_free_all(w.connect_to);
         curl_global_cleanup();
         return EXIT_FAILURE;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """hami-dra-webhook end to end: the binary against tests/fakes/fake-apiserver.py (one
-ResourceSlice of our driver, a service-account token), over TLS with throwaway
-certificates. HAMi's guide pod is allowed and patched, and the template the patch names
+ResourceSlice of our driver, a service-account token; its kubeconfig names the API
+server by address and checks its certificate for another name, tls-server-name), over
+TLS with throwaway certificates. HAMi's guide pod is allowed and patched, and the template the patch names
 now exists in the API server; the same pod again reuses it (409 path); a dry run creates
 nothing; a refusal fixture is refused with a message; gpumem-percentage is converted (it
 needs the inventory listed from the ResourceSlices); /validate refuses a bad opaque
@@ -85,6 +86,7 @@ clusters:
   cluster:
     server: https://127.0.0.1:{self.port}
     certificate-authority: ca.crt
+    tls-server-name: kubernetes
 users:
 - name: webhook
   user:
