@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The docs tell the truth about the interfaces:
 - every command-line flag of hami-dra-plugin is in hami-dra-plugin(8) and --help,
+  and every flag of hami-dra-webhook in hami-dra-webhook(8) and its --help,
 - every configuration key is in hami-dra.conf(5) under its section, and its mock
   example is the one tests/test-gpu-mock.c parses,
 - README.md opens with the two commands as they are run (no sudo), and .ci/run runs
@@ -77,6 +78,18 @@ for var in sorted(set(re.findall(r'getenv\("([A-Z_]+)"\)', "".join(
         read("src/" + f) for f in os.listdir(os.path.join(src, "src")) if f.endswith(".c")))) - {"JOURNAL_STREAM"}):
     if f"``{var}``" not in plugin_man:
         failures.append(f"{var} is read by the daemon but not in man/hami-dra-plugin.8.rst")
+
+# hami-dra-webhook's flags: every one in hami-dra-webhook(8) and its --help.
+webhook_c = read("src/webhook/main.c")
+webhook_flags = re.findall(r'\{ "([a-z-]+)", (?:no|required)_argument', webhook_c)
+if len(webhook_flags) < 6:
+    failures.append(f"could not find the options in src/webhook/main.c ({len(webhook_flags)} flags)")
+webhook_man = read("man/hami-dra-webhook.8.rst")
+for flag in webhook_flags:
+    if f"``--{flag}" not in webhook_man:
+        failures.append(f"--{flag} is not documented in man/hami-dra-webhook.8.rst")
+    if f"--{flag}" not in webhook_c.split("static void help(void)", 1)[-1].split("int main(", 1)[0]:
+        failures.append(f"--{flag} is not in hami-dra-webhook --help")
 
 # The journal audit: every MESSAGE_ID the daemon logs is in the catalog and the man page.
 prepare_h = read("src/prepare.h")

@@ -13,7 +13,12 @@ our own rules:
   publish (read from src/resourceslice.c, so the two cannot drift apart);
 - pods (also in Deployments and other workloads) name claims and templates that deploy/
   defines in the same namespace, containers name the pod's claims and those claims'
-  requests.
+  requests;
+- admission webhooks are hami-dra-webhook's: called through a Service that deploy/
+  defines, on a port that reaches a container port of a workload that Service selects;
+  the mutating one at /mutate on pods CREATE only, failurePolicy Fail, sideEffects
+  NoneOnDryRun, never for kube-system or its own namespace; the validating one at
+  /validate on resourceclaims and resourceclaimtemplates CREATE and UPDATE.
 
 Usage: validate-manifests.py [SOURCE_ROOT]   check SOURCE_ROOT/deploy (default: this repo)
        validate-manifests.py --self-test     show that broken manifests are refused
@@ -297,7 +302,92 @@ def check(docs, schemas, attrs, caps):
             ns = dig(d, ("metadata", "namespace")) or ""
             w = "%s (%s %s).%s" % (where, d.get("kind"), dig(d, ("metadata", "name")), ".".join(path))
             check_pod_spec(dig(d, path), ns, w, claims, templates, out)
+    check_webhooks(known, out)
     return out
+
+
+WEBHOOK_PATHS = {
+    "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": "/mutate",
+    "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": "/validate",
+}
+
+
+def excluded_namespaces(selector):
+    """The namespaces a namespaceSelector surely leaves out (NotIn on the name label)."""
+    gone = set()
+    for e in (selector or {}).get("matchExpressions") or []:
+        if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "NotIn":
+            gone |= set(e.get("values") or [])
+    return gone
+
+
+def check_webhooks(known, out):
+    services = {(dig(d, ("metadata", "namespace")) or "", dig(d, ("metadata", "name"))): d
+                for _, d in known if kind_key(d) == "v1/Service"}
+    workloads = [d for _, d in known if kind_key(d) in POD_SPEC_PATHS]
+    for where, d in known:
+        key = kind_key(d)
+        if key not in WEBHOOK_PATHS:
+            continue
+        mutating = key.endswith("MutatingWebhookConfiguration")
+        for i, wh in enumerate(d.get("webhooks") or []):
+            w = "%s (%s %s).webhooks[%d]" % (where, d.get("kind"), dig(d, ("metadata", "name")), i)
+            if "v1" not in (wh.get("admissionReviewVersions") or []):
+                out.append("%s: admissionReviewVersions must include v1" % w)
+            svc = dig(wh, ("clientConfig", "service"))
+            if not isinstance(svc, dict) or dig(wh, ("clientConfig", "url")):
+                out.append("%s: clientConfig must name a Service, not a URL" % w)
+                continue
+            if svc.get("path") != WEBHOOK_PATHS[key]:
+                out.append("%s: clientConfig.service.path is %r, hami-dra-webhook serves %s here"
+                           % (w, svc.get("path"), WEBHOOK_PATHS[key]))
+            ns, port = svc.get("namespace") or "", svc.get("port", 443)
+            service = services.get((ns, svc.get("name")))
+            if service is None:
+                out.append("%s: Service %s/%s is not defined in deploy/" % (w, ns, svc.get("name")))
+            else:
+                sp = [p for p in dig(service, ("spec", "ports")) or [] if p.get("port") == port]
+                if not sp:
+                    out.append("%s: Service %s/%s has no port %s" % (w, ns, svc.get("name"), port))
+                else:
+                    target = sp[0].get("targetPort", port)
+                    sel = dig(service, ("spec", "selector")) or {}
+                    reached = False
+                    for wl in workloads:
+                        if (dig(wl, ("metadata", "namespace")) or "") != ns or not sel:
+                            continue
+                        spec_path = POD_SPEC_PATHS[kind_key(wl)]
+                        labels = (dig(wl, ("metadata", "labels")) if len(spec_path) == 1
+                                  else dig(wl, ("spec", "template", "metadata", "labels"))) or {}
+                        if any(labels.get(k) != v for k, v in sel.items()):
+                            continue
+                        for c in dig(wl, spec_path + ("containers",)) or []:
+                            for cp in c.get("ports") or []:
+                                if target in (cp.get("name"), cp.get("containerPort")):
+                                    reached = True
+                    if not reached:
+                        out.append("%s: Service %s/%s port %s (targetPort %s) reaches no container port of a "
+                                   "workload it selects" % (w, ns, svc.get("name"), port, target))
+            gone = excluded_namespaces(wh.get("namespaceSelector"))
+            for must in ("kube-system", ns):
+                if must not in gone:
+                    out.append("%s: namespaceSelector must leave out namespace %s" % (w, must))
+            rules = wh.get("rules") or []
+            if mutating:
+                if wh.get("failurePolicy") != "Fail":
+                    out.append("%s: failurePolicy must be Fail (an unconverted pod waits forever)" % w)
+                if wh.get("sideEffects") != "NoneOnDryRun":
+                    out.append("%s: sideEffects must be NoneOnDryRun (it creates templates, not on dry runs)" % w)
+                want = [([""], ["v1"], ["CREATE"], ["pods"])]
+            else:
+                if wh.get("sideEffects") not in ("None", "NoneOnDryRun"):
+                    out.append("%s: sideEffects must be None" % w)
+                want = [(["resource.k8s.io"], ["v1"], ["CREATE", "UPDATE"],
+                         ["resourceclaims", "resourceclaimtemplates"])]
+            got = [(r.get("apiGroups"), r.get("apiVersions"), sorted(r.get("operations") or []),
+                    sorted(r.get("resources") or [])) for r in rules]
+            if got != want:
+                out.append("%s: rules must be exactly %s, not %s" % (w, want, got))
 
 
 def manifests(root):
@@ -340,6 +430,52 @@ spec:
     image: busybox
     resources: {claims: [{name: gpu, request: gpu}]}
   resourceClaims: [{name: gpu, resourceClaimName: c}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: wh, namespace: ns}
+spec:
+  selector: {matchLabels: {app: wh}}
+  template:
+    metadata: {labels: {app: wh}}
+    spec:
+      containers:
+      - name: wh
+        image: wh
+        ports: [{name: https, containerPort: 8443}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: wh, namespace: ns}
+spec:
+  selector: {app: wh}
+  ports: [{port: 443, targetPort: https}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: wh}
+webhooks:
+- name: pods.wh.example.com
+  admissionReviewVersions: [v1]
+  sideEffects: NoneOnDryRun
+  failurePolicy: Fail
+  clientConfig: {service: {name: wh, namespace: ns, path: /mutate}}
+  rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  namespaceSelector:
+    matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, ns]}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: wh}
+webhooks:
+- name: claims.wh.example.com
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  clientConfig: {service: {name: wh, namespace: ns, path: /validate, port: 443}}
+  rules: [{apiGroups: [resource.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE],
+           resources: [resourceclaims, resourceclaimtemplates]}]
+  namespaceSelector:
+    matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, ns]}]
 """
 
 # (what is broken, a replacement in GOOD, what the complaint must contain)
@@ -368,6 +504,23 @@ BAD = [
     ("a claim nobody defines", ("resourceClaimName: c", "resourceClaimName: d"), "is not defined in deploy/"),
     ("a request the claim lacks", ("request: gpu}", "request: gpus}"), "has no request 'gpus'"),
     ("not YAML", ("metadata: {name: c}", "metadata: {name: c"), "not YAML"),
+    ("a webhook's Service undefined", ("{service: {name: wh, namespace: ns, path: /mutate}}",
+                                       "{service: {name: wx, namespace: ns, path: /mutate}}"), "is not defined in deploy/"),
+    ("a webhook at a wrong path", ("path: /mutate}", "path: /mutating}"), "serves /mutate here"),
+    ("a webhook by URL", ("{service: {name: wh, namespace: ns, path: /validate, port: 443}}",
+                          "{url: \"https://wh.example.com/validate\"}"), "not a URL"),
+    ("a Service port nothing serves", ("targetPort: https}", "targetPort: http}"), "reaches no container port"),
+    ("a webhook on port 8443 unserved", ("path: /validate, port: 443}", "path: /validate, port: 8443}"),
+     "has no port 8443"),
+    ("a mutating webhook that may fail open", ("failurePolicy: Fail", "failurePolicy: Ignore"), "must be Fail"),
+    ("a mutating webhook with side effects", ("sideEffects: NoneOnDryRun", "sideEffects: Some"),
+     "must be NoneOnDryRun"),
+    ("a webhook for kube-system", ("values: [kube-system, ns]}]\n---", "values: [ns]}]\n---"),
+     "leave out namespace kube-system"),
+    ("a mutating webhook on updates", ("operations: [CREATE], resources: [pods]", "operations: [CREATE, UPDATE], "
+                                       "resources: [pods]"), "rules must be exactly"),
+    ("a validating webhook missing templates", ("resources: [resourceclaims, resourceclaimtemplates]",
+                                                "resources: [resourceclaims]"), "rules must be exactly"),
 ]
 
 

@@ -20,6 +20,7 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
   POST /claims {json}         store a ResourceClaim
+  GET  /templates             stored ResourceClaimTemplates (what hami-dra-webhook created)
   POST /compact               forget the event history: old watches get 410 Gone
   POST /recreate-node         new Node UID; slices owned by the old one are collected
   POST /reset-stats
@@ -289,6 +290,7 @@ class State:
         self.rv = 100
         self.slices = {}
         self.claims = {}
+        self.templates = {}        # (namespace, name) -> ResourceClaimTemplate
         self.history = []          # (rv, type, obj)
         self.faults = {}
         self.stats = {}
@@ -297,6 +299,8 @@ class State:
             defs = json.load(f)["definitions"]
         self.validator = jsonschema.Draft4Validator(
             {"$ref": "#/definitions/io.k8s.api.resource.v1.ResourceSlice", "definitions": defs})
+        self.template_validator = jsonschema.Draft4Validator(
+            {"$ref": "#/definitions/io.k8s.api.resource.v1.ResourceClaimTemplate", "definitions": defs})
         self.epoch = 0             # bumped when going down: watches end
 
     def count(self, key):
@@ -470,12 +474,62 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not claim:
                 raise Invalid(404, "NotFound", 'resourceclaims.resource.k8s.io "%s" not found' % key[1])
             return self.send_json(200, claim)
+        m = re.match(r"^" + API + r"/namespaces/([^/]+)/resourceclaimtemplates(?:/([^/]+))?$", path)
+        if m:
+            return self.templates_route(method, urllib.parse.unquote(m.group(1)),
+                                        urllib.parse.unquote(m.group(2)) if m.group(2) else None, body, who)
         if path == SLICES:
             return self.slices_collection(method, query, body, who, faults)
         m = re.match(r"^" + SLICES + r"/([^/]+)$", path)
         if m:
             return self.slices_item(method, urllib.parse.unquote(m.group(1)), body, who, faults)
         raise Invalid(404, "NotFound", "the server could not find the requested resource")
+
+    def templates_route(self, method, ns, name, body, who):
+        """POST (create, 201/409) and GET of one ResourceClaimTemplate; never for a node."""
+        st = self.state
+        if who[0] == "node":
+            self.forbid('resourceclaimtemplates.resource.k8s.io is forbidden: User "system:node:%s" cannot '
+                        'access resourceclaimtemplates' % who[1])
+        if name is not None and method == "GET":
+            with st.lock:
+                obj = st.templates.get((ns, name))
+            if not obj:
+                raise Invalid(404, "NotFound", 'resourceclaimtemplates.resource.k8s.io "%s" not found' % name)
+            return self.send_json(200, obj)
+        if name is not None or method != "POST":
+            raise Invalid(405, "MethodNotAllowed", "method not allowed")
+        if not isinstance(body, dict):
+            raise Invalid(400, "BadRequest", "body required")
+        if body.get("apiVersion") != "resource.k8s.io/v1" or body.get("kind") != "ResourceClaimTemplate":
+            raise Invalid(400, "BadRequest", "expected resource.k8s.io/v1 ResourceClaimTemplate, got %s %s"
+                          % (body.get("apiVersion"), body.get("kind")))
+        errors = sorted(st.template_validator.iter_errors(body), key=lambda e: list(e.path))
+        if errors:
+            e = errors[0]
+            invalid("schema: %s at %s" % (e.message, "/".join(str(p) for p in e.path)))
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("namespace", ns) != ns:
+            raise Invalid(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                          "sent on the request")
+        meta["namespace"] = ns
+        if not meta.get("name") or len(meta["name"]) > 253 or not DNS1123_SUBDOMAIN.match(meta["name"]):
+            invalid("metadata.name: must be a DNS subdomain: %r" % meta.get("name"))
+        if not isinstance(obj.get("spec"), dict) or not isinstance(obj["spec"].get("spec"), dict):
+            invalid("spec.spec: Required value")
+        with st.lock:
+            if (ns, meta["name"]) in st.templates:
+                st.count("templates_conflicts")
+                raise Invalid(409, "AlreadyExists", 'resourceclaimtemplates.resource.k8s.io "%s" already exists'
+                              % meta["name"])
+            meta["uid"] = str(uuid.uuid4())
+            meta["resourceVersion"] = st.next_rv()
+            meta["creationTimestamp"] = now_rfc3339()
+            st.templates[(ns, meta["name"])] = obj
+            st.count("templates_created")
+            out = copy.deepcopy(obj)
+        return self.send_json(201, out)
 
     def node_selector_check(self, sel, who):
         if who[0] == "node" and sel.get("spec.nodeName") != who[1]:
@@ -709,6 +763,8 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 return self.reply(dict(st.stats, rv=st.rv, node_uid=st.node_uid))
             if self.path == "/slices":
                 return self.reply(sorted(st.slices.values(), key=lambda o: o["metadata"]["name"]))
+            if self.path == "/templates":
+                return self.reply([st.templates[k] for k in sorted(st.templates)])
         self.reply({"error": "unknown"}, 404)
 
     def do_POST(self):

@@ -17,14 +17,16 @@ SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.pat
 
 
 class FakeApiServer:
-    def __init__(self, tmp, node, log=True):
+    def __init__(self, tmp, node, log=True, tokens=()):
+        """tokens: "TOKEN=USER" bearer tokens the fake accepts besides the node's certificate."""
         subprocess.run(["sh", os.path.join(SRC, "tests/fakes/make-certs.sh"), tmp, node], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.tmp = tmp
         state = os.path.join(tmp, "fake-state.json")
         self.log = open(os.path.join(tmp, "fake.log"), "w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/fakes/fake-apiserver.py"),
-                                      "--certs", tmp, "--state-file", state, "--node", node],
+                                      "--certs", tmp, "--state-file", state, "--node", node]
+                                     + [a for t in tokens for a in ("--token", t)],
                                      stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
