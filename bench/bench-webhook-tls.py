@@ -9,22 +9,19 @@ connection per request (handshake included, as an API server without keep-alive 
 the 1-client figure of the same mode measured in the same run, and the server's RSS
 (VmRSS after the phase, VmHWM: its peak so far).
 
-The clients are Python threads (GIL and OpenSSL in the client process): at 64 clients
-part of the latency is the client's own queueing on 2 cores.
+The client side is shared with bench-webhook-admission.py (webhook_bench_client.py):
+Python threads, so at 64 clients part of the latency is the clients' own queueing.
 Usage: bench-webhook-tls.py [BUILD_DIR] [SCALE]   (SCALE multiplies the request counts)"""
 
-import concurrent.futures
-import http.client
 import json
 import os
 import shutil
-import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import webhook_bench_client as wb  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HAMI_DRA_BUILD_ROOT", "build")
 SCALE = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
@@ -42,7 +39,6 @@ BODY = json.dumps({
                                                     "resources": {"limits": {"nvidia.com/gpu": "1",
                                                                              "nvidia.com/gpumem": "10240"}}}
                                                    for i in range(8)]}}}}).encode()
-HEADERS = {"Content-Type": "application/json"}
 
 
 def make_cert(directory):
@@ -51,65 +47,6 @@ def make_cert(directory):
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
                     os.path.join(directory, "tls.key"), "-out", os.path.join(directory, "tls.crt")],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def context(cafile):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile)
-    return ctx
-
-
-def one_request(conn):
-    t0 = time.perf_counter()
-    conn.request("POST", "/echo", body=BODY, headers=HEADERS)
-    resp = conn.getresponse()
-    data = resp.read()
-    dt = time.perf_counter() - t0
-    if resp.status != 200 or data != BODY:
-        raise RuntimeError(f"bad answer {resp.status}")
-    return dt
-
-
-def client(port, ctx, n, keepalive, barrier):
-    lat = []
-    barrier.wait(timeout=60)
-    if keepalive:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
-        conn.connect()  # the handshake is not part of a keep-alive request
-        for _ in range(n):
-            lat.append(one_request(conn))
-        conn.close()
-    else:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
-            one_request(conn)
-            lat.append(time.perf_counter() - t0)
-            conn.close()
-    return lat
-
-
-def phase(port, ctx, clients, n, keepalive):
-    barrier = threading.Barrier(clients)
-    t0 = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(lambda _: client(port, ctx, n, keepalive, barrier), range(clients)))
-    wall = time.perf_counter() - t0
-    lat = sorted(x for r in results for x in r)
-    return lat, wall
-
-
-def rss_kib(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1])
-    return out
-
-
-def p99(lat):
-    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
 def main():
@@ -121,36 +58,25 @@ def main():
         make_cert(tmp)
         proc = subprocess.Popen([SERVER, tmp], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         port = int(proc.stdout.readline().strip().split("=")[1])
-        ctx = context(os.path.join(tmp, "tls.crt"))
-        idle = rss_kib(proc.pid)
+        ctx = wb.context(os.path.join(tmp, "tls.crt"))
+        idle = wb.rss_kib(proc.pid)
+        echo = wb.Target(port, "/echo", BODY, lambda status, data: status == 200 and data == BODY)
 
-        plan = [  # mode, clients, requests per client
-            ("keep-alive", 1, int(1000 * SCALE)),
-            ("keep-alive", 64, int(40 * SCALE)),
-            ("new conn", 1, int(300 * SCALE)),
-            ("new conn", 64, int(10 * SCALE)),
+        plan = [  # mode, target, keep-alive, clients, requests per client
+            ("keep-alive", echo, True, 1, int(1000 * SCALE)),
+            ("keep-alive", echo, True, 64, int(40 * SCALE)),
+            ("new conn", echo, False, 1, int(300 * SCALE)),
+            ("new conn", echo, False, 64, int(10 * SCALE)),
         ]
-        phase(port, ctx, 4, 20, True)  # warm-up
-        rows, base = [], {}
-        for mode, clients, n in plan:
-            lat, wall = phase(port, ctx, clients, max(n, 1), mode == "keep-alive")
-            med, tail = statistics.median(lat), p99(lat)
-            if clients == 1:
-                base[mode] = (med, tail)
-            rss = rss_kib(proc.pid)
-            rows.append((mode, clients, len(lat), med * 1e3, tail * 1e3, med / base[mode][0],
-                         tail / base[mode][1], len(lat) / wall, rss["VmRSS"], rss["VmHWM"]))
+        wb.phase(echo, ctx, 4, 20, True)  # warm-up
+        rows = wb.run_plan(plan, ctx, proc.pid)
         proc.terminate()
         proc.wait(timeout=30)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"body {len(BODY)} bytes; server RSS idle {idle['VmRSS']} KiB")
-    print(f"{'mode':<11} {'clients':>7} {'reqs':>6} {'p50 ms':>8} {'p99 ms':>8} {'p50 x':>6} "
-          f"{'p99 x':>6} {'req/s':>8} {'RSS KiB':>8} {'peak KiB':>8}")
-    for r in rows:
-        print(f"{r[0]:<11} {r[1]:>7} {r[2]:>6} {r[3]:>8.2f} {r[4]:>8.2f} {r[5]:>6.1f} {r[6]:>6.1f} "
-              f"{r[7]:>8.0f} {r[8]:>8} {r[9]:>8}")
+    wb.print_table(rows)
     return 0
 
 
