@@ -91,7 +91,7 @@ fi
 
 # ------------------------------------------------------------------ static checks
 check "systemd-analyze verify: no complaints" \
-        bash -c "out=\$($X systemd-analyze verify --man=no hami-dra-plugin.service hami-dra-plugin.socket hami-dra-plugin-dra.socket 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\" >&2; false; }"
+        bash -c "out=\$($X systemd-analyze verify --man=no hami-dra-plugin.service hami-dra-plugin.socket hami-dra-plugin-dra.socket hami-dra-webhook.service 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\" >&2; false; }"
 check "tmpfiles.d created /run/cdi at boot" IN test -d /run/cdi
 
 # ------------------------------------------------------------------ enable --now, first connection
@@ -173,6 +173,10 @@ exposure=$(IN systemd-analyze security --no-pager hami-dra-plugin.service 2>/dev
         sed -n 's/.*Overall exposure level for hami-dra-plugin.service: \([0-9.]*\).*/\1/p')
 check "systemd-analyze security: exposure ${exposure:-?} <= $EXPOSURE_GOAL" \
         awk -v e="${exposure:-99}" -v g="$EXPOSURE_GOAL" 'BEGIN { exit !(e <= g) }'
+webhook_exposure=$(IN systemd-analyze security --no-pager hami-dra-webhook.service 2>/dev/null |
+        sed -n 's/.*Overall exposure level for hami-dra-webhook.service: \([0-9.]*\).*/\1/p')
+check "systemd-analyze security of the webhook: exposure ${webhook_exposure:-?} <= $EXPOSURE_GOAL" \
+        awk -v e="${webhook_exposure:-99}" -v g="$EXPOSURE_GOAL" 'BEGIN { exit !(e <= g) }'
 offline=$(systemd-analyze security --offline=yes --no-pager "$UNIT" 2>/dev/null |
         sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
 check "systemd-analyze security --offline (build tree): ${offline:-?} <= $EXPOSURE_GOAL" \
