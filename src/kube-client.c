@@ -341,34 +341,48 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+int kube_credentials_auth_header(const KubeCredentials *creds, char **ret) {
+        _cleanup_free_ char *token = NULL;
+        char *auth;
+        int r;
+
+        if (creds->token_file) {
+                r = read_file_bounded(creds->token_file, KUBE_TOKEN_SIZE_MAX, &token, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the token file %s: %m", creds->token_file);
+                token[strcspn(token, "\r\n")] = '\0';
+        } else if (creds->token) {
+                token = strdup(creds->token);
+                if (!token)
+                        return -ENOMEM;
+        }
+        if (isempty(token)) {
+                *ret = NULL;
+                return 0;
+        }
+        r = asprintf(&auth, "Authorization: Bearer %s", token);
+        explicit_bzero(token, strlen(token));
+        if (r < 0)
+                return -ENOMEM;
+        *ret = auth;
+        return 0;
+}
+
 static int kube_request_headers(KubeRequest *req, struct curl_slist **ret) {
-        KubeClient *c = req->client;
-        _cleanup_free_ char *token = NULL, *auth = NULL;
+        _cleanup_free_ char *auth = NULL;
         /* "Expect:" off: no 100-continue round trip before a PUT body. */
         const char *lines[4] = { "Accept: application/json", "Expect:" };
         struct curl_slist *h = NULL;
         size_t n = 2;
         int r;
 
-        if (c->creds.token_file) {
-                r = read_file_bounded(c->creds.token_file, KUBE_TOKEN_SIZE_MAX, &token, NULL);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to read the token file %s: %m", c->creds.token_file);
-                token[strcspn(token, "\r\n")] = '\0';
-        } else if (c->creds.token) {
-                token = strdup(c->creds.token);
-                if (!token)
-                        return -ENOMEM;
-        }
+        r = kube_credentials_auth_header(&req->client->creds, &auth);
+        if (r < 0)
+                return r;
         if (req->body)
                 lines[n++] = "Content-Type: application/json";
-        if (!isempty(token)) {
-                if (asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
-                        auth = NULL;
-                        return -ENOMEM;
-                }
+        if (auth)
                 lines[n++] = auth;
-        }
         for (size_t i = 0; i < n; i++) {
                 struct curl_slist *t = curl_slist_append(h, lines[i]);
                 if (!t) {
@@ -377,47 +391,43 @@ static int kube_request_headers(KubeRequest *req, struct curl_slist **ret) {
                 }
                 h = t;
         }
-        if (token)
-                explicit_bzero(token, strlen(token));
         if (auth)
                 explicit_bzero(auth, strlen(auth));
         *ret = h;
         return 0;
 }
 
-static int kube_request_setup_tls(KubeRequest *req) {
-        KubeClient *c = req->client;
-        CURL *e = req->easy;
+int kube_credentials_setup_tls(const KubeCredentials *creds, struct curl_slist *connect_to, CURL *e) {
         CURLcode cc = CURLE_OK;
 
         cc = cc ?: curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (c->creds.ca.path)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_CAINFO, c->creds.ca.path);
-        else if (c->creds.ca.data) {
-                struct curl_blob b = { .data = c->creds.ca.data, .len = c->creds.ca.size, .flags = CURL_BLOB_NOCOPY };
+        if (creds->ca.path)
+                cc = cc ?: curl_easy_setopt(e, CURLOPT_CAINFO, creds->ca.path);
+        else if (creds->ca.data) {
+                struct curl_blob b = { .data = creds->ca.data, .len = creds->ca.size, .flags = CURL_BLOB_NOCOPY };
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
         }
-        if (c->creds.client_cert.path)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLCERT, c->creds.client_cert.path);
-        else if (c->creds.client_cert.data) {
-                struct curl_blob b = { .data = c->creds.client_cert.data, .len = c->creds.client_cert.size,
+        if (creds->client_cert.path)
+                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLCERT, creds->client_cert.path);
+        else if (creds->client_cert.data) {
+                struct curl_blob b = { .data = creds->client_cert.data, .len = creds->client_cert.size,
                                        .flags = CURL_BLOB_NOCOPY };
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
         }
-        if (c->creds.client_key.path)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEY, c->creds.client_key.path);
-        else if (c->creds.client_key.data) {
-                struct curl_blob b = { .data = c->creds.client_key.data, .len = c->creds.client_key.size,
+        if (creds->client_key.path)
+                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEY, creds->client_key.path);
+        else if (creds->client_key.data) {
+                struct curl_blob b = { .data = creds->client_key.data, .len = creds->client_key.size,
                                        .flags = CURL_BLOB_NOCOPY };
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
         }
-        if (c->creds.client_cert.path || c->creds.client_cert.data) {
+        if (creds->client_cert.path || creds->client_cert.data) {
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
         }
-        if (c->connect_to)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
+        if (connect_to)
+                cc = cc ?: curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to);
         return cc == CURLE_OK ? 0 : -EINVAL;
 }
 
@@ -464,7 +474,7 @@ static int kube_request_setup(KubeRequest *req) {
         }
         if (cc != CURLE_OK)
                 return -EINVAL;
-        return kube_request_setup_tls(req);
+        return kube_credentials_setup_tls(&c->creds, c->connect_to, e);
 }
 
 static int kube_request_start(KubeRequest *req) {
@@ -775,16 +785,20 @@ int kube_client_get_resource_claim(KubeClient *c, const char *namespace, const c
 
 /* ---- the client ---- */
 
-/* With tls-server-name, talk to https://<name>:<port> and let curl connect to the real host. */
-static int kube_client_setup_url(KubeClient *c) {
-        const char *server = c->creds.server, *hostport = server + strlen("https://"), *port;
-        _cleanup_free_ char *host = NULL, *rule = NULL;
+int kube_credentials_url(const KubeCredentials *creds, char **ret_url, struct curl_slist **ret_connect_to) {
+        const char *server = creds->server, *hostport = server + strlen("https://"), *port;
+        _cleanup_free_ char *host = NULL, *rule = NULL, *url = NULL;
+        struct curl_slist *connect_to;
         char portbuf[6];
         size_t hl, pl;
 
-        if (!c->creds.tls_server_name) {
-                c->host_url = strdup(server);
-                return c->host_url ? 0 : -ENOMEM;
+        if (!creds->tls_server_name) {
+                url = strdup(server);
+                if (!url)
+                        return -ENOMEM;
+                *ret_url = TAKE_PTR(url);
+                *ret_connect_to = NULL;
+                return 0;
         }
         if (hostport[0] == '[') {
                 const char *end = strchr(hostport, ']');
@@ -802,14 +816,23 @@ static int kube_client_setup_url(KubeClient *c) {
                 return -EINVAL;
         memcpy(portbuf, port, pl);
         portbuf[pl] = '\0';
-        if (strspn(c->creds.tls_server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-            strlen(c->creds.tls_server_name))
+        if (strspn(creds->tls_server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            strlen(creds->tls_server_name))
                 return -EINVAL;
-        if (asprintf(&c->host_url, "https://%s:%s", c->creds.tls_server_name, portbuf) < 0 ||
-            asprintf(&rule, "%s:%s:%s:%s", c->creds.tls_server_name, portbuf, host, portbuf) < 0)
+        if (asprintf(&url, "https://%s:%s", creds->tls_server_name, portbuf) < 0) {
+                url = NULL;
                 return -ENOMEM;
-        c->connect_to = curl_slist_append(NULL, rule);
-        return c->connect_to ? 0 : -ENOMEM;
+        }
+        if (asprintf(&rule, "%s:%s:%s:%s", creds->tls_server_name, portbuf, host, portbuf) < 0) {
+                rule = NULL;
+                return -ENOMEM;
+        }
+        connect_to = curl_slist_append(NULL, rule);
+        if (!connect_to)
+                return -ENOMEM;
+        *ret_url = TAKE_PTR(url);
+        *ret_connect_to = connect_to;
+        return 0;
 }
 
 int kube_client_new(sd_event *event, const KubeCredentials *creds, const KubeClientOptions *opts,
@@ -862,7 +885,7 @@ int kube_client_new(sd_event *event, const KubeCredentials *creds, const KubeCli
         if (c->opts.connect_timeout_usec == 0)
                 c->opts.connect_timeout_usec = KUBE_CONNECT_TIMEOUT_USEC_DEFAULT;
 
-        r = kube_client_setup_url(c);
+        r = kube_credentials_url(&c->creds, &c->host_url, &c->connect_to);
         if (r < 0)
                 return log_error_errno(r, "Bad server or tls-server-name in %s: %m", c->creds.origin);
 

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
@@ -110,3 +111,19 @@ void kube_backoff_reset(KubeBackoff *b);
 
 /* Parse "120" (seconds) into usec; 0 when absent or an HTTP date we don't honour. */
 uint64_t kube_parse_retry_after(const char *value);
+
+/*
+ * What any libcurl request to the API server needs from the credentials; the client
+ * above uses them, and so does hami-dra-webhook's synchronous client.
+ *
+ * kube_credentials_url: the URL prefix to talk to; with tls-server-name it is
+ * https://<tls-server-name>:<port>, and *ret_connect_to tells curl the real host
+ * (CURLOPT_CONNECT_TO), else NULL. -EINVAL for a server or name that cannot be used.
+ * kube_credentials_setup_tls: verification, the CA, the client certificate and key,
+ * and connect_to on the easy handle; -EINVAL when curl refuses an option.
+ * kube_credentials_auth_header: "Authorization: Bearer <token>" (the token file is
+ * read anew each time, for rotated service account tokens), or NULL without a token.
+ */
+int kube_credentials_url(const KubeCredentials *creds, char **ret_url, struct curl_slist **ret_connect_to);
+int kube_credentials_setup_tls(const KubeCredentials *creds, struct curl_slist *connect_to, CURL *e);
+int kube_credentials_auth_header(const KubeCredentials *creds, char **ret);

@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "fsutil.h"
 #include "https-server.h"
+#include "json-util.h"
 #include "kube-client.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -38,6 +39,8 @@
  * creation must fit in it. */
 #define API_TIMEOUT_MS 4000L
 #define API_RESPONSE_MAX (16u * 1024u * 1024u)
+/* A ResourceSliceList nests about 10 deep; room to spare, not for a hostile bomb. */
+#define SLICES_JSON_DEPTH_MAX 64
 #define SLICES_PATH "/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.driver%3D" DEFAULT_DRIVER_NAME
 
 typedef struct Webhook {
@@ -77,23 +80,16 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *userdata) {
 static int api_call(Webhook *w, const char *method, const char *path, const char *body, char **ret_body) {
         struct curl_slist *headers = NULL;
         char errbuf[CURL_ERROR_SIZE] = "", url[2048];
-        _cleanup_free_ char *token = NULL, *auth = NULL;
+        _cleanup_free_ char *auth = NULL;
         Buffer b = {};
         CURLcode cc = CURLE_OK;
         long status = 0;
         CURL *e;
         int r;
 
-        if (w->creds.token_file) {
-                r = read_file_bounded(w->creds.token_file, KUBE_TOKEN_SIZE_MAX, &token, NULL);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to read the token file %s: %m", w->creds.token_file);
-                token[strcspn(token, "\r\n")] = 0;
-        } else if (w->creds.token) {
-                token = strdup(w->creds.token);
-                if (!token)
-                        return -ENOMEM;
-        }
+        r = kube_credentials_auth_header(&w->creds, &auth);
+        if (r < 0)
+                return r;
         if (snprintf(url, sizeof url, "%s%s", w->base_url, path) >= (int) sizeof url)
                 return -E2BIG;
 
@@ -103,14 +99,8 @@ static int api_call(Webhook *w, const char *method, const char *path, const char
         headers = curl_slist_append(headers, "Accept: application/json");
         if (body)
                 headers = curl_slist_append(headers, "Content-Type: application/json");
-        if (token) {
-                if (asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
-                        auth = NULL;
-                        r = -ENOMEM;
-                        goto finish;
-                }
+        if (auth)
                 headers = curl_slist_append(headers, auth);
-        }
         if (!headers) {
                 r = -ENOMEM;
                 goto finish;
@@ -119,31 +109,6 @@ static int api_call(Webhook *w, const char *method, const char *path, const char
         cc = cc ?: curl_easy_setopt(e, CURLOPT_URL, url);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-        cc = cc ?: curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-        cc = cc ?: curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (w->creds.ca.path)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_CAINFO, w->creds.ca.path);
-        else if (w->creds.ca.data) {
-                struct curl_blob blob = { .data = w->creds.ca.data, .len = w->creds.ca.size,
-                                          .flags = CURL_BLOB_NOCOPY };
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
-        }
-        if (w->creds.client_cert.path)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLCERT, w->creds.client_cert.path);
-        else if (w->creds.client_cert.data) {
-                struct curl_blob blob = { .data = w->creds.client_cert.data, .len = w->creds.client_cert.size,
-                                          .flags = CURL_BLOB_NOCOPY };
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
-        }
-        if (w->creds.client_key.path)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEY, w->creds.client_key.path);
-        else if (w->creds.client_key.data) {
-                struct curl_blob blob = { .data = w->creds.client_key.data, .len = w->creds.client_key.size,
-                                          .flags = CURL_BLOB_NOCOPY };
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
-        }
-        if (w->connect_to)
-                cc = cc ?: curl_easy_setopt(e, CURLOPT_CONNECT_TO, w->connect_to);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
         cc = cc ?: curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
@@ -156,7 +121,7 @@ static int api_call(Webhook *w, const char *method, const char *path, const char
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
                 cc = cc ?: curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
         }
-        if (cc != CURLE_OK) {
+        if (cc != CURLE_OK || kube_credentials_setup_tls(&w->creds, w->connect_to, e) < 0) {
                 log_error("Failed to set up a request to %s: %s", url, curl_easy_strerror(cc));
                 r = -EINVAL;
                 goto finish;
@@ -178,49 +143,6 @@ finish:
         return r;
 }
 
-/* With tls-server-name, talk to https://<name>:<port> and let curl connect to the real
- * host (kube-client.c does the same). */
-static int setup_url(Webhook *w) {
-        const char *hostport = w->creds.server + strlen("https://"), *port;
-        _cleanup_free_ char *host = NULL, *rule = NULL;
-        char portbuf[6];
-        size_t hl, pl;
-
-        if (!w->creds.tls_server_name) {
-                w->base_url = strdup(w->creds.server);
-                return w->base_url ? 0 : -ENOMEM;
-        }
-        if (hostport[0] == '[') {
-                const char *end = strchr(hostport, ']');
-                if (!end)
-                        return -EINVAL;
-                hl = (size_t) (end - hostport) + 1;
-        } else
-                hl = strcspn(hostport, ":/");
-        host = strndup(hostport, hl);
-        if (!host)
-                return -ENOMEM;
-        port = hostport[hl] == ':' ? hostport + hl + 1 : "443";
-        pl = strcspn(port, "/");
-        if (pl == 0 || pl >= sizeof(portbuf))
-                return -EINVAL;
-        memcpy(portbuf, port, pl);
-        portbuf[pl] = '\0';
-        if (strspn(w->creds.tls_server_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-            strlen(w->creds.tls_server_name))
-                return -EINVAL;
-        if (asprintf(&w->base_url, "https://%s:%s", w->creds.tls_server_name, portbuf) < 0) {
-                w->base_url = NULL;
-                return -ENOMEM;
-        }
-        if (asprintf(&rule, "%s:%s:%s:%s", w->creds.tls_server_name, portbuf, host, portbuf) < 0) {
-                rule = NULL;
-                return -ENOMEM;
-        }
-        w->connect_to = curl_slist_append(NULL, rule);
-        return w->connect_to ? 0 : -ENOMEM;
-}
-
 static time_t now_sec(void) {
         struct timespec ts;
 
@@ -229,48 +151,38 @@ static time_t now_sec(void) {
 }
 
 /* Parse a ResourceSliceList into the memory sizes of its devices. */
-static int parse_slices(const char *text, uint64_t **ret, size_t *ret_n) {
-        json_object *root, *items;
-        uint64_t *mem = NULL;
+static int parse_slices(const char *text, size_t size, uint64_t **ret, size_t *ret_n) {
+        _cleanup_json_ json_object *root = NULL;
+        _cleanup_free_ uint64_t *mem = NULL;
+        json_object *items;
         size_t n = 0;
+        int r;
 
-        root = json_tokener_parse(text);
-        if (!root)
+        r = json_parse_bounded(text, size, SLICES_JSON_DEPTH_MAX, &root);
+        if (r < 0)
+                return r;
+        items = json_get(root, "items");
+        if (!json_object_is_type(items, json_type_array))
                 return -EBADMSG;
-        if (!json_object_object_get_ex(root, "items", &items) || !json_object_is_type(items, json_type_array)) {
-                json_object_put(root);
-                return -EBADMSG;
-        }
         for (size_t i = 0; i < json_object_array_length(items); i++) {
-                json_object *spec, *devices;
+                json_object *devices = json_get(json_object_array_get_idx(items, i), "spec.devices");
 
-                if (!json_object_object_get_ex(json_object_array_get_idx(items, i), "spec", &spec) ||
-                    !json_object_object_get_ex(spec, "devices", &devices) ||
-                    !json_object_is_type(devices, json_type_array))
+                if (!json_object_is_type(devices, json_type_array))
                         continue;
                 for (size_t j = 0; j < json_object_array_length(devices); j++) {
-                        json_object *cap, *m, *v;
-                        uint64_t bytes;
-                        uint64_t *p;
+                        const char *v = json_get_string(json_object_array_get_idx(devices, j), "capacity.memory.value");
+                        uint64_t bytes, *p;
 
-                        if (!json_object_object_get_ex(json_object_array_get_idx(devices, j), "capacity", &cap) ||
-                            !json_object_object_get_ex(cap, "memory", &m) ||
-                            !json_object_object_get_ex(m, "value", &v) ||
-                            !json_object_is_type(v, json_type_string) ||
-                            quantity_parse(json_object_get_string(v), &bytes) < 0)
+                        if (!v || quantity_parse(v, &bytes) < 0)
                                 continue;
                         p = realloc(mem, (n + 1) * sizeof *mem);
-                        if (!p) {
-                                free(mem);
-                                json_object_put(root);
+                        if (!p)
                                 return -ENOMEM;
-                        }
                         mem = p;
                         mem[n++] = bytes;
                 }
         }
-        json_object_put(root);
-        *ret = mem;
+        *ret = TAKE_PTR(mem);
         *ret_n = n;
         return 0;
 }
@@ -296,7 +208,7 @@ static void inventory_refresh(Webhook *w) {
                 return;
 
         s = api_call(w, "GET", SLICES_PATH, NULL, &body);
-        parsed = s == 200 && body && parse_slices(body, &mem, &n) >= 0;
+        parsed = s == 200 && body && parse_slices(body, strlen(body), &mem, &n) >= 0;
 
         pthread_mutex_lock(&w->lock);
         if (parsed) {
@@ -590,7 +502,7 @@ int main(int argc, char *argv[]) {
                                 kubeconfig ?: "the in-cluster service account");
                 goto fail;
         }
-        r = setup_url(&w);
+        r = kube_credentials_url(&w.creds, &w.base_url, &w.connect_to);
         if (r < 0) {
                 log_error_errno(r, "Invalid API server %s or tls-server-name %s: %m", w.creds.server,
                                 w.creds.tls_server_name ?: "");
