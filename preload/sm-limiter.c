@@ -34,7 +34,7 @@
 #define CONGESTED_PERMILLE 80
 #define BACK_OFF_OVER 0.8
 #define BACK_OFF_UNDER 0.95
-#define ADJUST_MIN_NS (400ULL * 1000 * 1000)
+#define ADJUST_MIN_NS (1000ULL * 1000 * 1000)
 
 /* The fine clock: quanta are placed at random phases, which the coarse clock (a few
  * ms of resolution, ticking for every process at once) would line up again. */
