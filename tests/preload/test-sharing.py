@@ -61,8 +61,8 @@ SCENARIOS = {
 # Where the limits add up to 100 %, the context switches between tenants (13 % of the
 # GPU with 200 us kernels, as on the H200) leave less than the sum. 50/50 holds +-5 (the
 # monitor has every limiter aim at the same fraction of its limit, and they back off when
-# it sees the GPU switching more than running); 10/30/60 does not reliably: the 60 %
-# tenant gets 51 to 59 % (the small ones overshoot a point each). What is asserted
+# it sees the GPU switching more than running); 10/30/60 held +-5 in six runs (the 60 %
+# tenant got 56.2 to 58.5 %), too close to the edge for a loaded CI. What is asserted
 # there is weaker than issue 11's +-5: nobody over its limit by more than 5 points, and
 # nobody under two thirds of it (no starvation, which the device-wide feedback caused).
 SATURATED = {"10-30-60"}
