@@ -3,12 +3,19 @@
 /* What every hamictl verb shares: calling the daemon, errors and exit codes, tables, JSON. */
 
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "dbus/names.h"
 #include "hamictl.h"
+
+static bool has_prefix(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
 
 int ctl_error(const char *what, const sd_bus_error *e, int r) {
         const char *name = e && e->name ? e->name : NULL;
@@ -24,9 +31,66 @@ int ctl_error(const char *what, const sd_bus_error *e, int r) {
         if (streq(name, SD_BUS_ERROR_ACCESS_DENIED) ||
             streq(name, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
                 return EXIT_DENIED;
-        if (streq(name, SD_BUS_ERROR_SERVICE_UNKNOWN) || streq(name, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-                return EXIT_NOT_RUNNING;
+        if (streq(name, SD_BUS_ERROR_SERVICE_UNKNOWN) || streq(name, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
+            has_prefix(name, "org.freedesktop.DBus.Error.Spawn.") || has_prefix(name, "org.freedesktop.systemd1."))
+                return EXIT_NOT_RUNNING; /* no owner, or its activation failed */
         return EXIT_FAILED;
+}
+
+static bool is_timeout(const sd_bus_error *e, int r) {
+        return r == -ETIMEDOUT || (e && e->name && (streq(e->name, SD_BUS_ERROR_NO_REPLY) ||
+                                                    streq(e->name, SD_BUS_ERROR_TIMEOUT)));
+}
+
+int ctl_parse_timeout(const char *s, uint64_t *ret_usec) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 || v > 3600)
+                return -EINVAL;
+        *ret_usec = (uint64_t) (v * 1e6);
+        return *ret_usec > 0 ? 0 : -EINVAL;
+}
+
+int ctl_reach(Ctl *c) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(c->bus, &m, BUS_SERVICE_NAME, BUS_MANAGER_PATH,
+                                           "org.freedesktop.DBus.Peer", "Ping");
+        if (r < 0)
+                return ctl_error("Ping", NULL, r);
+        r = sd_bus_call(c->bus, m, c->timeout_usec, &error, NULL);
+        if (r >= 0)
+                return EXIT_OK;
+        if (is_timeout(&error, r)) {
+                /* Nobody answered: no owner and an activation that did not finish (the
+                 * unit failed, or its start limit was hit), or a daemon that is stuck. */
+                fprintf(stderr,
+                        "hami-dra-plugin did not answer within %.1f s: it is not running and could not be "
+                        "started, or it is stuck. See: systemctl status hami-dra-plugin\n",
+                        (double) c->timeout_usec / 1e6);
+                return EXIT_NOT_RUNNING;
+        }
+        r = ctl_error("hami-dra-plugin", &error, r);
+        if (r == EXIT_NOT_RUNNING)
+                fprintf(stderr, "hami-dra-plugin is not running. See: systemctl status hami-dra-plugin\n");
+        return r;
+}
+
+/* A person may have to answer polkit's agent for these: give them the time. */
+static uint64_t call_timeout(Ctl *c, const char *member) {
+        static const char *const authorized[] = { "Rescan", "Reload", "ReleaseClaim", "SetDeviceSchedulable" };
+
+        if (c->ask_password)
+                for (size_t i = 0; i < ELEMENTSOF(authorized); i++)
+                        if (streq(member, authorized[i]))
+                                return c->timeout_usec > CTL_TIMEOUT_AUTHORIZE_USEC ? c->timeout_usec
+                                                                                    : CTL_TIMEOUT_AUTHORIZE_USEC;
+        return c->timeout_usec;
 }
 
 int ctl_call(Ctl *c, const char *member, sd_bus_message **ret_reply, const char *types, ...) {
@@ -45,7 +109,12 @@ int ctl_call(Ctl *c, const char *member, sd_bus_message **ret_reply, const char 
         if (r < 0)
                 return ctl_error(member, NULL, r);
 
-        r = sd_bus_call(c->bus, m, 0, &error, &reply);
+        r = sd_bus_call(c->bus, m, call_timeout(c, member), &error, &reply);
+        if (r < 0 && is_timeout(&error, r)) {
+                fprintf(stderr, "%s: hami-dra-plugin did not answer within %.1f s (--timeout=)\n", member,
+                        (double) call_timeout(c, member) / 1e6);
+                return EXIT_FAILED;
+        }
         if (r < 0)
                 return ctl_error(member, &error, r);
         if (ret_reply)

@@ -2,6 +2,7 @@
 
 /* hamictl: options, the verb table, and the bus connection. Each verb is hamictl-<verb>.c. */
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 
@@ -32,6 +33,7 @@ static void help(void) {
                "     --json               Print JSON instead of tables\n"
                "     --no-legend          Leave out table headers\n"
                "     --no-ask-password    Never ask for a password (polkit)\n"
+               "     --timeout=SECONDS    How long the daemon has to answer (default 2)\n"
                "\nSee hamictl(1) for the exit codes.\n");
 }
 
@@ -41,13 +43,14 @@ typedef struct Args {
 } Args;
 
 static int parse_argv(int argc, char *argv[], Args *a) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_LEGEND, ARG_NO_ASK_PASSWORD };
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_LEGEND, ARG_NO_ASK_PASSWORD, ARG_TIMEOUT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 {}
         };
         int c;
@@ -70,6 +73,13 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 case ARG_NO_ASK_PASSWORD:
                         a->ctl.ask_password = false;
                         break;
+                case ARG_TIMEOUT:
+                        if (ctl_parse_timeout(optarg, &a->ctl.timeout_usec) < 0) {
+                                fprintf(stderr, "Invalid --timeout \"%s\": seconds, more than 0 and at most 3600.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -85,7 +95,8 @@ static const Verb *verb_find(const char *name) {
 }
 
 int main(int argc, char *argv[]) {
-        Args a = { .ctl = { .legend = true, .ask_password = isatty(STDIN_FILENO) > 0 } };
+        Args a = { .ctl = { .legend = true, .ask_password = isatty(STDIN_FILENO) > 0,
+                            .timeout_usec = CTL_TIMEOUT_DEFAULT_USEC } };
         const Verb *v;
         int r, n_args;
 
@@ -117,8 +128,12 @@ int main(int argc, char *argv[]) {
                 return EXIT_NOT_RUNNING;
         }
         (void) sd_bus_set_allow_interactive_authorization(a.ctl.bus, a.ctl.ask_password);
+        /* Every call, property reads included; ctl_call gives polkit's methods longer. */
+        (void) sd_bus_set_method_call_timeout(a.ctl.bus, a.ctl.timeout_usec);
 
-        r = v->run(&a.ctl, n_args, argv + argc - n_args);
+        r = ctl_reach(&a.ctl);
+        if (r == EXIT_OK)
+                r = v->run(&a.ctl, n_args, argv + argc - n_args);
         sd_bus_flush_close_unref(a.ctl.bus);
         return r;
 }

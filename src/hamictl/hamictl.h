@@ -23,11 +23,17 @@ enum {
         EXIT_DENIED = 5,       /* polkit or the bus policy said no */
 };
 
+/* How long the daemon has to answer (--timeout=): also how long an activation may take. */
+#define CTL_TIMEOUT_DEFAULT_USEC (2ULL * 1000 * 1000)
+/* A method polkit checks, while an agent may ask a person for a password. */
+#define CTL_TIMEOUT_AUTHORIZE_USEC (120ULL * 1000 * 1000)
+
 typedef struct Ctl {
         sd_bus *bus;
         bool json;
         bool legend;
         bool ask_password;
+        uint64_t timeout_usec;
 } Ctl;
 
 typedef int (*VerbFunc)(Ctl *c, int argc, char *argv[]);
@@ -55,6 +61,11 @@ int ctl_call(Ctl *c, const char *member, sd_bus_message **ret_reply, const char 
 int ctl_get_all(Ctl *c, const char *path, const char *interface, sd_bus_message **ret_reply);
 /* Print a D-Bus error and map it to an exit code. */
 int ctl_error(const char *what, const sd_bus_error *e, int r);
+/* Whether the daemon answers (a Peer.Ping, which starts it if it can be started) within
+ * the timeout: EXIT_OK, or EXIT_NOT_RUNNING with what to look at. */
+int ctl_reach(Ctl *c);
+/* Parse --timeout=: seconds (fractions allowed), more than 0 and at most an hour. */
+int ctl_parse_timeout(const char *s, uint64_t *ret_usec);
 
 /* Read one a{sv} GetAll reply into a JSON object (b, u, t, s, o, as, a(stu) values). */
 int ctl_read_properties(sd_bus_message *m, struct json_object **ret);

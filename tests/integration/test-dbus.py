@@ -889,6 +889,21 @@ def case_hamictl_not_running(env):
     env.hamictl("--json", "claims", expect=3)
 
 
+def case_hamictl_activation_hangs(env):
+    # Activation through systemd that never finishes (no systemd answers on this bus, as
+    # when the unit cannot start): hamictl gives up after its timeout (2 s by default)
+    # with "not running" (3), instead of the bus's 25 s and 1.
+    for args, limit in ((["status"], 2.0), (["--timeout=0.5", "claims"], 0.5)):
+        start = time.monotonic()
+        p = env.hamictl(*args, expect=3)
+        took = time.monotonic() - start
+        check(limit - 0.1 <= took < limit + 1.5, "hamictl %s took %.2f s (timeout %.1f s)" % (args, took, limit))
+        check("did not answer within" in p.stderr and "systemctl status hami-dra-plugin" in p.stderr,
+              "the message says what to look at: " + p.stderr)
+    for bad in ("0", "-1", "x", "3601", "nan"):
+        env.hamictl("--timeout=" + bad, "status", expect=2)
+
+
 CASES = {
     "introspect-matches-xml": (case_introspect_matches_xml, {}),
     "manager-properties": (case_manager_properties, {}),
@@ -904,6 +919,7 @@ CASES = {
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),
+    "hamictl-activation-hangs": (case_hamictl_activation_hangs, {"daemon": False, "activation": True}),
     "activation-through-systemd": (case_activation_through_systemd, {"daemon": False, "activation": True}),
     "only-root-owns-the-name": (case_only_root_owns_the_name, {"daemon": False}),
     "authorization-real-polkit": (case_authorization_real_polkit, {"polkit": "real"}),
