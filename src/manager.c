@@ -11,6 +11,7 @@
 #include "manager-dbus.h"
 #include "manager-monitor.h"
 #include "manager.h"
+#include "time-util.h"
 #include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
@@ -492,7 +493,11 @@ int manager_reload(Manager *m) {
         Config fresh;
         int r;
 
-        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading the configuration");
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading the configuration",
+                          now_usec());
+        /* STATUS= is now this line, whatever was sent last: the next update must be sent
+         * even when the state is what it was before the reload. */
+        m->last_status = mfree(m->last_status);
         r = config_init(&fresh);
         if (r >= 0)
                 r = config_parse_argv(&fresh, m->argc, m->argv);

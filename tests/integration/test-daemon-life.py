@@ -41,8 +41,25 @@ class Notify:
                     return line
         raise AssertionError(f"no {what} within {timeout}s; got {self.messages}")
 
+    def drain(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.messages.extend(data.split("\n"))
+
     def clear(self):
         self.messages = []
+
+
+def last_status(n, when):
+    """The last STATUS= the daemon sent (after a short wait for stragglers) is the real
+    state: GPUs and registration, not a transient line."""
+    n.drain(0.3)
+    statuses = [m for m in n.messages if m.startswith("STATUS=")]
+    assert statuses and "GPU(s)" in statuses[-1], f"STATUS= {when}: {statuses}"
 
 
 def start(tmp, extra_args=(), env_extra=None):
@@ -91,6 +108,14 @@ def test_lifecycle():
             n.wait_for(lambda m: m == "READY=1", "READY=1 after reload")
             n.wait_for(lambda m: m.startswith("STATUS=") and "3 GPU(s)" in m, "STATUS= with 3 GPUs")
 
+            # A reload that changes nothing still ends with the real state in STATUS=,
+            # not "Reloading the configuration" (what systemctl status shows last).
+            n.clear()
+            p.send_signal(signal.SIGHUP)
+            n.wait_for(lambda m: m == "READY=1", "READY=1 after a reload that changes nothing")
+            time.sleep(0.3)
+            last_status(n, "after a reload that changes nothing")
+
             # A broken file on reload keeps the old configuration and the daemon.
             with open(f"{tmp}/hami-dra.conf", "w") as f:
                 f.write("[Mock]\nGPUs=many\n")
@@ -98,6 +123,7 @@ def test_lifecycle():
             p.send_signal(signal.SIGHUP)
             n.wait_for(lambda m: m == "READY=1", "READY=1 after a failed reload")
             assert p.poll() is None, "daemon died on a bad reload"
+            last_status(n, "after a failed reload")
 
             n.clear()
             rc, err = stop(p, signal.SIGTERM)
