@@ -48,11 +48,15 @@ static int run(int argc, char *argv[]) {
         r = manager_run(m);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
+        if (r == MANAGER_EXIT_RESTART)
+                return r;
         log_info("Stopped");
         return 0;
 }
 
 int main(int argc, char *argv[]) {
         int r = run(argc, argv);
+        if (r == MANAGER_EXIT_RESTART)
+                return r;
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -15,6 +15,9 @@
 #include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
+/* Opening the NVML backend again while the driver is missing: 2 s, doubling up to a minute. */
+#define BACKEND_RETRY_MIN_USEC (2 * USEC_PER_SEC)
+#define BACKEND_RETRY_MAX_USEC (60 * USEC_PER_SEC)
 #define HEALTH_TIMEOUT_SECONDS 60                  /* ...the timeout we tell the kubelet */
 
 static const char *const manager_state_table[] = {
@@ -181,10 +184,19 @@ static void manager_log_gpus(Manager *m) {
                           m->gpus.problems[i].what);
 }
 
+static int manager_on_backend_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
 int manager_rescan(Manager *m) {
         GpuList fresh = {};
         int r;
 
+        if (!m->backend) {
+                /* The driver is not there yet: try now (hamictl rescan after installing
+                 * it), and the retry timer keeps trying. */
+                if (m->backend_retry)
+                        (void) manager_on_backend_retry(m->backend_retry, 0, m);
+                return 0;
+        }
         r = gpu_backend_enumerate(m->backend, &fresh);
         if (r < 0)
                 return log_error_errno(r, "GPU discovery failed: %m");
@@ -582,18 +594,98 @@ static int manager_setup_event(Manager *m) {
         return 0;
 }
 
-static int manager_setup_gpus(Manager *m) {
+/* What STATUS= and D-Bus say while the NVIDIA driver cannot be used. */
+static const char *backend_missing_reason(int error) {
+        switch (error) {
+        case -ENOENT:
+                return "no NVIDIA driver: libnvidia-ml.so.1 cannot be loaded; install the driver "
+                       "(hami-dra-plugin picks it up by itself) or set Backend=mock";
+        case -ENOSYS:
+                return "the NVIDIA driver is too old for hami-dra (see the log); upgrade it";
+        default:
+                return "the NVIDIA driver does not answer (NVML failed to initialise, see the log); "
+                       "is the kernel module loaded?";
+        }
+}
+
+static int manager_on_backend_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* The NVIDIA kernel module is loaded on the host (the proc file it creates). */
+static bool nvidia_module_loaded(void) {
+        return access("/proc/driver/nvidia/version", F_OK) == 0;
+}
+
+static int manager_backend_ready(Manager *m) {
         int r;
 
-        r = manager_open_backend(m);
-        if (r < 0)
-                return r;
         r = manager_rescan(m);
         if (r < 0)
                 return r;
-        (void) manager_watch_health(m);
-        return sd_event_add_time_relative(m->event, &m->health_refresh, CLOCK_MONOTONIC,
-                                          HEALTH_REFRESH_USEC, 0, manager_on_health_refresh, m);
+        return manager_watch_health(m);
+}
+
+/* The backend could not be opened (the NVIDIA driver is not installed yet, a common
+ * provisioning order): serve the kubelet with no GPUs, say why, and try again with
+ * backoff, instead of exiting into a restart loop that ends in failed sockets. */
+static int manager_wait_for_backend(Manager *m, int error) {
+        int r;
+
+        manager_set_state(m, MANAGER_DEGRADED, backend_missing_reason(error));
+        m->backend_retry_usec = m->backend_retry_usec == 0 ? BACKEND_RETRY_MIN_USEC
+                                : MIN(m->backend_retry_usec * 2, BACKEND_RETRY_MAX_USEC);
+        log_warning("Serving without GPUs until the NVIDIA driver is usable; trying again in %" PRIu64 " s",
+                    m->backend_retry_usec / USEC_PER_SEC);
+        if (m->backend_retry) {
+                r = sd_event_source_set_time_relative(m->backend_retry, m->backend_retry_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->backend_retry, SD_EVENT_ONESHOT);
+                return r;
+        }
+        return sd_event_add_time_relative(m->event, &m->backend_retry, CLOCK_MONOTONIC, m->backend_retry_usec,
+                                          0, manager_on_backend_retry, m);
+}
+
+static int manager_on_backend_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = manager_open_backend(m);
+        if (r < 0 && m->config.sandbox && !m->driver_loaded_at_start && nvidia_module_loaded()) {
+                /* The unit's private /dev and device cgroup were made before the module
+                 * was loaded: its device nodes cannot reach us. A fresh start gets them. */
+                log_notice("The NVIDIA kernel module was loaded after hami-dra-plugin started; restarting "
+                           "so that its sandbox includes the driver's device nodes");
+                (void) sd_notify(false, "STOPPING=1\nSTATUS=Restarting to take up the NVIDIA driver");
+                return sd_event_exit(m->event, MANAGER_EXIT_RESTART);
+        }
+        if (r < 0) {
+                (void) manager_wait_for_backend(m, r);
+                return 0;
+        }
+        m->backend_retry_usec = 0;
+        log_info("The NVIDIA driver is usable now: discovering the GPUs");
+        manager_set_state(m, MANAGER_READY, NULL);
+        (void) manager_backend_ready(m);
+        return 0;
+}
+
+static int manager_setup_gpus(Manager *m) {
+        int r;
+
+        r = sd_event_add_time_relative(m->event, &m->health_refresh, CLOCK_MONOTONIC, HEALTH_REFRESH_USEC, 0,
+                                       manager_on_health_refresh, m);
+        if (r < 0)
+                return r;
+        m->driver_loaded_at_start = nvidia_module_loaded();
+        r = manager_open_backend(m);
+        if (r < 0 && m->config.backend == GPU_BACKEND_NVML && r != -ENOMEM)
+                return manager_wait_for_backend(m, r);
+        if (r < 0)
+                return r; /* the mock backend's configuration is wrong: say so and stop */
+        r = manager_rescan(m);
+        if (r < 0)
+                return r;
+        return manager_watch_health(m);
 }
 
 /* ---------------------------------------------------------------- API server */
@@ -736,6 +828,7 @@ Manager *manager_free(Manager *m) {
         preparer_claims_free(m->recovered, m->n_recovered);
         m->bus = bus_server_free(m->bus);
         m->health_refresh = sd_event_source_disable_unref(m->health_refresh);
+        m->backend_retry = sd_event_source_disable_unref(m->backend_retry);
         m->backend = gpu_backend_free(m->backend);
         gpu_list_done(&m->gpus);
         safe_close(m->listen_fd_registration);

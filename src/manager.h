@@ -22,6 +22,10 @@
 
 typedef struct BusServer BusServer;
 
+/* The exit status that asks systemd for a fresh start (EX_TEMPFAIL; Restart=on-failure):
+ * the NVIDIA driver appeared after the unit's sandbox was set up without its devices. */
+#define MANAGER_EXIT_RESTART 75
+
 typedef enum ManagerState {
         MANAGER_STARTING,
         MANAGER_READY,
@@ -36,8 +40,11 @@ typedef struct Manager {
         sd_event *event;
         sd_event_source *health_refresh;
 
-        GpuBackend *backend;
+        GpuBackend *backend;       /* NULL while the NVIDIA driver is not usable yet */
         GpuList gpus;
+        sd_event_source *backend_retry; /* retrying to open the backend, with backoff */
+        uint64_t backend_retry_usec;
+        bool driver_loaded_at_start;    /* /proc/driver/nvidia existed when we started */
 
         GrpcServer *grpc;
 
