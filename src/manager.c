@@ -18,6 +18,9 @@
 /* Opening the NVML backend again while the driver is missing: 2 s, doubling up to a minute. */
 #define BACKEND_RETRY_MIN_USEC (2 * USEC_PER_SEC)
 #define BACKEND_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+/* Loading the API server credentials again while they are missing: the same backoff. */
+#define CREDENTIALS_RETRY_MIN_USEC (2 * USEC_PER_SEC)
+#define CREDENTIALS_RETRY_MAX_USEC (60 * USEC_PER_SEC)
 #define HEALTH_TIMEOUT_SECONDS 60                  /* ...the timeout we tell the kubelet */
 
 static const char *const manager_state_table[] = {
@@ -32,18 +35,46 @@ const char *manager_state_to_string(ManagerState s) {
 
 /* ---------------------------------------------------------------- status */
 
-static void manager_set_state(Manager *m, ManagerState state, const char *reason) {
+/* The problems joined, in a fixed order; NULL when there is none. */
+static char *manager_join_problems(Manager *m) {
+        char *joined = NULL;
+
+        for (size_t i = 0; i < _MANAGER_PROBLEM_MAX; i++) {
+                char *next;
+                if (!m->problems[i])
+                        continue;
+                if (asprintf(&next, "%s%s%s", joined ?: "", joined ? "; " : "", m->problems[i]) < 0) {
+                        free(joined);
+                        (void) log_oom();
+                        return NULL;
+                }
+                free(joined);
+                joined = next;
+        }
+        return joined;
+}
+
+/* STARTING stays until manager_start() is done; after that, READY or DEGRADED. */
+static void manager_recompute_state(Manager *m) {
+        free(m->degraded_reason);
+        m->degraded_reason = manager_join_problems(m);
+        if (m->state != MANAGER_STARTING)
+                m->state = m->degraded_reason ? MANAGER_DEGRADED : MANAGER_READY;
+        manager_update_status(m);
+}
+
+void manager_set_problem(Manager *m, ManagerProblem p, const char *reason) {
         char *copy = NULL;
 
-        if (reason) {
-                copy = strdup(reason);
-                if (!copy)
-                        (void) log_oom();
-        }
-        free(m->degraded_reason);
-        m->degraded_reason = copy;
-        m->state = state;
-        manager_update_status(m);
+        if ((unsigned) p >= _MANAGER_PROBLEM_MAX)
+                return;
+        if (streq_ptr(m->problems[p], reason))
+                return;
+        if (reason && !(copy = strdup(reason)))
+                (void) log_oom();
+        free(m->problems[p]);
+        m->problems[p] = copy;
+        manager_recompute_state(m);
 }
 
 static char *manager_format_status(Manager *m) {
@@ -59,8 +90,9 @@ static char *manager_format_status(Manager *m) {
         else
                 registration = "waiting for the kubelet";
 
-        if (m->state == MANAGER_DEGRADED && m->degraded_reason)
-                r = asprintf(&base, "Degraded: %s; %zu GPU(s), %s", m->degraded_reason,
+        if (m->degraded_reason)
+                r = asprintf(&base, "%s: %s; %zu GPU(s), %s", m->state == MANAGER_STARTING ? "Starting" : "Degraded",
+                             m->degraded_reason,
                              m->gpus.n_gpus, registration);
         else if (m->registration_error)
                 r = asprintf(&base, "%zu GPU(s); %s: %s", m->gpus.n_gpus, registration,
@@ -72,7 +104,7 @@ static char *manager_format_status(Manager *m) {
                 base = NULL;    /* undefined after a failed asprintf() */
                 return NULL;
         }
-        if (!m->apiserver_status)
+        if (!m->apiserver_status || m->problems[MANAGER_PROBLEM_APISERVER] || m->problems[MANAGER_PROBLEM_CREDENTIALS])
                 return TAKE_PTR(base);
         if (asprintf(&s, "%s; %s", base, m->apiserver_status) < 0)
                 return NULL;
@@ -224,12 +256,9 @@ int manager_rescan(Manager *m) {
                         (void) preparer_set_gpus(m->preparer, &m->gpus);
         }
 
-        if (m->gpus.n_problems > 0)
-                manager_set_state(m, MANAGER_DEGRADED, "some GPUs could not be read, see the log");
-        else if (m->state == MANAGER_DEGRADED)
-                manager_set_state(m, MANAGER_READY, NULL);
-        else
-                manager_update_status(m);
+        manager_set_problem(m, MANAGER_PROBLEM_GPUS,
+                            m->gpus.n_problems > 0 ? "some GPUs could not be read, see the log" : NULL);
+        manager_update_status(m);
         return changed;
 }
 
@@ -501,6 +530,8 @@ static void manager_warn_restart_needed(const Config *old, const Config *new) {
                 log_warning("Backend= changed: takes effect on the next restart");
 }
 
+static int manager_setup_apiserver(Manager *m);
+
 int manager_reload(Manager *m) {
         Config fresh;
         int r;
@@ -543,6 +574,11 @@ int manager_reload(Manager *m) {
         if (mock_changed && m->config.backend == GPU_BACKEND_MOCK)
                 (void) manager_reopen_backend(m);
         (void) manager_rescan(m);
+        if (!m->kube) {
+                /* Credentials that were missing (a kubelet.conf written after start). */
+                m->credentials_retry_usec = 0;
+                (void) manager_setup_apiserver(m);
+        }
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
         return 0;
@@ -630,7 +666,7 @@ static int manager_backend_ready(Manager *m) {
 static int manager_wait_for_backend(Manager *m, int error) {
         int r;
 
-        manager_set_state(m, MANAGER_DEGRADED, backend_missing_reason(error));
+        manager_set_problem(m, MANAGER_PROBLEM_DRIVER, backend_missing_reason(error));
         m->backend_retry_usec = m->backend_retry_usec == 0 ? BACKEND_RETRY_MIN_USEC
                                 : MIN(m->backend_retry_usec * 2, BACKEND_RETRY_MAX_USEC);
         log_warning("Serving without GPUs until the NVIDIA driver is usable; trying again in %" PRIu64 " s",
@@ -664,7 +700,7 @@ static int manager_on_backend_retry(sd_event_source *s, uint64_t usec, void *use
         }
         m->backend_retry_usec = 0;
         log_info("The NVIDIA driver is usable now: discovering the GPUs");
-        manager_set_state(m, MANAGER_READY, NULL);
+        manager_set_problem(m, MANAGER_PROBLEM_DRIVER, NULL);
         (void) manager_backend_ready(m);
         return 0;
 }
@@ -704,8 +740,14 @@ static void manager_on_publisher_status(SlicePublisher *p, const SlicePublisherS
 
         if (slice_publisher_status_format(st, line, sizeof(line)) < 0)
                 return;
+        if (!st->api_reachable && m->problems[MANAGER_PROBLEM_APISERVER] == NULL)
+                log_warning("The API server does not answer: %s", line);
+        else if (st->api_reachable && m->problems[MANAGER_PROBLEM_APISERVER] && st->consumable_capacity != 0)
+                log_info("The API server answers again: %s", line); /* recovery from an outage */
         free(m->apiserver_status);
         m->apiserver_status = strdup(line);
+        manager_set_problem(m, MANAGER_PROBLEM_APISERVER,
+                            !st->api_reachable || st->consumable_capacity == 0 ? line : NULL);
         manager_update_status(m);
 }
 
@@ -713,16 +755,59 @@ static void manager_on_publisher_status(SlicePublisher *p, const SlicePublisherS
  * The API client and the slice publisher. Without credentials, or while the API server
  * is down, the daemon still serves the kubelet: the publisher retries on its own.
  */
+/* What STATUS= says when the credentials cannot be loaded (the log has the details). */
+static const char *credentials_missing_reason(Manager *m, int error) {
+        static char buf[PATH_MAX + 256];
+
+        if (error == -ENOENT)
+                (void) snprintf(buf, sizeof(buf),
+                                "no API server credentials: %s%s and KUBERNETES_SERVICE_HOST is not set; "
+                                "ResourceSlices are not published until they appear",
+                                isempty(m->config.kubeconfig) ? "Kubeconfig= is empty" : m->config.kubeconfig,
+                                isempty(m->config.kubeconfig) ? "" : " does not exist");
+        else
+                (void) snprintf(buf, sizeof(buf),
+                                "the API server credentials cannot be used (%s, see the log); ResourceSlices are "
+                                "not published", strerror(-error));
+        return buf;
+}
+
+static int manager_on_credentials_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (!m->kube)
+                (void) manager_setup_apiserver(m);
+        return 0;
+}
+
+/* Look for the credentials again later: 2 s, doubling up to a minute (and at reload). */
+static int manager_retry_credentials(Manager *m) {
+        int r;
+
+        m->credentials_retry_usec = m->credentials_retry_usec == 0 ? CREDENTIALS_RETRY_MIN_USEC
+                                    : MIN(m->credentials_retry_usec * 2, CREDENTIALS_RETRY_MAX_USEC);
+        if (!m->credentials_retry)
+                return sd_event_add_time_relative(m->event, &m->credentials_retry, CLOCK_MONOTONIC,
+                                                  m->credentials_retry_usec, 0, manager_on_credentials_retry, m);
+        r = sd_event_source_set_time_relative(m->credentials_retry, m->credentials_retry_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->credentials_retry, SD_EVENT_ONESHOT);
+        return r;
+}
+
 static int manager_setup_apiserver(Manager *m) {
         KubeCredentials creds = {};
         int r;
 
         r = kube_credentials_load(m->config.kubeconfig, &creds);
         if (r < 0) {
-                free(m->apiserver_status);
-                m->apiserver_status = strdup("ResourceSlices NOT published: no usable API server credentials, see the log");
-                return 0;
+                manager_set_problem(m, MANAGER_PROBLEM_CREDENTIALS, credentials_missing_reason(m, r));
+                return manager_retry_credentials(m);
         }
+        if (m->problems[MANAGER_PROBLEM_CREDENTIALS])
+                log_info("API server credentials found");
+        manager_set_problem(m, MANAGER_PROBLEM_CREDENTIALS, NULL);
+        m->credentials_retry_usec = 0;
         r = kube_client_new(m->event, &creds, NULL, &m->kube);
         kube_credentials_done(&creds);
         if (r < 0) {
@@ -797,8 +882,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
 
-        if (m->state == MANAGER_STARTING)
-                m->state = MANAGER_READY;
+        m->state = MANAGER_READY;
+        manager_recompute_state(m);
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
         log_info("hami-dra-plugin %s ready: driver %s on node %s", PACKAGE_VERSION,
@@ -835,6 +920,9 @@ Manager *manager_free(Manager *m) {
         safe_close(m->listen_fd_dra);
         m->event = sd_event_unref(m->event);
         free(m->registration_error);
+        for (size_t i = 0; i < _MANAGER_PROBLEM_MAX; i++)
+                free(m->problems[i]);
+        m->credentials_retry = sd_event_source_disable_unref(m->credentials_retry);
         free(m->degraded_reason);
         free(m->last_status);
         config_done(&m->config);

@@ -32,6 +32,17 @@ typedef enum ManagerState {
         MANAGER_DEGRADED,
 } ManagerState;
 
+/* What keeps the daemon from being fully useful, each with its own reason (NULL: fine).
+ * Any of them set makes the state degraded; STATUS=, the D-Bus State/StateReason and
+ * hamictl status are all made from this one set (manager_set_problem). */
+typedef enum ManagerProblem {
+        MANAGER_PROBLEM_DRIVER,      /* the NVIDIA driver cannot be used: no GPUs */
+        MANAGER_PROBLEM_GPUS,        /* some GPUs could not be read */
+        MANAGER_PROBLEM_CREDENTIALS, /* no usable API server credentials: nothing published */
+        MANAGER_PROBLEM_APISERVER,   /* the API server does not answer, or drops our fields */
+        _MANAGER_PROBLEM_MAX,
+} ManagerProblem;
+
 typedef struct Manager {
         Config config;
         int argc;                 /* kept for SIGHUP: reload re-reads the files and re-applies the flags */
@@ -70,7 +81,10 @@ typedef struct Manager {
         bool monitor_unavailable_logged;
 
         ManagerState state;
-        char *degraded_reason;
+        char *problems[_MANAGER_PROBLEM_MAX];
+        char *degraded_reason;       /* the problems set, joined with "; " */
+        sd_event_source *credentials_retry; /* looking for credentials that were missing */
+        uint64_t credentials_retry_usec;
         char *last_status;
 } Manager;
 
@@ -91,6 +105,9 @@ int manager_rescan(Manager *m);
 int manager_set_device_schedulable(Manager *m, const char *name, bool schedulable);
 
 const char *manager_state_to_string(ManagerState s);
+
+/* Set (reason) or clear (NULL) one problem, and recompute the state from all of them. */
+void manager_set_problem(Manager *m, ManagerProblem p, const char *reason);
 
 /* Recompute the one-line STATUS= and send it when it changed; bring the D-Bus objects up to date. */
 void manager_update_status(Manager *m);

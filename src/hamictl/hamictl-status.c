@@ -39,9 +39,13 @@ int verb_status(Ctl *c, int argc, char *argv[]) {
         printf("            Node: %s\n", jstr(p, "NodeName"));
         printf("           State: %s%s%s%s\n", jstr(p, "State"), isempty(reason) ? "" : " (",
                reason, isempty(reason) ? "" : ")");
-        printf("      API server: %s, consumable capacity %s\n",
-               json_get_bool(p, "ApiServerReachable", false) ? "reachable" : "unreachable",
-               json_get_bool(p, "ApiServerConsumableCapacity", false) ? "supported" : "not supported");
+        /* Unreached, nothing is known of its features; the State line says why (no
+         * credentials, the API server down, ...). */
+        if (json_get_bool(p, "ApiServerReachable", false))
+                printf("      API server: reachable, consumable capacity %s\n",
+                       json_get_bool(p, "ApiServerConsumableCapacity", false) ? "supported" : "not supported");
+        else
+                printf("      API server: not reached%s\n", isempty(reason) ? "" : " (see State)");
         printf("         Kubelet: %s\n", json_get_bool(p, "KubeletRegistered", false) ? "registered" : "not registered");
         printf("Slice generation: %" PRIu64 "\n", json_get_uint64(p, "SliceGeneration", 0));
         printf("         Devices: %" PRIu64 "\n", json_get_uint64(p, "NDevices", 0));

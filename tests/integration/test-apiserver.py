@@ -691,10 +691,33 @@ def case_daemon_apiserver_down(tmp, fake):
     kc = kubeconfig(tmp, fake)
     d = Daemon(tmp, kc, gpus=2)
     d.wait_status(lambda m: "READY=1" in m, "READY=1 with the API server down")
-    d.wait_status(lambda m: "API server unreachable" in m, "unreachable in STATUS=")
+    d.wait_status(lambda m: m.startswith("STATUS=Degraded: API server unreachable"), "degraded, unreachable")
     fake.faults(down=False)
-    d.wait_status(lambda m: "Published 2 GPUs" in m, "published once it is up")
+    m = d.wait_status(lambda m: "Published 2 GPUs" in m, "published once it is up")
+    assert not m.startswith("STATUS=Degraded"), m
     assert d.stop() == 0
+    with open(d.log_path) as f:
+        log = f.read()
+    assert "The API server does not answer" in log and "The API server answers again" in log, log
+
+
+def case_daemon_credentials_appear(tmp, fake):
+    # No credentials at start (a kubelet.conf written after the daemon started): degraded,
+    # with the file named, then published once the file appears, without a restart.
+    if not os.path.exists(DAEMON):
+        sys.exit(77)
+    later = os.path.join(tmp, "kubelet.conf")
+    d = Daemon(tmp, later, gpus=2)
+    d.wait_status(lambda m: "READY=1" in m, "READY=1 without credentials")
+    m = d.wait_status(lambda m: m.startswith("STATUS=Degraded: no API server credentials"), "degraded, no credentials")
+    assert later + " does not exist" in m, m
+    shutil.copy(kubeconfig(tmp, fake), later + ".tmp")
+    os.rename(later + ".tmp", later)
+    m = d.wait_status(lambda m: "Published 2 GPUs" in m, "published once the credentials appear")
+    assert not m.startswith("STATUS=Degraded"), m
+    assert d.stop() == 0
+    with open(d.log_path) as f:
+        assert "API server credentials found" in f.read()
 
 
 def case_daemon_feature_gate_off(tmp, fake):

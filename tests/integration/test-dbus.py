@@ -339,6 +339,11 @@ def case_manager_properties(env):
              "API server unreachable", "StateReason")
     check_eq(bool(env.obj(MANAGER).Get(IF_MANAGER, "ApiServerReachable", dbus_interface=PROPS)),
              False, "ApiServerReachable")
+    # hamictl status then claims nothing about the API server's features, and points at
+    # the reason (missing credentials read "unreachable, consumable capacity not supported").
+    out = env.hamictl("status").stdout
+    check("State: degraded (API server unreachable)" in out and "API server: not reached (see State)" in out
+          and "consumable capacity" not in out, "hamictl status while unreachable:\n" + out)
 
 
 def write_region(env, name, lines):
