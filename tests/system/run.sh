@@ -214,6 +214,20 @@ else
         check "polkit: root may Rescan" IN busctl --no-pager call $M Rescan
         denied=$(IN setpriv --reuid=nobody --regid=nogroup --clear-groups busctl --no-pager call $M Rescan 2>&1)
         check "polkit: nobody may not Rescan ($denied)" bash -c "grep -qiE 'not authorized|access denied|interactive authentication' <<<'$denied'"
+        # One state behind the three: STATUS= (systemctl), the D-Bus properties, hamictl.
+        status_text=$(IN systemctl show -P StatusText hami-dra-plugin.service)
+        bus_state=$(IN busctl --no-pager get-property $M State | sed 's/^s "\(.*\)"$/\1/')
+        bus_reason=$(IN busctl --no-pager get-property $M StateReason | sed 's/^s "\(.*\)"$/\1/')
+        ctl_state=$(IN hamictl --no-legend status | sed -n 's/^ *State: //p')
+        echo "# StatusText: $status_text; D-Bus: $bus_state ($bus_reason); hamictl: $ctl_state"
+        if [ "$bus_state" = degraded ]; then
+                want_ctl="degraded ($bus_reason)"
+                agree() { [[ "$status_text" == "Degraded: $bus_reason;"* ]] && [ "$ctl_state" = "$want_ctl" ]; }
+        else
+                want_ctl=$bus_state
+                agree() { [[ "$status_text" != Degraded* ]] && [ "$ctl_state" = "$want_ctl" ]; }
+        fi
+        check "STATUS=, D-Bus State and hamictl status agree ($bus_state)" agree
 fi
 
 # ------------------------------------------------------------------ prepare, audited in the journal
