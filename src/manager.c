@@ -746,8 +746,11 @@ static void manager_on_publisher_status(SlicePublisher *p, const SlicePublisherS
                 log_info("The API server answers again: %s", line); /* recovery from an outage */
         free(m->apiserver_status);
         m->apiserver_status = strdup(line);
+        /* Unreachable, refusing (401/403: a failed sync), or without the feature gate:
+         * the node's GPUs are not (correctly) published. */
         manager_set_problem(m, MANAGER_PROBLEM_APISERVER,
-                            !st->api_reachable || st->consumable_capacity == 0 ? line : NULL);
+                            !st->api_reachable || st->consumable_capacity == 0 || (!st->synced && st->last_error)
+                                    ? line : NULL);
         manager_update_status(m);
 }
 

@@ -668,6 +668,35 @@ static void publisher_list(SlicePublisher *p) {
         }
 }
 
+/* A 403 on our own Node: with a node's credential (the kubelet's kubelet.conf) the node
+ * authorizer lets system:node:<name> read only its own Node, so the likely cause is a
+ * NodeName= that is not the credential's node. The API server's message names the user:
+ * `User "system:node:node-a" cannot get resource "nodes" ...`. */
+static void node_forbidden_hint(const char *node, const char *message, char *buf, size_t size) {
+        static const char prefix[] = "User \"system:node:";
+        const char *u = message ? strstr(message, prefix) : NULL;
+        size_t n = 0;
+
+        if (u) {
+                u += strlen(prefix);
+                n = strcspn(u, "\"");
+                if (u[n] != '"' || n == 0 || n > 253)
+                        u = NULL;
+        }
+        if (u && (strlen(node) != n || strncmp(u, node, n) != 0))
+                (void) snprintf(buf, size,
+                                "HTTP 403: the credential is node %.*s's, but NodeName= is %s; a node may read only "
+                                "its own Node: set [Plugin] NodeName=%.*s (or --node-name=) if this is %.*s, or use "
+                                "this node's own kubelet.conf",
+                                (int) n, u, node, (int) n, u, (int) n, u);
+        else
+                (void) snprintf(buf, size,
+                                "HTTP 403: the credential may not read Node %s (%s); check that NodeName= is this "
+                                "node's name as the kubelet registered it, and the credential's permissions "
+                                "(deploy/rbac.yaml)",
+                                node, message && *message ? message : "no message");
+}
+
 static void on_node_done(KubeClient *c, const KubeResponse *r, void *userdata) {
         SlicePublisher *p = userdata;
         const char *uid;
@@ -677,6 +706,14 @@ static void on_node_done(KubeClient *c, const KubeResponse *r, void *userdata) {
         if (r->error == 0 && r->status == 404) {
                 KubeResponse resp = *r;
                 resp.message = "the Node object does not exist (yet); the kubelet registers it";
+                publisher_fail(p, &resp, "Looking up our Node");
+                return;
+        }
+        if (r->error == 0 && r->status == 403) {
+                char hint[1024];
+                KubeResponse resp = *r;
+                node_forbidden_hint(p->node, r->message, hint, sizeof(hint));
+                resp.message = hint;
                 publisher_fail(p, &resp, "Looking up our Node");
                 return;
         }

@@ -461,7 +461,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if m and method == "GET":
             name = urllib.parse.unquote(m.group(1))
             if who[0] == "node" and who[1] != name:
-                self.forbid('nodes "%s" is forbidden: node may only get itself' % name)
+                # The node authorizer's words (plugin/pkg/auth/authorizer/node), as the
+                # API server wraps them.
+                self.forbid('nodes "%s" is forbidden: User "system:node:%s" cannot get resource "nodes" in API '
+                            'group "" at the cluster scope: node \'%s\' cannot read \'%s\', only its own Node object'
+                            % (name, who[1], who[1], name))
             if name != st.args.node:
                 raise Invalid(404, "NotFound", 'nodes "%s" not found' % name)
             return self.send_json(200, {"kind": "Node", "apiVersion": "v1",

@@ -627,7 +627,7 @@ DAEMON = os.path.join(BUILD, "src", "hami-dra-plugin")
 class Daemon:
     """hami-dra-plugin with mock GPUs; its sd_notify messages are collected."""
 
-    def __init__(self, tmp, kc, gpus=8):
+    def __init__(self, tmp, kc, gpus=8, node="node1"):
         import socket
         self.notify_path = os.path.join(tmp, "notify-%d.sock" % time.monotonic_ns())
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -641,7 +641,7 @@ class Daemon:
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
         env.pop("KUBERNETES_SERVICE_HOST", None)
         self.proc = subprocess.Popen(
-            [DAEMON, "--config=", "--node-name=node1", "--backend=mock", "--mock-gpus=%d" % gpus,
+            [DAEMON, "--config=", "--node-name=" + node, "--backend=mock", "--mock-gpus=%d" % gpus,
              "--registry-dir=" + os.path.join(tmp, "reg"), "--plugins-dir=" + os.path.join(tmp, "plug"),
              "--cdi-dir=" + os.path.join(tmp, "cdi"), "--state-dir=" + os.path.join(tmp, "state"),
              "--kubeconfig=" + kc],
@@ -718,6 +718,18 @@ def case_daemon_credentials_appear(tmp, fake):
     assert d.stop() == 0
     with open(d.log_path) as f:
         assert "API server credentials found" in f.read()
+
+
+def case_daemon_wrong_node_name(tmp, fake):
+    # The kubelet's credential (system:node:node1) with NodeName=node2: the node authorizer
+    # refuses the Node; the daemon says which name to set, not "lacks permission".
+    if not os.path.exists(DAEMON):
+        sys.exit(77)
+    d = Daemon(tmp, kubeconfig(tmp, fake), gpus=2, node="node2")
+    m = d.wait_status(lambda m: "Looking up our Node" in m, "the Node lookup's failure in STATUS=")
+    assert m.startswith("STATUS=Degraded: ") and "the credential is node node1's, but NodeName= is node2" in m \
+        and "set [Plugin] NodeName=node1" in m, m
+    assert d.stop() == 0
 
 
 def case_daemon_feature_gate_off(tmp, fake):
