@@ -104,6 +104,27 @@ static void place_results(const ClaimAllocation *c, ClaimLimits *l) {
         }
 }
 
+/* The parameters that apply to one result: the class's, as the claim's may tighten them. */
+static int result_params(const ClaimResult *res, ClaimParams *ret, char *reason, size_t size) {
+        ClaimParams class_params, claim_params;
+        int r;
+
+        if (res->class_parameters_json) {
+                r = claim_params_parse(res->class_parameters_json, strlen(res->class_parameters_json), &class_params,
+                                       reason, size);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EBADMSG;
+        }
+        if (res->claim_parameters_json) {
+                r = claim_params_parse(res->claim_parameters_json, strlen(res->claim_parameters_json), &claim_params,
+                                       reason, size);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EBADMSG;
+        }
+        return claim_params_merge(res->class_parameters_json ? &class_params : NULL,
+                                  res->claim_parameters_json ? &claim_params : NULL, ret, reason, size);
+}
+
 int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLimits *ret,
                          char *error, size_t size) {
         ErrBuf e = { error, size };
@@ -124,10 +145,12 @@ int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLim
                 if (!gpu)
                         return errbuf_fail(&e, -ENODEV,
                                            "the allocation names device %s, which this node does not have", res->device);
-                claim_params_init(&cfg);
-                if (res->parameters_json &&
-                    claim_params_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
-                                     sizeof(reason)) < 0)
+                r = result_params(res, &cfg, reason, sizeof(reason));
+                if (r == -ENOMEM)
+                        return r;
+                if (r == -EPERM)
+                        return errbuf_fail(&e, r, "config for request %s refused: %s", res->request, reason);
+                if (r < 0)
                         return errbuf_fail(&e, -EBADMSG, "malformed opaque config for request %s: %s",
                                            res->request, reason);
                 r = add_result(&l, res, i, gpu, &cfg, first_seen, &e);

@@ -53,7 +53,8 @@ typedef struct ClaimLimits {
 /*
  * Errors (with a reason in error): -ENODEV a result names a device this node does not
  * have; -ERANGE consumedCapacity exceeds the device or cannot be expressed; -EBADMSG
- * malformed parameters.
+ * malformed parameters; -EPERM the claim's own config relaxes a limit of the
+ * DeviceClass's (claim_params_merge()).
  */
 int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLimits *ret,
                          char *error, size_t error_size);

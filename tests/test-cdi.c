@@ -158,7 +158,7 @@ static void test_runtime_and_policies(void) {
                 { .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
         };
         const char *configs =
-                "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
+                "[{\"source\":\"FromClass\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
                 "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"memoryLimitPolicy\":\"disabled\","
                 "\"oversubscription\":true}}}]";
         Built b;

@@ -12,6 +12,13 @@
 
 static Fixture fx;
 
+#define PARAMS_HEAD "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\","
+#define SM_POLICY(p) PARAMS_HEAD "\"smLimitPolicy\":\"" p "\"}"
+#define MEM_POLICY(p) PARAMS_HEAD "\"memoryLimitPolicy\":\"" p "\"}"
+#define CONFIG_ENTRY(source, params) \
+        "{\"source\":\"" source "\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":" params "}}"
+#define CONFIG(source, params) "[" CONFIG_ENTRY(source, params) "]"
+
 static int compute(const FixtureResult *r, size_t n, const char *configs, ClaimLimits *l, char *err) {
         _cleanup_(claim_allocation_done) ClaimAllocation c = {};
         _cleanup_free_ char *json = fixture_claim(UID, "c", r, n, configs);
@@ -106,12 +113,39 @@ static void test_rounding(void) {
         ASSERT_EQ_U(l.gpus[0].memory_mib, 9536);     /* 10^10 / 2^20 = 9536.7 */
         ASSERT_ERROR(compute(tiny, 1, NULL, &l, err), ERANGE);
         ASSERT_ERROR(compute(nocores, 1, NULL, &l, err), ERANGE);
-        /* With the SM limit disabled, 0 cores is fine. */
-        ASSERT_OK(compute(nocores, 1,
-                          "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
-                          "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"smLimitPolicy\":\"disabled\"}}}]",
-                          &l, err));
+        /* With the SM limit disabled by the class, 0 cores is fine. */
+        ASSERT_OK(compute(nocores, 1, CONFIG("FromClass", SM_POLICY("disabled")), &l, err));
         ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_DISABLED);
+}
+
+/* Issue 14 item 3: a tenant's own config never lifts a limit the class keeps. */
+static void test_claim_cannot_relax(void) {
+        FixtureResult nocores[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "0" } };
+        FixtureResult some[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" } };
+        ClaimLimits l;
+        char err[512];
+
+        /* cores "0" with the claim's "disabled": refused, never "no SM limit". */
+        ASSERT_ERROR(compute(nocores, 1, CONFIG("FromClaim", SM_POLICY("disabled")), &l, err), EPERM);
+        ASSERT_TRUE(strstr(err, "smLimitPolicy") && strstr(err, "only the DeviceClass may relax"));
+        /* The class says hard explicitly, the claim disables: refused. */
+        ASSERT_ERROR(compute(some, 1, "[" CONFIG_ENTRY("FromClass", SM_POLICY("hard")) ","
+                                      CONFIG_ENTRY("FromClaim", SM_POLICY("disabled")) "]", &l, err), EPERM);
+        ASSERT_ERROR(compute(some, 1, CONFIG("FromClaim", MEM_POLICY("disabled")), &l, err), EPERM);
+        ASSERT_TRUE(strstr(err, "memoryLimitPolicy") != NULL);
+        /* The claim may tighten what the class relaxed... */
+        ASSERT_OK(compute(some, 1, "[" CONFIG_ENTRY("FromClass", SM_POLICY("disabled")) ","
+                                   CONFIG_ENTRY("FromClaim", SM_POLICY("hard")) "]", &l, err));
+        ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_HARD);
+        ASSERT_EQ(l.gpus[0].cores, 10);
+        /* ...and repeat a relaxation the class allows. */
+        ASSERT_OK(compute(nocores, 1, "[" CONFIG_ENTRY("FromClass", SM_POLICY("disabled")) ","
+                                      CONFIG_ENTRY("FromClaim", SM_POLICY("disabled")) "]", &l, err));
+        ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_DISABLED);
+        /* A claim's entry for another request does not matter. */
+        ASSERT_OK(compute(some, 1, "[{\"source\":\"FromClaim\",\"requests\":[\"other\"],\"opaque\":{\"driver\":\""
+                                   FIXTURE_DRIVER "\",\"parameters\":" SM_POLICY("disabled") "}}]", &l, err));
+        ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_HARD);
 }
 
 static void test_exceeds_and_unknown(void) {
@@ -148,6 +182,7 @@ int main(void) {
         TEST(test_several_gpus_cuda_order);
         TEST(test_views_per_request);
         TEST(test_rounding);
+        TEST(test_claim_cannot_relax);
         TEST(test_exceeds_and_unknown);
         fixture_done(&fx);
         return 0;

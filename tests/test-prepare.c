@@ -138,6 +138,11 @@ static void test_rejects_leave_nothing(void) {
         FixtureResult other_node[] = { { .device = "hami-gpu-0", .pool = "node2" } };
         FixtureResult exceeds[] = { { .device = "hami-gpu-0", .memory = "100Gi", .cores = "10" } };
         FixtureResult unknown[] = { { .device = "hami-gpu-7" } };
+        FixtureResult no_cores[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "0" } };
+        /* Issue 14 item 3: the tenant's own config lifting the SM limit of a 0-core share. */
+        const char *relax_config =
+                "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
+                "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"smLimitPolicy\":\"disabled\"}}}]";
         const char *bad_config =
                 "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":{\"kind\":\"Nope\"}}}]";
         struct {
@@ -154,6 +159,9 @@ static void test_rejects_leave_nothing(void) {
                 { "exceeds", fixture_claim(UID1, "c", exceeds, 1, NULL), UID1, ERANGE, "exceeds the device" },
                 { "opaque config", fixture_claim(UID1, "c", ok, 1, bad_config), UID1, EBADMSG, "malformed opaque config" },
                 { "unknown device", fixture_claim(UID1, "c", unknown, 1, NULL), UID1, ENODEV, "does not have" },
+                { "claim relaxes", fixture_claim(UID1, "c", no_cores, 1, relax_config), UID1, EPERM,
+                  "only the DeviceClass may relax" },
+                { "zero cores", fixture_claim(UID1, "c", no_cores, 1, NULL), UID1, ERANGE, "0 means no limit" },
                 { "garbage", strdup("{{{"), UID1, EBADMSG, "JSON" },
         };
         char err[512];
