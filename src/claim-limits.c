@@ -24,11 +24,6 @@ static int gpu_cuda_compare(const Gpu *a, const Gpu *b) {
         return a->minor < b->minor ? -1 : a->minor > b->minor;
 }
 
-static bool same_main_request(const char *a, const char *b) {
-        size_t la = claim_request_main_len(a), lb = claim_request_main_len(b);
-        return la == lb && strncmp(a, b, la) == 0;
-}
-
 static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const Gpu *gpu,
                       const ClaimParams *cfg, bool *first_seen, ErrBuf *e) {
         size_t g;
@@ -77,30 +72,23 @@ static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const 
         return 0;
 }
 
+/*
+ * Each GPU's index: the rank of its PCI bus id among all the claim's GPUs, the same
+ * for every result on it whichever request the result belongs to. It is the GPU's
+ * device in the claim's shared region and the <i> of its CDI environment, and the CUDA
+ * index the GPU has in a container that gets the whole claim; a container that gets
+ * only some requests finds its GPUs by UUID (CUDA_DEVICE_UUID_<i>), so the indices of
+ * two requests never meet on one region device.
+ */
 static void place_results(const ClaimAllocation *c, ClaimLimits *l) {
-        bool one_request = true;
-
-        for (size_t i = 1; i < c->n_results; i++)
-                one_request = one_request && same_main_request(c->results[0].request, c->results[i].request);
-
         for (size_t i = 0; i < c->n_results; i++) {
                 const Gpu *mine = l->gpus[l->results[i].gpu].gpu;
-                unsigned rank = 0, view = 0;
+                unsigned rank = 0;
 
-                /* Count the distinct GPUs in this result's view, and those before ours. */
-                for (size_t g = 0; g < l->n_gpus; g++) {
-                        bool in_view = one_request;
-                        for (size_t j = 0; j < c->n_results && !in_view; j++)
-                                in_view = l->results[j].gpu == g &&
-                                          same_main_request(c->results[i].request, c->results[j].request);
-                        if (!in_view)
-                                continue;
-                        view++;
+                for (size_t g = 0; g < l->n_gpus; g++)
                         if (gpu_cuda_compare(l->gpus[g].gpu, mine) < 0)
                                 rank++;
-                }
                 l->results[i].cuda_index = rank;
-                l->results[i].view_size = view;
         }
 }
 

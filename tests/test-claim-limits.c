@@ -46,7 +46,6 @@ static void test_shares_summed(void) {
         ASSERT_EQ(l.results[0].gpu, 0);
         ASSERT_EQ(l.results[1].gpu, 0);
         ASSERT_EQ(l.results[0].cuda_index, 0);
-        ASSERT_EQ(l.results[0].view_size, 1);
 }
 
 static void test_whole_device_default(void) {
@@ -76,27 +75,30 @@ static void test_several_gpus_cuda_order(void) {
         ASSERT_EQ(l.results[0].cuda_index, 2);
         ASSERT_EQ(l.results[1].cuda_index, 0);
         ASSERT_EQ(l.results[2].cuda_index, 1);
-        for (size_t i = 0; i < 3; i++)
-                ASSERT_EQ(l.results[i].view_size, 3);
         ASSERT_EQ_U(l.gpus[l.results[2].gpu].memory_mib, 3072);
 }
 
-static void test_views_per_request(void) {
-        /* Two main requests: each container sees its own request's GPUs. */
+static void test_indices_across_requests(void) {
+        /* Two main requests: each GPU keeps its one index in the claim (issue 14 item 4:
+         * per-request indices put hami-gpu-0 and hami-gpu-2 both on region device 0). */
         FixtureResult r[] = {
                 { .request = "a", .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" },
-                { .request = "b/x", .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
-                { .request = "b/x", .device = "hami-gpu-2", .memory = "1Gi", .cores = "10" },
+                { .request = "b/x", .device = "hami-gpu-1", .memory = "2Gi", .cores = "20" },
+                { .request = "b/x", .device = "hami-gpu-2", .memory = "3Gi", .cores = "30" },
+                { .request = "c", .device = "hami-gpu-1", .memory = "1Gi", .cores = "5" },
         };
         ClaimLimits l;
         char err[512];
 
-        ASSERT_OK(compute(r, 3, NULL, &l, err));
-        ASSERT_EQ(l.results[0].cuda_index, 0);
-        ASSERT_EQ(l.results[0].view_size, 1);
+        ASSERT_OK(compute(r, 4, NULL, &l, err));
+        ASSERT_EQ(l.n_gpus, 3);
+        ASSERT_EQ(l.results[0].cuda_index, 2);
         ASSERT_EQ(l.results[1].cuda_index, 1);
         ASSERT_EQ(l.results[2].cuda_index, 0);
-        ASSERT_EQ(l.results[2].view_size, 2);
+        ASSERT_EQ(l.results[3].cuda_index, 1);   /* another request, the same GPU */
+        ASSERT_EQ_U(l.gpus[l.results[1].gpu].memory_mib, 3072);
+        ASSERT_EQ(l.gpus[l.results[1].gpu].cores, 25);
+        ASSERT_EQ_U(l.gpus[l.results[0].gpu].memory_mib, 1024);
 }
 
 static void test_rounding(void) {
@@ -180,7 +182,7 @@ int main(void) {
         TEST(test_shares_summed);
         TEST(test_whole_device_default);
         TEST(test_several_gpus_cuda_order);
-        TEST(test_views_per_request);
+        TEST(test_indices_across_requests);
         TEST(test_rounding);
         TEST(test_claim_cannot_relax);
         TEST(test_exceeds_and_unknown);

@@ -226,6 +226,33 @@ static void test_several_gpus_and_devices(void) {
         preparer_free(p);
 }
 
+/* Issue 14 item 4: a claim with two requests on two GPUs holds both limits in its region. */
+static void test_two_requests_region(void) {
+        Preparer *p = new_preparer(NULL);
+        FixtureResult r[] = {
+                { .request = "a", .device = "hami-gpu-0", .memory = "2Gi", .cores = "20" },
+                { .request = "b", .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
+        };
+        _cleanup_free_ char *json = fixture_claim(UID2, "two", r, 2, NULL);
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
+        SharedRegionUsage u;
+        char err[512], path[1024];
+
+        ASSERT_OK(prepare(p, UID2, json, &c, err));
+        ASSERT_EQ(c.n_devices, 2);
+        ASSERT_EQ(c.devices[0].cuda_index, 1);   /* hami-gpu-0 comes second in PCI order */
+        ASSERT_EQ(c.devices[1].cuda_index, 0);
+        snprintf(path, sizeof(path), "%s/claims/%s/vgpu/vgpu.cache", fx.state_dir, UID2);
+        ASSERT_OK(shared_region_read_usage(path, &u));
+        ASSERT_EQ(u.n_devices, 2);
+        ASSERT_EQ_U(u.limit[1], UINT64_C(2) << 30);
+        ASSERT_EQ(u.sm_limit[1], 20);
+        ASSERT_EQ_U(u.limit[0], UINT64_C(1) << 30);
+        ASSERT_EQ(u.sm_limit[0], 10);
+        ASSERT_OK(preparer_unprepare(p, UID2, err, sizeof(err)));
+        preparer_free(p);
+}
+
 static void count_claim(void *userdata, const PreparedClaim *c) {
         ASSERT_STREQ(c->uid, UID1);
         (*(size_t *) userdata)++;
@@ -304,6 +331,7 @@ int main(void) {
         TEST(test_prepare_unprepare);
         TEST(test_rejects_leave_nothing);
         TEST(test_several_gpus_and_devices);
+        TEST(test_two_requests_region);
         TEST(test_recovery_and_reboot);
         fixture_done(&fx);
         return 0;
