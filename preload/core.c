@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "alloc-map.h"
@@ -234,6 +235,43 @@ static void config_read_limits(VgpuConfig *c) {
         }
 }
 
+static bool uuid_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= VGPU_UUID_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      s[i] == '-'))
+                        return false;
+        return true;
+}
+
+static void config_read_uuids(VgpuConfig *c) {
+        char name[64];
+
+        for (unsigned i = 0; i < SHARED_REGION_DEVICES_MAX; i++) {
+                const char *u = env_indexed("CUDA_DEVICE_UUID", i, name, sizeof(name));
+
+                if (!u)
+                        continue;
+                if (!uuid_is_valid(u)) {
+                        vgpu_log(VGPU_LOG_ERROR, "Invalid GPU UUID \"%.100s\" for device %u", u, i);
+                        c->invalid[i] |= SHARED_REGION_DEGRADED_MEMORY_LIMIT | SHARED_REGION_DEGRADED_SM_LIMIT;
+                        continue;
+                }
+                memcpy(c->uuid[i], u, strlen(u) + 1);
+                c->by_uuid = true;
+        }
+}
+
+int vgpu_device_of_uuid(const char *uuid) {
+        for (unsigned i = 0; i < SHARED_REGION_DEVICES_MAX; i++)
+                if (vgpu_config.uuid[i][0] && strcasecmp(vgpu_config.uuid[i], uuid) == 0)
+                        return (int) i;
+        return -1;
+}
+
 static void config_read_visible_devices(VgpuConfig *c) {
         const char *cvd = secure_getenv("CUDA_VISIBLE_DEVICES");
         int map[VGPU_VISIBLE_DEVICES_MAX];
@@ -277,11 +315,51 @@ static void config_read_visible_devices(VgpuConfig *c) {
         }
 }
 
-int vgpu_device_of_ordinal(CuDevice ordinal) {
+static int device_of_ordinal_by_position(CuDevice ordinal) {
         if (ordinal < 0 || (unsigned) ordinal >= vgpu_config.n_ordinals ||
             (unsigned) ordinal >= SHARED_REGION_DEVICES_MAX)
                 return -1;
         return vgpu_config.ordinal_map[ordinal];
+}
+
+/* cuDeviceGetUuid_v2 where the driver has it (MIG-aware), else the original. */
+typedef CuResult (*device_get_uuid_fn)(CuUuid *uuid, CuDevice dev);
+static device_get_uuid_fn real_device_get_uuid;
+
+/* An ordinal's device by the UUID the driver gives it: whatever CUDA_VISIBLE_DEVICES and
+ * the container's set of GPUs make of the ordinals. Cached: value + 2 (1: none of ours). */
+static int device_of_ordinal_by_uuid(CuDevice ordinal) {
+        static int cache[SHARED_REGION_DEVICES_MAX];
+        const unsigned char *b;
+        char text[64];
+        CuUuid u;
+        int v, dev;
+
+        v = __atomic_load_n(&cache[ordinal], __ATOMIC_RELAXED);
+        if (v != 0)
+                return v - 2;
+        if (!real_device_get_uuid || real_device_get_uuid(&u, ordinal) != VG_CUDA_SUCCESS)
+                return -1;  /* not initialised yet: ask again next time */
+        b = (const unsigned char *) u.bytes;
+        snprintf(text, sizeof(text), "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        dev = vgpu_device_of_uuid(text);
+        if (dev < 0) {
+                /* A UUID the driver spells otherwise (or a GPU from elsewhere): never left
+                 * unlimited for that, it gets the limits of its position as before. */
+                dev = device_of_ordinal_by_position(ordinal);
+                vgpu_log(VGPU_LOG_WARNING, "CUDA device %d (%s) matches no CUDA_DEVICE_UUID_<i>: using device %d's "
+                         "limits, by its position", (int) ordinal, text, dev);
+        }
+        __atomic_store_n(&cache[ordinal], dev + 2, __ATOMIC_RELAXED);
+        return dev;
+}
+
+int vgpu_device_of_ordinal(CuDevice ordinal) {
+        if (vgpu_config.by_uuid)
+                return ordinal >= 0 && (unsigned) ordinal < SHARED_REGION_DEVICES_MAX ? device_of_ordinal_by_uuid(ordinal)
+                                                                                      : -1;
+        return device_of_ordinal_by_position(ordinal);
 }
 
 int vgpu_current_device(void) {
@@ -368,10 +446,14 @@ static void init_once(void) {
                 VGPU_CUDA_HOOKS(RESOLVE)
                 VGPU_CUDA_REAL(RESOLVE)
 #undef RESOLVE
+                real_device_get_uuid = (device_get_uuid_fn) real_dlsym_get(cuda_handle, "cuDeviceGetUuid_v2");
+                if (!real_device_get_uuid)
+                        real_device_get_uuid = (device_get_uuid_fn) real_dlsym_get(cuda_handle, "cuDeviceGetUuid");
                 cuda_ok = true;
         }
 
         config_read_limits(&vgpu_config);
+        config_read_uuids(&vgpu_config);
         config_read_visible_devices(&vgpu_config);
         region_attach();
         pthread_atfork(NULL, NULL, after_fork_child);

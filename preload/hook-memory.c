@@ -461,6 +461,18 @@ _public_ CuResult cuDeviceTotalMem_v2(size_t *bytes, CuDevice dev) {
 static int nvml_device(NvmlDevice d) {
         unsigned idx;
 
+        if (vgpu_config.by_uuid) {
+                char uuid[VGPU_UUID_MAX];
+                int dev;
+                if (vgpu_nvml.nvmlDeviceGetUUID && vgpu_nvml.nvmlDeviceGetUUID(d, uuid, sizeof(uuid)) == VG_NVML_SUCCESS) {
+                        uuid[sizeof(uuid) - 1] = 0;
+                        dev = vgpu_device_of_uuid(uuid);
+                        if (dev >= 0)
+                                return dev;
+                }
+                /* Unmatched: by its position, as CUDA's devices are. */
+        }
+
         if (!vgpu_nvml.nvmlDeviceGetIndex || vgpu_nvml.nvmlDeviceGetIndex(d, &idx) != VG_NVML_SUCCESS ||
             idx >= SHARED_REGION_DEVICES_MAX)
                 return -1;

@@ -98,6 +98,7 @@
         X(nvmlDeviceGetHandleByIndex_v2, (unsigned int index, NvmlDevice *device))               \
         X(nvmlDeviceGetIndex, (NvmlDevice device, unsigned int *index))                          \
         X(nvmlDeviceGetHandleByUUID, (const char *uuid, NvmlDevice *device))                     \
+        X(nvmlDeviceGetUUID, (NvmlDevice device, char *uuid, unsigned int length))               \
         X(nvmlDeviceGetUtilizationRates, (NvmlDevice device, NvmlUtilization *utilization))
 
 /* Prototypes of the hooks (exported) and types of the real entry points. */

@@ -58,7 +58,10 @@ static int utilization(int dev) {
                                 return -1;
                         inited = true;
                 }
-                if (vgpu_nvml.nvmlDeviceGetHandleByIndex_v2((unsigned) dev, &nvml_handles[dev]) != VG_NVML_SUCCESS)
+                /* The claim's GPU by its UUID where the CDI spec gave one, else by position. */
+                if ((!vgpu_config.uuid[dev][0] || !vgpu_nvml.nvmlDeviceGetHandleByUUID ||
+                     vgpu_nvml.nvmlDeviceGetHandleByUUID(vgpu_config.uuid[dev], &nvml_handles[dev]) != VG_NVML_SUCCESS) &&
+                    vgpu_nvml.nvmlDeviceGetHandleByIndex_v2((unsigned) dev, &nvml_handles[dev]) != VG_NVML_SUCCESS)
                         return -1;
         }
         if (vgpu_nvml.nvmlDeviceGetUtilizationRates(nvml_handles[dev], &u) != VG_NVML_SUCCESS || u.gpu > 100)

@@ -12,6 +12,8 @@
 
 #define _hidden_ __attribute__((visibility("hidden")))
 
+#define VGPU_UUID_MAX 96
+
 enum {
         VGPU_LOG_ERROR = 1,
         VGPU_LOG_WARNING = 2,
@@ -28,6 +30,10 @@ typedef struct VgpuConfig {
         /* CUDA ordinal (what the process sees) -> container device index. */
         int ordinal_map[SHARED_REGION_DEVICES_MAX];
         unsigned n_ordinals;
+        /* CUDA_DEVICE_UUID_<i>: the GPU whose limits and region device are <i>. When any is
+         * set, GPUs are found by UUID, not by their position in the process's view. */
+        char uuid[SHARED_REGION_DEVICES_MAX][VGPU_UUID_MAX];
+        bool by_uuid;
 } VgpuConfig;
 
 extern VgpuRealCuda vgpu_real _hidden_;
@@ -63,6 +69,8 @@ static inline void vgpu_guard_leave(void) {
 /* The container device index of the current context's device, or -1. */
 int vgpu_current_device(void) _hidden_;
 int vgpu_device_of_ordinal(CuDevice ordinal) _hidden_;
+/* The container device index whose CUDA_DEVICE_UUID_<i> is uuid (any case), or -1. */
+int vgpu_device_of_uuid(const char *uuid) _hidden_;
 
 /* cuGetProcAddress / dlsym: our hook standing in for a real symbol, or NULL. */
 void *vgpu_hook_by_symbol(const char *symbol) _hidden_;

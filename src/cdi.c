@@ -185,12 +185,19 @@ static void spec_edits(Builder *b, const CdiClaimSpec *in) {
         jw_object_end(b->w);
 }
 
-/* One device per result: its GPU node and the limits HAMi-core reads for CUDA index i. */
+/*
+ * One device per result: its GPU node, its UUID and the limits libvgpu reads for the
+ * GPU's index i in the claim (ClaimLimits). Every result on a GPU carries the same i,
+ * and the GPUs of one claim never share one, so the devices of several requests merge
+ * into one container without clashing; the unsuffixed limits only when the claim has a
+ * single GPU, where they cannot be taken for another GPU's.
+ */
 static int device(Builder *b, const CdiClaimSpec *in, size_t i) {
         const ClaimResult *res = &in->claim->results[i];
         const ResultPlacement *pl = &in->limits->results[i];
         const GpuLimit *gl = &in->limits->gpus[pl->gpu];
         bool memory = gl->memory_policy == LIMIT_POLICY_HARD, sm = gl->sm_policy == LIMIT_POLICY_HARD;
+        bool single = in->limits->n_gpus == 1;
         char name[CDI_NAME_MAX];
         int r;
 
@@ -208,23 +215,22 @@ static int device(Builder *b, const CdiClaimSpec *in, size_t i) {
         jw_array_begin(b->w);
         device_node(b, &in->gpu_nodes[pl->gpu]);
         jw_array_end(b->w);
-        if (memory || sm || gl->oversubscription) {
-                jw_key(b->w, "env");
-                jw_array_begin(b->w);
-                if (memory) {
-                        jw_stringf(b->w, "CUDA_DEVICE_MEMORY_LIMIT_%u=%" PRIu64 "m", pl->cuda_index, gl->memory_mib);
-                        if (pl->view_size == 1)
-                                jw_stringf(b->w, "CUDA_DEVICE_MEMORY_LIMIT=%" PRIu64 "m", gl->memory_mib);
-                }
-                if (sm) {
-                        jw_stringf(b->w, "CUDA_DEVICE_SM_LIMIT_%u=%u", pl->cuda_index, gl->cores);
-                        if (pl->view_size == 1)
-                                jw_stringf(b->w, "CUDA_DEVICE_SM_LIMIT=%u", gl->cores);
-                }
-                if (gl->oversubscription)
-                        jw_string(b->w, "CUDA_OVERSUBSCRIBE=true");
-                jw_array_end(b->w);
+        jw_key(b->w, "env");
+        jw_array_begin(b->w);
+        jw_stringf(b->w, "CUDA_DEVICE_UUID_%u=%s", pl->cuda_index, gl->gpu->uuid);
+        if (memory) {
+                jw_stringf(b->w, "CUDA_DEVICE_MEMORY_LIMIT_%u=%" PRIu64 "m", pl->cuda_index, gl->memory_mib);
+                if (single)
+                        jw_stringf(b->w, "CUDA_DEVICE_MEMORY_LIMIT=%" PRIu64 "m", gl->memory_mib);
         }
+        if (sm) {
+                jw_stringf(b->w, "CUDA_DEVICE_SM_LIMIT_%u=%u", pl->cuda_index, gl->cores);
+                if (single)
+                        jw_stringf(b->w, "CUDA_DEVICE_SM_LIMIT=%u", gl->cores);
+        }
+        if (gl->oversubscription)
+                jw_string(b->w, "CUDA_OVERSUBSCRIBE=true");
+        jw_array_end(b->w);
         jw_object_end(b->w);
         jw_object_end(b->w);
         return 0;

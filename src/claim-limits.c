@@ -24,11 +24,6 @@ static int gpu_cuda_compare(const Gpu *a, const Gpu *b) {
         return a->minor < b->minor ? -1 : a->minor > b->minor;
 }
 
-static bool same_main_request(const char *a, const char *b) {
-        size_t la = claim_request_main_len(a), lb = claim_request_main_len(b);
-        return la == lb && strncmp(a, b, la) == 0;
-}
-
 static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const Gpu *gpu,
                       const ClaimParams *cfg, bool *first_seen, ErrBuf *e) {
         size_t g;
@@ -77,31 +72,45 @@ static int add_result(ClaimLimits *l, const ClaimResult *res, size_t idx, const 
         return 0;
 }
 
+/*
+ * Each GPU's index: the rank of its PCI bus id among all the claim's GPUs, the same
+ * for every result on it whichever request the result belongs to. It is the GPU's
+ * device in the claim's shared region and the <i> of its CDI environment, and the CUDA
+ * index the GPU has in a container that gets the whole claim; a container that gets
+ * only some requests finds its GPUs by UUID (CUDA_DEVICE_UUID_<i>), so the indices of
+ * two requests never meet on one region device.
+ */
 static void place_results(const ClaimAllocation *c, ClaimLimits *l) {
-        bool one_request = true;
-
-        for (size_t i = 1; i < c->n_results; i++)
-                one_request = one_request && same_main_request(c->results[0].request, c->results[i].request);
-
         for (size_t i = 0; i < c->n_results; i++) {
                 const Gpu *mine = l->gpus[l->results[i].gpu].gpu;
-                unsigned rank = 0, view = 0;
+                unsigned rank = 0;
 
-                /* Count the distinct GPUs in this result's view, and those before ours. */
-                for (size_t g = 0; g < l->n_gpus; g++) {
-                        bool in_view = one_request;
-                        for (size_t j = 0; j < c->n_results && !in_view; j++)
-                                in_view = l->results[j].gpu == g &&
-                                          same_main_request(c->results[i].request, c->results[j].request);
-                        if (!in_view)
-                                continue;
-                        view++;
+                for (size_t g = 0; g < l->n_gpus; g++)
                         if (gpu_cuda_compare(l->gpus[g].gpu, mine) < 0)
                                 rank++;
-                }
                 l->results[i].cuda_index = rank;
-                l->results[i].view_size = view;
         }
+}
+
+/* The parameters that apply to one result: the class's, as the claim's may tighten them. */
+static int result_params(const ClaimResult *res, ClaimParams *ret, char *reason, size_t size) {
+        ClaimParams class_params, claim_params;
+        int r;
+
+        if (res->class_parameters_json) {
+                r = claim_params_parse(res->class_parameters_json, strlen(res->class_parameters_json), &class_params,
+                                       reason, size);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EBADMSG;
+        }
+        if (res->claim_parameters_json) {
+                r = claim_params_parse(res->claim_parameters_json, strlen(res->claim_parameters_json), &claim_params,
+                                       reason, size);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EBADMSG;
+        }
+        return claim_params_merge(res->class_parameters_json ? &class_params : NULL,
+                                  res->claim_parameters_json ? &claim_params : NULL, ret, reason, size);
 }
 
 int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLimits *ret,
@@ -124,10 +133,12 @@ int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLim
                 if (!gpu)
                         return errbuf_fail(&e, -ENODEV,
                                            "the allocation names device %s, which this node does not have", res->device);
-                claim_params_init(&cfg);
-                if (res->parameters_json &&
-                    claim_params_parse(res->parameters_json, strlen(res->parameters_json), &cfg, reason,
-                                     sizeof(reason)) < 0)
+                r = result_params(res, &cfg, reason, sizeof(reason));
+                if (r == -ENOMEM)
+                        return r;
+                if (r == -EPERM)
+                        return errbuf_fail(&e, r, "config for request %s refused: %s", res->request, reason);
+                if (r < 0)
                         return errbuf_fail(&e, -EBADMSG, "malformed opaque config for request %s: %s",
                                            res->request, reason);
                 r = add_result(&l, res, i, gpu, &cfg, first_seen, &e);

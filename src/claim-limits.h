@@ -13,10 +13,12 @@
  *  - the memory limit is given in MiB, rounded DOWN (never more than was granted);
  *    a limit that rounds to 0 MiB or 0 cores cannot be expressed (HAMi-core reads 0
  *    as "no limit") and is refused;
- *  - CUDA numbers the GPUs a process sees by PCI bus id, so <i> is the rank of the
- *    GPU's pcie_bus_id among the GPUs the container gets: all GPUs of the claim when
- *    the claim has one (main) request, else the GPUs of the result's main request
- *    (the kubelet hands a container the devices of the request it names).
+ *  - each GPU has one index <i> in the claim: the rank of its pcie_bus_id among all the
+ *    claim's GPUs (CUDA's order in a container that gets the whole claim). It names the
+ *    GPU's device in the claim's shared region and its CUDA_DEVICE_*_<i> variables, the
+ *    same for every result and request on it; CUDA_DEVICE_UUID_<i> lets libvgpu find it
+ *    in a container that gets only some of the claim's requests (and so numbers its
+ *    GPUs otherwise).
  */
 
 #include <stdbool.h>
@@ -39,8 +41,7 @@ typedef struct GpuLimit {
 
 typedef struct ResultPlacement {
         size_t gpu;                 /* index into ClaimLimits.gpus */
-        unsigned cuda_index;        /* <i> in CUDA_DEVICE_*_LIMIT_<i> */
-        unsigned view_size;         /* GPUs in the container's view */
+        unsigned cuda_index;        /* <i>: the GPU's index in the claim (region device) */
 } ResultPlacement;
 
 typedef struct ClaimLimits {
@@ -53,7 +54,8 @@ typedef struct ClaimLimits {
 /*
  * Errors (with a reason in error): -ENODEV a result names a device this node does not
  * have; -ERANGE consumedCapacity exceeds the device or cannot be expressed; -EBADMSG
- * malformed parameters.
+ * malformed parameters; -EPERM the claim's own config relaxes a limit of the
+ * DeviceClass's (claim_params_merge()).
  */
 int claim_limits_compute(const ClaimAllocation *c, const GpuList *gpus, ClaimLimits *ret,
                          char *error, size_t error_size);

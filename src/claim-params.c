@@ -20,6 +20,37 @@ const char *limit_policy_to_string(LimitPolicy p) {
         return p == LIMIT_POLICY_DISABLED ? "disabled" : "hard";
 }
 
+static int check_not_looser(LimitPolicy class_policy, LimitPolicy claim_policy, const char *field, ErrBuf *e) {
+        if (claim_policy == LIMIT_POLICY_DISABLED && class_policy == LIMIT_POLICY_HARD)
+                return errbuf_fail(e, -EPERM,
+                                   "%s \"disabled\" in the claim's config would relax the DeviceClass's \"hard\": "
+                                   "only the DeviceClass may relax a limit", field);
+        return 0;
+}
+
+int claim_params_merge(const ClaimParams *class_params, const ClaimParams *claim_params, ClaimParams *ret,
+                       char *error, size_t size) {
+        ErrBuf e = { error, size };
+        ClaimParams c;
+        int r;
+
+        if (class_params)
+                c = *class_params;
+        else
+                claim_params_init(&c);
+        if (claim_params) {
+                r = check_not_looser(c.memory_limit_policy, claim_params->memory_limit_policy, "memoryLimitPolicy", &e);
+                if (r < 0)
+                        return r;
+                r = check_not_looser(c.sm_limit_policy, claim_params->sm_limit_policy, "smLimitPolicy", &e);
+                if (r < 0)
+                        return r;
+                c = *claim_params;
+        }
+        *ret = c;
+        return 0;
+}
+
 static int parse_policy(json_object *v, const char *field, LimitPolicy *ret, ErrBuf *e) {
         const char *s;
 

@@ -44,3 +44,14 @@ struct json_object;
 int claim_params_from_json(struct json_object *o, ClaimParams *ret, char *error, size_t error_size);
 
 const char *limit_policy_to_string(LimitPolicy p);
+
+/*
+ * What applies to one device: the DeviceClass's entry (class, NULL: the defaults) as
+ * tightened by the claim's own (claim, NULL: none). Only the administrator relaxes a
+ * limit: a claim entry whose policy is looser than the class's ("disabled" where the
+ * class says "hard", which is also what a class without an entry says) is refused with
+ * -EPERM and a reason naming the field. oversubscription is the claim's word when it
+ * gives one (it moves memory beyond the limit to the host, never onto the GPU).
+ */
+int claim_params_merge(const ClaimParams *class_params, const ClaimParams *claim_params, ClaimParams *ret,
+                       char *error, size_t error_size);

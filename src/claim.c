@@ -30,7 +30,8 @@ void claim_allocation_done(ClaimAllocation *c) {
                 free(r->request);
                 free(r->device);
                 free(r->share_id);
-                free(r->parameters_json);
+                free(r->class_parameters_json);
+                free(r->claim_parameters_json);
         }
         free(c->results);
         *c = (ClaimAllocation) {};
@@ -320,12 +321,11 @@ static int decode_config(json_object *o, size_t idx, const char *driver_name, Ou
         return 1;
 }
 
-/* Class configs first, then claim configs, each in order; the last applicable one wins. */
+/* For each result, the last applicable class entry and the last applicable claim entry. */
 static int decode_configs(json_object *arr, const char *driver_name, ClaimAllocation *c, ErrBuf *e) {
-        OurConfig ordered[CLAIM_CONFIGS_MAX];
         bool from_class[CLAIM_CONFIGS_MAX];
-        size_t n, n_ours = 0, k = 0;
         OurConfig ours[CLAIM_CONFIGS_MAX];
+        size_t n, n_ours = 0;
         int r;
 
         n = arr ? json_object_array_length(arr) : 0;
@@ -339,21 +339,26 @@ static int decode_configs(json_object *arr, const char *driver_name, ClaimAlloca
                 if (r > 0)
                         n_ours++;
         }
-        for (int pass = 0; pass < 2; pass++)
-                for (size_t i = 0; i < n_ours; i++)
-                        if (from_class[i] == (pass == 0))
-                                ordered[k++] = ours[i];
 
         for (size_t i = 0; i < c->n_results; i++) {
                 ClaimResult *res = &c->results[i];
-                const char *winner = NULL;
+                const char *class_winner = NULL, *claim_winner = NULL;
 
-                for (size_t j = 0; j < k; j++)
-                        if (config_applies(&ordered[j], res->request))
-                                winner = ordered[j].parameters;
-                if (winner) {
-                        res->parameters_json = strdup(winner);
-                        if (!res->parameters_json)
+                for (size_t j = 0; j < n_ours; j++)
+                        if (config_applies(&ours[j], res->request)) {
+                                if (from_class[j])
+                                        class_winner = ours[j].parameters;
+                                else
+                                        claim_winner = ours[j].parameters;
+                        }
+                if (class_winner) {
+                        res->class_parameters_json = strdup(class_winner);
+                        if (!res->class_parameters_json)
+                                return -ENOMEM;
+                }
+                if (claim_winner) {
+                        res->claim_parameters_json = strdup(claim_winner);
+                        if (!res->claim_parameters_json)
                                 return -ENOMEM;
                 }
         }

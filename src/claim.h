@@ -22,7 +22,12 @@ typedef struct ClaimResult {
         bool has_consumed_capacity;
         uint64_t consumed_memory; /* bytes, from consumedCapacity.memory */
         uint64_t consumed_cores;  /* percent, from consumedCapacity.cores */
-        char *parameters_json;    /* our driver's opaque parameters that apply (last wins), or NULL */
+        /* Our driver's opaque parameters that apply, or NULL: the last applicable entry copied
+         * from the DeviceClass (the administrator's word) and the last of the claim's own
+         * (the tenant's), kept apart: a claim may tighten the class's limits, never relax
+         * them (claim_limits_compute()). */
+        char *class_parameters_json;
+        char *claim_parameters_json;
 } ClaimResult;
 
 typedef struct ClaimAllocation {

@@ -33,6 +33,8 @@ int manager_dbus_claim_from_prepared(const PreparedClaim *c, const char *state_d
                 snprintf(bd->device, sizeof(bd->device), "%s", d->device);
                 bd->memory_limit = d->memory_mib << 20;
                 bd->cores_limit = d->cores;
+                bd->region_index = d->cuda_index;
+                snprintf(bd->uuid, sizeof(bd->uuid), "%s", d->gpu_uuid ?: "");
         }
         *ret = b;
         b = (BusClaim) {};

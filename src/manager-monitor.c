@@ -45,7 +45,7 @@ static void collect_claim(void *userdata, const PreparedClaim *c) {
                 return;
         }
         r->path = mc->paths[mc->n];
-        /* Region device i is the GPU the container sees as CUDA device i. */
+        /* Region device i is the GPU with index i in the claim (claim-limits.h). */
         for (size_t i = 0; i < c->n_devices; i++) {
                 unsigned idx = c->devices[i].cuda_index;
 

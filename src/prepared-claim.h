@@ -23,7 +23,7 @@ typedef struct PreparedClaimDevice {
         char *gpu_uuid;
         uint64_t memory_mib;    /* 0: no memory limit */
         unsigned cores;         /* 0: no SM limit */
-        unsigned cuda_index;    /* the GPU's index in the container (< PREPARED_CLAIM_DEVICES_MAX) */
+        unsigned cuda_index;    /* the GPU's index in the claim: its region device (< PREPARED_CLAIM_DEVICES_MAX) */
 } PreparedClaimDevice;
 
 typedef struct PreparedClaim {

@@ -122,6 +122,8 @@ static int parse_claim(struct json_object *o, BusClaim *c) {
                 snprintf(c->devices[i].device, sizeof c->devices[i].device, "%s", json_str(d, "device", ""));
                 c->devices[i].memory_limit = json_get_uint64(d, "memory", 0);
                 c->devices[i].cores_limit = (uint32_t) json_get_uint64(d, "cores", 0);
+                c->devices[i].region_index = (uint32_t) json_get_uint64(d, "regionIndex", i);
+                snprintf(c->devices[i].uuid, sizeof c->devices[i].uuid, "%s", json_str(d, "uuid", ""));
         }
         c->n_devices = n;
         return 0;

@@ -6,6 +6,7 @@
 
 #include "dbus/model.h"
 #include "macro.h"
+#include "manager-dbus-claim.h"
 #include "tests.h"
 
 static BusClaim claim(const char *uid, BusClaimDevice *devices, size_t n) {
@@ -192,12 +193,37 @@ static void test_strings(void) {
         ASSERT_STREQ(bus_health_to_string(GPU_HEALTH_UNHEALTHY), "unhealthy");
 }
 
+/* What the bus reads usage by: each GPU's region device and UUID from the record. */
+static void test_claim_from_prepared_keeps_region_index(void) {
+        PreparedClaimDevice d[] = {
+                { .device = (char *) "hami-gpu-1", .gpu_uuid = (char *) "GPU-1", .memory_mib = 8192, .cores = 10,
+                  .cuda_index = 1 },
+                { .device = (char *) "hami-gpu-0", .gpu_uuid = (char *) "GPU-0", .memory_mib = 4096, .cores = 20,
+                  .cuda_index = 0 },
+        };
+        PreparedClaim c = { .uid = (char *) "u1", .namespace_ = (char *) "default", .name = (char *) "c",
+                            .devices = d, .n_devices = 2 };
+        _cleanup_(bus_claim_done) BusClaim b = {};
+
+        ASSERT_OK(manager_dbus_claim_from_prepared(&c, "/var/lib/hami-dra", &b));
+        ASSERT_EQ(b.n_devices, 2);
+        ASSERT_STREQ(b.devices[0].device, "hami-gpu-1");
+        ASSERT_EQ(b.devices[0].region_index, 1);
+        ASSERT_STREQ(b.devices[0].uuid, "GPU-1");
+        ASSERT_EQ(b.devices[1].region_index, 0);
+        ASSERT_STREQ(b.devices[1].uuid, "GPU-0");
+        ASSERT_OK(bus_claim_validate(&b));
+        b.devices[1].region_index = BUS_CLAIM_DEVICES_MAX;
+        ASSERT_ERROR(bus_claim_validate(&b), EINVAL);
+}
+
 int main(void) {
         TEST(test_uid_validate);
         TEST(test_device_name_validate);
         TEST(test_claim_validate);
         TEST(test_store_sorted_and_usage);
         TEST(test_usage_saturates);
+        TEST(test_claim_from_prepared_keeps_region_index);
         TEST(test_two_shares_of_one_gpu);
         TEST(test_claims_limit);
         TEST(test_devices);

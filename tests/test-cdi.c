@@ -75,6 +75,31 @@ static bool has(const Built *b, const char *needle) {
         return strstr(b->json, quoted) != NULL;
 }
 
+/* Whether the device whose name ends in suffix carries env entry needle. */
+static bool device_has(const Built *b, const char *suffix, const char *needle) {
+        json_object *root = json_tokener_parse(b->json), *devices, *v;
+        bool found = false;
+
+        ASSERT_NOT_NULL(root);
+        ASSERT_TRUE(json_object_object_get_ex(root, "devices", &devices));
+        for (size_t i = 0; i < json_object_array_length(devices); i++) {
+                json_object *d = json_object_array_get_idx(devices, i), *edits, *env;
+                const char *name;
+
+                ASSERT_TRUE(json_object_object_get_ex(d, "name", &v));
+                name = json_object_get_string(v);
+                if (strlen(name) < strlen(suffix) || !streq(name + strlen(name) - strlen(suffix), suffix))
+                        continue;
+                if (!json_object_object_get_ex(d, "containerEdits", &edits) ||
+                    !json_object_object_get_ex(edits, "env", &env))
+                        continue;
+                for (size_t k = 0; k < json_object_array_length(env); k++)
+                        found = found || streq(json_object_get_string(json_object_array_get_idx(env, k)), needle);
+        }
+        json_object_put(root);
+        return found;
+}
+
 static void test_names(void) {
         char buf[CDI_NAME_MAX];
         _cleanup_free_ char *id = NULL;
@@ -152,13 +177,36 @@ static void test_several_gpus(void) {
         free(b.json);
 }
 
+/* Issue 14 item 4: two requests on two GPUs, each GPU its own index, UUID and limits. */
+static void test_two_requests(void) {
+        FixtureResult r[] = {
+                { .request = "a", .device = "hami-gpu-0", .memory = "2Gi", .cores = "20" },
+                { .request = "b", .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
+        };
+        Built b;
+
+        build("d1b2c3d4-0000-4000-8000-00000000000c", r, 2, NULL, true, false, &b);
+        /* PCI order: hami-gpu-1 (0000:7f) is index 0, hami-gpu-0 (0000:80) index 1. */
+        ASSERT_TRUE(device_has(&b, "-hami-gpu-0", "CUDA_DEVICE_UUID_1=GPU-00000000-0000-0000-0000-000000000000"));
+        ASSERT_TRUE(device_has(&b, "-hami-gpu-0", "CUDA_DEVICE_MEMORY_LIMIT_1=2048m"));
+        ASSERT_TRUE(device_has(&b, "-hami-gpu-0", "CUDA_DEVICE_SM_LIMIT_1=20"));
+        ASSERT_TRUE(device_has(&b, "-hami-gpu-1", "CUDA_DEVICE_UUID_0=GPU-00000000-0000-0000-0000-000000000001"));
+        ASSERT_TRUE(device_has(&b, "-hami-gpu-1", "CUDA_DEVICE_MEMORY_LIMIT_0=1024m"));
+        ASSERT_TRUE(device_has(&b, "-hami-gpu-1", "CUDA_DEVICE_SM_LIMIT_0=10"));
+        /* Nothing that would apply one GPU's limit to the other. */
+        ASSERT_FALSE(device_has(&b, "-hami-gpu-0", "CUDA_DEVICE_MEMORY_LIMIT_0=2048m"));
+        ASSERT_FALSE(strstr(b.json, "\"CUDA_DEVICE_MEMORY_LIMIT=") != NULL);
+        ASSERT_FALSE(strstr(b.json, "\"CUDA_DEVICE_SM_LIMIT=") != NULL);
+        free(b.json);
+}
+
 static void test_runtime_and_policies(void) {
         FixtureResult r[] = {
                 { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" },
                 { .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
         };
         const char *configs =
-                "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
+                "[{\"source\":\"FromClass\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
                 "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"memoryLimitPolicy\":\"disabled\","
                 "\"oversubscription\":true}}}]";
         Built b;
@@ -198,6 +246,7 @@ int main(void) {
         TEST(test_single_share);
         TEST(test_letter_uid_lowest_version);
         TEST(test_several_gpus);
+        TEST(test_two_requests);
         TEST(test_runtime_and_policies);
         TEST(test_schema);
         fixture_done(&fx);

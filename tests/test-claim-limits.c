@@ -12,6 +12,13 @@
 
 static Fixture fx;
 
+#define PARAMS_HEAD "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\","
+#define SM_POLICY(p) PARAMS_HEAD "\"smLimitPolicy\":\"" p "\"}"
+#define MEM_POLICY(p) PARAMS_HEAD "\"memoryLimitPolicy\":\"" p "\"}"
+#define CONFIG_ENTRY(source, params) \
+        "{\"source\":\"" source "\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":" params "}}"
+#define CONFIG(source, params) "[" CONFIG_ENTRY(source, params) "]"
+
 static int compute(const FixtureResult *r, size_t n, const char *configs, ClaimLimits *l, char *err) {
         _cleanup_(claim_allocation_done) ClaimAllocation c = {};
         _cleanup_free_ char *json = fixture_claim(UID, "c", r, n, configs);
@@ -39,7 +46,6 @@ static void test_shares_summed(void) {
         ASSERT_EQ(l.results[0].gpu, 0);
         ASSERT_EQ(l.results[1].gpu, 0);
         ASSERT_EQ(l.results[0].cuda_index, 0);
-        ASSERT_EQ(l.results[0].view_size, 1);
 }
 
 static void test_whole_device_default(void) {
@@ -69,27 +75,30 @@ static void test_several_gpus_cuda_order(void) {
         ASSERT_EQ(l.results[0].cuda_index, 2);
         ASSERT_EQ(l.results[1].cuda_index, 0);
         ASSERT_EQ(l.results[2].cuda_index, 1);
-        for (size_t i = 0; i < 3; i++)
-                ASSERT_EQ(l.results[i].view_size, 3);
         ASSERT_EQ_U(l.gpus[l.results[2].gpu].memory_mib, 3072);
 }
 
-static void test_views_per_request(void) {
-        /* Two main requests: each container sees its own request's GPUs. */
+static void test_indices_across_requests(void) {
+        /* Two main requests: each GPU keeps its one index in the claim (issue 14 item 4:
+         * per-request indices put hami-gpu-0 and hami-gpu-2 both on region device 0). */
         FixtureResult r[] = {
                 { .request = "a", .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" },
-                { .request = "b/x", .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
-                { .request = "b/x", .device = "hami-gpu-2", .memory = "1Gi", .cores = "10" },
+                { .request = "b/x", .device = "hami-gpu-1", .memory = "2Gi", .cores = "20" },
+                { .request = "b/x", .device = "hami-gpu-2", .memory = "3Gi", .cores = "30" },
+                { .request = "c", .device = "hami-gpu-1", .memory = "1Gi", .cores = "5" },
         };
         ClaimLimits l;
         char err[512];
 
-        ASSERT_OK(compute(r, 3, NULL, &l, err));
-        ASSERT_EQ(l.results[0].cuda_index, 0);
-        ASSERT_EQ(l.results[0].view_size, 1);
+        ASSERT_OK(compute(r, 4, NULL, &l, err));
+        ASSERT_EQ(l.n_gpus, 3);
+        ASSERT_EQ(l.results[0].cuda_index, 2);
         ASSERT_EQ(l.results[1].cuda_index, 1);
         ASSERT_EQ(l.results[2].cuda_index, 0);
-        ASSERT_EQ(l.results[2].view_size, 2);
+        ASSERT_EQ(l.results[3].cuda_index, 1);   /* another request, the same GPU */
+        ASSERT_EQ_U(l.gpus[l.results[1].gpu].memory_mib, 3072);
+        ASSERT_EQ(l.gpus[l.results[1].gpu].cores, 25);
+        ASSERT_EQ_U(l.gpus[l.results[0].gpu].memory_mib, 1024);
 }
 
 static void test_rounding(void) {
@@ -106,12 +115,39 @@ static void test_rounding(void) {
         ASSERT_EQ_U(l.gpus[0].memory_mib, 9536);     /* 10^10 / 2^20 = 9536.7 */
         ASSERT_ERROR(compute(tiny, 1, NULL, &l, err), ERANGE);
         ASSERT_ERROR(compute(nocores, 1, NULL, &l, err), ERANGE);
-        /* With the SM limit disabled, 0 cores is fine. */
-        ASSERT_OK(compute(nocores, 1,
-                          "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
-                          "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"smLimitPolicy\":\"disabled\"}}}]",
-                          &l, err));
+        /* With the SM limit disabled by the class, 0 cores is fine. */
+        ASSERT_OK(compute(nocores, 1, CONFIG("FromClass", SM_POLICY("disabled")), &l, err));
         ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_DISABLED);
+}
+
+/* Issue 14 item 3: a tenant's own config never lifts a limit the class keeps. */
+static void test_claim_cannot_relax(void) {
+        FixtureResult nocores[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "0" } };
+        FixtureResult some[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "10" } };
+        ClaimLimits l;
+        char err[512];
+
+        /* cores "0" with the claim's "disabled": refused, never "no SM limit". */
+        ASSERT_ERROR(compute(nocores, 1, CONFIG("FromClaim", SM_POLICY("disabled")), &l, err), EPERM);
+        ASSERT_TRUE(strstr(err, "smLimitPolicy") && strstr(err, "only the DeviceClass may relax"));
+        /* The class says hard explicitly, the claim disables: refused. */
+        ASSERT_ERROR(compute(some, 1, "[" CONFIG_ENTRY("FromClass", SM_POLICY("hard")) ","
+                                      CONFIG_ENTRY("FromClaim", SM_POLICY("disabled")) "]", &l, err), EPERM);
+        ASSERT_ERROR(compute(some, 1, CONFIG("FromClaim", MEM_POLICY("disabled")), &l, err), EPERM);
+        ASSERT_TRUE(strstr(err, "memoryLimitPolicy") != NULL);
+        /* The claim may tighten what the class relaxed... */
+        ASSERT_OK(compute(some, 1, "[" CONFIG_ENTRY("FromClass", SM_POLICY("disabled")) ","
+                                   CONFIG_ENTRY("FromClaim", SM_POLICY("hard")) "]", &l, err));
+        ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_HARD);
+        ASSERT_EQ(l.gpus[0].cores, 10);
+        /* ...and repeat a relaxation the class allows. */
+        ASSERT_OK(compute(nocores, 1, "[" CONFIG_ENTRY("FromClass", SM_POLICY("disabled")) ","
+                                      CONFIG_ENTRY("FromClaim", SM_POLICY("disabled")) "]", &l, err));
+        ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_DISABLED);
+        /* A claim's entry for another request does not matter. */
+        ASSERT_OK(compute(some, 1, "[{\"source\":\"FromClaim\",\"requests\":[\"other\"],\"opaque\":{\"driver\":\""
+                                   FIXTURE_DRIVER "\",\"parameters\":" SM_POLICY("disabled") "}}]", &l, err));
+        ASSERT_EQ(l.gpus[0].sm_policy, LIMIT_POLICY_HARD);
 }
 
 static void test_exceeds_and_unknown(void) {
@@ -146,8 +182,9 @@ int main(void) {
         TEST(test_shares_summed);
         TEST(test_whole_device_default);
         TEST(test_several_gpus_cuda_order);
-        TEST(test_views_per_request);
+        TEST(test_indices_across_requests);
         TEST(test_rounding);
+        TEST(test_claim_cannot_relax);
         TEST(test_exceeds_and_unknown);
         fixture_done(&fx);
         return 0;

@@ -45,7 +45,8 @@ static void test_shared_examples(void) {
         ASSERT_TRUE(c.results[0].has_consumed_capacity);
         ASSERT_EQ_U(c.results[0].consumed_memory, UINT64_C(10) << 30);
         ASSERT_EQ_U(c.results[0].consumed_cores, 50);
-        ASSERT_NULL(c.results[0].parameters_json);
+        ASSERT_NULL(c.results[0].class_parameters_json);
+        ASSERT_NULL(c.results[0].claim_parameters_json);
 
         /* The same claim, but this node is another one. */
         claim_allocation_done(&c);
@@ -140,14 +141,19 @@ static void test_config_precedence(void) {
 
         ASSERT_OK(decode(json, &c, err));
         ASSERT_EQ(c.n_results, 3);
-        ASSERT_NOT_NULL(c.results[0].parameters_json);
-        ASSERT_OK(claim_params_parse(c.results[0].parameters_json, strlen(c.results[0].parameters_json), &g, err, 512));
+        /* The claim's entry and the class's are kept apart: limits merge them. */
+        ASSERT_NOT_NULL(c.results[0].claim_parameters_json);
+        ASSERT_OK(claim_params_parse(c.results[0].claim_parameters_json, strlen(c.results[0].claim_parameters_json), &g, err, 512));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_DISABLED);
+        ASSERT_NOT_NULL(c.results[0].class_parameters_json);
+        ASSERT_OK(claim_params_parse(c.results[0].class_parameters_json, strlen(c.results[0].class_parameters_json), &g, err, 512));
+        ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_HARD);
         /* "b" covers "b/sub1". */
-        ASSERT_OK(claim_params_parse(c.results[1].parameters_json, strlen(c.results[1].parameters_json), &g, err, 512));
+        ASSERT_OK(claim_params_parse(c.results[1].claim_parameters_json, strlen(c.results[1].claim_parameters_json), &g, err, 512));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_DISABLED);
         /* Only the class entry applies to "c". */
-        ASSERT_OK(claim_params_parse(c.results[2].parameters_json, strlen(c.results[2].parameters_json), &g, err, 512));
+        ASSERT_NULL(c.results[2].claim_parameters_json);
+        ASSERT_OK(claim_params_parse(c.results[2].class_parameters_json, strlen(c.results[2].class_parameters_json), &g, err, 512));
         ASSERT_EQ(g.memory_limit_policy, LIMIT_POLICY_HARD);
 }
 

@@ -138,6 +138,11 @@ static void test_rejects_leave_nothing(void) {
         FixtureResult other_node[] = { { .device = "hami-gpu-0", .pool = "node2" } };
         FixtureResult exceeds[] = { { .device = "hami-gpu-0", .memory = "100Gi", .cores = "10" } };
         FixtureResult unknown[] = { { .device = "hami-gpu-7" } };
+        FixtureResult no_cores[] = { { .device = "hami-gpu-0", .memory = "1Gi", .cores = "0" } };
+        /* Issue 14 item 3: the tenant's own config lifting the SM limit of a 0-core share. */
+        const char *relax_config =
+                "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":"
+                "{\"apiVersion\":\"gpu.project-hami.io/v1alpha1\",\"kind\":\"GpuConfig\",\"smLimitPolicy\":\"disabled\"}}}]";
         const char *bad_config =
                 "[{\"source\":\"FromClaim\",\"opaque\":{\"driver\":\"" FIXTURE_DRIVER "\",\"parameters\":{\"kind\":\"Nope\"}}}]";
         struct {
@@ -154,6 +159,9 @@ static void test_rejects_leave_nothing(void) {
                 { "exceeds", fixture_claim(UID1, "c", exceeds, 1, NULL), UID1, ERANGE, "exceeds the device" },
                 { "opaque config", fixture_claim(UID1, "c", ok, 1, bad_config), UID1, EBADMSG, "malformed opaque config" },
                 { "unknown device", fixture_claim(UID1, "c", unknown, 1, NULL), UID1, ENODEV, "does not have" },
+                { "claim relaxes", fixture_claim(UID1, "c", no_cores, 1, relax_config), UID1, EPERM,
+                  "only the DeviceClass may relax" },
+                { "zero cores", fixture_claim(UID1, "c", no_cores, 1, NULL), UID1, ERANGE, "0 means no limit" },
                 { "garbage", strdup("{{{"), UID1, EBADMSG, "JSON" },
         };
         char err[512];
@@ -215,6 +223,33 @@ static void test_several_gpus_and_devices(void) {
         ASSERT_OK(prepare(p, UID2, foreign, &c, err));
         ASSERT_EQ(c.n_devices, 0);
         ASSERT_TRUE(claim_absent(UID2));
+        preparer_free(p);
+}
+
+/* Issue 14 item 4: a claim with two requests on two GPUs holds both limits in its region. */
+static void test_two_requests_region(void) {
+        Preparer *p = new_preparer(NULL);
+        FixtureResult r[] = {
+                { .request = "a", .device = "hami-gpu-0", .memory = "2Gi", .cores = "20" },
+                { .request = "b", .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
+        };
+        _cleanup_free_ char *json = fixture_claim(UID2, "two", r, 2, NULL);
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
+        SharedRegionUsage u;
+        char err[512], path[1024];
+
+        ASSERT_OK(prepare(p, UID2, json, &c, err));
+        ASSERT_EQ(c.n_devices, 2);
+        ASSERT_EQ(c.devices[0].cuda_index, 1);   /* hami-gpu-0 comes second in PCI order */
+        ASSERT_EQ(c.devices[1].cuda_index, 0);
+        snprintf(path, sizeof(path), "%s/claims/%s/vgpu/vgpu.cache", fx.state_dir, UID2);
+        ASSERT_OK(shared_region_read_usage(path, &u));
+        ASSERT_EQ(u.n_devices, 2);
+        ASSERT_EQ_U(u.limit[1], UINT64_C(2) << 30);
+        ASSERT_EQ(u.sm_limit[1], 20);
+        ASSERT_EQ_U(u.limit[0], UINT64_C(1) << 30);
+        ASSERT_EQ(u.sm_limit[0], 10);
+        ASSERT_OK(preparer_unprepare(p, UID2, err, sizeof(err)));
         preparer_free(p);
 }
 
@@ -296,6 +331,7 @@ int main(void) {
         TEST(test_prepare_unprepare);
         TEST(test_rejects_leave_nothing);
         TEST(test_several_gpus_and_devices);
+        TEST(test_two_requests_region);
         TEST(test_recovery_and_reboot);
         fixture_done(&fx);
         return 0;

@@ -149,7 +149,9 @@ int bus_claim_validate(const BusClaim *c) {
         if (c->n_devices > BUS_CLAIM_DEVICES_MAX || (c->n_devices > 0 && !c->devices))
                 return -EINVAL;
         for (size_t i = 0; i < c->n_devices; i++)
-                if (bus_device_name_validate(c->devices[i].device) < 0)
+                if (bus_device_name_validate(c->devices[i].device) < 0 ||
+                    c->devices[i].region_index >= BUS_CLAIM_DEVICES_MAX ||
+                    strnlen(c->devices[i].uuid, sizeof(c->devices[i].uuid)) >= sizeof(c->devices[i].uuid))
                         return -EINVAL;
         return 0;
 }

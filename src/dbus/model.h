@@ -70,6 +70,11 @@ typedef struct BusClaimDevice {
         char device[GPU_NAME_MAX];   /* device name, as in the ResourceSlice */
         uint64_t memory_limit;       /* bytes */
         uint32_t cores_limit;        /* percent */
+        /* Where its live usage is: its device in the claim's shared region (the GPU's index
+         * in the claim, from the daemon's own record, never from the region), and the
+         * GPU's UUID, by which usage is paired with a device ("": by name). */
+        uint32_t region_index;
+        char uuid[GPU_STRING_MAX];
 } BusClaimDevice;
 
 /* One prepared claim. Owned strings; bus_claim_done() frees them. */

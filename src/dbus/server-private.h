@@ -72,6 +72,7 @@ struct BusServer {
 
         DeviceUsedCache *used_cache;
         size_t n_used_cache;
+        uint64_t n_implausible_usage; /* region readings skipped as implausible (logged once) */
 
         BusPolkitRegistry polkit;
 };

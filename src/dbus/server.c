@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <strings.h>
 #include <time.h>
 
 #include "dbus/error.h"
@@ -398,17 +400,78 @@ static uint64_t add_saturating(uint64_t a, uint64_t b) {
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* One read of the claim's region: what each of its devices uses. All zero when unreadable. */
+/* Whether a claim device is this GPU: by UUID where both know it, else by name. */
+static bool claim_device_is(const BusClaimDevice *cd, const BusDevice *d) {
+        if (cd->uuid[0] && d->uuid[0])
+                return strcasecmp(cd->uuid, d->uuid) == 0;
+        return streq(cd->device, d->name);
+}
+
+static const BusDevice *claim_device_gpu(BusServer *s, const BusClaimDevice *cd) {
+        for (size_t i = 0; i < s->model.n_devices; i++)
+                if (claim_device_is(cd, &s->model.devices[i]))
+                        return &s->model.devices[i];
+        return NULL;
+}
+
+/*
+ * The most a claim can have in use on one GPU: its limit, and never more than the GPU
+ * has. 0 when neither is known (nothing can be believed).
+ */
+static uint64_t usage_bound(BusServer *s, const BusClaimDevice *cd) {
+        const BusDevice *gpu = claim_device_gpu(s, cd);
+        uint64_t bound = gpu && gpu->memory_total > 0 ? gpu->memory_total : UINT64_MAX;
+
+        if (cd->memory_limit > 0)
+                bound = MIN(bound, cd->memory_limit);
+        return bound == UINT64_MAX ? 0 : bound;
+}
+
+static void usage_implausible(BusServer *s, const BusClaim *c, const BusClaimDevice *cd, uint64_t value,
+                              uint64_t bound) {
+        /* Written inside the container: say it once, count every time. */
+        if (s->n_implausible_usage++ == 0)
+                log_warning("Ignoring implausible usage in the shared region of claim %s: %" PRIu64 " bytes on %s, "
+                            "which allows at most %" PRIu64 " (further cases are only counted)",
+                            c->uid, value, cd->device, bound);
+        else
+                log_debug("Ignoring implausible usage of claim %s on %s: %" PRIu64 " bytes", c->uid, cd->device, value);
+}
+
+/*
+ * One read of the claim's region: used[k] for the claim's device k, from the region
+ * device the daemon's record names for it (not from its position), 0 where the file is
+ * unreadable or the value implausible.
+ */
 static void claim_read_used(BusServer *s, const BusClaim *c, uint64_t used[static BUS_CLAIM_DEVICES_MAX]) {
+        uint64_t region[BUS_CLAIM_DEVICES_MAX] = {};
+        size_t n = 0;
         int r;
 
         memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
         if (!c->shared_region || c->n_devices == 0)
                 return;
-        r = s->usage_reader(c->shared_region, used, MIN(c->n_devices, (size_t) BUS_CLAIM_DEVICES_MAX));
+        for (size_t k = 0; k < c->n_devices && k < BUS_CLAIM_DEVICES_MAX; k++)
+                n = MAX(n, (size_t) c->devices[k].region_index + 1);
+        n = MIN(n, (size_t) BUS_CLAIM_DEVICES_MAX);
+        r = s->usage_reader(c->shared_region, region, n);
         if (r < 0) {
                 log_debug_errno(r, "Ignoring the usage of claim %s: %m", c->uid);
-                memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
+                return;
+        }
+        for (size_t k = 0; k < c->n_devices && k < BUS_CLAIM_DEVICES_MAX; k++) {
+                const BusClaimDevice *cd = &c->devices[k];
+                uint64_t v, bound;
+
+                if (cd->region_index >= n)
+                        continue;
+                v = region[cd->region_index];
+                bound = usage_bound(s, cd);
+                if (v > bound) {
+                        usage_implausible(s, c, cd, v, bound);
+                        continue;
+                }
+                used[k] = v;
         }
 }
 
@@ -416,14 +479,14 @@ uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c) {
         uint64_t used[BUS_CLAIM_DEVICES_MAX], sum = 0;
 
         claim_read_used(s, c, used);
-        for (size_t i = 0; i < c->n_devices; i++)
+        for (size_t i = 0; i < c->n_devices && i < BUS_CLAIM_DEVICES_MAX; i++)
                 sum = add_saturating(sum, used[i]);
         return sum;
 }
 
-static bool claim_uses_device(const BusClaim *c, const char *device) {
+static bool claim_uses_device(const BusClaim *c, const BusDevice *d) {
         for (size_t i = 0; i < c->n_devices; i++)
-                if (streq(c->devices[i].device, device))
+                if (claim_device_is(&c->devices[i], d))
                         return true;
         return false;
 }
@@ -457,11 +520,11 @@ uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d) {
                 const BusClaim *c = &s->model.claims[i];
                 uint64_t used[BUS_CLAIM_DEVICES_MAX];
 
-                if (!claim_uses_device(c, d->name))
+                if (!claim_uses_device(c, d))
                         continue;
                 claim_read_used(s, c, used);
-                for (size_t j = 0; j < c->n_devices; j++)
-                        if (streq(c->devices[j].device, d->name))
+                for (size_t j = 0; j < c->n_devices && j < BUS_CLAIM_DEVICES_MAX; j++)
+                        if (claim_device_is(&c->devices[j], d))
                                 sum = add_saturating(sum, used[j]);
         }
 

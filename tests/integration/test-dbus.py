@@ -390,6 +390,59 @@ def case_claim_properties(env):
     env.alive()
 
 
+GPU0_UUID = "GPU-8d1c4f3e-0000-1111-2222-333344445555"
+GPU1_UUID = "GPU-8d1c4f3e-0000-1111-2222-666677778888"
+
+
+def prepare_usage_claim(env, devices):
+    """A claim whose region is c0ffee00.region, beside claim B (1 GiB on gpu0, 5 GiB on gpu1)."""
+    uid = "c0ffee00-0000-4000-8000-000000000006"
+    c = claim_json(uid, "default", "usage", [], os.path.join(env.regions, "c0ffee00.region"))
+    c["devices"] = devices
+    check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare")
+    write_region(env, "5e6f7a8b.region", "%d\n%d\n" % (1 * GIB, 5 * GIB))
+    return uid
+
+
+def device_used(env, path):
+    return int(env.obj(path).Get(IF_DEVICE, "MemoryUsed", dbus_interface=PROPS))
+
+
+def claim_used(env, uid):
+    return int(env.obj(claim_path(uid)).Get(IF_CLAIM, "MemoryUsed", dbus_interface=PROPS))
+
+
+def case_usage_paired_by_record(env):
+    """Issue 14 item 6: a region's usage goes to the GPU the daemon's record pairs with its
+    region device (by UUID), not by the claim's device order."""
+    # The results came gpu-1 first; in the claim's region (PCI order) gpu-0 is device 0.
+    uid = prepare_usage_claim(env, [
+        {"device": "hami-gpu-1", "memory": 8 * GIB, "cores": 10, "uuid": GPU1_UUID, "regionIndex": 1},
+        {"device": "hami-gpu-0", "memory": 4 * GIB, "cores": 10, "uuid": GPU0_UUID, "regionIndex": 0}])
+    write_region(env, "c0ffee00.region", "%d\n%d\n" % (2 * GIB, 3 * GIB))
+    check_eq(device_used(env, GPU0), 1 * GIB + 2 * GIB, "gpu0 MemoryUsed")
+    check_eq(device_used(env, GPU1), 5 * GIB + 3 * GIB, "gpu1 MemoryUsed")
+    check_eq(claim_used(env, uid), 5 * GIB, "claim MemoryUsed")
+    env.alive()
+
+
+def case_usage_implausible_skipped(env):
+    """Issue 14 item 6: a value beyond the claim's limit or the GPU (2^64-1 from a hostile
+    container) is skipped, never summed with the neighbours' usage."""
+    uid = prepare_usage_claim(env, [
+        {"device": "hami-gpu-0", "memory": 4 * GIB, "cores": 10, "uuid": GPU0_UUID, "regionIndex": 0},
+        {"device": "hami-gpu-1", "memory": 8 * GIB, "cores": 10, "uuid": GPU1_UUID, "regionIndex": 1}])
+    for bad, what in ((2 ** 64 - 1, "2^64-1"), (5 * GIB, "past the claim's 4 GiB limit")):
+        write_region(env, "c0ffee00.region", "%d\n%d\n" % (bad, 3 * GIB))
+        time.sleep(0.6)  # past the device sum's 500 ms cache
+        check_eq(device_used(env, GPU0), 1 * GIB, "gpu0 MemoryUsed with %s: the neighbour's only" % what)
+        check_eq(device_used(env, GPU1), 8 * GIB, "gpu1 MemoryUsed with %s on gpu0" % what)
+        check_eq(claim_used(env, uid), 3 * GIB, "claim MemoryUsed with %s" % what)
+        out = env.hamictl("devices").stdout
+        check("16.0E" not in out, "hamictl devices shows 16.0E with %s: %s" % (what, out))
+    env.alive()
+
+
 def case_list_and_get_methods(env):
     devices = env.call("ListDevices")
     check_eq(devices.signature, "(osssttuusbu)", "ListDevices signature")
@@ -915,6 +968,8 @@ CASES = {
     "device-properties": (case_device_properties, {}),
     "claim-properties": (case_claim_properties, {}),
     "list-and-get-methods": (case_list_and_get_methods, {}),
+    "usage-paired-by-record": (case_usage_paired_by_record, {}),
+    "usage-implausible-skipped": (case_usage_implausible_skipped, {}),
     "signal-on-prepare": (case_signal_on_prepare, {}),
     "bad-arguments": (case_bad_arguments, {}),
     "authorization": (case_authorization, {}),

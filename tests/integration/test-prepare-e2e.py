@@ -121,9 +121,11 @@ try:
                                       for e in edits.values()),
               "two requests, one GPU: 4Gi + 8Gi and 30 + 60 cores add up on it: %s" % edits)
         edits = spec_env(tpl_ref[2])
-        check(list(edits.values()) == [["CUDA_DEVICE_MEMORY_LIMIT_0=4096m", "CUDA_DEVICE_MEMORY_LIMIT=4096m",
-                                        "CUDA_DEVICE_SM_LIMIT_0=30", "CUDA_DEVICE_SM_LIMIT=30"]],
-              "the template's claim: 4Gi and 30 cores: %s" % edits)
+        check([[e for e in v if not e.startswith("CUDA_DEVICE_UUID_0=GPU-")] for v in edits.values()]
+              == [["CUDA_DEVICE_MEMORY_LIMIT_0=4096m", "CUDA_DEVICE_MEMORY_LIMIT=4096m",
+                   "CUDA_DEVICE_SM_LIMIT_0=30", "CUDA_DEVICE_SM_LIMIT=30"]]
+              and all(len(v) == 5 for v in edits.values()),
+              "the template's claim: its GPU's UUID, 4Gi and 30 cores: %s" % edits)
         rc = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests/cdi-validate.py"), "--exact-minimum"]
                             + [os.path.join(cdi, "k8s.%s-claim_%s.json" % (DRIVER, r[2])) for r in (two_ref, tpl_ref)])
         check(rc.returncode == 0, "the examples' specs validate")
