@@ -414,21 +414,39 @@ static int claim_shared_region_create(Preparer *p, const char *name, const Prepa
         return shared_region_create_at(p->claims_fd, name, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0666);
 }
 
-/*
- * Remove <claims>/<uid>/: the files we made, then the directories; anything else
- * (a container may write into vgpu/) takes the general path.
- */
-static int claim_dir_remove(Preparer *p, const char *uid) {
-        char path[CLAIM_UID_MAX + 64];
+/* Why rm_tree_at() left something, in words for the journal and the kubelet. */
+static const char *left_reason(int r) {
+        switch (r) {
+        case -EACCES:
+                return "owned by another user and not writable by us";
+        case -EPERM:
+                return "immutable, append-only or in a sticky directory";
+        case -EBUSY:
+                return "a mount point";
+        case -ELOOP:
+                return "nested too deep";
+        default:
+                return strerror(-r);
+        }
+}
 
-        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, uid);
-        (void) unlinkat(p->claims_fd, path, 0);
-        snprintf(path, sizeof(path), "%s/vgpu", uid);
-        (void) unlinkat(p->claims_fd, path, AT_REMOVEDIR);
-        if (unlinkat(p->claims_fd, uid, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+/*
+ * Remove <claims>/<uid>/ and whatever the claim's containers made in its vgpu/ (bind-mounted
+ * read-write: container root can make anything there, of any mode, depth or owner), without
+ * any capability (see rm_tree_at). 0 only when nothing is left; otherwise the reason in f,
+ * and in the journal what is left.
+ */
+static int claim_dir_remove(Preparer *p, const char *uid, ErrBuf *f) {
+        char left[PATH_MAX];
+        int r;
+
+        r = rm_tree_at(p->claims_fd, uid, left, sizeof(left));
+        if (r >= 0)
                 return 0;
-        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, uid);
-        return rm_rf(path, 3);
+        log_struct(LOG_WARNING, LOG_MESSAGE("Cannot remove the directory of claim %s: %s/%s is left (%s)", uid,
+                                            p->claims_dir, left, left_reason(r)),
+                   LOG_FIELD("CLAIM_UID=%s", uid), LOG_FIELD("ERRNO=%d", -r), NULL);
+        return errbuf_fail(f, r, "cannot remove %s/%s: %s", p->claims_dir, left, left_reason(r));
 }
 
 /* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
@@ -440,7 +458,7 @@ static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
                 if (errno != EEXIST)
                         return negative_errno();
                 /* Leftovers of an uncommitted attempt or an old boot: start afresh. */
-                r = claim_dir_remove(p, c->uid);
+                r = claim_dir_remove(p, c->uid, &(ErrBuf) {});
                 if (r < 0)
                         return r;
                 if (mkdirat(p->claims_fd, c->uid, 0755) < 0)
@@ -462,15 +480,19 @@ static bool claim_dir_complete(Preparer *p, const char *uid) {
         return faccessat(p->claims_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
 }
 
-static void claim_remove_files(Preparer *p, const char *uid) {
+/* The claim's directory, then its CDI spec: 0 only when both are gone (the reason in f). */
+static int claim_remove_files(Preparer *p, const char *uid, ErrBuf *f) {
         int r;
 
-        r = cdi_spec_remove_at(p->cdi_fd, p->driver_name, uid);
-        if (r < 0 && r != -ENOENT)
-                log_warning_errno(r, "Failed to remove the CDI spec of claim %s: %m", uid);
-        r = claim_dir_remove(p, uid);
+        r = claim_dir_remove(p, uid, f);
         if (r < 0)
-                log_warning_errno(r, "Failed to remove %s/%s: %m", p->claims_dir, uid);
+                return r;
+        r = cdi_spec_remove_at(p->cdi_fd, p->driver_name, uid);
+        if (r < 0 && r != -ENOENT) {
+                log_warning_errno(r, "Failed to remove the CDI spec of claim %s: %m", uid);
+                return errbuf_fail(f, r, "cannot remove the CDI spec of claim %s: %s", uid, strerror(-r));
+        }
+        return 0;
 }
 
 /* Make a committed claim whole again: missing CDI spec or claim directory. */
@@ -684,7 +706,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
                         (void) checkpoint_remove_at(p->checkpoint_fd, c.uid);
         }
         if (r < 0) {
-                claim_remove_files(p, c.uid);
+                (void) claim_remove_files(p, c.uid, &(ErrBuf) {}); /* what is left is in the journal */
                 return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
         }
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
@@ -732,24 +754,32 @@ bool preparer_is_prepared(Preparer *p, const char *uid) {
 /* ---------------------------------------------------------------- unprepare */
 
 /*
- * A claim that is not in the tree has nothing on disk: recovery removed whatever no
- * checkpoint owned, and a failed prepare removes its own files.
+ * Succeeds only when nothing of the claim is left. The files go first and the checkpoint
+ * commits: what cannot be removed (a container may leave anything in vgpu/) fails the call
+ * and keeps the claim recorded, so the kubelet retries and no start forgets it. A crash in
+ * between leaves a recorded claim whose files the next start restores.
  */
 static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, ErrBuf *f) {
         PreparedClaim *c;
         int r;
 
         if (!preparer_is_prepared(p, uid)) {
+                /* Nothing recorded, but an orphan directory recovery could not remove may be
+                 * left: the kubelet's unprepare is where that is reported. */
+                r = claim_remove_files(p, uid, f);
+                if (r < 0)
+                        return r;
                 log_debug("Unprepare of unknown claim %s: nothing to do", uid);
                 return 0;
         }
 
-        /* The checkpoint goes first: without it, recovery removes whatever is left. */
+        r = claim_remove_files(p, uid, f);
+        if (r < 0)
+                return r;
         r = checkpoint_remove_at(p->checkpoint_fd, uid);
         if (r < 0 && r != -ENOENT)
                 return errbuf_fail(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
         c = prepared_take(p, uid);
-        claim_remove_files(p, uid);
 
         if (cleanup_reason)
                 audit_cleanup(uid, c->namespace_, c->name, cleanup_reason);
@@ -818,20 +848,30 @@ static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *cla
         if (r < 0) {
                 log_error_errno(r, "The checkpoint of claim %s is damaged, removing the claim: %m", uid);
                 (void) checkpoint_remove_at(p->checkpoint_fd, uid);
-                claim_remove_files(p, uid);
-                audit_cleanup(uid, NULL, NULL, "damaged checkpoint");
+                /* What cannot be removed is an orphan now: the journal says what, the next
+                 * start and the kubelet's unprepare try again. */
+                if (claim_remove_files(p, uid, &(ErrBuf) {}) >= 0)
+                        audit_cleanup(uid, NULL, NULL, "damaged checkpoint");
                 return 0;
         }
         new_boot = !streq(c.boot_id, p->boot_id);
         r = claim_complete(p, &c, new_boot, &repaired);
-        if (r < 0)
-                return log_error_errno(r, "Failed to restore the files of claim %s: %m", uid);
-        if (new_boot) {
+        if (r < 0) {
+                /*
+                 * One claim's files (its directory is its containers' to write) never stop the
+                 * daemon: the claim stays recorded, its prepare retries the repair and fails
+                 * with the reason, its unprepare removes it.
+                 */
+                log_error_errno(r, "Failed to restore the files of claim %s, it stays recorded for its prepare or "
+                                "unprepare to retry: %m", uid);
+                new_boot = repaired = false;
+        } else if (new_boot) {
                 /* A fresh shared region belongs to this boot: record it. */
                 memcpy(c.boot_id, p->boot_id, 33);
                 r = checkpoint_save_at(p->checkpoint_fd, &c);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to update the checkpoint of claim %s: %m", uid);
+                        log_warning_errno(r, "Failed to record the new boot in the checkpoint of claim %s (its region "
+                                          "is made afresh again at the next start): %m", uid);
         }
         if (repaired || new_boot)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, new_boot ? "Recovered after reboot" : "Recovered",
@@ -939,14 +979,12 @@ static void recover_orphans(Preparer *p) {
         d = opendir(p->claims_dir);
         if (d) {
                 while ((de = readdir(d))) {
-                        char path[PATH_MAX];
                         if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                                 continue;
                         if (claim_uid_is_valid(de->d_name) && preparer_is_prepared(p, de->d_name))
                                 continue;
-                        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, de->d_name);
-                        (void) rm_rf(path, 3);
-                        if (claim_uid_is_valid(de->d_name))
+                        /* Not removable: left for the next start (the journal says what is left). */
+                        if (claim_dir_remove(p, de->d_name, &(ErrBuf) {}) >= 0 && claim_uid_is_valid(de->d_name))
                                 audit_cleanup(de->d_name, NULL, NULL, "claim directory without checkpoint");
                 }
                 closedir(d);
