@@ -1015,6 +1015,53 @@ int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim 
         return ctx.n;
 }
 
+typedef struct TrimList {
+        char (*uids)[CLAIM_UID_MAX + 1];
+        size_t n, size;
+} TrimList;
+
+static void trim_collect(void *userdata, const PreparedClaim *c) {
+        TrimList *l = userdata;
+
+        if (l->n < l->size && c->n_devices > 0)
+                snprintf(l->uids[l->n++], sizeof(l->uids[0]), "%s", c->uid);
+}
+
+int preparer_trim_regions(Preparer *p) {
+        TrimList l = {};
+        int n_cut = 0;
+
+        pthread_mutex_lock(&p->lock);
+        l.size = p->n_prepared;
+        pthread_mutex_unlock(&p->lock);
+        if (l.size == 0)
+                return 0;
+        l.uids = calloc(l.size, sizeof(l.uids[0]));
+        if (!l.uids)
+                return -ENOMEM;
+        (void) preparer_foreach(p, trim_collect, &l);
+        /* Outside the lock: a claim unprepared meanwhile is simply gone (-ENOENT). */
+        for (size_t i = 0; i < l.n; i++) {
+                char path[CLAIM_UID_MAX + 64];
+                uint64_t excess = 0;
+                int r;
+
+                snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, l.uids[i]);
+                r = shared_region_trim_at(p->claims_fd, path, &excess);
+                if (r <= 0)
+                        continue;
+                n_cut++;
+                log_struct(LOG_WARNING,
+                           LOG_MESSAGE("Claim %s: its containers wrote %" PRIu64 " bytes past the end of its %s; cut "
+                                       "back to %zu bytes",
+                                       l.uids[i], excess, CDI_SHARED_CACHE_NAME,
+                                       shared_region_file_size(SHARED_REGION_SLOTS_MAX)),
+                           LOG_FIELD("CLAIM_UID=%s", l.uids[i]), NULL);
+        }
+        free(l.uids);
+        return n_cut;
+}
+
 int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {
         int r;
 

@@ -6,7 +6,8 @@
  * other owners, symlinks out) is removed by an unprepare that runs as the daemon does:
  * uid 0 without any capability. What it cannot remove (a directory of another owner)
  * fails the unprepare and keeps the claim; a restart, even after a reboot, serves the
- * other claims.
+ * other claims. A non-root container, through its bind mount, can neither add files to
+ * vgpu/ nor keep vgpu.cache grown, and other claims still prepare.
  *
  * Needs root (mknod fixtures, chown, a private mount namespace): skipped otherwise.
  */
@@ -292,6 +293,98 @@ static void test_unremovable_fails_and_restart_serves(void) {
         as_daemon(unprepare_both);
 }
 
+/* ---------------------------------------------------------------- a non-root container */
+
+static char container_dir[] = "/tmp/hami-claim-ctr-XXXXXX";
+
+/* The runtime bind-mounts vgpu/ (read-write) into the container; the process is uid 1000. */
+static void container_writes(void) {
+        char src[1024], path[1024];
+        static char chunk[1 << 20];
+        int fd;
+
+        vgpu_path(UID1, NULL, src, sizeof(src));
+        ASSERT_OK(unshare(CLONE_NEWNS) < 0 ? -errno : 0);
+        ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0);
+        ASSERT_OK(mount(src, container_dir, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0);
+        ASSERT_OK(setgroups(0, NULL) < 0 ? -errno : 0);
+        ASSERT_OK(setresgid(CONTAINER_UID, CONTAINER_UID, CONTAINER_UID) < 0 ? -errno : 0);
+        ASSERT_OK(setresuid(CONTAINER_UID, CONTAINER_UID, CONTAINER_UID) < 0 ? -errno : 0);
+
+        /* No new file, no directory: vgpu/ is not the container's to fill. */
+        snprintf(path, sizeof(path), "%s/junk", container_dir);
+        ASSERT_ERROR(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) < 0 ? -errno : 0, EACCES);
+        ASSERT_ERROR(mkdir(path, 0755) < 0 ? -errno : 0, EACCES);
+
+        /* The region works for uid 1000 (libvgpu maps it)... */
+        snprintf(path, sizeof(path), "%s/" CDI_SHARED_CACHE_NAME, container_dir);
+        SharedRegion r = {};
+        ASSERT_OK(shared_region_attach(&r, path, 1));
+        ASSERT_OK(shared_region_reserve(&r, 0, 4096, 0));
+        shared_region_detach(&r);
+        /* ...and nothing stops a writer from growing it: that is the daemon's to undo. */
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0);
+        memset(chunk, 'z', sizeof(chunk));
+        for (unsigned i = 0; i < 16; i++)
+                ASSERT_EQ(write(fd, chunk, sizeof(chunk)), (ssize_t) sizeof(chunk));
+        close(fd);
+}
+
+static void test_container_cannot_fill(void) {
+        const size_t bound = shared_region_file_size(SHARED_REGION_SLOTS_MAX);
+        Preparer *p = new_preparer(NULL);
+        char path[1024];
+        struct stat st;
+        int status = 0;
+        pid_t pid;
+
+        prepare_ok(p, UID1, "hami-gpu-0", S1);
+        vgpu_path(UID1, CDI_SHARED_CACHE_NAME, path, sizeof(path));
+        ASSERT_OK(stat(path, &st));
+        ASSERT_EQ_U(st.st_size, bound);
+        /* Preallocated: a full disk never faults a container's mapping. */
+        ASSERT_TRUE((uint64_t) st.st_blocks * 512 >= bound);
+
+        ASSERT_NOT_NULL(mkdtemp(container_dir));
+        ASSERT_OK(chmod(container_dir, 0755));
+        fflush(NULL);
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                container_writes();
+                fflush(NULL);
+                _exit(0);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        ASSERT_OK(rmdir(container_dir));
+
+        ASSERT_OK(stat(path, &st));
+        ASSERT_EQ_U(st.st_size, bound + (16u << 20));
+        ASSERT_EQ(preparer_trim_regions(p), 1); /* the daemon's guard, every PREPARER_TRIM_INTERVAL_MS */
+        ASSERT_OK(stat(path, &st));
+        ASSERT_EQ_U(st.st_size, bound);
+        ASSERT_TRUE((uint64_t) st.st_blocks * 512 <= bound + (64u << 10));
+        ASSERT_EQ(preparer_trim_regions(p), 0);
+
+        /* Blocks past the end, which st_size does not show. */
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t) bound, 8 << 20) < 0 ? -errno : 0);
+        close(fd);
+        ASSERT_EQ(preparer_trim_regions(p), 1);
+        ASSERT_OK(stat(path, &st));
+        ASSERT_TRUE((uint64_t) st.st_blocks * 512 <= bound + (64u << 10));
+
+        /* The region is intact, and other claims prepare. */
+        SharedRegionUsage u;
+        ASSERT_OK(shared_region_read_usage(path, &u));
+        prepare_ok(p, UID2, "hami-gpu-1", S2);
+        ASSERT_TRUE(claim_present(UID2));
+        preparer_free(p);
+}
+
 /* One test by name (argv[1]), or all. */
 #define RUN(fn)                                                                                  \
         do {                                                                                     \
@@ -311,6 +404,7 @@ int main(int argc, char **argv) {
         file_ok(probe, 0000);
         RUN(test_unprepare_removes_everything);
         RUN(test_unremovable_fails_and_restart_serves);
+        RUN(test_container_cannot_fill);
         fixture_done(&fx);
         return 0;
 }
