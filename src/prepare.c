@@ -33,6 +33,7 @@ struct Preparer {
         char boot_id[SD_ID128_STRING_MAX];
 
         pthread_mutex_t lock;          /* protects everything below */
+        bool ld_so_preload_ok;         /* <state>/ld.so.preload is right (prepares write it until it is) */
         pthread_cond_t idle;
         pthread_rwlock_t gpus_lock;    /* plans read the GPU list, rescans replace it */
         GpuList gpus;                  /* a private copy */
@@ -77,6 +78,46 @@ static int preparer_discover_host(Preparer *p) {
                 log_debug("Found %zu NVIDIA control nodes and %zu driver files to hand to containers",
                           p->host.n_control, p->host.n_files);
         return 0;
+}
+
+/*
+ * <state>/ld.so.preload, one file for every claim: /etc/ld.so.preload in their containers,
+ * readable by every uid there. Written only when it is not already right, so that a start
+ * on a full (or read-only) state file system writes nothing; atomically when it is not.
+ */
+static int preparer_write_ld_so_preload_locked(Preparer *p) {
+        _cleanup_free_ char *text = NULL, *old = NULL;
+        struct stat st;
+        int r;
+
+        if (!p->preload_library || p->ld_so_preload_ok)
+                return 0;
+        if (asprintf(&text, "%s\n", p->preload_library) < 0)
+                return -ENOMEM;
+        if (read_file_bounded_at(AT_FDCWD, p->ld_so_preload, strlen(text), READ_FILE_NOFOLLOW, &old, NULL) >= 0 &&
+            streq(old, text) && stat(p->ld_so_preload, &st) >= 0 && (st.st_mode & 07777) == 0644) {
+                p->ld_so_preload_ok = true;
+                return 0;
+        }
+        r = write_file_atomic(p->state_dir, "ld.so.preload", text, strlen(text), 0644, 0);
+        /* Whatever the umask (the unit's is 0077): non-root processes must read it too. */
+        if (r >= 0 && chmod(p->ld_so_preload, 0644) < 0)
+                r = negative_errno();
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s, claims cannot be prepared until it is: %m",
+                                       p->ld_so_preload);
+        p->ld_so_preload_ok = true;
+        return 0;
+}
+
+/* Prepares of different claims run in parallel: one writer at a time (the temp name is fixed). */
+static int preparer_write_ld_so_preload(Preparer *p) {
+        int r;
+
+        pthread_mutex_lock(&p->lock);
+        r = preparer_write_ld_so_preload_locked(p);
+        pthread_mutex_unlock(&p->lock);
+        return r;
 }
 
 int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
@@ -146,18 +187,12 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
                 r = p->checkpoint_fd = open_directory(p->checkpoint_dir);
         if (r >= 0)
                 r = p->claims_fd = open_directory(p->claims_dir);
-        if (r >= 0 && p->preload_library) {
-                /* One file for every claim: /etc/ld.so.preload in their containers. */
-                _cleanup_free_ char *text = NULL;
-                if (asprintf(&text, "%s\n", p->preload_library) < 0)
-                        r = -ENOMEM;
-                else
-                        r = write_file_atomic(o->state_dir, "ld.so.preload", text, strlen(text), 0644, 0);
-        }
         if (r < 0) {
                 preparer_free(p);
                 return r;
         }
+        /* Not fatal: a full state file system must not stop the daemon; prepares retry it. */
+        (void) preparer_write_ld_so_preload(p);
         preparer_discover_host(p);
         *ret = p;
         return 0;
@@ -450,7 +485,7 @@ static int claim_dir_remove(Preparer *p, const char *uid, ErrBuf *f) {
 }
 
 /* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
-static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
+static int claim_dir_create(Preparer *p, const PreparedClaim *c, ErrBuf *f) {
         char path[CLAIM_UID_MAX + 64];
         int r;
 
@@ -458,7 +493,7 @@ static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
                 if (errno != EEXIST)
                         return negative_errno();
                 /* Leftovers of an uncommitted attempt or an old boot: start afresh. */
-                r = claim_dir_remove(p, c->uid, &(ErrBuf) {});
+                r = claim_dir_remove(p, c->uid, f);
                 if (r < 0)
                         return r;
                 if (mkdirat(p->claims_fd, c->uid, 0755) < 0)
@@ -495,13 +530,13 @@ static int claim_remove_files(Preparer *p, const char *uid, ErrBuf *f) {
         return 0;
 }
 
-/* Make a committed claim whole again: missing CDI spec or claim directory. */
-static int claim_complete(Preparer *p, const PreparedClaim *c, bool new_boot, bool *ret_repaired) {
+/* Make a committed claim whole again: missing CDI spec or claim directory (the reason in f). */
+static int claim_complete(Preparer *p, const PreparedClaim *c, bool new_boot, bool *ret_repaired, ErrBuf *f) {
         bool repaired = false;
         int r;
 
         if (new_boot || !claim_dir_complete(p, c->uid)) {
-                r = claim_dir_create(p, c);
+                r = claim_dir_create(p, c, f);
                 if (r < 0)
                         return r;
                 repaired = true;
@@ -614,6 +649,10 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
                 free(l);
                 return errbuf_fail(f, -ENOENT, "the preload library %s is missing", p->preload_library);
         }
+        if (a.n_results > 0 && (r = preparer_write_ld_so_preload(p)) < 0) {
+                free(l);
+                return errbuf_fail(f, r, "cannot write %s: %s", p->ld_so_preload, strerror(-r));
+        }
 
         if (a.n_results > 0) {
                 char dir[PATH_MAX];
@@ -652,14 +691,16 @@ static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *jso
 }
 
 static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, PreparedClaim *c, ErrBuf *f) {
+        char why[PREPARE_ERROR_MAX] = "";
         bool repaired = false;
         int r;
 
         if (c->n_devices == 0)
                 return 0;
-        r = claim_complete(p, c, false, &repaired);
+        r = claim_complete(p, c, false, &repaired, &(ErrBuf) { why, sizeof(why) });
         if (r < 0)
-                return errbuf_fail(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid,
+                                   why[0] ? why : strerror(-r));
         if (repaired)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, "Restored", c);
         return 0;
@@ -668,6 +709,7 @@ static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, Prepared
 static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                           ErrBuf *f) {
         _cleanup_(prepared_claim_done) PreparedClaim c = {};
+        char why[PREPARE_ERROR_MAX] = "";
         int r;
 
         r = prepared_get(p, ref->uid, &c);
@@ -695,7 +737,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
 
         /* The transaction: files first, the checkpoint commits. */
-        r = claim_dir_create(p, &c);
+        r = claim_dir_create(p, &c, &(ErrBuf) { why, sizeof(why) });
         if (r >= 0)
                 r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c.uid, c.cdi_spec);
         if (r >= 0)
@@ -707,7 +749,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
         if (r < 0) {
                 (void) claim_remove_files(p, c.uid, &(ErrBuf) {}); /* what is left is in the journal */
-                return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, why[0] ? why : strerror(-r));
         }
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
         *ret = c;
@@ -855,7 +897,7 @@ static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *cla
                 return 0;
         }
         new_boot = !streq(c.boot_id, p->boot_id);
-        r = claim_complete(p, &c, new_boot, &repaired);
+        r = claim_complete(p, &c, new_boot, &repaired, &(ErrBuf) {});
         if (r < 0) {
                 /*
                  * One claim's files (its directory is its containers' to write) never stop the
