@@ -178,5 +178,6 @@ try:
         subprocess.run(["umount", state], check=True)
 finally:
     fake.stop()
+    subprocess.run(["umount", os.path.join(tmp, "daemon", "state")], stderr=subprocess.DEVNULL)
     subprocess.run(["rm", "-rf", tmp])
 print("ok")
