@@ -20,16 +20,20 @@
 #include "log.h"
 #include "prepare.h"
 #include "shared-region.h"
+#include "time-util.h"
 
 
 #define CLAIMS_DIR_NAME "claims"
 #define BUSY_MAX 1024
+#define PREPARER_TRIM_LOG_USEC (10 * USEC_PER_SEC)
 
 struct Preparer {
         char *driver_name, *node_name, *cdi_dir, *state_dir, *preload_library, *dev_root, *driver_root;
         char *checkpoint_dir, *claims_dir, *ld_so_preload;
         int cdi_fd, checkpoint_fd, claims_fd;   /* the three directories, open for *at() calls */
         bool driver_from_runtime;
+        uint64_t trim_logged_usec;     /* the last "cut back" warning (main loop only) */
+        unsigned trim_unlogged;        /* cuts since then */
         char boot_id[SD_ID128_STRING_MAX];
 
         pthread_mutex_t lock;          /* protects everything below */
@@ -1093,12 +1097,19 @@ int preparer_trim_regions(Preparer *p) {
                 if (r <= 0)
                         continue;
                 n_cut++;
+                /* A writer at work is cut every interval: one warning per PREPARER_TRIM_LOG_USEC. */
+                if (p->trim_logged_usec != 0 && now_usec() - p->trim_logged_usec < PREPARER_TRIM_LOG_USEC) {
+                        p->trim_unlogged++;
+                        continue;
+                }
                 log_struct(LOG_WARNING,
                            LOG_MESSAGE("Claim %s: its containers wrote %" PRIu64 " bytes past the end of its %s; cut "
-                                       "back to %zu bytes",
+                                       "back to %zu bytes (and %u more cuts since the last warning)",
                                        l.uids[i], excess, CDI_SHARED_CACHE_NAME,
-                                       shared_region_file_size(SHARED_REGION_SLOTS_MAX)),
+                                       shared_region_file_size(SHARED_REGION_SLOTS_MAX), p->trim_unlogged),
                            LOG_FIELD("CLAIM_UID=%s", l.uids[i]), NULL);
+                p->trim_logged_usec = now_usec();
+                p->trim_unlogged = 0;
         }
         free(l.uids);
         return n_cut;
