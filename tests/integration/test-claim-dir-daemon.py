@@ -22,12 +22,13 @@ if os.geteuid() != 0:
     print("SKIP: needs root (mknod, mount, chown)")
     sys.exit(77)
 if not os.environ.get("HAMI_CLAIM_DIR_NS"):
-    os.environ["HAMI_CLAIM_DIR_NS"] = "1"
     try:
-        os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable] + sys.argv)
-    except OSError as e:
+        subprocess.run(["unshare", "--mount", "true"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
         print("SKIP: no private mount namespace: %s" % e)
         sys.exit(77)
+    os.environ["HAMI_CLAIM_DIR_NS"] = "1"
+    os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable] + sys.argv)
 
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon, check, is_real_daemon  # noqa: E402
