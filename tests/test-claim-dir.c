@@ -304,7 +304,11 @@ static void container_writes(void) {
         int fd;
 
         vgpu_path(UID1, NULL, src, sizeof(src));
-        ASSERT_OK(unshare(CLONE_NEWNS) < 0 ? -errno : 0);
+        if (unshare(CLONE_NEWNS) < 0) {
+                if (errno == EPERM)
+                        _exit(77); /* root without CAP_SYS_ADMIN (a container): no runtime's view */
+                TEST_FAIL("unshare: %m");
+        }
         ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0);
         ASSERT_OK(mount(src, container_dir, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0);
         ASSERT_OK(setgroups(0, NULL) < 0 ? -errno : 0);
@@ -357,8 +361,13 @@ static void test_container_cannot_fill(void) {
                 _exit(0);
         }
         ASSERT_EQ(waitpid(pid, &status, 0), pid);
-        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         ASSERT_OK(rmdir(container_dir));
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+                fprintf(stderr, "skipped: no mount namespace\n");
+                preparer_free(p);
+                return;
+        }
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
         ASSERT_OK(stat(path, &st));
         ASSERT_EQ_U(st.st_size, bound + (16u << 20));
