@@ -52,8 +52,28 @@ int open_directory(const char *path);
 /* mkdir -p with mode for every created component. */
 int mkdir_parents(const char *path, mode_t mode);
 
-/* Remove path and what is below it (at most depth levels; never follows symlinks). */
-int rm_rf(const char *path, unsigned depth);
+/*
+ * Remove name (relative to dir_fd) and everything below it, however deep, without any
+ * capability: what a hostile writer (a container root in a claim directory) may leave.
+ *  - Never follows a symlink (it is removed, not its target) and never leaves the tree:
+ *    every step is relative to an open directory, and a directory of another mount (or
+ *    file system) is not entered: -EBUSY.
+ *  - A directory we own but cannot read, search or write (0555, 0000, sticky) is made
+ *    u+rwx first (on an O_PATH descriptor, never by name). One we do not own and cannot
+ *    use is left: -EACCES. An immutable or append-only file: -EPERM.
+ *  - At most RM_TREE_OPEN_MAX directories are open at a time; a subtree below that is
+ *    moved up into the top directory and removed from there, so depth costs passes, not
+ *    descriptors (up to RM_TREE_PASSES_MAX passes, then -ELOOP).
+ * Removes whatever it can even after a failure. 0 when nothing is left (also when name did
+ * not exist); otherwise the first error, with the path (relative to dir_fd) of the first
+ * thing left behind in left[left_size] (may be NULL).
+ */
+#define RM_TREE_OPEN_MAX 32u
+#define RM_TREE_PASSES_MAX 8192u
+int rm_tree_at(int dir_fd, const char *name, char *left, size_t left_size);
+
+/* The same for a path (tests and tools). */
+int rm_rf(const char *path);
 
 /* How many fsync()s this process made through these helpers (benchmarks count them). */
 uint64_t fsutil_fsync_count(void);

@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "manager-monitor.h"
 #include "manager.h"
+#include "prepare.h"
 #include "time-util.h"
 #include "usage-monitor.h"
 
@@ -115,8 +116,32 @@ static int on_monitor_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                        : sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
+/*
+ * Not the usage monitor's (it needs NVML): every claim's vgpu.cache is writable by its
+ * containers, and one that grows is cut back (preparer_trim_regions) before it can fill
+ * the state file system.
+ */
+static int on_trim_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->preparer)
+                (void) preparer_trim_regions(m->preparer);
+        return sd_event_source_set_time_relative(s, PREPARER_TRIM_INTERVAL_MS * USEC_PER_MSEC) < 0
+                       ? 0
+                       : sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
 int manager_setup_monitor(Manager *m) {
+        sd_event_source *trim = NULL;
         int r;
+
+        /* Floating: the event loop owns it. */
+        r = sd_event_add_time_relative(m->event, &trim, CLOCK_MONOTONIC, PREPARER_TRIM_INTERVAL_MS * USEC_PER_MSEC,
+                                       10 * USEC_PER_MSEC, on_trim_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the region guard's timer: %m");
+        (void) sd_event_source_set_floating(trim, true);
+        sd_event_source_unref(trim);
 
         /* Before the sandbox: loading NVML opens files and devices. */
         (void) monitor_open(m);

@@ -20,19 +20,24 @@
 #include "log.h"
 #include "prepare.h"
 #include "shared-region.h"
+#include "time-util.h"
 
 
 #define CLAIMS_DIR_NAME "claims"
 #define BUSY_MAX 1024
+#define PREPARER_TRIM_LOG_USEC (10 * USEC_PER_SEC)
 
 struct Preparer {
         char *driver_name, *node_name, *cdi_dir, *state_dir, *preload_library, *dev_root, *driver_root;
         char *checkpoint_dir, *claims_dir, *ld_so_preload;
         int cdi_fd, checkpoint_fd, claims_fd;   /* the three directories, open for *at() calls */
         bool driver_from_runtime;
+        uint64_t trim_logged_usec;     /* the last "cut back" warning (main loop only) */
+        unsigned trim_unlogged;        /* cuts since then */
         char boot_id[SD_ID128_STRING_MAX];
 
         pthread_mutex_t lock;          /* protects everything below */
+        bool ld_so_preload_ok;         /* <state>/ld.so.preload is right (prepares write it until it is) */
         pthread_cond_t idle;
         pthread_rwlock_t gpus_lock;    /* plans read the GPU list, rescans replace it */
         GpuList gpus;                  /* a private copy */
@@ -77,6 +82,46 @@ static int preparer_discover_host(Preparer *p) {
                 log_debug("Found %zu NVIDIA control nodes and %zu driver files to hand to containers",
                           p->host.n_control, p->host.n_files);
         return 0;
+}
+
+/*
+ * <state>/ld.so.preload, one file for every claim: /etc/ld.so.preload in their containers,
+ * readable by every uid there. Written only when it is not already right, so that a start
+ * on a full (or read-only) state file system writes nothing; atomically when it is not.
+ */
+static int preparer_write_ld_so_preload_locked(Preparer *p) {
+        _cleanup_free_ char *text = NULL, *old = NULL;
+        struct stat st;
+        int r;
+
+        if (!p->preload_library || p->ld_so_preload_ok)
+                return 0;
+        if (asprintf(&text, "%s\n", p->preload_library) < 0)
+                return -ENOMEM;
+        if (read_file_bounded_at(AT_FDCWD, p->ld_so_preload, strlen(text), READ_FILE_NOFOLLOW, &old, NULL) >= 0 &&
+            streq(old, text) && stat(p->ld_so_preload, &st) >= 0 && (st.st_mode & 07777) == 0644) {
+                p->ld_so_preload_ok = true;
+                return 0;
+        }
+        r = write_file_atomic(p->state_dir, "ld.so.preload", text, strlen(text), 0644, 0);
+        /* Whatever the umask (the unit's is 0077): non-root processes must read it too. */
+        if (r >= 0 && chmod(p->ld_so_preload, 0644) < 0)
+                r = negative_errno();
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s, claims cannot be prepared until it is: %m",
+                                       p->ld_so_preload);
+        p->ld_so_preload_ok = true;
+        return 0;
+}
+
+/* Prepares of different claims run in parallel: one writer at a time (the temp name is fixed). */
+static int preparer_write_ld_so_preload(Preparer *p) {
+        int r;
+
+        pthread_mutex_lock(&p->lock);
+        r = preparer_write_ld_so_preload_locked(p);
+        pthread_mutex_unlock(&p->lock);
+        return r;
 }
 
 int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
@@ -146,18 +191,12 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
                 r = p->checkpoint_fd = open_directory(p->checkpoint_dir);
         if (r >= 0)
                 r = p->claims_fd = open_directory(p->claims_dir);
-        if (r >= 0 && p->preload_library) {
-                /* One file for every claim: /etc/ld.so.preload in their containers. */
-                _cleanup_free_ char *text = NULL;
-                if (asprintf(&text, "%s\n", p->preload_library) < 0)
-                        r = -ENOMEM;
-                else
-                        r = write_file_atomic(o->state_dir, "ld.so.preload", text, strlen(text), 0644, 0);
-        }
         if (r < 0) {
                 preparer_free(p);
                 return r;
         }
+        /* Not fatal: a full state file system must not stop the daemon; prepares retry it. */
+        (void) preparer_write_ld_so_preload(p);
         preparer_discover_host(p);
         *ret = p;
         return 0;
@@ -414,25 +453,43 @@ static int claim_shared_region_create(Preparer *p, const char *name, const Prepa
         return shared_region_create_at(p->claims_fd, name, n, SHARED_REGION_SLOTS_DEFAULT, limits, sm, 0666);
 }
 
-/*
- * Remove <claims>/<uid>/: the files we made, then the directories; anything else
- * (a container may write into vgpu/) takes the general path.
- */
-static int claim_dir_remove(Preparer *p, const char *uid) {
-        char path[CLAIM_UID_MAX + 64];
+/* Why rm_tree_at() left something, in words for the journal and the kubelet. */
+static const char *left_reason(int r) {
+        switch (r) {
+        case -EACCES:
+                return "owned by another user and not writable by us";
+        case -EPERM:
+                return "immutable, append-only or in a sticky directory";
+        case -EBUSY:
+                return "a mount point";
+        case -ELOOP:
+                return "nested too deep";
+        default:
+                return strerror(-r);
+        }
+}
 
-        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, uid);
-        (void) unlinkat(p->claims_fd, path, 0);
-        snprintf(path, sizeof(path), "%s/vgpu", uid);
-        (void) unlinkat(p->claims_fd, path, AT_REMOVEDIR);
-        if (unlinkat(p->claims_fd, uid, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+/*
+ * Remove <claims>/<uid>/ and whatever the claim's containers made in its vgpu/ (bind-mounted
+ * read-write: container root can make anything there, of any mode, depth or owner), without
+ * any capability (see rm_tree_at). 0 only when nothing is left; otherwise the reason in f,
+ * and in the journal what is left.
+ */
+static int claim_dir_remove(Preparer *p, const char *uid, ErrBuf *f) {
+        char left[PATH_MAX];
+        int r;
+
+        r = rm_tree_at(p->claims_fd, uid, left, sizeof(left));
+        if (r >= 0)
                 return 0;
-        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, uid);
-        return rm_rf(path, 3);
+        log_struct(LOG_WARNING, LOG_MESSAGE("Cannot remove the directory of claim %s: %s/%s is left (%s)", uid,
+                                            p->claims_dir, left, left_reason(r)),
+                   LOG_FIELD("CLAIM_UID=%s", uid), LOG_FIELD("ERRNO=%d", -r), NULL);
+        return errbuf_fail(f, r, "cannot remove %s/%s: %s", p->claims_dir, left, left_reason(r));
 }
 
 /* Create <claims>/<uid>/vgpu/vgpu.cache from scratch. */
-static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
+static int claim_dir_create(Preparer *p, const PreparedClaim *c, ErrBuf *f) {
         char path[CLAIM_UID_MAX + 64];
         int r;
 
@@ -440,7 +497,7 @@ static int claim_dir_create(Preparer *p, const PreparedClaim *c) {
                 if (errno != EEXIST)
                         return negative_errno();
                 /* Leftovers of an uncommitted attempt or an old boot: start afresh. */
-                r = claim_dir_remove(p, c->uid);
+                r = claim_dir_remove(p, c->uid, f);
                 if (r < 0)
                         return r;
                 if (mkdirat(p->claims_fd, c->uid, 0755) < 0)
@@ -462,24 +519,28 @@ static bool claim_dir_complete(Preparer *p, const char *uid) {
         return faccessat(p->claims_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) >= 0;
 }
 
-static void claim_remove_files(Preparer *p, const char *uid) {
+/* The claim's directory, then its CDI spec: 0 only when both are gone (the reason in f). */
+static int claim_remove_files(Preparer *p, const char *uid, ErrBuf *f) {
         int r;
 
-        r = cdi_spec_remove_at(p->cdi_fd, p->driver_name, uid);
-        if (r < 0 && r != -ENOENT)
-                log_warning_errno(r, "Failed to remove the CDI spec of claim %s: %m", uid);
-        r = claim_dir_remove(p, uid);
+        r = claim_dir_remove(p, uid, f);
         if (r < 0)
-                log_warning_errno(r, "Failed to remove %s/%s: %m", p->claims_dir, uid);
+                return r;
+        r = cdi_spec_remove_at(p->cdi_fd, p->driver_name, uid);
+        if (r < 0 && r != -ENOENT) {
+                log_warning_errno(r, "Failed to remove the CDI spec of claim %s: %m", uid);
+                return errbuf_fail(f, r, "cannot remove the CDI spec of claim %s: %s", uid, strerror(-r));
+        }
+        return 0;
 }
 
-/* Make a committed claim whole again: missing CDI spec or claim directory. */
-static int claim_complete(Preparer *p, const PreparedClaim *c, bool new_boot, bool *ret_repaired) {
+/* Make a committed claim whole again: missing CDI spec or claim directory (the reason in f). */
+static int claim_complete(Preparer *p, const PreparedClaim *c, bool new_boot, bool *ret_repaired, ErrBuf *f) {
         bool repaired = false;
         int r;
 
         if (new_boot || !claim_dir_complete(p, c->uid)) {
-                r = claim_dir_create(p, c);
+                r = claim_dir_create(p, c, f);
                 if (r < 0)
                         return r;
                 repaired = true;
@@ -592,6 +653,10 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
                 free(l);
                 return errbuf_fail(f, -ENOENT, "the preload library %s is missing", p->preload_library);
         }
+        if (a.n_results > 0 && (r = preparer_write_ld_so_preload(p)) < 0) {
+                free(l);
+                return errbuf_fail(f, r, "cannot write %s: %s", p->ld_so_preload, strerror(-r));
+        }
 
         if (a.n_results > 0) {
                 char dir[PATH_MAX];
@@ -630,14 +695,16 @@ static int prepare_plan(Preparer *p, const PrepareClaimRef *ref, const char *jso
 }
 
 static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, PreparedClaim *c, ErrBuf *f) {
+        char why[PREPARE_ERROR_MAX] = "";
         bool repaired = false;
         int r;
 
         if (c->n_devices == 0)
                 return 0;
-        r = claim_complete(p, c, false, &repaired);
+        r = claim_complete(p, c, false, &repaired, &(ErrBuf) { why, sizeof(why) });
         if (r < 0)
-                return errbuf_fail(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid, strerror(-r));
+                return errbuf_fail(f, r, "cannot restore the files of prepared claim %s: %s", ref->uid,
+                                   why[0] ? why : strerror(-r));
         if (repaired)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, "Restored", c);
         return 0;
@@ -646,6 +713,7 @@ static int prepare_from_record(Preparer *p, const PrepareClaimRef *ref, Prepared
 static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *json, size_t len, PreparedClaim *ret,
                           ErrBuf *f) {
         _cleanup_(prepared_claim_done) PreparedClaim c = {};
+        char why[PREPARE_ERROR_MAX] = "";
         int r;
 
         r = prepared_get(p, ref->uid, &c);
@@ -673,7 +741,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
         }
 
         /* The transaction: files first, the checkpoint commits. */
-        r = claim_dir_create(p, &c);
+        r = claim_dir_create(p, &c, &(ErrBuf) { why, sizeof(why) });
         if (r >= 0)
                 r = cdi_spec_write_at(p->cdi_fd, p->driver_name, c.uid, c.cdi_spec);
         if (r >= 0)
@@ -684,8 +752,8 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
                         (void) checkpoint_remove_at(p->checkpoint_fd, c.uid);
         }
         if (r < 0) {
-                claim_remove_files(p, c.uid);
-                return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, strerror(-r));
+                (void) claim_remove_files(p, c.uid, &(ErrBuf) {}); /* what is left is in the journal */
+                return errbuf_fail(f, r, "cannot write the files of claim %s: %s", c.uid, why[0] ? why : strerror(-r));
         }
         audit_claim(LOG_INFO, HAMI_MESSAGE_CLAIM_PREPARED, "Prepared", &c);
         *ret = c;
@@ -732,24 +800,32 @@ bool preparer_is_prepared(Preparer *p, const char *uid) {
 /* ---------------------------------------------------------------- unprepare */
 
 /*
- * A claim that is not in the tree has nothing on disk: recovery removed whatever no
- * checkpoint owned, and a failed prepare removes its own files.
+ * Succeeds only when nothing of the claim is left. The files go first and the checkpoint
+ * commits: what cannot be removed (a container may leave anything in vgpu/) fails the call
+ * and keeps the claim recorded, so the kubelet retries and no start forgets it. A crash in
+ * between leaves a recorded claim whose files the next start restores.
  */
 static int unprepare_locked(Preparer *p, const char *uid, const char *cleanup_reason, ErrBuf *f) {
         PreparedClaim *c;
         int r;
 
         if (!preparer_is_prepared(p, uid)) {
+                /* Nothing recorded, but an orphan directory recovery could not remove may be
+                 * left: the kubelet's unprepare is where that is reported. */
+                r = claim_remove_files(p, uid, f);
+                if (r < 0)
+                        return r;
                 log_debug("Unprepare of unknown claim %s: nothing to do", uid);
                 return 0;
         }
 
-        /* The checkpoint goes first: without it, recovery removes whatever is left. */
+        r = claim_remove_files(p, uid, f);
+        if (r < 0)
+                return r;
         r = checkpoint_remove_at(p->checkpoint_fd, uid);
         if (r < 0 && r != -ENOENT)
                 return errbuf_fail(f, r, "cannot remove the checkpoint of claim %s: %s", uid, strerror(-r));
         c = prepared_take(p, uid);
-        claim_remove_files(p, uid);
 
         if (cleanup_reason)
                 audit_cleanup(uid, c->namespace_, c->name, cleanup_reason);
@@ -818,20 +894,30 @@ static int recover_checkpoint(Preparer *p, const char *uid, PrepareClaimRef *cla
         if (r < 0) {
                 log_error_errno(r, "The checkpoint of claim %s is damaged, removing the claim: %m", uid);
                 (void) checkpoint_remove_at(p->checkpoint_fd, uid);
-                claim_remove_files(p, uid);
-                audit_cleanup(uid, NULL, NULL, "damaged checkpoint");
+                /* What cannot be removed is an orphan now: the journal says what, the next
+                 * start and the kubelet's unprepare try again. */
+                if (claim_remove_files(p, uid, &(ErrBuf) {}) >= 0)
+                        audit_cleanup(uid, NULL, NULL, "damaged checkpoint");
                 return 0;
         }
         new_boot = !streq(c.boot_id, p->boot_id);
-        r = claim_complete(p, &c, new_boot, &repaired);
-        if (r < 0)
-                return log_error_errno(r, "Failed to restore the files of claim %s: %m", uid);
-        if (new_boot) {
+        r = claim_complete(p, &c, new_boot, &repaired, &(ErrBuf) {});
+        if (r < 0) {
+                /*
+                 * One claim's files (its directory is its containers' to write) never stop the
+                 * daemon: the claim stays recorded, its prepare retries the repair and fails
+                 * with the reason, its unprepare removes it.
+                 */
+                log_error_errno(r, "Failed to restore the files of claim %s, it stays recorded for its prepare or "
+                                "unprepare to retry: %m", uid);
+                new_boot = repaired = false;
+        } else if (new_boot) {
                 /* A fresh shared region belongs to this boot: record it. */
                 memcpy(c.boot_id, p->boot_id, 33);
                 r = checkpoint_save_at(p->checkpoint_fd, &c);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to update the checkpoint of claim %s: %m", uid);
+                        log_warning_errno(r, "Failed to record the new boot in the checkpoint of claim %s (its region "
+                                          "is made afresh again at the next start): %m", uid);
         }
         if (repaired || new_boot)
                 audit_claim(LOG_NOTICE, HAMI_MESSAGE_CLAIM_RECOVERED, new_boot ? "Recovered after reboot" : "Recovered",
@@ -939,14 +1025,12 @@ static void recover_orphans(Preparer *p) {
         d = opendir(p->claims_dir);
         if (d) {
                 while ((de = readdir(d))) {
-                        char path[PATH_MAX];
                         if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                                 continue;
                         if (claim_uid_is_valid(de->d_name) && preparer_is_prepared(p, de->d_name))
                                 continue;
-                        snprintf(path, sizeof(path), "%s/%s", p->claims_dir, de->d_name);
-                        (void) rm_rf(path, 3);
-                        if (claim_uid_is_valid(de->d_name))
+                        /* Not removable: left for the next start (the journal says what is left). */
+                        if (claim_dir_remove(p, de->d_name, &(ErrBuf) {}) >= 0 && claim_uid_is_valid(de->d_name))
                                 audit_cleanup(de->d_name, NULL, NULL, "claim directory without checkpoint");
                 }
                 closedir(d);
@@ -975,6 +1059,60 @@ int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim 
         twalk_r(p->prepared, foreach_visit, &ctx);
         pthread_mutex_unlock(&p->lock);
         return ctx.n;
+}
+
+typedef struct TrimList {
+        char (*uids)[CLAIM_UID_MAX + 1];
+        size_t n, size;
+} TrimList;
+
+static void trim_collect(void *userdata, const PreparedClaim *c) {
+        TrimList *l = userdata;
+
+        if (l->n < l->size && c->n_devices > 0)
+                snprintf(l->uids[l->n++], sizeof(l->uids[0]), "%s", c->uid);
+}
+
+int preparer_trim_regions(Preparer *p) {
+        TrimList l = {};
+        int n_cut = 0;
+
+        pthread_mutex_lock(&p->lock);
+        l.size = p->n_prepared;
+        pthread_mutex_unlock(&p->lock);
+        if (l.size == 0)
+                return 0;
+        l.uids = calloc(l.size, sizeof(l.uids[0]));
+        if (!l.uids)
+                return -ENOMEM;
+        (void) preparer_foreach(p, trim_collect, &l);
+        /* Outside the lock: a claim unprepared meanwhile is simply gone (-ENOENT). */
+        for (size_t i = 0; i < l.n; i++) {
+                char path[CLAIM_UID_MAX + 64];
+                uint64_t excess = 0;
+                int r;
+
+                snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, l.uids[i]);
+                r = shared_region_trim_at(p->claims_fd, path, &excess);
+                if (r <= 0)
+                        continue;
+                n_cut++;
+                /* A writer at work is cut every interval: one warning per PREPARER_TRIM_LOG_USEC. */
+                if (p->trim_logged_usec != 0 && now_usec() - p->trim_logged_usec < PREPARER_TRIM_LOG_USEC) {
+                        p->trim_unlogged++;
+                        continue;
+                }
+                log_struct(LOG_WARNING,
+                           LOG_MESSAGE("Claim %s: its containers wrote %" PRIu64 " bytes past the end of its %s; cut "
+                                       "back to %zu bytes (and %u more cuts since the last warning)",
+                                       l.uids[i], excess, CDI_SHARED_CACHE_NAME,
+                                       shared_region_file_size(SHARED_REGION_SLOTS_MAX), p->trim_unlogged),
+                           LOG_FIELD("CLAIM_UID=%s", l.uids[i]), NULL);
+                p->trim_logged_usec = now_usec();
+                p->trim_unlogged = 0;
+        }
+        free(l.uids);
+        return n_cut;
 }
 
 int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {

@@ -101,5 +101,14 @@ void preparer_claims_free(PrepareClaimRef *claims, size_t n);
  */
 int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim *c), void *userdata);
 
+/*
+ * Cut every prepared claim's vgpu.cache back to its size (shared_region_trim_at): the one
+ * file a container may write, and grow. The daemon calls it every
+ * PREPARER_TRIM_INTERVAL_MS, from the main loop only (one caller at a time); a warning
+ * names the claim, at most one per 10 s. Returns how many regions were cut, or -ENOMEM.
+ */
+#define PREPARER_TRIM_INTERVAL_MS 250
+int preparer_trim_regions(Preparer *p);
+
 /* Statistics for benchmarks and STATUS=. */
 size_t preparer_n_prepared(Preparer *p);

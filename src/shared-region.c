@@ -18,6 +18,7 @@
 #include "shared-region.h"
 
 #define REGION_SIZE_MAX shared_region_file_size(SHARED_REGION_SLOTS_MAX)
+#define MIN64(a, b) ((uint64_t) (a) < (uint64_t) (b) ? (uint64_t) (a) : (uint64_t) (b))
 
 static uint64_t add_saturating(uint64_t a, uint64_t b) {
         uint64_t s;
@@ -71,9 +72,15 @@ static int region_write_new(int fd, uint32_t n_devices, uint32_t n_slots, const 
                             const uint32_t *sm_limits, mode_t mode) {
         SharedRegionHeader h;
         ssize_t n;
+        int k;
 
         if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t) shared_region_file_size(n_slots)) < 0)
                 return -errno;
+        /* Every block allocated now: the containers' mappings never need the file system's
+         * space later (a full disk would be a SIGBUS in the middle of an allocation). */
+        k = posix_fallocate(fd, 0, (off_t) shared_region_file_size(n_slots));
+        if (k != 0)
+                return -k;
         /* Written, not mapped: a mapping costs a page fault, and its munmap a TLB
          * shootdown on every CPU, per claim. The mutex holds no pointer to itself. */
         memset(&h, 0, sizeof(h)); /* padding too: the file is read by other processes */
@@ -365,6 +372,66 @@ int shared_region_write_measurements(const char *path, const struct stat *expect
                 if (m[d].measured)
                         r = write_measurement(fd, d, &m[d]);
         close(fd);
+        return r;
+}
+
+int shared_region_trim_at(int dir_fd, const char *path, uint64_t *ret_excess) {
+        const uint64_t max = REGION_SIZE_MAX, slack = UINT64_C(1) << 20;
+        uint64_t size, allocated, excess = 0;
+        struct stat st;
+        int fd, r = 0;
+
+        if (!path)
+                return -EINVAL;
+        /* O_NONBLOCK: a lease the container took (it owns the file) must not stall us. */
+        fd = openat(dir_fd, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = -EBADFD;
+        if (r < 0)
+                goto finish;
+        size = (uint64_t) st.st_size;
+        allocated = (uint64_t) st.st_blocks * 512;
+        if (size > max) {
+                excess = size - max;
+                if (ftruncate(fd, (off_t) max) < 0) {
+                        r = -errno;
+                        goto finish;
+                }
+        }
+        /* Blocks allocated past the end (fallocate KEEP_SIZE) are not in st_size: a
+         * truncation to the size frees them (ext4, XFS), or a punched hole (tmpfs), up to
+         * the largest length the file system takes. */
+        if (excess > 0 && fstat(fd, &st) >= 0)
+                allocated = (uint64_t) st.st_blocks * 512;
+        if (allocated > max + slack) {
+                if (allocated - max > excess)
+                        excess = allocated - max;
+                if (ftruncate(fd, (off_t) MIN64(size, max)) >= 0 && fstat(fd, &st) >= 0)
+                        allocated = (uint64_t) st.st_blocks * 512;
+        }
+        if (allocated > max + slack) {
+                off_t len = INT64_MAX - (off_t) max;
+                while (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) max, len) < 0) {
+                        if (errno == EFBIG && len > (off_t) slack) {
+                                len /= 2;
+                                continue;
+                        }
+                        if (errno != EOPNOTSUPP)
+                                r = -errno;
+                        break;
+                }
+                if (r < 0)
+                        goto finish;
+        }
+        r = excess > 0;
+finish:
+        close(fd);
+        if (ret_excess)
+                *ret_excess = excess;
         return r;
 }
 

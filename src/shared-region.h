@@ -202,6 +202,16 @@ typedef struct SharedRegionMeasurement {
 int shared_region_write_measurements(const char *path, const struct stat *expect,
                                      const SharedRegionMeasurement *m, uint32_t n);
 
+/*
+ * The daemon's guard against a container filling the disk through its region: the file
+ * (path relative to dir_fd, not followed) is writable by every process of the claim, and
+ * Linux has no unprivileged way to stop a writer from growing a file. Cut it back to the
+ * largest region (shared_region_file_size(SHARED_REGION_SLOTS_MAX)), and free blocks
+ * allocated past that. 1 when something was cut (*ret_excess: how many bytes), 0 when not,
+ * or a negative errno (-EBADFD: not a regular file).
+ */
+int shared_region_trim_at(int dir_fd, const char *path, uint64_t *ret_excess);
+
 /* The same, for callers that want an array: used[i] for i < n (0 past n_devices).
  * 0 or negative errno. */
 int shared_region_read_used(const char *path, uint64_t *ret_used_per_device, size_t n);

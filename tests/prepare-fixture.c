@@ -97,7 +97,7 @@ void fixture_init(Fixture *f, unsigned n_gpus) {
 
 void fixture_done(Fixture *f) {
         if (!getenv("HAMI_KEEP_FIXTURE"))
-                (void) rm_rf(f->root, 10);
+                (void) rm_rf(f->root);
         free(f->gpus.gpus);
         *f = (Fixture) {};
 }

@@ -147,7 +147,7 @@ int main(void) {
 
                 if (k % 10 == 9) {
                         /* Reboot: /run is a new tmpfs, the boot ID changes. */
-                        ASSERT_OK(rm_rf(fx.cdi_dir, 1));
+                        ASSERT_OK(rm_rf(fx.cdi_dir));
                         snprintf(boot_id, sizeof(boot_id), "%032x", k);
                 }
 
