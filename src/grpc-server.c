@@ -4,6 +4,12 @@
  * Two gRPC servers (registration, DRA) on one completion queue, drained by one
  * thread. An accept thread takes connections and hands each fd to gRPC, which is the
  * only way to serve a listening socket systemd passed us (gRPC cannot adopt one).
+ * gRPC serves such an fd without a handshake deadline (GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS
+ * covers only sockets it listens on itself), so the accept thread keeps each connection
+ * until the client's HTTP/2 preface has arrived: one that sends none within
+ * GRPC_HANDSHAKE_TIMEOUT_USEC is closed, and at most a bounded number wait at once
+ * (the oldest gives way to a new one), so stalled clients cannot take the fds the
+ * kubelet's next connection needs.
  *
  * The CQ thread answers GetInfo, unknown methods and over-limit calls itself, so with
  * the accept thread the kubelet's 1 s GetInfo deadline holds however busy the main loop
@@ -11,11 +17,15 @@
  * and an eventfd; the main loop also cancels calls whose request message stalls.
  */
 
+#include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -44,7 +54,11 @@
 #define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
 #define GRPC_DRAIN_MAX_USEC (1000 * 1000ULL)        /* ...or stop draining after this long */
 #define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
-#define ACCEPT_RETRY_MSEC 100            /* pause after EMFILE and friends */
+#define ACCEPT_RETRY_USEC (100 * 1000ULL)            /* pause a socket after EMFILE and friends */
+#define GRPC_HANDSHAKE_TIMEOUT_USEC (5 * 1000 * 1000ULL) /* the client's HTTP/2 preface must arrive by then */
+#define GRPC_HANDSHAKES_MAX 1024U        /* connections waiting for their preface, both sockets */
+#define GRPC_FD_RESERVE 256U             /* fds never used for connections: claims, NVML, D-Bus, curl */
+#define ACCEPT_LOG_INTERVAL_USEC (10 * 1000 * 1000ULL) /* at most one line about dropped connections */
 #define SOCKET_MODE 0600                 /* only the kubelet (root) and we may connect */
 
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
@@ -103,7 +117,18 @@ struct Listener {
         bool bound_by_us;
         char *path;
         UnixSocketFile file;
+        bool paused;                     /* accept thread only: out of fds, retry at resume_usec */
+        bool pause_logged;
+        uint64_t resume_usec;
 };
+
+/* An accepted connection whose HTTP/2 client preface has not arrived yet (accept thread only). */
+typedef struct Handshake {
+        int fd;
+        Listener *listener;
+        uint64_t deadline;               /* CLOCK_MONOTONIC usec */
+        struct Handshake *next, *prev;   /* newest first */
+} Handshake;
 
 struct HealthStream {
         Tag write_tag;
@@ -148,6 +173,15 @@ struct GrpcServer {
         pthread_t accept_thread;
         bool accept_thread_started;
         int accept_stop_fd;
+        int accept_epoll_fd;
+
+        /* The accept thread's alone. */
+        Handshake *handshakes, *oldest_handshake;
+        unsigned n_handshakes;
+        unsigned handshakes_max;
+        unsigned connection_fds_max;     /* an accepted fd numbered this or above is over the reserve */
+        uint64_t timed_out, evicted, refused; /* not yet logged */
+        uint64_t dropped_logged_usec;
         bool grpc_initialized;
         grpc_slice plugin_info; /* immutable after new(): read by the CQ thread */
 
@@ -171,6 +205,7 @@ struct GrpcServer {
         atomic_uint_fast64_t calls;
         atomic_uint_fast64_t get_info_calls;
         atomic_uint_fast64_t connections;
+        atomic_uint_fast64_t connections_dropped;
         atomic_uint calls_in_flight;
         atomic_uint get_info_in_flight;
         atomic_uint_fast64_t last_arrival_usec; /* CLOCK_MONOTONIC: for the drain before shutdown */
@@ -874,8 +909,132 @@ static int listener_adopt(Listener *l, int fd) {
         return 0;
 }
 
-/* Accept what is waiting; false when out of fds or memory, so the caller pauses. */
+/* ---- accepting (the accept thread) ---- */
+
+static const char h2_client_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_SIZE (sizeof(h2_client_preface) - 1)
+#define H2_FRAME_HEADER_SIZE 9
+
+/*
+ * Whether a connection is ready for gRPC: > 0 when the client preface and the header of
+ * the frame after it (its SETTINGS) are there, or when the bytes are not HTTP/2 at all
+ * (gRPC answers those and closes); 0 while they are a true beginning of the preface;
+ * < 0 when the client hung up or the socket failed. Peeks: gRPC reads the bytes itself.
+ */
+static int connection_preface_state(int fd) {
+        char buf[H2_PREFACE_SIZE + H2_FRAME_HEADER_SIZE];
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+
+        if (n < 0)
+                return IN_SET(errno, EAGAIN, EINTR) ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        if (memcmp(buf, h2_client_preface, MIN((size_t) n, H2_PREFACE_SIZE)) != 0)
+                return 1;
+        return (size_t) n == sizeof(buf);
+}
+
+static void connection_hand_over(Listener *l, int fd) {
+        grpc_server_add_channel_from_fd(l->grpc, fd, l->server->creds); /* gRPC owns fd now */
+}
+
+static void handshake_link(GrpcServer *s, Handshake *h) {
+        LIST_PREPEND(s->handshakes, h);
+        if (!s->oldest_handshake)
+                s->oldest_handshake = h;
+        s->n_handshakes++;
+}
+
+static void handshake_unlink(GrpcServer *s, Handshake *h) {
+        if (s->oldest_handshake == h)
+                s->oldest_handshake = h->prev;
+        LIST_REMOVE(s->handshakes, h);
+        s->n_handshakes--;
+}
+
+/* Close the connection; closing takes it out of the epoll set too. */
+static void handshake_close(GrpcServer *s, Handshake *h) {
+        handshake_unlink(s, h);
+        safe_close(h->fd);
+        free(h);
+}
+
+static void handshake_drop(GrpcServer *s, Handshake *h, uint64_t *counter) {
+        handshake_close(s, h);
+        (*counter)++;
+        atomic_fetch_add(&s->connections_dropped, 1);
+}
+
+static void handshake_hand_over(GrpcServer *s, Handshake *h) {
+        Listener *l = h->listener;
+        int fd = h->fd;
+
+        if (epoll_ctl(s->accept_epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0)
+                log_debug_errno(-errno, "Failed to stop watching a connection: %m");
+        handshake_unlink(s, h);
+        free(h);
+        connection_hand_over(l, fd);
+}
+
+static void handshake_on_event(GrpcServer *s, Handshake *h, uint32_t events) {
+        int r = connection_preface_state(h->fd);
+
+        if (r > 0)
+                return handshake_hand_over(s, h);
+        if (r < 0 || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+                return handshake_close(s, h); /* the client went away by itself */
+        /* part of the preface: wait for the rest (edge-triggered: the next bytes wake us) */
+}
+
+static void handshakes_expire(GrpcServer *s, uint64_t now) {
+        /* One timeout for all: the oldest is always the first to expire. */
+        while (s->oldest_handshake && s->oldest_handshake->deadline <= now)
+                handshake_drop(s, s->oldest_handshake, &s->timed_out);
+}
+
+/* A new connection: to gRPC if its preface is already there, else it waits for it. */
+static void connection_take(Listener *l, int fd) {
+        GrpcServer *s = l->server;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
+        Handshake *h;
+        int r;
+
+        r = connection_preface_state(fd);
+        if (r > 0)
+                return connection_hand_over(l, fd);
+        if (r < 0) {
+                safe_close(fd);
+                return;
+        }
+        if (s->n_handshakes >= s->handshakes_max)
+                handshake_drop(s, s->oldest_handshake, &s->evicted);
+
+        h = malloc(sizeof(Handshake));
+        if (!h) {
+                log_oom();
+                safe_close(fd);
+                return;
+        }
+        *h = (Handshake) {
+                .fd = fd,
+                .listener = l,
+                .deadline = now_usec() + GRPC_HANDSHAKE_TIMEOUT_USEC,
+        };
+        ev.data.ptr = h;
+        /* Bytes that came after the peek above are reported at once: epoll checks on ADD. */
+        if (epoll_ctl(s->accept_epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                log_warning_errno(-errno, "Failed to watch a new connection on the %s socket: %m", l->name);
+                safe_close(fd);
+                free(h);
+                return;
+        }
+        handshake_link(s, h);
+}
+
+/* Accept what is waiting; false when out of fds or memory, so the caller pauses this socket. */
 static bool listener_accept(Listener *l) {
+        GrpcServer *s = l->server;
+
         for (unsigned i = 0; i < 64; i++) {
                 int cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
@@ -883,45 +1042,160 @@ static bool listener_accept(Listener *l) {
                                 return true;
                         if (errno == EINTR || errno == ECONNABORTED)
                                 continue;
-                        log_warning_errno(-errno, "Failed to accept on the %s socket, pausing: %m", l->name);
+                        if (IN_SET(errno, EMFILE, ENFILE) && s->oldest_handshake) {
+                                handshake_drop(s, s->oldest_handshake, &s->evicted);
+                                continue;
+                        }
+                        if (!l->pause_logged)
+                                log_warning_errno(-errno, "Failed to accept on the %s socket, pausing: %m", l->name);
+                        l->pause_logged = true;
                         return false;
                 }
-                atomic_fetch_add(&l->server->connections, 1);
-                grpc_server_add_channel_from_fd(l->grpc, cfd, l->server->creds); /* gRPC owns cfd now */
+                atomic_fetch_add(&s->connections, 1);
+
+                /* Fds are numbered lowest free first: cfd + 1 of them are open now. */
+                if ((unsigned) cfd >= s->connection_fds_max) {
+                        if (s->oldest_handshake)
+                                handshake_drop(s, s->oldest_handshake, &s->evicted);
+                        else {
+                                safe_close(cfd);
+                                s->refused++;
+                                atomic_fetch_add(&s->connections_dropped, 1);
+                                continue;
+                        }
+                }
+                l->pause_logged = false;
+                connection_take(l, cfd);
         }
         return true;
+}
+
+static void listener_pause(Listener *l, bool pause, uint64_t now) {
+        struct epoll_event ev = { .events = pause ? 0 : EPOLLIN, .data.ptr = l };
+
+        if (epoll_ctl(l->server->accept_epoll_fd, EPOLL_CTL_MOD, l->fd, &ev) < 0)
+                log_error_errno(-errno, "Failed to %s the %s socket: %m", pause ? "pause" : "resume", l->name);
+        l->paused = pause;
+        l->resume_usec = now + ACCEPT_RETRY_USEC;
+}
+
+static void accept_log_dropped(GrpcServer *s, uint64_t now) {
+        if (s->timed_out + s->evicted + s->refused == 0 ||
+            now - s->dropped_logged_usec < ACCEPT_LOG_INTERVAL_USEC)
+                return;
+        log_warning("Closed connections before their HTTP/2 handshake: %" PRIu64 " sent no preface within %llu s, "
+                    "%" PRIu64 " gave way to newer ones (%u may wait), %" PRIu64 " came with fewer than %u fds left.",
+                    s->timed_out, GRPC_HANDSHAKE_TIMEOUT_USEC / 1000000, s->evicted, s->handshakes_max,
+                    s->refused, GRPC_FD_RESERVE);
+        s->timed_out = s->evicted = s->refused = 0;
+        s->dropped_logged_usec = now;
+}
+
+/* Until the next handshake deadline, paused socket or log line is due; -1: none. */
+static int accept_timeout_msec(GrpcServer *s, uint64_t now) {
+        uint64_t next = UINT64_MAX;
+
+        if (s->oldest_handshake)
+                next = s->oldest_handshake->deadline;
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                if (s->listeners[i].paused)
+                        next = MIN(next, s->listeners[i].resume_usec);
+        if (s->timed_out + s->evicted + s->refused > 0)
+                next = MIN(next, s->dropped_logged_usec + ACCEPT_LOG_INTERVAL_USEC);
+        if (next == UINT64_MAX)
+                return -1;
+        return next <= now ? 0 : (int) MIN((next - now + 999) / 1000, (uint64_t) INT_MAX);
 }
 
 /*
  * Connections are accepted on their own thread, not in the main loop: a new kubelet
  * connection (it dials anew to poll GetInfo) must be served within 1 s even while the
- * main loop is busy.
+ * main loop is busy. One epoll set: the stop eventfd (data s), both listening sockets
+ * (data the Listener), and the connections waiting for their preface (data the Handshake).
  */
 static void *accept_thread(void *userdata) {
         GrpcServer *s = userdata;
-        bool paused = false;
+        struct epoll_event events[64];
 
         for (;;) {
-                struct pollfd p[] = {
-                        { .fd = s->accept_stop_fd, .events = POLLIN },
-                        { .fd = paused ? -1 : s->listeners[0].fd, .events = POLLIN },
-                        { .fd = paused ? -1 : s->listeners[1].fd, .events = POLLIN },
-                };
+                uint64_t now = now_usec();
+                bool stop = false;
+                int n;
 
-                if (poll(p, ELEMENTSOF(p), paused ? ACCEPT_RETRY_MSEC : -1) < 0) {
+                handshakes_expire(s, now);
+                for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                        if (s->listeners[i].paused && now >= s->listeners[i].resume_usec)
+                                listener_pause(&s->listeners[i], false, now);
+                accept_log_dropped(s, now);
+
+                n = epoll_wait(s->accept_epoll_fd, events, ELEMENTSOF(events), accept_timeout_msec(s, now));
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         log_error_errno(-errno, "Failed to wait for connections: %m");
                         break;
                 }
-                if (p[0].revents)
+                /* Waiting connections first: accepting may close some of them (the oldest). */
+                for (int i = 0; i < n; i++) {
+                        void *p = events[i].data.ptr;
+                        if (p == s)
+                                stop = true;
+                        else if (p != &s->listeners[0] && p != &s->listeners[1])
+                                handshake_on_event(s, p, events[i].events);
+                }
+                if (stop)
                         break;
-                paused = false;
-                for (size_t i = 1; i < ELEMENTSOF(p); i++)
-                        if ((p[i].revents & POLLIN) && !listener_accept(&s->listeners[i - 1]))
-                                paused = true;
+                for (int i = 0; i < n; i++) {
+                        Listener *l = events[i].data.ptr;
+                        if ((l == &s->listeners[0] || l == &s->listeners[1]) && !listener_accept(l))
+                                listener_pause(l, true, now_usec());
+                }
         }
+
+        while (s->handshakes)
+                handshake_close(s, s->handshakes);
         return NULL;
+}
+
+/* How many connections may wait for their preface, and where the fd reserve begins. */
+static void accept_set_limits(GrpcServer *s) {
+        struct rlimit rl;
+        uint64_t limit = 1024;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0)
+                limit = rl.rlim_cur == RLIM_INFINITY ? (uint64_t) INT_MAX : (uint64_t) rl.rlim_cur;
+        limit = MIN(limit, (uint64_t) INT_MAX);
+        s->connection_fds_max = limit > 4 * GRPC_FD_RESERVE ? (unsigned) limit - GRPC_FD_RESERVE
+                                                            : (unsigned) (limit * 3 / 4);
+        s->handshakes_max = MAX(MIN(GRPC_HANDSHAKES_MAX, s->connection_fds_max / 2), 1U);
+        log_debug("fd limit %" PRIu64 ": connections get fds below %u, %u may wait for their HTTP/2 preface.",
+                  limit, s->connection_fds_max, s->handshakes_max);
+}
+
+static int accept_start(GrpcServer *s) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+        int r;
+
+        accept_set_limits(s);
+        s->accept_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->accept_stop_fd < 0)
+                return log_error_errno(-errno, "Failed to create an eventfd: %m");
+        s->accept_epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->accept_epoll_fd < 0)
+                return log_error_errno(-errno, "Failed to create an epoll set: %m");
+        if (epoll_ctl(s->accept_epoll_fd, EPOLL_CTL_ADD, s->accept_stop_fd, &ev) < 0)
+                return log_error_errno(-errno, "Failed to watch the accept thread's stop eventfd: %m");
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
+                ev.data.ptr = &s->listeners[i];
+                if (epoll_ctl(s->accept_epoll_fd, EPOLL_CTL_ADD, s->listeners[i].fd, &ev) < 0)
+                        return log_error_errno(-errno, "Failed to watch the %s socket: %m", s->listeners[i].name);
+        }
+
+        r = pthread_create(&s->accept_thread, NULL, accept_thread, s);
+        if (r != 0)
+                return log_error_errno(-r, "Failed to start the accept thread: %m");
+        s->accept_thread_started = true;
+        return 0;
 }
 
 /* ---- life cycle ---- */
@@ -1003,6 +1277,7 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
         s->userdata = userdata;
         s->queue_fd = -EBADF;
         s->accept_stop_fd = -EBADF;
+        s->accept_epoll_fd = -EBADF;
         s->queue_tail = &s->queue_head;
         s->quit_tag.kind = TAG_QUIT;
         s->plugin_info = grpc_empty_slice();
@@ -1062,17 +1337,9 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
         if (r < 0)
                 goto fail;
 
-        s->accept_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (s->accept_stop_fd < 0) {
-                r = log_error_errno(-errno, "Failed to create an eventfd: %m");
+        r = accept_start(s);
+        if (r < 0)
                 goto fail;
-        }
-        r = pthread_create(&s->accept_thread, NULL, accept_thread, s);
-        if (r != 0) {
-                r = log_error_errno(-r, "Failed to start the accept thread: %m");
-                goto fail;
-        }
-        s->accept_thread_started = true;
 
         *ret = s;
         return 0;
@@ -1094,6 +1361,7 @@ void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret) {
                 .calls = atomic_load(&m->calls),
                 .get_info_calls = atomic_load(&m->get_info_calls),
                 .connections = atomic_load(&m->connections),
+                .connections_dropped = atomic_load(&m->connections_dropped),
                 .health_streams = s->n_streams,
                 .calls_in_flight = atomic_load(&m->calls_in_flight),
         };
@@ -1169,6 +1437,7 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
                 pthread_join(s->accept_thread, NULL);
         }
         safe_close(s->accept_stop_fd);
+        safe_close(s->accept_epoll_fd);
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
                 Listener *l = &s->listeners[i];
                 listener_unlink(l); /* before close: while our socket lives, its inode is ours alone */

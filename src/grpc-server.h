@@ -8,7 +8,9 @@
  * plain types of dra-types.h and the functions below.
  *
  * Threading: one completion-queue thread forwards finished operations to the sd-event
- * loop, one thread accepts connections; every callback below runs on the sd-event
+ * loop, one thread accepts connections and holds each until its HTTP/2 client preface
+ * has arrived (GRPC_HANDSHAKE_TIMEOUT_USEC at most, GRPC_HANDSHAKES_MAX at once, and
+ * never into the last GRPC_FD_RESERVE fds); every callback below runs on the sd-event
  * thread, and every function here must be called from it. Accepting and GetInfo (from
  * immutable data) never wait for the loop.
  */
@@ -86,6 +88,7 @@ typedef struct GrpcServerStats {
         uint64_t calls;            /* calls received since start, on both sockets */
         uint64_t get_info_calls;   /* GetInfo answered since start */
         uint64_t connections;      /* connections accepted since start */
+        uint64_t connections_dropped; /* of those, closed before their HTTP/2 preface arrived */
         unsigned health_streams;   /* NodeWatchResources streams open now */
         unsigned calls_in_flight;  /* calls not finished yet, streams included */
 } GrpcServerStats;

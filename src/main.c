@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
 #include "manager.h"
+#include "rlimit-util.h"
 
 static int block_signals(void) {
         sigset_t ss;
@@ -28,12 +30,20 @@ static int block_signals(void) {
 
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
+        uint64_t nofile = 0;
         int r;
 
         log_set_ident("hami-dra-plugin");
         r = block_signals();
         if (r < 0)
                 return log_error_errno(r, "Failed to block signals: %m");
+
+        /* Every kubelet connection, claim and GPU takes fds: 1,024 is not much. */
+        r = rlimit_nofile_bump(&nofile);
+        if (r < 0)
+                log_warning_errno(r, "Failed to raise the open file limit from %" PRIu64 ": %m", nofile);
+        else if (r > 0)
+                log_debug("Raised the open file limit to %" PRIu64 ".", nofile);
 
         r = manager_new(argc, argv, &m);
         if (r != 0)

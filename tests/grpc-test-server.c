@@ -27,6 +27,7 @@
 #include "grpc-server.h"
 #include "log.h"
 #include "macro.h"
+#include "rlimit-util.h"
 
 #define GPUS_MAX 16
 
@@ -186,6 +187,7 @@ int main(int argc, char *argv[]) {
                 snprintf(t.names[i], sizeof(t.names[i]), "hami-gpu-%u", i);
         take_systemd_fds(&cfg);
 
+        (void) rlimit_nofile_bump(NULL); /* as the daemon does */
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);

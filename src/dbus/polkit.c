@@ -13,6 +13,7 @@
 #include "time-util.h"
 
 #define POLKIT_CHECK_AUTHORIZATION_ALLOW_USER_INTERACTION 1u
+#define UID_INVALID ((uid_t) -1)
 /* An interactive check waits for a human typing a password; a plain one must be quick. */
 #define POLKIT_TIMEOUT_USEC (25 * 1000000ULL)
 #define POLKIT_TIMEOUT_INTERACTIVE_USEC (300 * 1000000ULL)
@@ -25,6 +26,8 @@ struct BusPolkitQuery {
         BusPolkitRegistry *registry;
         sd_bus_message *request;   /* the parked method call */
         sd_bus_slot *slot;         /* the outstanding CheckAuthorization */
+        sd_bus_track *caller;      /* while polkit thinks: tells us when the caller goes away */
+        uid_t uid;                 /* the caller's effective uid, or UID_INVALID */
         char *action;
         bool done;
         uint64_t done_usec;        /* CLOCK_MONOTONIC */
@@ -40,6 +43,7 @@ static BusPolkitQuery *query_free(BusPolkitQuery *q) {
                 q->registry->n_queries--;
         }
         sd_bus_slot_unref(q->slot);
+        sd_bus_track_unref(q->caller);
         sd_bus_message_unref(q->request);
         sd_bus_error_free(&q->error);
         free(q->action);
@@ -68,18 +72,52 @@ static BusPolkitQuery *registry_find(BusPolkitRegistry *reg, sd_bus_message *cal
         return NULL;
 }
 
-/* 1 when the caller's effective uid is 0, 0 when not or unknown. */
-static int sender_is_root(sd_bus_message *call) {
+/* The caller's effective uid, or UID_INVALID when unknown. */
+static uid_t sender_euid(sd_bus_message *call) {
         sd_bus_creds *creds = NULL;
         uid_t uid;
         int r;
 
         r = sd_bus_query_sender_creds(call, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
         if (r < 0)
-                return 0;
+                return UID_INVALID;
         r = sd_bus_creds_get_euid(creds, &uid);
         sd_bus_creds_unref(creds);
-        return r >= 0 && uid == 0;
+        return r >= 0 ? uid : UID_INVALID;
+}
+
+/* Checks polkit has not answered yet for this uid (all unknown uids count as one). */
+static size_t registry_count_waiting(const BusPolkitRegistry *reg, uid_t uid) {
+        size_t n = 0;
+
+        for (BusPolkitQuery *q = reg->queries; q; q = q->next)
+                if (!q->done && q->uid == uid)
+                        n++;
+        return n;
+}
+
+/* The caller left while polkit thought: nobody is waiting for the answer. */
+static int on_caller_gone(sd_bus_track *track, void *userdata) {
+        BusPolkitQuery *q = userdata;
+
+        log_debug("Caller %s went away while polkit was asked about %s; dropping the check.",
+                  sd_bus_message_get_sender(q->request) ?: "(unknown)", q->action);
+        query_free(q); /* unrefs the track: sd-bus holds its own reference while calling us */
+        return 0;
+}
+
+/* Watch the caller's unique name; without a watch the check only lasts until polkit answers. */
+static void query_track_caller(BusPolkitQuery *q, sd_bus *bus, const char *sender) {
+        int r;
+
+        r = sd_bus_track_new(bus, &q->caller, on_caller_gone, q);
+        if (r >= 0)
+                r = sd_bus_track_add_name(q->caller, sender);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot watch %s while polkit is asked (%m); keeping the check until it answers.",
+                                sender);
+                q->caller = sd_bus_track_unref(q->caller);
+        }
 }
 
 static void query_set_answer(BusPolkitQuery *q, sd_bus_message *reply) {
@@ -120,6 +158,7 @@ static int on_check_authorization_reply(sd_bus_message *reply, void *userdata, s
         int r;
 
         q->slot = sd_bus_slot_unref(q->slot);
+        q->caller = sd_bus_track_unref(q->caller); /* answered: consumed on the next loop iteration */
         query_set_answer(q, reply);
         q->done = true;
         q->done_usec = now_usec();
@@ -137,7 +176,7 @@ static int on_check_authorization_reply(sd_bus_message *reply, void *userdata, s
         return 0;
 }
 
-static int polkit_ask(BusPolkitRegistry *reg, sd_bus_message *call, const char *action,
+static int polkit_ask(BusPolkitRegistry *reg, sd_bus_message *call, uid_t uid, const char *action,
                       sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *req = NULL;
         sd_bus *bus = sd_bus_message_get_bus(call);
@@ -148,6 +187,10 @@ static int polkit_ask(BusPolkitRegistry *reg, sd_bus_message *call, const char *
 
         if (!sender)
                 return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller has no bus name");
+        if (registry_count_waiting(reg, uid) >= BUS_POLKIT_QUERIES_PER_USER_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Too many authorization checks of this user waiting for polkit (%u)",
+                                         BUS_POLKIT_QUERIES_PER_USER_MAX);
         if (reg->n_queries >= BUS_POLKIT_QUERIES_MAX)
                 return sd_bus_error_set(error, BUS_ERROR_BUSY, "Too many authorization checks in flight");
 
@@ -174,6 +217,7 @@ static int polkit_ask(BusPolkitRegistry *reg, sd_bus_message *call, const char *
                 return -ENOMEM;
         }
         q->request = sd_bus_message_ref(call);
+        q->uid = uid;
 
         r = sd_bus_call_async(bus, &q->slot, req, on_check_authorization_reply, q,
                               interactive ? POLKIT_TIMEOUT_INTERACTIVE_USEC : POLKIT_TIMEOUT_USEC);
@@ -185,6 +229,7 @@ static int polkit_ask(BusPolkitRegistry *reg, sd_bus_message *call, const char *
         q->registry = reg;
         LIST_PREPEND(reg->queries, q);
         reg->n_queries++;
+        query_track_caller(q, bus, sender);
         return 0;
 }
 
@@ -205,8 +250,9 @@ int bus_polkit_verify_async(BusPolkitRegistry *reg, sd_bus_message *call, const 
                 return r;
         }
 
-        if (sender_is_root(call))
+        uid_t uid = sender_euid(call);
+        if (uid == 0)
                 return 1;
 
-        return polkit_ask(reg, call, action, error);
+        return polkit_ask(reg, call, uid, action, error);
 }

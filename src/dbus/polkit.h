@@ -17,13 +17,18 @@
  * The subject is the caller's unique bus name ("system-bus-name"), and the caller's
  * ALLOW_INTERACTIVE_AUTHORIZATION flag becomes polkit's AllowUserInteraction. Callers
  * with effective uid 0 are authorized without asking (as systemd's services do).
- * At most BUS_POLKIT_QUERIES_MAX queries are outstanding; more get Busy.
+ * At most BUS_POLKIT_QUERIES_PER_USER_MAX checks of one uid wait for polkit (more get
+ * org.freedesktop.DBus.Error.LimitsExceeded), so one user cannot fill the queue for the
+ * others; at most BUS_POLKIT_QUERIES_MAX wait in all (more get Busy). A check whose
+ * caller disconnects while polkit thinks is dropped at once (sd_bus_track on its unique
+ * name): nobody is left to answer, and it no longer counts.
  */
 
 #include <stddef.h>
 #include <systemd/sd-bus.h>
 
 #define BUS_POLKIT_QUERIES_MAX 128u
+#define BUS_POLKIT_QUERIES_PER_USER_MAX 8u
 
 typedef struct BusPolkitQuery BusPolkitQuery;
 

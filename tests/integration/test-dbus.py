@@ -721,6 +721,69 @@ def case_authorization_is_async(env):
     env.alive()
 
 
+ADMIN_UID = 1  # Debian's "daemon" user plays the administrator polkit allows (dbus-daemon wants a passwd entry)
+PER_USER = 8  # BUS_POLKIT_QUERIES_PER_USER_MAX in src/dbus/polkit.h
+
+
+def case_authorization_per_user_bound(env):
+    # One user's checks waiting for polkit are bounded, so that user cannot fill the queue
+    # for everybody; and the checks of a caller that went away are dropped at once.
+    def wait_polkit(n, caller):
+        deadline = time.monotonic() + TIMEOUT
+        while len(env.polkit_calls()) < n:
+            if caller.poll() is not None:
+                raise Failure("the caller ended before polkit was asked: " + caller.stderr.read())
+            check(time.monotonic() < deadline, "polkit asked %d times, want %d" % (len(env.polkit_calls()), n))
+            time.sleep(0.02)
+
+    def background(user, method):
+        who = NOBODY if user is None else ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"]
+        return subprocess.Popen(who + ["busctl", "--system", "call", NAME, MANAGER, IF_MANAGER, method],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address))
+
+    release = lambda: env.bus.get_object("org.freedesktop.PolicyKit1", "/", introspect=False).ReleaseHeld(
+        dbus_interface="org.projecthami.Test.FakePolkit")
+    # nobody fills its share while polkit holds the answers (one connection per call)...
+    parked = [background(None, "Rescan") for _ in range(PER_USER)]
+    wait_polkit(PER_USER, parked[-1])
+    # ... and the next call of nobody is refused at once, without asking polkit
+    name, message = env.nobody_call("Reload")
+    check_eq(name, "org.freedesktop.DBus.Error.LimitsExceeded", "nobody over its bound: " + message)
+    check_eq(len(env.polkit_calls()), PER_USER, "polkit not asked for the refused call")
+    # the administrator still gets through to polkit
+    admin = background(ADMIN_UID, "Reload")
+    wait_polkit(PER_USER + 1, admin)
+    check_eq(env.polkit_calls()[-1]["uid"], ADMIN_UID, "the administrator's check reached polkit")
+    # nobody's callers go away: their checks are dropped and nobody may ask again
+    for p in parked:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the daemon learns of the disconnects asynchronously
+        asked = len(env.polkit_calls())
+        probe = background(None, "Reload")
+        while probe.poll() is None and len(env.polkit_calls()) == asked:
+            time.sleep(0.02)
+        if probe.poll() is None:
+            break  # parked at polkit: nobody's checks no longer count
+        err = probe.stderr.read()
+        check("Too many authorization checks" in err, "nobody's probe: " + err)
+        check(time.monotonic() < deadline, "checks of disconnected callers still count")
+        time.sleep(0.1)
+    check_eq(env.polkit_calls()[-1]["uid"], 65534, "nobody's new check reached polkit")
+    check_eq(env.op_calls(), [], "nothing ran before polkit answered")
+    check_eq(release() >= 1, True, "held answers released")
+    out, err = admin.communicate(timeout=30)
+    check_eq((admin.returncode, err), (0, ""), "the administrator's Reload after polkit's yes")
+    check_eq(env.op_calls(), ["Reload"], "only the administrator's Reload ran")
+    out, err = probe.communicate(timeout=30)
+    # (busctl allows interactive authorization: polkit's "no" comes as a challenge)
+    check(probe.returncode != 0 and "authentication required for org.projecthami.dra1.reload" in err,
+          "nobody's Reload refused by polkit: " + err)
+    env.alive()
+
+
 def case_authorization_without_polkit(env):
     name, message = env.nobody_call("Reload")
     check(name == "org.freedesktop.DBus.Error.AccessDenied" and "polkit" in message, "no polkit: " + message)
@@ -976,6 +1039,8 @@ CASES = {
     "authorization-polkit-allows": (case_authorization_polkit_allows, {"allow_uids": "65534"}),
     "authorization-is-async": (case_authorization_is_async, {"allow_uids": "65534", "hold": True}),
     "authorization-without-polkit": (case_authorization_without_polkit, {"polkit": False}),
+    "authorization-per-user-bound": (case_authorization_per_user_bound,
+                                     {"allow_uids": str(ADMIN_UID), "hold": True}),
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),

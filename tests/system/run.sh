@@ -141,6 +141,12 @@ check "daemon: no permitted capabilities" test "$(status_of CapPrm)" = 000000000
 check "daemon: empty bounding set" test "$(status_of CapBnd)" = 0000000000000000
 threads_filtered=$(IN sh -c "grep -h '^Seccomp:' /proc/$MAIN/task/*/status | sort -u | tr -d '\t '")
 check "daemon: every thread filtered" test "$threads_filtered" = "Seccomp:2"
+# LimitNOFILE=65536, or as close as systemd's own hard limit allows (setrlimit_closest()).
+nofile_of() { IN cat "/proc/$1/limits" | awk '/^Max open files/ {print $4, $5}'; }
+read -r _ pid1_hard <<<"$(nofile_of 1)"
+want_nofile=$(( pid1_hard < 65536 ? pid1_hard : 65536 ))
+check "daemon: the unit's LimitNOFILE=65536 in effect ($(nofile_of "$MAIN"), want $want_nofile both)" \
+        test "$(nofile_of "$MAIN")" = "$want_nofile $want_nofile"
 if [ "$DAEMON" = standin ]; then
         reply=$($CLIENT line "$ROOT$REG" violate 2>&1)
         check "daemon: forbidden personality(2) refused with EPERM ($reply)" \
