@@ -168,8 +168,10 @@ static void spec_edits(Builder *b, const CdiClaimSpec *in) {
         jw_array_begin(b->w);
         for (size_t i = 0; i < in->host->n_files; i++)
                 bind_mount(b, in->host->files[i].host_path, in->host->files[i].container_path, true, true);
-        snprintf(path, sizeof(path), "%s/vgpu", in->claim_dir);
-        bind_mount(b, path, CDI_CONTAINER_STATE_DIR, false, false);
+        /* The region file alone, not vgpu/: the container may write the region (libvgpu
+         * maps it), but nothing it does can add a file on the host (issue 14). */
+        snprintf(path, sizeof(path), "%s/vgpu/" CDI_SHARED_CACHE_NAME, in->claim_dir);
+        bind_mount(b, path, CDI_CONTAINER_STATE_DIR "/" CDI_SHARED_CACHE_NAME, false, false);
         if (in->preload_library && in->ld_so_preload) {
                 bind_mount(b, in->preload_library, in->preload_library, true, true);
                 bind_mount(b, in->ld_so_preload, "/etc/ld.so.preload", true, false);

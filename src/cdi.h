@@ -21,7 +21,7 @@
 
 #define CDI_CLASS "claim"
 #define CDI_NAME_MAX 256
-#define CDI_CONTAINER_STATE_DIR "/run/hami-dra"            /* the claim dir's vgpu/ inside containers */
+#define CDI_CONTAINER_STATE_DIR "/run/hami-dra"            /* where the region file appears inside containers */
 #define CDI_SHARED_CACHE_NAME "vgpu.cache"
 
 typedef struct CdiClaimSpec {

@@ -135,6 +135,11 @@ static void test_single_share(void) {
         ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT_0=50"));
         ASSERT_TRUE(has(&b, "CUDA_DEVICE_SM_LIMIT=50"));
         ASSERT_TRUE(has(&b, "CUDA_DEVICE_MEMORY_SHARED_CACHE=/run/hami-dra/vgpu.cache"));
+        /* The region file is mounted, not its directory: nothing a container does adds a
+         * file on the host. */
+        ASSERT_TRUE(has(&b, "/run/hami-dra/vgpu.cache"));
+        ASSERT_FALSE(has(&b, "/run/hami-dra"));
+        ASSERT_TRUE(strstr(b.json, "/vgpu/vgpu.cache\"") != NULL);
         ASSERT_TRUE(has(&b, "/dev/nvidia0"));
         ASSERT_TRUE(has(&b, "/dev/nvidiactl"));
         ASSERT_TRUE(has(&b, "/dev/nvidia-uvm"));

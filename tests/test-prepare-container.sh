@@ -40,7 +40,8 @@ podman --runtime runc --root "$1"/root --runroot /run/podman-run --tmpdir "$1"/t
                 grep -E \" /(etc/ld.so.preload|run/hami-dra|usr/lib|usr/bin|var/tmp)\" /proc/mounts
                 cat /usr/lib/x86_64-linux-gnu/libcuda.so.1
                 ls -l /run/hami-dra/vgpu.cache
-                touch /run/hami-dra/written-by-container && echo SHARED-WRITABLE
+                test -w /run/hami-dra/vgpu.cache && echo SHARED-WRITABLE
+                touch /run/hami-dra/written-by-container 2>/dev/null
                 (echo x >> /usr/lib/x86_64-linux-gnu/libcuda.so.1) 2>/dev/null || echo LIBS-READONLY
         "
 # The same claim in a container running as an ordinary user: it must share the limit too.
@@ -71,7 +72,7 @@ expect '^crw.* 195, +255 .*/dev/nvidiactl$'
 expect '^crw.* 509, +0 .*/dev/nvidia-uvm$'
 expect '^crw.* 509, +1 .*/dev/nvidia-uvm-tools$'
 expect ' /etc/ld.so.preload [a-z0-9]+ ro,'
-expect ' /run/hami-dra [a-z0-9]+ rw,nosuid,nodev,noexec'
+expect ' /run/hami-dra/vgpu.cache [a-z0-9]+ rw,nosuid,nodev,noexec'
 expect ' /usr/lib/x86_64-linux-gnu/libcuda.so.1 [a-z0-9]+ ro,'
 expect ' /usr/bin/nvidia-smi [a-z0-9]+ ro,'
 expect "^not really libcuda$"
@@ -80,6 +81,9 @@ expect '^SHARED-WRITABLE$'
 expect '^LIBS-READONLY$'
 expect '^NONROOT-WRITABLE$'
 [ "$(stat -c %a "$STATE_DIR/claims")" = 700 ] || { echo "HOST: $STATE_DIR/claims is not 0700"; fail=1; }
-[ -e "$STATE_DIR/claims/$CLAIM_UID/vgpu/written-by-container" ] || { echo "MISSING: container write on the host"; fail=1; }
+# The region file alone is mounted: what the container creates beside it stays in the
+# container, never in the claim's directory on the host.
+[ ! -e "$STATE_DIR/claims/$CLAIM_UID/vgpu/written-by-container" ] || { echo "HOST: a container file reached the claim directory"; fail=1; }
+[ "$(ls "$STATE_DIR/claims/$CLAIM_UID/vgpu")" = vgpu.cache ] || { echo "HOST: vgpu/ holds $(ls "$STATE_DIR/claims/$CLAIM_UID/vgpu")"; fail=1; }
 [ $fail = 0 ] && echo "container test passed"
 exit $fail
