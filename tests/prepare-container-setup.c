@@ -24,19 +24,13 @@ int main(void) {
                 { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" },
                 { .device = "hami-gpu-1" },
         };
-        _cleanup_free_ char *json = NULL;
-        PreparedClaim c = {};
+        PreparedClaim c;
         Fixture fx;
         Preparer *p;
-        char err[512];
 
         log_set_max_level(LOG_WARNING);
         fixture_init(&fx, 2);
-        json = fixture_claim(UID, "container", r, 2, NULL);
-        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
-        PrepareClaimRef ref = { .namespace_ = "default", .name = "container", .uid = UID };
-        if (preparer_prepare(p, &ref, json, strlen(json), &c, err, sizeof(err)) < 0)
-                TEST_FAIL("prepare: %s", err);
+        fixture_prepare_claim(&fx, UID, "container", r, ELEMENTSOF(r), &p, &c);
 
         printf("ROOT=%s\nCDI_DIR=%s\nSTATE_DIR=%s\nPRELOAD=%s\nCLAIM_UID=%s\nCDI_IDS='", fx.root, fx.cdi_dir,
                fx.state_dir, fx.preload, UID);

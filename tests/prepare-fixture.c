@@ -161,3 +161,15 @@ bool fixture_exists(const char *fmt, ...) {
         va_end(ap);
         return access(path, F_OK) >= 0;
 }
+
+void fixture_prepare_claim(Fixture *f, const char *uid, const char *name, const FixtureResult *results, size_t n,
+                           Preparer **ret_preparer, PreparedClaim *ret_claim) {
+        _cleanup_free_ char *json = fixture_claim(uid, name, results, n, NULL);
+        PrepareClaimRef ref = { .namespace_ = "default", .name = name, .uid = uid };
+        char err[512];
+
+        ASSERT_OK(preparer_new(&f->options, &f->gpus, ret_preparer));
+        *ret_claim = (PreparedClaim) {};
+        if (preparer_prepare(*ret_preparer, &ref, json, strlen(json), ret_claim, err, sizeof(err)) < 0)
+                TEST_FAIL("prepare: %s", err);
+}

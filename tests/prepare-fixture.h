@@ -49,6 +49,11 @@ typedef struct FixtureResult {
 char *fixture_claim(const char *uid, const char *name, const FixtureResult *results, size_t n,
                     const char *configs_json);
 
+/* The fixture's preparer with claim uid/name (namespace "default") prepared from results,
+ * for programs that set up a prepared claim for a script; fails the test otherwise. */
+void fixture_prepare_claim(Fixture *f, const char *uid, const char *name, const FixtureResult *results, size_t n,
+                           Preparer **ret_preparer, PreparedClaim *ret_claim);
+
 /* Count regular files/dirs under path (recursively); 0 when absent. */
 size_t fixture_count(const char *path);
 bool fixture_exists(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

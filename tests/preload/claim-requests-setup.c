@@ -23,19 +23,13 @@ int main(void) {
                 { .request = "a", .device = "hami-gpu-0", .memory = "2Gi", .cores = "20" },
                 { .request = "b", .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" },
         };
-        _cleanup_free_ char *json = NULL;
-        PreparedClaim c = {};
+        PreparedClaim c;
         Fixture fx;
         Preparer *p;
-        char err[512];
 
         log_set_max_level(LOG_WARNING);
         fixture_init(&fx, 2);
-        json = fixture_claim(UID, "requests", r, ELEMENTSOF(r), NULL);
-        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
-        PrepareClaimRef ref = { .namespace_ = "default", .name = "requests", .uid = UID };
-        if (preparer_prepare(p, &ref, json, strlen(json), &c, err, sizeof(err)) < 0)
-                TEST_FAIL("prepare: %s", err);
+        fixture_prepare_claim(&fx, UID, "requests", r, ELEMENTSOF(r), &p, &c);
 
         printf("ROOT=%s\nSPEC=%s/k8s." FIXTURE_DRIVER "-claim_" UID ".json\nREGION=%s/claims/" UID "/vgpu/vgpu.cache\n",
                fx.root, fx.cdi_dir, fx.state_dir);
