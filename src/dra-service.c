@@ -617,6 +617,12 @@ static int on_verify_retry(sd_event_source *source, uint64_t usec, void *userdat
         j->verify_retry = sd_event_source_disable_unref(j->verify_retry);
         LIST_REMOVE_FIELDS(park_next, park_prev, s->parked, j);
         s->n_parked--;
+        if (!preparer_is_prepared(s->preparer, j->uid)) {
+                /* Unprepared meanwhile (the kubelet, an administrator): nothing left to verify. */
+                s->n_verifying--;
+                job_free(j);
+                return 0;
+        }
         start_fetch(s, j);
         return 0;
 }

@@ -18,6 +18,7 @@
 #include "manager-dbus-claim.h"
 #include "prepare-fixture.h"
 #include "tests.h"
+#include "time-util.h"
 
 #define UID_OK "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
 #define UID_MISSING "1c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
@@ -339,6 +340,20 @@ static void test_verify_after_restart(void) {
  * Status about something else) and a 200 that is not this claim keep it, and it is
  * asked about again until an answer proves something.
  */
+/* Run the loop until `waiting` verifications wait to ask again and none is in flight. */
+static void wait_verifications(DraService *s, size_t waiting) {
+        uint64_t deadline = now_usec() + 10 * USEC_PER_SEC;
+
+        while (dra_service_n_verify_waiting(s) != waiting ||
+               dra_service_n_verifying(s) > dra_service_n_verify_waiting(s)) {
+                if (now_usec() > deadline)
+                        log_error("still %zu verifying, %zu waiting; expected %zu waiting",
+                                  dra_service_n_verifying(s), dra_service_n_verify_waiting(s), waiting);
+                ASSERT_TRUE(now_usec() <= deadline);
+                ASSERT_OK(sd_event_run(api.event, 100 * USEC_PER_MSEC));
+        }
+}
+
 static void test_verify_needs_proof(void) {
         FixtureResult res[] = { { .device = "hami-gpu-0", .memory = "100Mi", .cores = "1" } };
         static const struct {
@@ -421,8 +436,7 @@ static void test_verify_needs_proof(void) {
         dra_service_set_verify_retry(s, 20 * 1000);
         unsigned fetches = api.fetches;
         ASSERT_OK(dra_service_verify(s, recovered, n));
-        while (dra_service_n_verifying(s) > dra_service_n_verify_waiting(s))
-                ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
+        wait_verifications(s, n_keep);
         for (size_t i = 0; i < N; i++) {
                 bool kept = fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[i]);
                 if (kept == cases[i].forget)
@@ -437,13 +451,18 @@ static void test_verify_needs_proof(void) {
         api_put("group-not-served", NULL);
         api_answer("group-not-served", 0, NULL);        /* now the NotFound Status naming it */
         api_answer("proxy-html", 0, NULL);              /* now the claim, allocated, our UID */
-        while (dra_service_n_verify_waiting(s) > n_keep - 2 ||
-               dra_service_n_verifying(s) > dra_service_n_verify_waiting(s))
-                ASSERT_OK(sd_event_run(api.event, UINT64_MAX));
+        wait_verifications(s, n_keep - 2);
         ASSERT_TRUE(api.fetches >= fetches + N + n_keep);
         ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[5]));  /* group-not-served */
         ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[1]));   /* proxy-html */
         ASSERT_EQ(fixture_count(fx.cdi_dir), n_keep - 1);
+
+        /* A claim unprepared while it waits is not asked about again. */
+        const char *unprepare[] = { "default", cases[0].name, uids[0] };
+        fake_dra_request_free(run(s, false, unprepare, 1));
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[0]));
+        wait_verifications(s, n_keep - 3);
+        ASSERT_EQ(dra_service_n_verifying(s), n_keep - 3);
 
         /* Shutting down with verifications waiting frees them (ASan would see a leak). */
         dra_service_free(s);
