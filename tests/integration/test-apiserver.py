@@ -518,6 +518,14 @@ def case_claim_get(tmp, fake):
     d.send("claim default does-not-exist")
     c = d.wait(lambda s: s.get("event") == "claim" and s["status"] == 404, "claim 404")
     assert "HTTP 404" in c["message"], c
+    # The API server's NotFound names the claim: that proves it is gone (a recovered one
+    # would be forgotten); a 404 that does not name it proves nothing.
+    assert c["proves_not_found"] is True, c
+    fake.faults(fail_status=404, fail_count=1000)  # every request: the publisher's too
+    d.send("claim default does-not-exist")
+    c = d.wait(lambda s: s.get("event") == "claim" and "injected failure" in s["message"], "injected 404")
+    fake.faults(fail_count=0)
+    assert c["status"] == 404 and c["proves_not_found"] is False, c
     assert d.stop() == 0
 
 
