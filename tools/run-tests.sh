@@ -109,8 +109,9 @@ fuzz_long_log=
 if build clang-fuzzing clang -- -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false; then
         check clang-fuzzing fuzz --suite fuzz
         if [ "$fuzz_seconds" != 0 ]; then
+                n_logs=${#logs[@]}
                 FUZZ_SECONDS=$fuzz_seconds check clang-fuzzing fuzz-long --suite fuzz-long
-                fuzz_long_log=${logs[${#logs[@]}-1]}
+                [ "${#logs[@]}" -eq "$n_logs" ] || fuzz_long_log=${logs[-1]}
         fi
 fi
 
