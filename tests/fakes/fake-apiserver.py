@@ -15,7 +15,8 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   GET  /slices                stored slices
   POST /faults {json}         down, slow_ms, fail_status+fail_count+retry_after,
                               forbidden, unauthorized, drop_consumable, drop_taints,
-                              conflict_next_puts, quantity_style ("plain")
+                              conflict_next_puts, quantity_style ("plain"),
+                              delete_404_next (DELETEs answered 404 {} as a proxy would)
   POST /delete-slices         what the kubelet does: delete all of the node's slices
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
@@ -631,6 +632,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if cur and who[0] == "node" and cur["spec"].get("nodeName") != who[1]:
                 self.forbid("node %s may not modify slice %s of another node" % (who[1], name))
             if method == "DELETE":
+                if st.faults.get("delete_404_next", 0) > 0:
+                    st.faults["delete_404_next"] -= 1
+                    return self.send_json(404, {})  # a proxy's 404: proves nothing
                 if not cur:
                     raise not_found("resourceslices", name)
                 pre = (body or {}).get("preconditions") or {}

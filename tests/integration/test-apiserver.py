@@ -311,6 +311,22 @@ def case_stale_removed(tmp, fake):
     assert fake.stats().get("deleted") == 2, fake.stats()
 
 
+def case_stale_delete_proxy_404(tmp, fake):
+    """A proxy's 404 {} to a DELETE does not prove the slice gone: it is deleted again."""
+    kc = kubeconfig(tmp, fake)
+    run_once(tmp, kc, gpus=2)
+    good = fake.slices()[0]
+    extra = json.loads(json.dumps(good))
+    extra["metadata"] = {"name": "00003-%s-node1-stale" % DRIVER_NAME,
+                         "ownerReferences": good["metadata"]["ownerReferences"]}
+    fake.call("POST", "/create-slice", extra)
+    fake.faults(delete_404_next=1)
+    run_once(tmp, kc, gpus=2)
+    names = [s["metadata"]["name"] for s in fake.slices()]
+    assert names == [good["metadata"]["name"]], names
+    assert fake.stats().get("writes_DELETE") == 2 and fake.stats().get("deleted") == 1, fake.stats()
+
+
 def case_conflict_retry(tmp, fake):
     kc = kubeconfig(tmp, fake)
     d = Driver(tmp, kc, gpus=2)
