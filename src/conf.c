@@ -62,27 +62,34 @@ int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret) {
         return 0;
 }
 
-/* Sizes the way both systemd and Kubernetes users write them: 24G, 24GiB, 23028Mi, 1024. */
+/*
+ * Sizes the way both systemd and Kubernetes users write them: 24G, 24GiB, 23028Mi, 1024.
+ * The systemd spelling is rewritten into the Kubernetes one and handed to
+ * quantity_parse(); text too long to be any size (the largest, 2^64 - 1, is 20 digits)
+ * is -ERANGE, never copied.
+ */
 int parse_size(const char *s, uint64_t *ret) {
         char buf[QUANTITY_STRING_MAX];
+        const char *suffix = "";
         size_t n;
 
-        if (isempty(s) || strlen(s) >= sizeof(buf))
+        if (isempty(s))
                 return -EINVAL;
-        strcpy(buf, s);
-        n = strlen(buf);
-        /* systemd spelling: K/M/G/T with optional "iB"/"B" are binary. */
-        if (n >= 3 && streq(buf + n - 2, "iB"))
-                buf[n - 1] = '\0'; /* "24GiB" -> "24Gi" */
-        else if (n >= 2 && buf[n - 1] == 'B' && strchr("KMGTPE", buf[n - 2])) {
-                buf[n - 1] = 'i';  /* "24GB" -> "24Gi" */
-        } else if (n >= 2 && strchr("KGTPE", buf[n - 1]) && isdigit((unsigned char) buf[n - 2])) {
-                buf[n] = 'i';      /* "24G" -> "24Gi"; "24M" would be mega in Kubernetes... */
-                buf[n + 1] = '\0';
-        } else if (n >= 2 && buf[n - 1] == 'M' && isdigit((unsigned char) buf[n - 2])) {
-                buf[n] = 'i';      /* ...but for GPU memory a bare M means MiB, as in systemd */
-                buf[n + 1] = '\0';
-        }
+        n = strnlen(s, sizeof(buf));
+        if (n >= sizeof(buf))
+                return -ERANGE;
+        /* systemd spelling: K/M/G/T/P/E with optional "iB"/"B" are binary. */
+        if (n >= 3 && streq(s + n - 2, "iB"))
+                n--;                    /* "24GiB" -> "24Gi" */
+        else if (n >= 2 && s[n - 1] == 'B' && strchr("KMGTPE", s[n - 2])) {
+                n--;                    /* "24GB" -> "24Gi" */
+                suffix = "i";
+        } else if (n >= 2 && strchr("KMGTPE", s[n - 1]) && isdigit((unsigned char) s[n - 2]))
+                /* "24G" -> "24Gi"; "24M" would be mega in Kubernetes, but for GPU memory a
+                 * bare M means MiB, as in systemd. */
+                suffix = "i";
+        if (snprintf(buf, sizeof(buf), "%.*s%s", (int) n, s, suffix) >= (int) sizeof(buf))
+                return -ERANGE;
         return quantity_parse(buf, ret);
 }
 

@@ -1,20 +1,30 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
+#include <ctype.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 
 #include "claim.h"
 #include "dra-service.h"
+#include "json-util.h"
+#include "kube-client.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define FETCH_BODY_MAX (3u * 1024 * 1024)
 /* Claim reads in flight at once; more wait in the backlog (the API client has its own
  * limit, shared with the slice publisher, and answers -EBUSY beyond it). */
 #define FETCHES_MAX 32
 #define FETCH_RETRY_USEC (50 * 1000)
+/* A recovered claim whose fate the API server's answer does not prove is asked about
+ * again, after 30 s, then twice as long each time, at most every 10 min. */
+#define VERIFY_RETRY_USEC_DEFAULT (30 * USEC_PER_SEC)
+#define VERIFY_RETRY_USEC_MAX (10 * 60 * USEC_PER_SEC)
+#define VERIFY_JSON_DEPTH_MAX 64
 
 typedef struct Pending Pending;
 
@@ -25,6 +35,9 @@ typedef struct Job {
         DraService *service;
         struct Job *fetch_prev, *fetch_next;  /* while the fetcher has it */
         bool verify;              /* a start-up verification, not a kubelet call */
+        struct Job *park_prev, *park_next; /* a verification waiting to ask again */
+        sd_event_source *verify_retry;
+        uint64_t verify_delay;    /* the wait before the next ask; 0: not asked yet */
         Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
         size_t index;             /* claim index in the request */
         bool prepare;
@@ -63,6 +76,9 @@ struct DraService {
         size_t n_fetching;
         Job *backlog, *backlog_tail; /* jobs waiting for a fetch slot */
         sd_event_source *retry;   /* backlog retry when the API client was busy */
+        Job *parked;              /* verifications waiting to ask again */
+        size_t n_parked;
+        uint64_t verify_retry_usec;
         DraServiceObserver observer;
         void *observer_userdata;
 };
@@ -77,6 +93,7 @@ static void job_free(Job *j) {
         free(j->name);
         free(j->uid);
         free(j->json);
+        sd_event_source_disable_unref(j->verify_retry);
         prepared_claim_done(&j->prepared);
         free(j);
 }
@@ -268,6 +285,7 @@ int dra_service_new(sd_event *e, Preparer *p, ClaimFetchFunc fetch, void *fetch_
         s->preparer = p;
         s->fetch = fetch;
         s->fetch_userdata = fetch_userdata;
+        s->verify_retry_usec = VERIFY_RETRY_USEC_DEFAULT;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->work, NULL);
         s->wakeup_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -316,6 +334,13 @@ DraService *dra_service_free(DraService *s) {
          * this (free the API client, which cancels its requests, before the service).
          */
         s->retry = sd_event_source_disable_unref(s->retry);
+        while (s->parked) {
+                Job *j = s->parked;
+                LIST_REMOVE_FIELDS(park_next, park_prev, s->parked, j);
+                s->n_parked--;
+                s->n_verifying--;
+                job_free(j);
+        }
         for (Job *j; (j = QUEUE_POP(s->backlog, s->backlog_tail));)
                 fetch_failed(s, j, -ESHUTDOWN);
         while (s->fetching) {
@@ -522,36 +547,141 @@ void dra_service_unprepare(DraService *s, DraRequest *r) {
 
 /* ---------------------------------------------------------------- verification */
 
-static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
-        Job *j = ctx;
-        DraService *s = j->service;
-        const char *reason = NULL;
+typedef enum Verdict {
+        VERDICT_KEEP,      /* the claim is there, with our UID, allocated */
+        VERDICT_FORGET,    /* proof that it is gone for us */
+        VERDICT_UNKNOWN,   /* no proof either way: keep it, ask again later */
+} Verdict;
 
-        fetching_remove(s, j);
-        backlog_pump(s);
-        if (error >= 0 && http_status == 404)
-                reason = "the claim was deleted while the driver was down";
-        else if (error >= 0 && http_status == 200 && json) {
-                _cleanup_(claim_allocation_done) ClaimAllocation a = {};
-                char err[256];
-                int r = claim_allocation_decode(json, len, "", "", &a, err, sizeof(err));
-                /* Only the identity matters here; an unallocated claim is also gone for us. */
-                if (r >= 0 || r == -ENODATA) {
-                        if (a.uid && !streq(a.uid, j->uid))
-                                reason = "the claim was re-created with another UID while the driver was down";
-                        else if (r == -ENODATA)
-                                reason = "the claim was deallocated while the driver was down";
+/* An answer of HTTP 200: only this very claim (same namespace and name) tells anything. */
+static Verdict verdict_from_claim(const Job *j, const char *json, size_t len, const char **ret_why) {
+        _cleanup_json_ json_object *root = NULL;
+        json_object *alloc;
+        const char *uid;
+
+        while (len > 0 && isspace((unsigned char) json[len - 1]))
+                len--;
+        if (len > FETCH_BODY_MAX || json_parse_bounded(json, len, VERIFY_JSON_DEPTH_MAX, &root) < 0 ||
+            !json_object_is_type(root, json_type_object)) {
+                *ret_why = "the answer (HTTP 200) is not JSON";
+                return VERDICT_UNKNOWN;
+        }
+        uid = json_get_string(root, "metadata.uid");
+        if (!claim_uid_is_valid(uid) || !streq_ptr(json_get_string(root, "metadata.name"), j->name) ||
+            !streq_ptr(json_get_string(root, "metadata.namespace"), j->namespace_)) {
+                *ret_why = "the answer (HTTP 200) is not this claim";
+                return VERDICT_UNKNOWN;
+        }
+        if (!streq(uid, j->uid)) {
+                *ret_why = "the claim was re-created with another UID while the driver was down";
+                return VERDICT_FORGET;
+        }
+        alloc = json_get(root, "status.allocation");
+        if (!alloc || json_object_is_type(alloc, json_type_null)) {
+                *ret_why = "the claim was deallocated while the driver was down";
+                return VERDICT_FORGET;
+        }
+        return VERDICT_KEEP;
+}
+
+/*
+ * What an answer about a recovered claim proves. A 404 alone proves nothing: a proxy,
+ * an API group not served ("the server could not find the requested resource") or a
+ * misrouted request answer 404 too. Only the API server's NotFound Status naming this
+ * claim does.
+ */
+static Verdict verdict(const Job *j, int error, long http_status, const char *json, size_t len,
+                       const char **ret_why) {
+        if (error < 0 || !json) {
+                *ret_why = NULL;  /* the fetcher's message says why */
+                return VERDICT_UNKNOWN;
+        }
+        if (http_status == 404) {
+                if (kube_status_proves_not_found(json, len, "resource.k8s.io", "resourceclaims", j->name)) {
+                        *ret_why = "the claim was deleted while the driver was down";
+                        return VERDICT_FORGET;
                 }
-        } else
-                log_info("Could not verify claim %s/%s (%s), keeping it: %s", j->namespace_, j->name, j->uid,
-                         message ?: "no answer");
+                *ret_why = "HTTP 404 without the API server's NotFound status for this claim";
+                return VERDICT_UNKNOWN;
+        }
+        if (http_status == 200)
+                return verdict_from_claim(j, json, len, ret_why);
+        *ret_why = NULL;
+        return VERDICT_UNKNOWN;
+}
 
-        if (!reason) {
+static int on_verify_retry(sd_event_source *source, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        DraService *s = j->service;
+
+        j->verify_retry = sd_event_source_disable_unref(j->verify_retry);
+        LIST_REMOVE_FIELDS(park_next, park_prev, s->parked, j);
+        s->n_parked--;
+        if (!preparer_is_prepared(s->preparer, j->uid)) {
+                /* Unprepared meanwhile (the kubelet, an administrator): nothing left to verify. */
+                s->n_verifying--;
+                job_free(j);
+                return 0;
+        }
+        start_fetch(s, j);
+        return 0;
+}
+
+/* Keep the claim and ask again later; said once per claim, then at debug level. */
+static void verify_park(DraService *s, Job *j, const char *why) {
+        bool first = j->verify_delay == 0;
+        int r;
+
+        j->verify_delay = first ? s->verify_retry_usec : MIN(j->verify_delay * 2, VERIFY_RETRY_USEC_MAX);
+        if (first)
+                log_warning("Could not verify recovered claim %s/%s (%s), keeping it and asking again "
+                            "(first in %" PRIu64 " s, then less often): %s",
+                            j->namespace_, j->name, j->uid, j->verify_delay / USEC_PER_SEC, why);
+        else
+                log_debug("Still could not verify recovered claim %s/%s (%s), asking again in %" PRIu64 " s: %s",
+                          j->namespace_, j->name, j->uid, j->verify_delay / USEC_PER_SEC, why);
+        r = sd_event_add_time_relative(s->event, &j->verify_retry, CLOCK_MONOTONIC, j->verify_delay, 0,
+                                       on_verify_retry, j);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot schedule verifying claim %s/%s again, keeping it: %m", j->namespace_,
+                                  j->name);
                 s->n_verifying--;
                 job_free(j);
                 return;
         }
-        snprintf(j->error, sizeof(j->error), "%s", reason);
+        (void) sd_event_source_set_description(j->verify_retry, "verify-claim");
+        j->service = s;
+        LIST_PREPEND_FIELDS(park_next, park_prev, s->parked, j);
+        s->n_parked++;
+}
+
+static void on_verified(void *ctx, int error, long http_status, const char *json, size_t len, const char *message) {
+        Job *j = ctx;
+        DraService *s = j->service;
+        const char *why = NULL;
+        char buf[256];
+
+        fetching_remove(s, j);
+        backlog_pump(s);
+        switch (verdict(j, error, http_status, json, len, &why)) {
+        case VERDICT_KEEP:
+                if (j->verify_delay > 0)
+                        log_info("Verified recovered claim %s/%s (%s) at last: it is still there.", j->namespace_,
+                                 j->name, j->uid);
+                s->n_verifying--;
+                job_free(j);
+                return;
+        case VERDICT_UNKNOWN:
+                if (!why) {
+                        snprintf(buf, sizeof(buf), "%s", message ?: error < 0 ? strerror(-error) : "no answer");
+                        why = buf;
+                }
+                verify_park(s, j, why);
+                return;
+        case VERDICT_FORGET:
+                break;
+        }
+        snprintf(j->error, sizeof(j->error), "%s", why);
         job_submit(s, j);  /* forgotten on a worker; answered (n_verifying--) back here */
 }
 
@@ -571,6 +701,14 @@ int dra_service_verify(DraService *s, PrepareClaimRef *claims, size_t n) {
 
 size_t dra_service_n_verifying(DraService *s) {
         return s->n_verifying;
+}
+
+size_t dra_service_n_verify_waiting(DraService *s) {
+        return s->n_parked;
+}
+
+void dra_service_set_verify_retry(DraService *s, uint64_t usec) {
+        s->verify_retry_usec = usec > 0 ? usec : VERIFY_RETRY_USEC_DEFAULT;
 }
 
 void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *userdata) {

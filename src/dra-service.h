@@ -17,6 +17,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "grpc-server.h"
@@ -50,14 +51,21 @@ void dra_service_unprepare(DraService *s, DraRequest *r);
 
 /*
  * After preparer_recover(): ask the API server about each recovered claim and forget
- * those that were deleted (404) or re-created with another UID while we were down.
- * Takes ownership of claims. Transport errors keep the claim (the kubelet will still
- * unprepare it).
+ * those proven gone: a 404 whose body is the API server's NotFound Status naming that
+ * claim (kube_status_proves_not_found()), or a 200 with that claim under another UID or
+ * no longer allocated. Any other answer (transport errors, 5xx, 403, a 404 from a proxy
+ * or for an API group not served, a 200 that is not this claim) keeps the claim, says
+ * so once, and asks again later: after 30 s, then backing off to every 10 min, until an
+ * answer proves something. Takes ownership of claims.
  */
 int dra_service_verify(DraService *s, PrepareClaimRef *claims, size_t n);
 
-/* Claims whose verification is still running (tests wait for 0). */
+/* Verifications not concluded yet, those waiting to ask again included. */
 size_t dra_service_n_verifying(DraService *s);
+/* Of those, the ones waiting to ask again (tests wait for n_verifying == this). */
+size_t dra_service_n_verify_waiting(DraService *s);
+/* The first wait before asking again (tests); 0: the default, 30 s. */
+void dra_service_set_verify_retry(DraService *s, uint64_t usec);
 
 /*
  * Told on the event thread after each change: c is the prepared claim (a fresh prepare

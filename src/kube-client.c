@@ -114,6 +114,74 @@ bool kube_response_retryable(const KubeResponse *r) {
         return r->status == 429 || r->status >= 500;
 }
 
+/* ---- Status bodies ---- */
+
+/* A copy of the string member at path; NULL when absent, not a string, or holding a NUL
+ * (which would make "x\u0000y" compare equal to "x"). */
+static int status_string(json_object *root, const char *path, char **ret) {
+        json_object *v = json_get(root, path);
+        const char *s;
+
+        *ret = NULL;
+        if (!json_object_is_type(v, json_type_string))
+                return 0;
+        s = json_object_get_string(v);
+        if (strlen(s) != (size_t) json_object_get_string_len(v))
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int kube_status_parse(const char *body, size_t n, KubeStatus *ret) {
+        _cleanup_json_ json_object *root = NULL;
+        _cleanup_(kube_status_done) KubeStatus s = {};
+        json_object *code;
+        int r;
+
+        if (!body || n > KUBE_STATUS_SIZE_MAX)
+                return -EBADMSG;
+        while (n > 0 && isspace((unsigned char) body[n - 1]))
+                n--;  /* the API server ends its bodies with a newline */
+        if (n == 0)
+                return -EBADMSG;
+        r = json_parse_bounded(body, n, 16, &root);
+        if (r < 0)
+                return r;
+        if (!json_object_is_type(root, json_type_object) || !streq_ptr(json_get_string(root, "kind"), "Status"))
+                return -EBADMSG;
+        if (status_string(root, "reason", &s.reason) < 0 || status_string(root, "message", &s.message) < 0 ||
+            status_string(root, "details.name", &s.name) < 0 ||
+            status_string(root, "details.group", &s.group) < 0 ||
+            status_string(root, "details.kind", &s.kind) < 0)
+                return -ENOMEM;
+        code = json_get(root, "code");
+        if (json_object_is_type(code, json_type_int))
+                s.code = json_object_get_int64(code);
+        *ret = s;
+        s = (KubeStatus) {};
+        return 0;
+}
+
+void kube_status_done(KubeStatus *s) {
+        free(s->reason);
+        free(s->message);
+        free(s->name);
+        free(s->group);
+        free(s->kind);
+        *s = (KubeStatus) {};
+}
+
+bool kube_status_proves_not_found(const char *body, size_t n, const char *group, const char *resource,
+                                  const char *name) {
+        _cleanup_(kube_status_done) KubeStatus s = {};
+
+        if (isempty(name) || kube_status_parse(body, n, &s) < 0)
+                return false;
+        return streq_ptr(s.reason, "NotFound") && (s.code == 0 || s.code == 404) &&
+               streq_ptr(s.name, name) && streq_ptr(s.kind, resource) &&
+               (!s.group || streq(s.group, group ?: ""));
+}
+
 int kube_escape(const char *s, char *buf, size_t size) {
         size_t n = 0;
 

@@ -93,6 +93,39 @@ void kube_request_cancel(KubeRequest *r);
 int kube_client_get_resource_claim(KubeClient *c, const char *namespace, const char *name,
                                    KubeResponseHandler handler, void *userdata);
 
+/*
+ * The Kubernetes Status object that API errors carry as their body:
+ *   {"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound",
+ *    "message":"resourceclaims.resource.k8s.io \"x\" not found",
+ *    "details":{"name":"x","group":"resource.k8s.io","kind":"resourceclaims"},"code":404}
+ * Strings are NULL when absent (or not strings, or holding a NUL); code is 0 when absent.
+ */
+typedef struct KubeStatus {
+        char *reason;
+        char *message;
+        char *name, *group, *kind;   /* details.* */
+        int64_t code;
+} KubeStatus;
+
+#define KUBE_STATUS_SIZE_MAX (64u * 1024u)
+
+/* Parse an untrusted body of n bytes: -EBADMSG when it is not a JSON object of kind
+ * Status (or is over KUBE_STATUS_SIZE_MAX), -ENOMEM. */
+int kube_status_parse(const char *body, size_t n, KubeStatus *ret);
+void kube_status_done(KubeStatus *s);
+
+/*
+ * Does a 404 with this body prove that object `name` of `resource` (the plural,
+ * "resourceclaims") in API `group` ("" for the core group) does not exist? Only a
+ * Status with reason NotFound whose details name that very object does (details.group,
+ * when present, must match too). A 404 from a proxy ("{}", HTML, empty), for an API
+ * group the server does not serve ("the server could not find the requested
+ * resource": reason NotFound but no details.name), or about another object proves
+ * nothing: callers that would delete state on a 404 keep it and ask again later.
+ */
+bool kube_status_proves_not_found(const char *body, size_t n, const char *group, const char *resource,
+                                  const char *name);
+
 /* Percent-encode for a query parameter value or a path segment. */
 int kube_escape(const char *s, char *buf, size_t size);
 

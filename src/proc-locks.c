@@ -108,11 +108,12 @@ static bool parse_line(const char *p, const char *end, ProcLock *ret) {
 }
 
 int proc_locks_parse(const char *text, size_t size, ProcLockCallback cb, void *userdata) {
-        const char *p = text, *end = text + size;
+        const char *p = text, *end;
         int n = 0;
 
         if (!text && size > 0)
                 return -EINVAL;
+        end = text + size;  /* only now: NULL + size is undefined even unused */
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 const char *line_end = nl ? nl : end;

@@ -668,13 +668,18 @@ void resourceslice_spec_strip(json_object *spec, SliceDropped mask) {
 
         for (size_t i = 0; i < json_array_len(devices); i++) {
                 json_object *d = json_object_array_get_idx(devices, i);
+                /* What the server stored is untrusted: json-c asserts on deleting from a
+                 * non-object, so anything else is left as it is. */
+                if (!json_object_is_type(d, json_type_object))
+                        continue;
                 if (mask & SLICE_DROPPED_CONSUMABLE) {
                         json_object_object_del(d, "allowMultipleAllocations");
                         json_object *cap = json_get(d, "capacity");
                         if (json_object_is_type(cap, json_type_object)) {
                                 json_object_object_foreach(cap, k, c) {
                                         (void) k;
-                                        json_object_object_del(c, "requestPolicy");
+                                        if (json_object_is_type(c, json_type_object))
+                                                json_object_object_del(c, "requestPolicy");
                                 }
                         }
                 }

@@ -422,7 +422,12 @@ static void on_write_done(KubeClient *c, const KubeResponse *r, void *userdata) 
                 publisher_begin(p);
                 return;
         }
-        if (op->type == OP_DELETE && r->error == 0 && (r->status == 404 || (r->status >= 200 && r->status < 300))) {
+        /* Gone already counts as deleted, but only on the API server's word: a 404 from a
+         * proxy would leave the slice published while we think it is gone. */
+        if (op->type == OP_DELETE && r->error == 0 &&
+            ((r->status >= 200 && r->status < 300) ||
+             (r->status == 404 && kube_status_proves_not_found(r->body, r->body_size, "resource.k8s.io",
+                                                               "resourceslices", op->name)))) {
                 json_object_object_del(p->cache, op->name);
                 p->op_next++;
                 publisher_run_next(p);

@@ -58,8 +58,18 @@ static void on_status(SlicePublisher *p, const SlicePublisherStatus *s, void *us
                 sd_event_exit(e, 0);
 }
 
+typedef struct Driver {
+        sd_event *event;
+        KubeClient *client;
+        SlicePublisher *publisher;
+        char buf[4096];
+        size_t n;
+        char claim[256];          /* the name of the claim last asked for */
+} Driver;
+
 static void on_claim(KubeClient *c, const KubeResponse *r, void *userdata) {
         json_object *o = json_object_new_object();
+        Driver *d = userdata;
 
         json_object_object_add(o, "event", json_object_new_string("claim"));
         json_object_object_add(o, "status", json_object_new_int((int) r->status));
@@ -69,18 +79,16 @@ static void on_claim(KubeClient *c, const KubeResponse *r, void *userdata) {
         json_object *claim = r->body ? json_tokener_parse(r->body) : NULL;
         json_object_object_add(o, "uid", claim && !r->json ? json_object_get(json_get(claim, "metadata.uid")) : NULL);
         json_object_put(claim);
+        /* Would the daemon forget a recovered claim on this answer? */
+        json_object_object_add(o, "proves_not_found",
+                               json_object_new_boolean(r->status == 404 &&
+                                                       kube_status_proves_not_found(r->body, r->body_size,
+                                                                                    "resource.k8s.io",
+                                                                                    "resourceclaims", d->claim)));
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         fflush(stdout);
         json_object_put(o);
 }
-
-typedef struct Driver {
-        sd_event *event;
-        KubeClient *client;
-        SlicePublisher *publisher;
-        char buf[4096];
-        size_t n;
-} Driver;
 
 static void driver_command(Driver *d, char *line) {
         char *cmd = strtok(line, " "), *a = strtok(NULL, " "), *b = strtok(NULL, "");
@@ -102,8 +110,10 @@ static void driver_command(Driver *d, char *line) {
                 r = slice_publisher_set_device_schedulable(d->publisher, a, false);
         else if (streq(cmd, "schedulable") && a)
                 r = slice_publisher_set_device_schedulable(d->publisher, a, true);
-        else if (streq(cmd, "claim") && a && b)
+        else if (streq(cmd, "claim") && a && b) {
+                snprintf(d->claim, sizeof(d->claim), "%s", b);
                 r = kube_client_get_resource_claim(d->client, a, b, on_claim, d);
+        }
         else
                 log_error("Unknown command: %s", cmd);
         if (r < 0)

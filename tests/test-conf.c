@@ -227,6 +227,33 @@ static void test_parse_size(void) {
         ASSERT_EQ_U(v, 4096);
         ASSERT_ERROR(parse_size("", &v), EINVAL);
         ASSERT_ERROR(parse_size("G", &v), EINVAL);
+        ASSERT_ERROR(parse_size("99999999999999999999G", &v), ERANGE);
+}
+
+/* What fuzz-conf found: 62 digits and "G" wrote past a 64-byte stack buffer. */
+static void test_parse_size_too_long(void) {
+        char digits[80], text[128];
+        uint64_t v = 7;
+        Config c;
+
+        memset(digits, '9', 62);
+        memcpy(digits + 62, "G", 2);
+        ASSERT_ERROR(parse_size(digits, &v), ERANGE);
+        for (size_t n = 60; n <= 66; n++) {
+                memset(digits, '9', n);
+                digits[n] = '\0';
+                for (const char *const *unit = (const char *const[]) { "G", "M", "GB", "GiB", "", NULL }; *unit; unit++) {
+                        snprintf(text, sizeof(text), "%s%s", digits, *unit);
+                        ASSERT_ERROR(parse_size(text, &v), ERANGE);
+                        ASSERT_EQ_U(v, 7);
+                }
+        }
+        memset(digits, '9', 62);
+        digits[62] = '\0';
+        snprintf(text, sizeof(text), "[Mock]\nMemory=%sG\n", digits);
+        ASSERT_OK(config_init(&c));
+        ASSERT_ERROR(config_parse_text(&c, text, "test"), ERANGE);
+        config_done(&c);
 }
 
 static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *ftw) {
@@ -243,6 +270,7 @@ int main(void) {
         TEST(test_bad_flags);
         TEST(test_help_version);
         TEST(test_parse_size);
+        TEST(test_parse_size_too_long);
         nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
         return 0;
 }

@@ -18,6 +18,7 @@
 #include "manager-dbus-claim.h"
 #include "prepare-fixture.h"
 #include "tests.h"
+#include "time-util.h"
 
 #define UID_OK "0c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
 #define UID_MISSING "1c6a3d6e-2f8e-4c6b-9b7e-4a2a0f1c9d11"
@@ -30,7 +31,9 @@
 
 typedef struct ApiClaim {
         char name[64];
-        char *json;       /* NULL: 404 */
+        char *json;       /* NULL: 404 with the API server's NotFound Status */
+        long status;      /* > 0: answer this status ... */
+        const char *body; /* ... with this body (NULL: none) instead */
 } ApiClaim;
 
 typedef struct FakeApi {
@@ -48,6 +51,7 @@ typedef struct Reply {
         ClaimFetchDone done;
         void *ctx;
         const ApiClaim *claim;
+        char name[254];
 } Reply;
 
 static Fixture fx;
@@ -83,14 +87,36 @@ static void api_put(const char *name, char *json) {
         api.claims[api.n++].json = json;
 }
 
+/* Only this answer from the fake proves deletion; a cut-down Status would not. */
+static void api_answer(const char *name, long status, const char *body) {
+        for (size_t i = 0; i < api.n; i++)
+                if (streq(api.claims[i].name, name)) {
+                        api.claims[i].status = status;
+                        api.claims[i].body = body;
+                        return;
+                }
+        ASSERT_TRUE(false);
+}
+
 static int on_reply(sd_event_source *s, void *userdata) {
         Reply *r = userdata;
+        char notfound[1024];
 
         r->api->in_flight--;
-        if (r->claim && r->claim->json)
+        if (r->claim && r->claim->status > 0)
+                r->done(r->ctx, 0, r->claim->status, r->claim->body, r->claim->body ? strlen(r->claim->body) : 0,
+                        "HTTP error");
+        else if (r->claim && r->claim->json)
                 r->done(r->ctx, 0, 200, r->claim->json, strlen(r->claim->json), NULL);
-        else
-                r->done(r->ctx, 0, 404, "{\"kind\":\"Status\",\"code\":404}", 27, "HTTP 404: not found");
+        else {
+                ASSERT_TRUE(snprintf(notfound, sizeof(notfound),
+                                     "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+                                     "\"message\":\"resourceclaims.resource.k8s.io \\\"%s\\\" not found\","
+                                     "\"reason\":\"NotFound\",\"details\":{\"name\":\"%s\",\"group\":\"resource.k8s.io\","
+                                     "\"kind\":\"resourceclaims\"},\"code\":404}\n",
+                                     r->name, r->name) < (int) sizeof(notfound));
+                r->done(r->ctx, 0, 404, notfound, strlen(notfound), "HTTP 404: not found");
+        }
         free(r);
         sd_event_source_disable_unref(s);
         return 0;
@@ -116,6 +142,7 @@ static int fake_fetch(void *userdata, const char *ns, const char *name, ClaimFet
                 return 0;
         }
         *r = (Reply) { .api = a, .done = done, .ctx = ctx };
+        ASSERT_TRUE(snprintf(r->name, sizeof(r->name), "%s", name) < (int) sizeof(r->name));
         for (size_t i = 0; i < a->n; i++)
                 if (streq(a->claims[i].name, name))
                         r->claim = &a->claims[i];
@@ -307,6 +334,150 @@ static void test_verify_after_restart(void) {
         preparer_free(p);
 }
 
+/*
+ * Recovery forgets a claim only on proof: the API server's NotFound Status naming it, or
+ * the claim under another UID. Every other 404 (a proxy's, an API group not served, a
+ * Status about something else) and a 200 that is not this claim keep it, and it is
+ * asked about again until an answer proves something.
+ */
+/* Run the loop until `waiting` verifications wait to ask again and none is in flight. */
+static void wait_verifications(DraService *s, size_t waiting) {
+        uint64_t deadline = now_usec() + 10 * USEC_PER_SEC;
+
+        while (dra_service_n_verify_waiting(s) != waiting ||
+               dra_service_n_verifying(s) > dra_service_n_verify_waiting(s)) {
+                if (now_usec() > deadline)
+                        log_error("still %zu verifying, %zu waiting; expected %zu waiting",
+                                  dra_service_n_verifying(s), dra_service_n_verify_waiting(s), waiting);
+                ASSERT_TRUE(now_usec() <= deadline);
+                ASSERT_OK(sd_event_run(api.event, 100 * USEC_PER_MSEC));
+        }
+}
+
+static void test_verify_needs_proof(void) {
+        FixtureResult res[] = { { .device = "hami-gpu-0", .memory = "100Mi", .cores = "1" } };
+        static const struct {
+                const char *name;
+                long status;
+                const char *body;
+                bool forget;
+        } cases[] = {
+                { "proxy-empty-object", 404, "{}", false },
+                { "proxy-html", 404, "<html><body><h1>404 Not Found</h1></body></html>", false },
+                { "proxy-no-body", 404, NULL, false },
+                { "proxy-empty-body", 404, "", false },
+                { "status-other-name", 404,
+                  "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"NotFound\","
+                  "\"details\":{\"name\":\"someone-else\",\"group\":\"resource.k8s.io\",\"kind\":\"resourceclaims\"},"
+                  "\"code\":404}", false },
+                { "group-not-served", 404,
+                  "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+                  "\"message\":\"the server could not find the requested resource\",\"reason\":\"NotFound\","
+                  "\"details\":{},\"code\":404}\n", false },
+                { "status-other-kind", 404,
+                  "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"status-other-kind\","
+                  "\"kind\":\"pods\"},\"code\":404}", false },
+                { "status-other-group", 404,
+                  "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"status-other-group\","
+                  "\"group\":\"example.com\",\"kind\":\"resourceclaims\"},\"code\":404}", false },
+                { "status-nul-name", 404,
+                  "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"status-nul-name\\u0000x\","
+                  "\"group\":\"resource.k8s.io\",\"kind\":\"resourceclaims\"},\"code\":404}", false },
+                { "not-a-status", 404,
+                  "{\"kind\":\"ResourceClaim\",\"reason\":\"NotFound\",\"details\":{\"name\":\"not-a-status\","
+                  "\"group\":\"resource.k8s.io\",\"kind\":\"resourceclaims\"},\"code\":404}", false },
+                { "server-error", 503, "{\"kind\":\"Status\",\"code\":503}", false },
+                { "ok-200-html", 200, "<html>hello</html>", false },
+                { "deleted", 0, NULL, true },    /* the NotFound Status naming it */
+                { "core-style-status", 404,      /* no details.group: still names it */
+                  "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"core-style-status\","
+                  "\"kind\":\"resourceclaims\"},\"code\":404}", true },
+                { "recreated-other-uid", 0, NULL, true },
+                { "answered-with-another-claim", 0, NULL, false },
+        };
+        enum { N = ELEMENTSOF(cases) };
+        const char *claims[N * 3];
+        char uids[N][40];
+        size_t n_keep = 0;
+        Preparer *p;
+        DraService *s;
+        PrepareClaimRef *recovered;
+        size_t n;
+
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        for (size_t i = 0; i < N; i++) {
+                snprintf(uids[i], sizeof(uids[i]), "%08zx-1111-4000-8000-000000000000", i + 1);
+                api_put(cases[i].name, fixture_claim(uids[i], cases[i].name, res, 1, NULL));
+                claims[3 * i] = "default";
+                claims[3 * i + 1] = cases[i].name;
+                claims[3 * i + 2] = uids[i];
+                n_keep += !cases[i].forget;
+        }
+        DraRequest *r = run(s, true, claims, N);
+        for (size_t i = 0; i < N; i++)
+                ASSERT_EQ(fake_dra_request_answer(r, i)->kind, FAKE_ANSWER_DEVICES);
+        fake_dra_request_free(r);
+        dra_service_free(s);
+        preparer_free(p);
+
+        /* While the driver was down. */
+        for (size_t i = 0; i < N; i++)
+                if (cases[i].status > 0)
+                        api_answer(cases[i].name, cases[i].status, cases[i].body);
+        api_put("deleted", NULL);
+        api_put("recreated-other-uid", fixture_claim(UID_NEW, "recreated-other-uid", res, 1, NULL));
+        api_put("answered-with-another-claim", fixture_claim(UID_NEW, "someone-else", res, 1, NULL));
+
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(preparer_recover(p, &recovered, &n));
+        ASSERT_EQ(n, N);
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        dra_service_set_verify_retry(s, 20 * 1000);
+        unsigned fetches = api.fetches;
+        ASSERT_OK(dra_service_verify(s, recovered, n));
+        wait_verifications(s, n_keep);
+        for (size_t i = 0; i < N; i++) {
+                bool kept = fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[i]);
+                if (kept == cases[i].forget)
+                        log_error("claim %s: %s, expected %s", cases[i].name, kept ? "kept" : "forgotten",
+                                  cases[i].forget ? "forgotten" : "kept");
+                ASSERT_EQ(kept, !cases[i].forget);
+        }
+        ASSERT_EQ(dra_service_n_verify_waiting(s), n_keep);
+        ASSERT_EQ(fixture_count(fx.cdi_dir), n_keep);
+
+        /* Asked again: an answer that proves something ends the wait. */
+        api_put("group-not-served", NULL);
+        api_answer("group-not-served", 0, NULL);        /* now the NotFound Status naming it */
+        api_answer("proxy-html", 0, NULL);              /* now the claim, allocated, our UID */
+        wait_verifications(s, n_keep - 2);
+        ASSERT_TRUE(api.fetches >= fetches + N + n_keep);
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[5]));  /* group-not-served */
+        ASSERT_TRUE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[1]));   /* proxy-html */
+        ASSERT_EQ(fixture_count(fx.cdi_dir), n_keep - 1);
+
+        /* A claim unprepared while it waits is not asked about again. */
+        const char *unprepare[] = { "default", cases[0].name, uids[0] };
+        fake_dra_request_free(run(s, false, unprepare, 1));
+        ASSERT_FALSE(fixture_exists("%s/checkpoints/%s.ckpt", fx.state_dir, uids[0]));
+        wait_verifications(s, n_keep - 3);
+        ASSERT_EQ(dra_service_n_verifying(s), n_keep - 3);
+
+        /* Shutting down with verifications waiting frees them (ASan would see a leak). */
+        dra_service_free(s);
+        preparer_free(p);
+
+        /* Leave nothing prepared behind for the next test. */
+        ASSERT_OK(preparer_new(&fx.options, &fx.gpus, &p));
+        ASSERT_OK(preparer_recover(p, NULL, NULL));
+        ASSERT_OK(dra_service_new(api.event, p, fake_fetch, &api, 2, &s));
+        fake_dra_request_free(run(s, false, claims, N));
+        ASSERT_EQ(fixture_count(fx.cdi_dir), 0);
+        dra_service_free(s);
+        preparer_free(p);
+}
+
 int main(void) {
         FixtureResult ok[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
         FixtureResult far[] = { { .device = "hami-gpu-0", .pool = "node9" } };
@@ -333,6 +504,7 @@ int main(void) {
         preparer_free(p);
 
         test_verify_after_restart();
+        test_verify_needs_proof();
         test_shutdown_while_fetching();
 
         for (size_t i = 0; i < api.n; i++)

@@ -78,11 +78,60 @@ static void test_client_refuses_bad_credentials(void) {
         sd_event_unref(e);
 }
 
+static bool proves(const char *body) {
+        return kube_status_proves_not_found(body, strlen(body), "resource.k8s.io", "resourceclaims", "c1");
+}
+
+/* Only the API server's NotFound Status naming the object proves it is gone. */
+static void test_status_not_found(void) {
+        KubeStatus st = {};
+        const char *real = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+                           "\"message\":\"resourceclaims.resource.k8s.io \\\"c1\\\" not found\",\"reason\":\"NotFound\","
+                           "\"details\":{\"name\":\"c1\",\"group\":\"resource.k8s.io\",\"kind\":\"resourceclaims\"},"
+                           "\"code\":404}\n";
+
+        ASSERT_OK(kube_status_parse(real, strlen(real), &st));
+        ASSERT_STREQ(st.reason, "NotFound");
+        ASSERT_STREQ(st.name, "c1");
+        ASSERT_STREQ(st.group, "resource.k8s.io");
+        ASSERT_STREQ(st.kind, "resourceclaims");
+        ASSERT_EQ(st.code, 404);
+        kube_status_done(&st);
+        ASSERT_NULL(st.reason);
+
+        ASSERT_TRUE(proves(real));
+        ASSERT_TRUE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c1\","
+                           "\"kind\":\"resourceclaims\"}}"));
+        ASSERT_FALSE(proves(""));
+        ASSERT_FALSE(proves("{}"));
+        ASSERT_FALSE(proves("<html><body>404 Not Found</body></html>"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"message\":\"the server could not "
+                            "find the requested resource\",\"details\":{},\"code\":404}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c2\","
+                            "\"kind\":\"resourceclaims\"},\"code\":404}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c1\","
+                            "\"kind\":\"pods\"},\"code\":404}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c1\","
+                            "\"group\":\"apps\",\"kind\":\"resourceclaims\"},\"code\":404}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"c1\","
+                            "\"kind\":\"resourceclaims\"},\"code\":403}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c1\","
+                            "\"kind\":\"resourceclaims\"},\"code\":500}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c1\\u0000\","
+                            "\"kind\":\"resourceclaims\"},\"code\":404}"));
+        ASSERT_FALSE(proves("{\"kind\":\"Status\",\"reason\":\"NotFound\",\"details\":{\"name\":\"c1\","
+                            "\"kind\":\"resourceclaims\"},\"code\":404} {}"));
+        ASSERT_FALSE(kube_status_proves_not_found(real, strlen(real), "resource.k8s.io", "resourceclaims", ""));
+        ASSERT_ERROR(kube_status_parse("[1]", 3, &st), EBADMSG);
+        ASSERT_ERROR(kube_status_parse(NULL, 0, &st), EBADMSG);
+}
+
 int main(void) {
         TEST(test_backoff);
         TEST(test_retry_after);
         TEST(test_escape);
         TEST(test_retryable);
         TEST(test_client_refuses_bad_credentials);
+        TEST(test_status_not_found);
         return 0;
 }

@@ -285,6 +285,15 @@ static void test_equal_and_dropped(void) {
         ASSERT_EQ(resourceslice_dropped_fields(junk2, junk), 0);
         json_object_put(junk);
         json_object_put(junk2);
+        /* Devices and capacities that are no objects are left alone when stripping (json-c
+         * aborts on deleting from them; found by fuzz-resourceslice). */
+        junk = json_tokener_parse("{\"devices\": [\"1\", 7, null, {\"taints\": [], \"capacity\": "
+                                  "{\"cores\": \"x\", \"memory\": {\"requestPolicy\": {}}}}]}");
+        ASSERT_NOT_NULL(junk);
+        resourceslice_spec_strip(junk, SLICE_DROPPED_CONSUMABLE | SLICE_DROPPED_TAINTS);
+        ASSERT_STREQ(json_object_to_json_string_ext(junk, JSON_C_TO_STRING_PLAIN),
+                     "{\"devices\":[\"1\",7,null,{\"capacity\":{\"cores\":\"x\",\"memory\":{}}}]}");
+        json_object_put(junk);
         free(l.gpus);
 }
 

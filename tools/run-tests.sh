@@ -102,15 +102,36 @@ if build gcc-hardened gcc "${hardening[@]}" -- --buildtype=plain; then
         check gcc-hardened unit --suite unit
 fi
 build clang-hardened clang "${hardening[@]}" -- --buildtype=plain || true
-# The libFuzzer targets (bench/fuzz.sh runs them for long): they build, and replay
-# their corpora.
+# The libFuzzer targets: they build, replay their corpora, and then fuzz for real,
+# FUZZ_SECONDS (30) each on a copy of the corpus, one per CPU at a time (suite
+# fuzz-long: about 4 min for 16 targets on 2 CPUs; FUZZ_SECONDS=0 skips it). A finding
+# fails the run and is printed as base64 for the corpus. bench/fuzz.sh runs for longer.
+fuzz_seconds=${FUZZ_SECONDS:-30}
+fuzz_long_log=
 if build clang-fuzzing clang -- -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false; then
         check clang-fuzzing fuzz --suite fuzz
+        if [ "$fuzz_seconds" != 0 ]; then
+                n_logs=${#logs[@]}
+                FUZZ_SECONDS=$fuzz_seconds check clang-fuzzing fuzz-long --suite fuzz-long
+                [ "${#logs[@]}" -eq "$n_logs" ] || fuzz_long_log=${logs[-1]}
+        fi
 fi
 
 echo
 echo "builds:"
 printf '  %s\n' "${builds[@]}"
+if [ -n "$fuzz_long_log" ]; then
+        echo "fuzzing ($fuzz_seconds s per target):"
+        /usr/bin/python3 - "$fuzz_long_log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    name = r["name"].split(" / ")[-1]
+    target = name[:-len("-long")] if name.endswith("-long") else name
+    said = [l for l in r.get("stdout", "").splitlines() if l.startswith(target + ": ")]
+    print("  " + (said[0] if said else "%s: %s" % (target, r["result"])))
+PY
+fi
 passed=0; failed=$no_log; skipped=0
 for log in "${logs[@]}"; do
         read -r p f s < <(summary "$log")

@@ -31,7 +31,6 @@
 #include "kube-client.h"
 #include "kubeconfig.h"
 #include "log.h"
-#include "quantity.h"
 #include "webhook.h"
 
 #define INVENTORY_REFRESH_SEC 30
@@ -39,8 +38,6 @@
  * creation must fit in it. */
 #define API_TIMEOUT_MS 4000L
 #define API_RESPONSE_MAX (16u * 1024u * 1024u)
-/* A ResourceSliceList nests about 10 deep; room to spare, not for a hostile bomb. */
-#define SLICES_JSON_DEPTH_MAX 64
 #define SLICES_PATH "/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.driver%3D" DEFAULT_DRIVER_NAME
 
 typedef struct Webhook {
@@ -150,43 +147,6 @@ static time_t now_sec(void) {
         return ts.tv_sec;
 }
 
-/* Parse a ResourceSliceList into the memory sizes of its devices. */
-static int parse_slices(const char *text, size_t size, uint64_t **ret, size_t *ret_n) {
-        _cleanup_json_ json_object *root = NULL;
-        _cleanup_free_ uint64_t *mem = NULL;
-        json_object *items;
-        size_t n = 0;
-        int r;
-
-        r = json_parse_bounded(text, size, SLICES_JSON_DEPTH_MAX, &root);
-        if (r < 0)
-                return r;
-        items = json_get(root, "items");
-        if (!json_object_is_type(items, json_type_array))
-                return -EBADMSG;
-        for (size_t i = 0; i < json_object_array_length(items); i++) {
-                json_object *devices = json_get(json_object_array_get_idx(items, i), "spec.devices");
-
-                if (!json_object_is_type(devices, json_type_array))
-                        continue;
-                for (size_t j = 0; j < json_object_array_length(devices); j++) {
-                        const char *v = json_get_string(json_object_array_get_idx(devices, j), "capacity.memory.value");
-                        uint64_t bytes, *p;
-
-                        if (!v || quantity_parse(v, &bytes) < 0)
-                                continue;
-                        p = realloc(mem, (n + 1) * sizeof *mem);
-                        if (!p)
-                                return -ENOMEM;
-                        mem = p;
-                        mem[n++] = bytes;
-                }
-        }
-        *ret = TAKE_PTR(mem);
-        *ret_n = n;
-        return 0;
-}
-
 /* List the ResourceSlices when the inventory is older than INVENTORY_REFRESH_SEC and
  * nobody else is listing them; the lock is not held during the call. */
 static void inventory_refresh(Webhook *w) {
@@ -208,7 +168,7 @@ static void inventory_refresh(Webhook *w) {
                 return;
 
         s = api_call(w, "GET", SLICES_PATH, NULL, &body);
-        parsed = s == 200 && body && parse_slices(body, strlen(body), &mem, &n) >= 0;
+        parsed = s == 200 && body && webhook_inventory_parse(body, strlen(body), &mem, &n) >= 0;
 
         pthread_mutex_lock(&w->lock);
         if (parsed) {

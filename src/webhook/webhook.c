@@ -9,7 +9,11 @@
 #include "claim-params.h"
 #include "json-util.h"
 #include "pod-convert.h"
+#include "quantity.h"
 #include "webhook.h"
+
+/* A ResourceSliceList nests about 10 deep; room to spare, not for a hostile bomb. */
+#define SLICES_JSON_DEPTH_MAX 64
 
 void webhook_result_done(WebhookResult *r) {
         if (!r)
@@ -161,4 +165,40 @@ out:
                 memcpy(ret->error, keep, sizeof(keep));
         }
         return r;
+}
+
+int webhook_inventory_parse(const char *text, size_t size, uint64_t **ret, size_t *ret_n) {
+        _cleanup_json_ json_object *root = NULL;
+        _cleanup_free_ uint64_t *mem = NULL;
+        json_object *items;
+        size_t n = 0;
+        int r;
+
+        r = json_parse_bounded(text, size, SLICES_JSON_DEPTH_MAX, &root);
+        if (r < 0)
+                return r;
+        items = json_get(root, "items");
+        if (!json_object_is_type(items, json_type_array))
+                return -EBADMSG;
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                json_object *devices = json_get(json_object_array_get_idx(items, i), "spec.devices");
+
+                if (!json_object_is_type(devices, json_type_array))
+                        continue;
+                for (size_t j = 0; j < json_object_array_length(devices); j++) {
+                        const char *v = json_get_string(json_object_array_get_idx(devices, j), "capacity.memory.value");
+                        uint64_t bytes, *p;
+
+                        if (!v || quantity_parse(v, &bytes) < 0)
+                                continue;
+                        p = realloc(mem, (n + 1) * sizeof *mem);
+                        if (!p)
+                                return -ENOMEM;
+                        mem = p;
+                        mem[n++] = bytes;
+                }
+        }
+        *ret = TAKE_PTR(mem);
+        *ret_n = n;
+        return 0;
 }

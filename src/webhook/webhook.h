@@ -58,3 +58,11 @@ typedef struct WebhookResult {
 int webhook_mutate(const char *body, size_t size, const WebhookInventory *inventory, WebhookResult *ret);
 int webhook_validate(const char *body, size_t size, WebhookResult *ret);
 void webhook_result_done(WebhookResult *r);
+
+/*
+ * The inventory from the body of a ResourceSliceList (the API server's answer, untrusted):
+ * capacity.memory.value of every device of every slice, in *ret (malloc'd, n entries;
+ * NULL when none). Devices without a parseable memory are skipped. -EBADMSG when it is
+ * not JSON with an items array (or nests over 64 deep), -ENOMEM.
+ */
+int webhook_inventory_parse(const char *text, size_t size, uint64_t **ret, size_t *ret_n);

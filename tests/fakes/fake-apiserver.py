@@ -15,7 +15,8 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   GET  /slices                stored slices
   POST /faults {json}         down, slow_ms, fail_status+fail_count+retry_after,
                               forbidden, unauthorized, drop_consumable, drop_taints,
-                              conflict_next_puts, quantity_style ("plain")
+                              conflict_next_puts, quantity_style ("plain"),
+                              delete_404_next (DELETEs answered 404 {} as a proxy would)
   POST /delete-slices         what the kubelet does: delete all of the node's slices
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
@@ -69,9 +70,17 @@ DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "":
 
 
 class Invalid(Exception):
-    def __init__(self, code, reason, message):
+    def __init__(self, code, reason, message, details=None):
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+
+def not_found(kind, name, group="resource.k8s.io"):
+    """The API server's 404 for a named object: details name it (what proves it is gone)."""
+    details = {"name": name, "kind": kind}
+    if group:
+        details["group"] = group
+    return Invalid(404, "NotFound", '%s%s "%s" not found' % (kind, "." + group if group else "", name), details)
 
 
 def invalid(msg):
@@ -323,9 +332,12 @@ class State:
         return obj
 
 
-def status(code, reason, message):
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+def status(code, reason, message, details=None):
+    s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": message, "reason": reason, "code": code}
+    if details is not None:
+        s["details"] = details
+    return s
 
 
 def parse_selector(sel):
@@ -433,7 +445,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(403, status(403, "Forbidden", "forbidden: injected by the test"))
             return self.route(method, url.path, query, body, who, faults)
         except Invalid as e:
-            return self.send_json(e.code, status(e.code, e.reason, e.message))
+            return self.send_json(e.code, status(e.code, e.reason, e.message, e.details))
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             return None
 
@@ -467,7 +479,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             'group "" at the cluster scope: node \'%s\' cannot read \'%s\', only its own Node object'
                             % (name, who[1], who[1], name))
             if name != st.args.node:
-                raise Invalid(404, "NotFound", 'nodes "%s" not found' % name)
+                raise not_found("nodes", name, group="")
             return self.send_json(200, {"kind": "Node", "apiVersion": "v1",
                                         "metadata": {"name": name, "uid": st.node_uid, "resourceVersion": "1"}})
         m = re.match(r"^" + API + r"/namespaces/([^/]+)/resourceclaims/([^/]+)$", path)
@@ -476,7 +488,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 claim = st.claims.get(key)
             if not claim:
-                raise Invalid(404, "NotFound", 'resourceclaims.resource.k8s.io "%s" not found' % key[1])
+                raise not_found("resourceclaims", key[1])
             return self.send_json(200, claim)
         m = re.match(r"^" + API + r"/namespaces/([^/]+)/resourceclaimtemplates(?:/([^/]+))?$", path)
         if m:
@@ -487,7 +499,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = re.match(r"^" + SLICES + r"/([^/]+)$", path)
         if m:
             return self.slices_item(method, urllib.parse.unquote(m.group(1)), body, who, faults)
-        raise Invalid(404, "NotFound", "the server could not find the requested resource")
+        raise Invalid(404, "NotFound", "the server could not find the requested resource", {})
 
     def templates_route(self, method, ns, name, body, who):
         """POST (create, 201/409) and GET of one ResourceClaimTemplate; never for a node."""
@@ -499,7 +511,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 obj = st.templates.get((ns, name))
             if not obj:
-                raise Invalid(404, "NotFound", 'resourceclaimtemplates.resource.k8s.io "%s" not found' % name)
+                raise not_found("resourceclaimtemplates", name)
             return self.send_json(200, obj)
         if name is not None or method != "POST":
             raise Invalid(405, "MethodNotAllowed", "method not allowed")
@@ -619,13 +631,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             cur = st.slices.get(name)
             if method == "GET":
                 if not cur or (who[0] == "node" and cur["spec"].get("nodeName") != who[1]):
-                    raise Invalid(404, "NotFound", 'resourceslices "%s" not found' % name)
+                    raise not_found("resourceslices", name)
                 return self.send_json(200, copy.deepcopy(cur))
             if cur and who[0] == "node" and cur["spec"].get("nodeName") != who[1]:
                 self.forbid("node %s may not modify slice %s of another node" % (who[1], name))
             if method == "DELETE":
+                if st.faults.get("delete_404_next", 0) > 0:
+                    st.faults["delete_404_next"] -= 1
+                    return self.send_json(404, {})  # a proxy's 404: proves nothing
                 if not cur:
-                    raise Invalid(404, "NotFound", 'resourceslices "%s" not found' % name)
+                    raise not_found("resourceslices", name)
                 pre = (body or {}).get("preconditions") or {}
                 if "uid" in pre and pre["uid"] != cur["metadata"]["uid"]:
                     raise Invalid(409, "Conflict", "Precondition failed: UID in precondition: %s, UID in object meta: %s"
@@ -640,7 +655,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if not isinstance(body, dict):
                     raise Invalid(400, "BadRequest", "body required")
                 if not cur:
-                    raise Invalid(404, "NotFound", 'resourceslices "%s" not found' % name)
+                    raise not_found("resourceslices", name)
                 if (body.get("metadata") or {}).get("name") != name:
                     invalid("metadata.name: does not match the name in the URL")
                 self.node_write_check(body, who)

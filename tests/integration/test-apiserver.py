@@ -311,6 +311,22 @@ def case_stale_removed(tmp, fake):
     assert fake.stats().get("deleted") == 2, fake.stats()
 
 
+def case_stale_delete_proxy_404(tmp, fake):
+    """A proxy's 404 {} to a DELETE does not prove the slice gone: it is deleted again."""
+    kc = kubeconfig(tmp, fake)
+    run_once(tmp, kc, gpus=2)
+    good = fake.slices()[0]
+    extra = json.loads(json.dumps(good))
+    extra["metadata"] = {"name": "00003-%s-node1-stale" % DRIVER_NAME,
+                         "ownerReferences": good["metadata"]["ownerReferences"]}
+    fake.call("POST", "/create-slice", extra)
+    fake.faults(delete_404_next=1)
+    run_once(tmp, kc, gpus=2)
+    names = [s["metadata"]["name"] for s in fake.slices()]
+    assert names == [good["metadata"]["name"]], names
+    assert fake.stats().get("writes_DELETE") == 2 and fake.stats().get("deleted") == 1, fake.stats()
+
+
 def case_conflict_retry(tmp, fake):
     kc = kubeconfig(tmp, fake)
     d = Driver(tmp, kc, gpus=2)
@@ -518,6 +534,14 @@ def case_claim_get(tmp, fake):
     d.send("claim default does-not-exist")
     c = d.wait(lambda s: s.get("event") == "claim" and s["status"] == 404, "claim 404")
     assert "HTTP 404" in c["message"], c
+    # The API server's NotFound names the claim: that proves it is gone (a recovered one
+    # would be forgotten); a 404 that does not name it proves nothing.
+    assert c["proves_not_found"] is True, c
+    fake.faults(fail_status=404, fail_count=1000)  # every request: the publisher's too
+    d.send("claim default does-not-exist")
+    c = d.wait(lambda s: s.get("event") == "claim" and "injected failure" in s["message"], "injected 404")
+    fake.faults(fail_count=0)
+    assert c["status"] == 404 and c["proves_not_found"] is False, c
     assert d.stop() == 0
 
 
