@@ -143,7 +143,7 @@ static void test_rm_tree_mount_point(void) {
                 int dfd;
 
                 ASSERT_OK(unshare(CLONE_NEWNS) < 0 ? -errno : 0);
-                ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0);
+                ASSERT_OK(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0);
                 dfd = open_directory(dir); /* in this namespace's tree */
                 ASSERT_TRUE(dfd >= 0);
                 ASSERT_EQ(mkdirat(dfd, "m", 0755), 0);
