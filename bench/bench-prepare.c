@@ -159,6 +159,28 @@ static Result run(Bench *b, unsigned clients, size_t pairs) {
         return res;
 }
 
+/* The daemon's region trim tick (every PREPARER_TRIM_INTERVAL_MS over every prepared
+ * claim, issue 14): p50 and p99 of `ticks` calls, in us. */
+typedef struct TrimResult {
+        double p50, p99;
+} TrimResult;
+
+static TrimResult time_trim(Preparer *p, unsigned ticks) {
+        double *t = calloc(ticks, sizeof(double));
+        TrimResult r;
+
+        ASSERT_NOT_NULL(t);
+        for (unsigned i = 0; i < ticks; i++) {
+                double start = now_usec();
+                ASSERT_TRUE(preparer_trim_regions(p) == 0); /* nothing grown: nothing cut */
+                t[i] = now_usec() - start;
+        }
+        qsort(t, ticks, sizeof(double), cmp_double);
+        r = (TrimResult) { t[ticks / 2], t[ticks * 99 / 100] };
+        free(t);
+        return r;
+}
+
 /* Prepare (or unprepare) claims [from, to), 16 at a time. */
 static void batch(Bench *b, size_t from, size_t to, bool prepare) {
         size_t started = from;
@@ -202,6 +224,7 @@ int main(int argc, char *argv[]) {
         size_t pairs = argc > 1 ? (size_t) atol(argv[1]) : 2000;
         size_t large = argc > 2 ? (size_t) atol(argv[2]) : 5000;
         Result results[3][2];
+        TrimResult trims[3];
         Bench b = {};
         Fixture fx;
         Preparer *p;
@@ -239,6 +262,7 @@ int main(int argc, char *argv[]) {
                 prepared = steps[s];
                 for (unsigned c = 0; c < 2; c++)
                         results[s][c] = run(&b, c ? CLIENTS_MAX : 1, pairs);
+                trims[s] = time_trim(p, 200);
         }
 
         printf("Prepare+unprepare pairs (%zu per scenario), in-process fetcher, state and CDI dirs on %s\n", pairs,
@@ -256,6 +280,13 @@ int main(int argc, char *argv[]) {
                 }
         printf("(ratio: p50 against the same concurrency with 10 claims prepared first; fsyncs and cpu per\n"
                " prepare+unprepare pair; cpu = this whole process: daemon core + fake kubelet + fake API server)\n");
+
+        printf("\nRegion trim tick (every %d ms over every prepared claim's vgpu.cache), 200 ticks each\n",
+               PREPARER_TRIM_INTERVAL_MS);
+        printf("%-36s %10s %10s %12s %8s\n", "claims prepared", "p50 us", "p99 us", "% of a core", "ratio");
+        for (size_t s = 0; s < 3; s++)
+                printf("%-36zu %10.0f %10.0f %12.2f %7.2fx\n", steps[s], trims[s].p50, trims[s].p99,
+                       trims[s].p50 * (1000.0 / PREPARER_TRIM_INTERVAL_MS) / 1e4, trims[s].p50 / trims[0].p50);
 
         dra_service_free(b.service);
         preparer_free(p);

@@ -34,6 +34,7 @@ struct Preparer {
         bool driver_from_runtime;
         uint64_t trim_logged_usec;     /* the last "cut back" warning (main loop only) */
         unsigned trim_unlogged;        /* cuts since then */
+        size_t trim_cursor;            /* where the next tick's slice of claims starts */
         char boot_id[SD_ID128_STRING_MAX];
 
         pthread_mutex_t lock;          /* protects everything below */
@@ -1086,8 +1087,11 @@ int preparer_trim_regions(Preparer *p) {
         if (!l.uids)
                 return -ENOMEM;
         (void) preparer_foreach(p, trim_collect, &l);
-        /* Outside the lock: a claim unprepared meanwhile is simply gone (-ENOENT). */
-        for (size_t i = 0; i < l.n; i++) {
+        /* At most PREPARER_TRIM_PER_TICK claims a tick, round robin: the cost of a tick
+         * stays bounded, and with more claims each is visited less often. Outside the
+         * lock: a claim unprepared meanwhile is simply gone (-ENOENT). */
+        for (size_t k = 0; k < MIN(l.n, (size_t) PREPARER_TRIM_PER_TICK); k++) {
+                size_t i = (p->trim_cursor + k) % l.n;
                 char path[CLAIM_UID_MAX + 64];
                 uint64_t excess = 0;
                 int r;
@@ -1111,6 +1115,8 @@ int preparer_trim_regions(Preparer *p) {
                 p->trim_logged_usec = now_usec();
                 p->trim_unlogged = 0;
         }
+        if (l.n > 0)
+                p->trim_cursor = (p->trim_cursor + MIN(l.n, (size_t) PREPARER_TRIM_PER_TICK)) % l.n;
         free(l.uids);
         return n_cut;
 }

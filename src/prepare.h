@@ -102,12 +102,15 @@ void preparer_claims_free(PrepareClaimRef *claims, size_t n);
 int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim *c), void *userdata);
 
 /*
- * Cut every prepared claim's vgpu.cache back to its size (shared_region_trim_at): the one
- * file a container may write, and grow. The daemon calls it every
- * PREPARER_TRIM_INTERVAL_MS, from the main loop only (one caller at a time); a warning
- * names the claim, at most one per 10 s. Returns how many regions were cut, or -ENOMEM.
+ * Cut prepared claims' vgpu.cache back to its size (shared_region_trim_at): the one file a
+ * container may write, and grow. The daemon calls it every PREPARER_TRIM_INTERVAL_MS, from
+ * the main loop only (one caller at a time); each call visits the next
+ * PREPARER_TRIM_PER_TICK claims, round robin, so every claim is visited every 250 ms up to
+ * 500 claims, and every n/2000 s beyond. A warning names the claim, at most one per 10 s.
+ * Returns how many regions were cut, or -ENOMEM.
  */
 #define PREPARER_TRIM_INTERVAL_MS 250
+#define PREPARER_TRIM_PER_TICK 500
 int preparer_trim_regions(Preparer *p);
 
 /* Statistics for benchmarks and STATUS=. */
