@@ -398,6 +398,33 @@ static void test_container_cannot_fill(void) {
         preparer_free(p);
 }
 
+/* With more claims than a tick visits, the ticks take them in turn: every grown region is
+ * cut back within ceil(n / PREPARER_TRIM_PER_TICK) ticks, and a tick never visits more. */
+static void test_trim_takes_claims_in_turn(void) {
+        const size_t n = PREPARER_TRIM_PER_TICK + 100, bound = shared_region_file_size(SHARED_REGION_SLOTS_MAX);
+        Preparer *p = new_preparer(NULL);
+        char uid[64], share[64], path[1024];
+        struct stat st;
+
+        for (size_t i = 0; i < n; i++) {
+                snprintf(uid, sizeof(uid), "%08zx-7e57-4000-8000-000000000000", i);
+                snprintf(share, sizeof(share), "6f1c2f1e-0000-4000-8000-%012zx", i);
+                prepare_ok(p, uid, "hami-gpu-0", share);
+                vgpu_path(uid, CDI_SHARED_CACHE_NAME, path, sizeof(path));
+                ASSERT_OK(truncate(path, (off_t) bound + 4096) < 0 ? -errno : 0);
+        }
+        ASSERT_EQ(preparer_trim_regions(p), PREPARER_TRIM_PER_TICK);
+        ASSERT_EQ(preparer_trim_regions(p), 100);   /* the rest, and 400 already cut */
+        ASSERT_EQ(preparer_trim_regions(p), 0);
+        for (size_t i = 0; i < n; i++) {
+                snprintf(uid, sizeof(uid), "%08zx-7e57-4000-8000-000000000000", i);
+                vgpu_path(uid, CDI_SHARED_CACHE_NAME, path, sizeof(path));
+                ASSERT_OK(stat(path, &st));
+                ASSERT_EQ_U(st.st_size, bound);
+        }
+        preparer_free(p);
+}
+
 /* One test by name (argv[1]), or all. */
 #define RUN(fn)                                                                                  \
         do {                                                                                     \
@@ -418,6 +445,7 @@ int main(int argc, char **argv) {
         RUN(test_unprepare_removes_everything);
         RUN(test_unremovable_fails_and_restart_serves);
         RUN(test_container_cannot_fill);
+        RUN(test_trim_takes_claims_in_turn);
         fixture_done(&fx);
         return 0;
 }
