@@ -190,9 +190,25 @@ static void manager_on_gpu_health(GpuBackend *b, const char *gpu_name, GpuHealth
         log_debug("Health event for unknown GPU %s, ignoring", gpu_name);
 }
 
+/* Whether claims can be prepared (the NVIDIA control nodes are there); while they are
+ * not, the preparer looks again on every call. */
+static void manager_check_prepare(Manager *m) {
+        char why[256] = "", reason[320];
+
+        if (!m->preparer)
+                return;
+        if (preparer_host_check(m->preparer, why, sizeof(why)) >= 0) {
+                manager_set_problem(m, MANAGER_PROBLEM_PREPARE, NULL);
+                return;
+        }
+        (void) snprintf(reason, sizeof(reason), "claims cannot be prepared: %s", why);
+        manager_set_problem(m, MANAGER_PROBLEM_PREPARE, reason);
+}
+
 static int manager_on_health_refresh(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
+        manager_check_prepare(m);
         (void) manager_publish_health(m);
         return sd_event_source_set_time_relative(s, HEALTH_REFRESH_USEC);
 }
@@ -654,6 +670,8 @@ static bool nvidia_module_loaded(void) {
 static int manager_backend_ready(Manager *m) {
         int r;
 
+        manager_check_prepare(m); /* the driver's nodes may have come with it */
+
         r = manager_rescan(m);
         if (r < 0)
                 return r;
@@ -857,6 +875,7 @@ int manager_start(Manager *m) {
         r = manager_setup_prepare(m);
         if (r < 0)
                 return r;
+        manager_check_prepare(m);
         r = manager_start_grpc(m);
         if (r < 0)
                 return r;

@@ -38,6 +38,7 @@ typedef enum ManagerState {
 typedef enum ManagerProblem {
         MANAGER_PROBLEM_DRIVER,      /* the NVIDIA driver cannot be used: no GPUs */
         MANAGER_PROBLEM_GPUS,        /* some GPUs could not be read */
+        MANAGER_PROBLEM_PREPARE,     /* claims cannot be prepared (no /dev/nvidiactl) */
         MANAGER_PROBLEM_CREDENTIALS, /* no usable API server credentials: nothing published */
         MANAGER_PROBLEM_APISERVER,   /* the API server does not answer, or drops our fields */
         _MANAGER_PROBLEM_MAX,

@@ -43,8 +43,12 @@ struct Preparer {
         pthread_rwlock_t gpus_lock;    /* plans read the GPU list, rescans replace it */
         GpuList gpus;                  /* a private copy */
         HostDriver host;
-        int host_error;                /* < 0: control nodes missing */
+        /* < 0: control nodes missing. p->host is written only while this is < 0 (under
+         * host_lock) and published by a release store of a value >= 0; readers load it
+         * with acquire before reading p->host. The text is read and written under host_lock. */
+        int host_error;
         char host_error_text[256];
+        pthread_mutex_t host_lock;
         char *busy[BUSY_MAX];          /* claim UIDs with a call in progress */
         size_t n_busy;
         /*
@@ -83,6 +87,35 @@ static int preparer_discover_host(Preparer *p) {
                 log_debug("Found %zu NVIDIA control nodes and %zu driver files to hand to containers",
                           p->host.n_control, p->host.n_files);
         return 0;
+}
+
+int preparer_host_check(Preparer *p, char *why, size_t why_size) {
+        _cleanup_free_ HostDriver *h = NULL;
+        char text[sizeof(p->host_error_text)];
+        int e;
+
+        e = __atomic_load_n(&p->host_error, __ATOMIC_ACQUIRE);
+        if (e >= 0)
+                return e;
+        /* The control nodes were missing (the driver installed after start): look again. */
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        pthread_mutex_lock(&p->host_lock);
+        e = __atomic_load_n(&p->host_error, __ATOMIC_ACQUIRE);
+        if (e < 0) {
+                e = host_driver_discover(p->dev_root, p->driver_root, p->driver_from_runtime, h, text, sizeof(text));
+                if (e >= 0) {
+                        p->host = *h;
+                        __atomic_store_n(&p->host_error, e, __ATOMIC_RELEASE);
+                        log_info("The NVIDIA control nodes are there now: claims can be prepared");
+                } else
+                        snprintf(p->host_error_text, sizeof(p->host_error_text), "%s", text);
+        }
+        if (e < 0 && why)
+                snprintf(why, why_size, "%s", p->host_error_text);
+        pthread_mutex_unlock(&p->host_lock);
+        return e;
 }
 
 /*
@@ -136,6 +169,7 @@ int preparer_new(const PrepareOptions *o, const GpuList *gpus, Preparer **ret) {
                 return -ENOMEM;
         p->cdi_fd = p->checkpoint_fd = p->claims_fd = -EBADF;
         pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->host_lock, NULL);
         pthread_cond_init(&p->idle, NULL);
         pthread_rwlock_init(&p->gpus_lock, NULL);
         p->driver_name = strdup(o->driver_name);
@@ -224,6 +258,7 @@ Preparer *preparer_free(Preparer *p) {
                 free(p->busy[i]);
         tdestroy(p->prepared, prepared_claim_free);
         pthread_mutex_destroy(&p->lock);
+        pthread_mutex_destroy(&p->host_lock);
         pthread_cond_destroy(&p->idle);
         pthread_rwlock_destroy(&p->gpus_lock);
         free(p);
@@ -632,9 +667,12 @@ static int prepare_plan_locked(Preparer *p, const PrepareClaimRef *ref, const ch
         if (!l)
                 return -ENOMEM;
         r = claim_limits_compute(&a, &p->gpus, l, reason, sizeof(reason));
-        if (r >= 0 && a.n_results > 0 && p->host_error < 0)
-                r = errbuf_fail(f, p->host_error, "%s", p->host_error_text);
-        else if (r < 0)
+        if (r >= 0 && a.n_results > 0) {
+                char why[sizeof(p->host_error_text)] = "";
+                int e = preparer_host_check(p, why, sizeof(why));
+                if (e < 0)
+                        r = errbuf_fail(f, e, "%s", why);
+        } else if (r < 0)
                 errbuf_fail(f, r, "%s", reason);
         if (r < 0) {
                 free(l);

@@ -113,5 +113,12 @@ int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim 
 #define PREPARER_TRIM_PER_TICK 500
 int preparer_trim_regions(Preparer *p);
 
+/*
+ * Whether claims can be prepared on this host: >= 0, or negative errno with why (the NVIDIA
+ * control nodes are missing). While they are missing, every call (and every prepare)
+ * looks again, so a driver installed after start needs no restart. Any thread.
+ */
+int preparer_host_check(Preparer *p, char *why, size_t why_size);
+
 /* Statistics for benchmarks and STATUS=. */
 size_t preparer_n_prepared(Preparer *p);

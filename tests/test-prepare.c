@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "cdi.h"
 #include "checkpoint.h"
@@ -326,8 +327,35 @@ static void test_recovery_and_reboot(void) {
         preparer_free(p);
 }
 
+/* /dev/nvidiactl missing at start (the driver installed later): prepares fail with the
+ * reason, and work as soon as the node is there, without a new preparer. */
+static void test_control_node_appears_later(void) {
+        FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "1Gi", .cores = "10" } };
+        _cleanup_free_ char *json = fixture_claim(UID1, "c", r, 1, NULL);
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
+        char err[512], why[256] = "", ctl[1024];
+        Preparer *p;
+
+        snprintf(ctl, sizeof(ctl), "%s/dev/nvidiactl", fx.dev_root);
+        ASSERT_OK(unlink(ctl) < 0 ? -errno : 0);
+        p = new_preparer(NULL);
+        ASSERT_TRUE(preparer_host_check(p, why, sizeof(why)) < 0);
+        ASSERT_TRUE(strstr(why, "nvidiactl") != NULL);
+        ASSERT_TRUE(prepare(p, UID1, json, &c, err) < 0);
+        ASSERT_TRUE(strstr(err, "nvidiactl") != NULL);
+        ASSERT_FALSE(claim_present(UID1));
+
+        ASSERT_OK(mknod(ctl, S_IFCHR | 0666, makedev(195, 255)) < 0 ? -errno : 0);
+        ASSERT_OK(prepare(p, UID1, json, &c, err));
+        ASSERT_TRUE(preparer_host_check(p, why, sizeof(why)) >= 0);
+        ASSERT_TRUE(claim_present(UID1));
+        ASSERT_OK(preparer_unprepare(p, UID1, err, sizeof(err)));
+        preparer_free(p);
+}
+
 int main(void) {
         fixture_init(&fx, 2);
+        TEST(test_control_node_appears_later);
         TEST(test_prepare_unprepare);
         TEST(test_rejects_leave_nothing);
         TEST(test_several_gpus_and_devices);
