@@ -63,3 +63,13 @@ bool json_get_bool(json_object *o, const char *path, bool def) {
         o = json_get(o, path);
         return o ? json_object_get_boolean(o) : def;
 }
+
+int json_add(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}

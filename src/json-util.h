@@ -35,3 +35,7 @@ const char *json_get_string(json_object *o, const char *path);
 int64_t json_get_int64(json_object *o, const char *path, int64_t def);
 uint64_t json_get_uint64(json_object *o, const char *path, uint64_t def);
 bool json_get_bool(json_object *o, const char *path, bool def);
+
+/* Add v to object o under key, taking v's reference whatever happens: -ENOMEM when v is
+ * NULL (a failed json_object_new_*()) or the add fails, then v is released. */
+int json_add(json_object *o, const char *key, json_object *v);

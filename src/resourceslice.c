@@ -27,16 +27,6 @@ static size_t json_array_len(json_object *o) {
         return json_object_is_type(o, json_type_array) ? json_object_array_length(o) : 0;
 }
 
-static int json_add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static int json_add_string(json_object *o, const char *key, const char *s) {
         return json_add(o, key, json_object_new_string(s));
 }

@@ -117,6 +117,13 @@ static void test_json(void) {
         ASSERT_TRUE(!p);
         ASSERT_OK(json_parse_bounded("[[1]]", 5, 3, &p));
         json_object_put(p);
+
+        /* json_add takes the value's reference, also when it fails (ASan/valgrind see leaks). */
+        p = json_object_new_object();
+        ASSERT_ERROR(json_add(p, "missing", NULL), ENOMEM);
+        ASSERT_OK(json_add(p, "n", json_object_new_int(7)));
+        ASSERT_EQ(json_get_int64(p, "n", 0), 7);
+        json_object_put(p);
 }
 
 int main(void) {

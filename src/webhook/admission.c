@@ -173,16 +173,6 @@ char *base64_encode(const void *data, size_t n) {
         return out;
 }
 
-static int add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 int admission_response_encode(const AdmissionResponse *a, char **ret) {
         _cleanup_json_ json_object *root = json_object_new_object();
         json_object *resp = json_object_new_object();
@@ -196,33 +186,33 @@ int admission_response_encode(const AdmissionResponse *a, char **ret) {
                 json_object_put(resp);
                 return -ENOMEM;
         }
-        r = r ?: add(root, "apiVersion", json_object_new_string("admission.k8s.io/v1"));
-        r = r ?: add(root, "kind", json_object_new_string("AdmissionReview"));
-        r = r ?: add(root, "response", resp);
+        r = r ?: json_add(root, "apiVersion", json_object_new_string("admission.k8s.io/v1"));
+        r = r ?: json_add(root, "kind", json_object_new_string("AdmissionReview"));
+        r = r ?: json_add(root, "response", resp);
         if (r < 0)
                 return r;
-        r = r ?: add(resp, "uid", json_object_new_string(a->uid));
-        r = r ?: add(resp, "allowed", json_object_new_boolean(a->allowed));
+        r = r ?: json_add(resp, "uid", json_object_new_string(a->uid));
+        r = r ?: json_add(resp, "allowed", json_object_new_boolean(a->allowed));
         if (r >= 0 && !a->allowed) {
                 json_object *st = json_object_new_object();
-                r = add(resp, "status", st);
+                r = json_add(resp, "status", st);
                 if (r >= 0 && a->code > 0)
-                        r = add(st, "code", json_object_new_int(a->code));
+                        r = json_add(st, "code", json_object_new_int(a->code));
                 if (r >= 0)
-                        r = add(st, "message", json_object_new_string(a->message ?: "refused"));
+                        r = json_add(st, "message", json_object_new_string(a->message ?: "refused"));
         }
         if (r >= 0 && a->allowed && a->patch) {
                 char *b = base64_encode(a->patch, a->patch_len);
                 if (!b)
                         return -ENOMEM;
-                r = add(resp, "patchType", json_object_new_string("JSONPatch"));
+                r = json_add(resp, "patchType", json_object_new_string("JSONPatch"));
                 if (r >= 0)
-                        r = add(resp, "patch", json_object_new_string(b));
+                        r = json_add(resp, "patch", json_object_new_string(b));
                 free(b);
         }
         if (r >= 0 && a->n_warnings > 0) {
                 json_object *w = json_object_new_array();
-                r = add(resp, "warnings", w);
+                r = json_add(resp, "warnings", w);
                 for (size_t i = 0; r >= 0 && i < a->n_warnings; i++) {
                         json_object *s = json_object_new_string(a->warnings[i]);
                         if (!s || json_object_array_add(w, s) < 0) {

@@ -46,16 +46,6 @@ typedef struct Ask {
         uint64_t v[_RES_MAX];
 } Ask;
 
-static int jadd(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static int jpush(json_object *a, json_object *v) {
         if (!v)
                 return -ENOMEM;
@@ -179,8 +169,8 @@ static int cel_selector_push(json_object *a, const char *expr) {
         int r = 0;
 
         r = r ?: jpush(a, (sel = json_object_new_object()));
-        r = r ?: jadd(sel, "cel", (cel = json_object_new_object()));
-        r = r ?: jadd(cel, "expression", json_object_new_string(expr));
+        r = r ?: json_add(sel, "cel", (cel = json_object_new_object()));
+        r = r ?: json_add(cel, "expression", json_object_new_string(expr));
         return r;
 }
 
@@ -281,13 +271,13 @@ static int request_fill(json_object *req, const Ask *a, json_object *selectors, 
         char buf[QUANTITY_STRING_MAX];
         int r = 0;
 
-        r = r ?: jadd(req, "deviceClassName", json_object_new_string(WEBHOOK_DRIVER));
-        r = r ?: jadd(req, "allocationMode", json_object_new_string("ExactCount"));
-        r = r ?: jadd(req, "count", json_object_new_int64((int64_t) (a->set[RES_GPU] ? a->v[RES_GPU] : 1)));
+        r = r ?: json_add(req, "deviceClassName", json_object_new_string(WEBHOOK_DRIVER));
+        r = r ?: json_add(req, "allocationMode", json_object_new_string("ExactCount"));
+        r = r ?: json_add(req, "count", json_object_new_int64((int64_t) (a->set[RES_GPU] ? a->v[RES_GPU] : 1)));
         if (r < 0)
                 return r;
         if (size_selector || json_object_array_length(selectors) > 0) {
-                r = jadd(req, "selectors", (sel = json_object_new_array()));
+                r = json_add(req, "selectors", (sel = json_object_new_array()));
                 if (r >= 0 && size_selector)
                         r = cel_selector_push(sel, size_selector);
                 for (size_t i = 0; r >= 0 && i < json_object_array_length(selectors); i++)
@@ -296,16 +286,16 @@ static int request_fill(json_object *req, const Ask *a, json_object *selectors, 
                         return r;
         }
         if (memory_bytes > 0 || a->set[RES_CORES]) {
-                r = r ?: jadd(req, "capacity", (cap = json_object_new_object()));
-                r = r ?: jadd(cap, "requests", (creq = json_object_new_object()));
+                r = r ?: json_add(req, "capacity", (cap = json_object_new_object()));
+                r = r ?: json_add(cap, "requests", (creq = json_object_new_object()));
                 if (r >= 0 && a->set[RES_CORES]) {
                         snprintf(buf, sizeof(buf), "%" PRIu64, a->v[RES_CORES]);
-                        r = jadd(creq, "cores", json_object_new_string(buf));
+                        r = json_add(creq, "cores", json_object_new_string(buf));
                 }
                 if (r >= 0 && memory_bytes > 0) {
                         r = quantity_format_bytes(memory_bytes, buf, sizeof(buf));
                         if (r >= 0)
-                                r = jadd(creq, "memory", json_object_new_string(buf));
+                                r = json_add(creq, "memory", json_object_new_string(buf));
                 }
         }
         return r < 0 ? r : 0;
@@ -318,20 +308,20 @@ static int template_spec_build(const Ask *a, json_object *selectors, const uint6
         json_object *meta = NULL, *labels = NULL, *cspec = NULL, *devices = NULL, *requests = NULL, *req = NULL;
         int r = spec ? 0 : -ENOMEM;
 
-        r = r ?: jadd(spec, "metadata", (meta = json_object_new_object()));
-        r = r ?: jadd(meta, "labels", (labels = json_object_new_object()));
-        r = r ?: jadd(labels, WEBHOOK_MANAGED_BY_LABEL, json_object_new_string(WEBHOOK_MANAGED_BY));
-        r = r ?: jadd(spec, "spec", (cspec = json_object_new_object()));
-        r = r ?: jadd(cspec, "devices", (devices = json_object_new_object()));
-        r = r ?: jadd(devices, "requests", (requests = json_object_new_array()));
+        r = r ?: json_add(spec, "metadata", (meta = json_object_new_object()));
+        r = r ?: json_add(meta, "labels", (labels = json_object_new_object()));
+        r = r ?: json_add(labels, WEBHOOK_MANAGED_BY_LABEL, json_object_new_string(WEBHOOK_MANAGED_BY));
+        r = r ?: json_add(spec, "spec", (cspec = json_object_new_object()));
+        r = r ?: json_add(cspec, "devices", (devices = json_object_new_object()));
+        r = r ?: json_add(devices, "requests", (requests = json_object_new_array()));
         r = r ?: jpush(requests, (req = json_object_new_object()));
-        r = r ?: jadd(req, "name", json_object_new_string("gpu"));
+        r = r ?: json_add(req, "name", json_object_new_string("gpu"));
         if (r < 0)
                 return r;
 
         if (!a->set[RES_PCT]) {
                 json_object *x = NULL;
-                r = jadd(req, "exactly", (x = json_object_new_object()));
+                r = json_add(req, "exactly", (x = json_object_new_object()));
                 if (r >= 0)
                         r = request_fill(x, a, selectors, NULL, a->set[RES_MEM] ? a->v[RES_MEM] * MIB : 0);
                 if (r < 0)
@@ -339,7 +329,7 @@ static int template_spec_build(const Ask *a, json_object *selectors, const uint6
         } else {
                 json_object *fa = NULL;
                 size_t n = 0;
-                r = jadd(req, "firstAvailable", (fa = json_object_new_array()));
+                r = json_add(req, "firstAvailable", (fa = json_object_new_array()));
                 /* One subrequest per distinct size, smallest first: exactly P % of that size,
                  * rounded down to whole MiB. */
                 for (size_t i = 0; r >= 0 && i < n_sizes; i++) {
@@ -359,7 +349,7 @@ static int template_spec_build(const Ask *a, json_object *selectors, const uint6
                                  "device.capacity[\"%s\"].memory.compareTo(quantity(\"%s\")) == 0",
                                  WEBHOOK_DRIVER, size_q);
                         r = jpush(fa, (sub = json_object_new_object()));
-                        r = r ?: jadd(sub, "name", json_object_new_string(name));
+                        r = r ?: json_add(sub, "name", json_object_new_string(name));
                         r = r ?: request_fill(sub, a, selectors, sel, mib * MIB);
                         n++;
                 }
@@ -401,14 +391,14 @@ static int template_build(json_object *spec, const char *namespace, char **ret_t
         if (r < 0)
                 return r;
         snprintf(ret_name, 64, WEBHOOK_TEMPLATE_PREFIX "%s", hex);
-        r = r ?: jadd(t, "apiVersion", json_object_new_string("resource.k8s.io/v1"));
-        r = r ?: jadd(t, "kind", json_object_new_string("ResourceClaimTemplate"));
-        r = r ?: jadd(t, "metadata", (meta = json_object_new_object()));
-        r = r ?: jadd(meta, "name", json_object_new_string(ret_name));
-        r = r ?: jadd(meta, "namespace", json_object_new_string(namespace));
-        r = r ?: jadd(meta, "labels", (labels = json_object_new_object()));
-        r = r ?: jadd(labels, WEBHOOK_MANAGED_BY_LABEL, json_object_new_string(WEBHOOK_MANAGED_BY));
-        r = r ?: jadd(t, "spec", json_object_get(spec));
+        r = r ?: json_add(t, "apiVersion", json_object_new_string("resource.k8s.io/v1"));
+        r = r ?: json_add(t, "kind", json_object_new_string("ResourceClaimTemplate"));
+        r = r ?: json_add(t, "metadata", (meta = json_object_new_object()));
+        r = r ?: json_add(meta, "name", json_object_new_string(ret_name));
+        r = r ?: json_add(meta, "namespace", json_object_new_string(namespace));
+        r = r ?: json_add(meta, "labels", (labels = json_object_new_object()));
+        r = r ?: json_add(labels, WEBHOOK_MANAGED_BY_LABEL, json_object_new_string(WEBHOOK_MANAGED_BY));
+        r = r ?: json_add(t, "spec", json_object_get(spec));
         if (r < 0)
                 return r;
         s = to_text(t);
@@ -420,14 +410,14 @@ static int op_add(json_object *patch, const char *op, const char *path, json_obj
         json_object *o = NULL;
         int r = jpush(patch, (o = json_object_new_object()));
 
-        r = r ?: jadd(o, "op", json_object_new_string(op));
-        r = r ?: jadd(o, "path", json_object_new_string(path));
+        r = r ?: json_add(o, "op", json_object_new_string(op));
+        r = r ?: json_add(o, "path", json_object_new_string(path));
         if (r < 0) {
                 json_object_put(value);
                 return r;
         }
         if (value)
-                return jadd(o, "value", value);
+                return json_add(o, "value", value);
         return 0;
 }
 
@@ -527,7 +517,7 @@ static int convert_container(State *st, const char *list, size_t idx, json_objec
         }
 
         json_object *claim = json_object_new_object();
-        r = jadd(claim, "name", json_object_new_string(entry));
+        r = json_add(claim, "name", json_object_new_string(entry));
         if (r < 0) {
                 json_object_put(claim);
                 return r;
@@ -554,8 +544,8 @@ static int convert_container(State *st, const char *list, size_t idx, json_objec
 
         json_object *pe = NULL;
         r = jpush(st->new_entries, (pe = json_object_new_object()));
-        r = r ?: jadd(pe, "name", json_object_new_string(entry));
-        r = r ?: jadd(pe, "resourceClaimTemplateName", json_object_new_string(tname));
+        r = r ?: json_add(pe, "name", json_object_new_string(entry));
+        r = r ?: json_add(pe, "resourceClaimTemplateName", json_object_new_string(tname));
         if (r < 0)
                 return r;
         st->out->n_converted++;
