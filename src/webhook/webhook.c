@@ -27,6 +27,15 @@ void webhook_result_done(WebhookResult *r) {
         *r = (WebhookResult) {};
 }
 
+/* A call that failed: nothing of the result is kept but the reason in ret->error. */
+static void result_fail(WebhookResult *ret) {
+        char keep[sizeof(ret->error)];
+
+        memcpy(keep, ret->error, sizeof(keep));
+        webhook_result_done(ret);
+        memcpy(ret->error, keep, sizeof(keep));
+}
+
 static int begin(const char *body, size_t size, AdmissionRequest *req, WebhookResult *ret) {
         ErrBuf e = { ret->error, sizeof(ret->error) };
         int r;
@@ -86,12 +95,8 @@ int webhook_mutate(const char *body, size_t size, const WebhookInventory *invent
 out:
         pod_conversion_done(&c);
         admission_request_done(&req);
-        if (r < 0) {
-                char keep[sizeof(ret->error)];
-                memcpy(keep, ret->error, sizeof(keep));
-                webhook_result_done(ret);
-                memcpy(ret->error, keep, sizeof(keep));
-        }
+        if (r < 0)
+                result_fail(ret);
         return r;
 }
 
@@ -158,12 +163,8 @@ int webhook_validate(const char *body, size_t size, WebhookResult *ret) {
         r = answer(&req, true, 0, NULL, NULL, 0, ret);
 out:
         admission_request_done(&req);
-        if (r < 0) {
-                char keep[sizeof(ret->error)];
-                memcpy(keep, ret->error, sizeof(keep));
-                webhook_result_done(ret);
-                memcpy(ret->error, keep, sizeof(keep));
-        }
+        if (r < 0)
+                result_fail(ret);
         return r;
 }
 
