@@ -15,12 +15,10 @@
 #include "sandbox.h"
 
 #define HEALTH_REFRESH_USEC (10ULL * 1000 * 1000) /* re-send the health list, well within... */
-/* Opening the NVML backend again while the driver is missing: 2 s, doubling up to a minute. */
-#define BACKEND_RETRY_MIN_USEC (2 * USEC_PER_SEC)
-#define BACKEND_RETRY_MAX_USEC (60 * USEC_PER_SEC)
-/* Loading the API server credentials again while they are missing: the same backoff. */
-#define CREDENTIALS_RETRY_MIN_USEC (2 * USEC_PER_SEC)
-#define CREDENTIALS_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+/* Looking again for what is missing at start (the NVIDIA driver, the API server
+ * credentials): 2 s, doubling up to a minute. */
+#define RETRY_MIN_USEC (2 * USEC_PER_SEC)
+#define RETRY_MAX_USEC (60 * USEC_PER_SEC)
 #define HEALTH_TIMEOUT_SECONDS 60                  /* ...the timeout we tell the kubelet */
 
 static const char *const manager_state_table[] = {
@@ -681,22 +679,29 @@ static int manager_backend_ready(Manager *m) {
 /* The backend could not be opened (the NVIDIA driver is not installed yet, a common
  * provisioning order): serve the kubelet with no GPUs, say why, and try again with
  * backoff, instead of exiting into a restart loop that ends in failed sockets. */
+/* Arm the one-shot timer *source (made on first use) after the next delay of *delay_usec:
+ * RETRY_MIN_USEC, doubling up to RETRY_MAX_USEC; 0 in *delay_usec starts over. */
+static int manager_schedule_retry(Manager *m, sd_event_source **source, uint64_t *delay_usec,
+                                  sd_event_time_handler_t handler) {
+        int r;
+
+        *delay_usec = *delay_usec == 0 ? RETRY_MIN_USEC : MIN(*delay_usec * 2, RETRY_MAX_USEC);
+        if (!*source)
+                return sd_event_add_time_relative(m->event, source, CLOCK_MONOTONIC, *delay_usec, 0, handler, m);
+        r = sd_event_source_set_time_relative(*source, *delay_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
+        return r;
+}
+
 static int manager_wait_for_backend(Manager *m, int error) {
         int r;
 
         manager_set_problem(m, MANAGER_PROBLEM_DRIVER, backend_missing_reason(error));
-        m->backend_retry_usec = m->backend_retry_usec == 0 ? BACKEND_RETRY_MIN_USEC
-                                : MIN(m->backend_retry_usec * 2, BACKEND_RETRY_MAX_USEC);
+        r = manager_schedule_retry(m, &m->backend_retry, &m->backend_retry_usec, manager_on_backend_retry);
         log_warning("Serving without GPUs until the NVIDIA driver is usable; trying again in %" PRIu64 " s",
                     m->backend_retry_usec / USEC_PER_SEC);
-        if (m->backend_retry) {
-                r = sd_event_source_set_time_relative(m->backend_retry, m->backend_retry_usec);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(m->backend_retry, SD_EVENT_ONESHOT);
-                return r;
-        }
-        return sd_event_add_time_relative(m->event, &m->backend_retry, CLOCK_MONOTONIC, m->backend_retry_usec,
-                                          0, manager_on_backend_retry, m);
+        return r;
 }
 
 static int manager_on_backend_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -803,17 +808,8 @@ static int manager_on_credentials_retry(sd_event_source *s, uint64_t usec, void 
 
 /* Look for the credentials again later: 2 s, doubling up to a minute (and at reload). */
 static int manager_retry_credentials(Manager *m) {
-        int r;
-
-        m->credentials_retry_usec = m->credentials_retry_usec == 0 ? CREDENTIALS_RETRY_MIN_USEC
-                                    : MIN(m->credentials_retry_usec * 2, CREDENTIALS_RETRY_MAX_USEC);
-        if (!m->credentials_retry)
-                return sd_event_add_time_relative(m->event, &m->credentials_retry, CLOCK_MONOTONIC,
-                                                  m->credentials_retry_usec, 0, manager_on_credentials_retry, m);
-        r = sd_event_source_set_time_relative(m->credentials_retry, m->credentials_retry_usec);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(m->credentials_retry, SD_EVENT_ONESHOT);
-        return r;
+        return manager_schedule_retry(m, &m->credentials_retry, &m->credentials_retry_usec,
+                                      manager_on_credentials_retry);
 }
 
 static int manager_setup_apiserver(Manager *m) {
