@@ -205,6 +205,10 @@ static int parse_usage(const void *data, size_t size, int lock_fd, SharedRegionU
         for (uint32_t d = 0; d < h.n_devices; d++) {
                 u.limit[d] = h.devices[d].limit;
                 u.sm_limit[d] = h.devices[d].sm_limit;
+                u.footprint_extra[d] = h.devices[d].footprint_extra;
+                u.measured_sm[d] = h.devices[d].measured_sm > 1000 ? 1000 : h.devices[d].measured_sm;
+                u.measured_procs[d] = h.devices[d].measured_procs > SHARED_REGION_SLOTS_MAX ? SHARED_REGION_SLOTS_MAX : h.devices[d].measured_procs;
+                u.measured_seq[d] = h.devices[d].measured_seq;
         }
         for (uint32_t i = 0; i < h.slot_hwm; i++) {
                 SharedRegionSlot s;

@@ -167,6 +167,12 @@ typedef struct SharedRegionUsage {
         uint64_t limit[SHARED_REGION_DEVICES_MAX];
         uint32_t sm_limit[SHARED_REGION_DEVICES_MAX];
         uint32_t degraded;                               /* SHARED_REGION_DEGRADED_* */
+        /* What the node's usage monitor last wrote (the daemon's own measurements, but in a
+         * file the container can write: the container's word, to be shown, never trusted). */
+        uint64_t footprint_extra[SHARED_REGION_DEVICES_MAX]; /* driver bytes beyond used[] */
+        uint32_t measured_sm[SHARED_REGION_DEVICES_MAX];     /* permille of the GPU, <= 1000 */
+        uint32_t measured_procs[SHARED_REGION_DEVICES_MAX];  /* processes in that window */
+        uint64_t measured_seq[SHARED_REGION_DEVICES_MAX];    /* 0: never measured */
 } SharedRegionUsage;
 
 /* Sum the usage of a copy (checked with shared_region_validate_prefix()). With lock_fd >= 0 (the region file), only slots

@@ -328,6 +328,34 @@ static void test_private_region(void) {
         shared_region_detach(&r);
 }
 
+/* The monitor's measurements come back through the reader; a hostile share is clamped. */
+static void test_measurements_read_back(void) {
+        const char *p = region_path("measured");
+        SharedRegionMeasurement m[2] = {
+                { .footprint_extra = 500 << 20, .measured_sm = 250, .measured_procs = 3, .measured = true },
+                { .measured = false },
+        };
+        SharedRegionUsage u;
+        struct stat st;
+
+        ASSERT_OK(shared_region_create(p, 2, 8, NULL, NULL, 0600));
+        ASSERT_OK(shared_region_read_usage(p, &u));
+        ASSERT_EQ_U(u.measured_seq[0], 0);
+        ASSERT_OK(stat(p, &st));
+        ASSERT_OK(shared_region_write_measurements(p, &st, m, 2));
+        ASSERT_OK(shared_region_read_usage(p, &u));
+        ASSERT_EQ_U(u.footprint_extra[0], 500 << 20);
+        ASSERT_EQ(u.measured_sm[0], 250);
+        ASSERT_EQ(u.measured_procs[0], 3);
+        ASSERT_EQ_U(u.measured_seq[0], 1);
+        ASSERT_EQ_U(u.measured_seq[1], 0);
+
+        m[0].measured_sm = 70000; /* as a container could write it */
+        ASSERT_OK(shared_region_write_measurements(p, &st, m, 1));
+        ASSERT_OK(shared_region_read_usage(p, &u));
+        ASSERT_EQ(u.measured_sm[0], 1000);
+}
+
 int main(void) {
         ASSERT_TRUE(mkdtemp(dir));
         test_create_and_read();
@@ -337,6 +365,7 @@ int main(void) {
         test_owner_dead();
         test_hostile_files();
         test_private_region();
+        test_measurements_read_back();
         test_concurrent_limit();
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
