@@ -53,6 +53,7 @@
 #define GRPC_SHUTDOWN_GRACE_USEC (2 * 1000 * 1000ULL) /* running calls may finish before we cancel */
 #define GRPC_STOP_GRACE_USEC (30 * 1000 * 1000ULL)  /* a graceful stop waits this long for running calls */
 #define GRPC_STOP_POLL_USEC (5 * 1000ULL)           /* how often a graceful stop looks again */
+#define GRPC_STOP_LINGER_USEC (250 * 1000ULL)       /* all answered: clients may still close first */
 #define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
 #define GRPC_DRAIN_QUIET_REGISTRATION_USEC (20 * 1000ULL) /* GetInfo is answered at once: a shorter wait */
 #define GRPC_DRAIN_MAX_USEC (1000 * 1000ULL)        /* ...or stop draining after this long */
@@ -220,7 +221,7 @@ struct GrpcServer {
         pthread_mutex_t held_lock;
         atomic_uint servers_down;
         GrpcStopPhase stop_phase;        /* grpc_server_stop(), on the event loop */
-        uint64_t stop_start_usec, stop_phase_usec;
+        uint64_t stop_start_usec, stop_phase_usec, stop_answered_usec;
         sd_event_source *stop_timer;
         GrpcServerStopped stop_done;
         void *stop_userdata;
@@ -1631,10 +1632,17 @@ static bool stop_step(GrpcServer *s, uint64_t now) {
                 }
                 return false;
         case STOP_FINISHING:
-                /* Every call answered: what arrives now was sent after our GOAWAY. Waiting
-                 * for the clients to close their connections (servers_all_down) gains nothing. */
-                if (servers_all_down(s) || (atomic_load(&s->calls_in_flight) == 0 && !s->requests))
+                /* Every call answered: give the clients a moment to read our GOAWAY and close
+                 * their connections (servers_all_down), so that no call they write in the
+                 * meantime meets a closed socket; the next instance's GetInfo waits for this. */
+                if (servers_all_down(s))
                         return true;
+                if (atomic_load(&s->calls_in_flight) == 0 && !s->requests) {
+                        if (s->stop_answered_usec == 0)
+                                s->stop_answered_usec = now;
+                        if (now - s->stop_answered_usec >= GRPC_STOP_LINGER_USEC)
+                                return true;
+                }
                 if (now - s->stop_phase_usec < GRPC_STOP_GRACE_USEC)
                         return false;
                 log_warning("gRPC calls still running %llu s after GOAWAY, ending them",

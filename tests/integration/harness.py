@@ -180,3 +180,37 @@ def listening_socket(path):
     s.bind(path)
     s.listen(128)
     return s
+
+
+class HeldSockets:
+    """What systemd does for the socket units: hold the daemon's two listening sockets
+    and start each instance with them (LISTEN_FDS=2, named registration:dra), so calls
+    made while none runs wait in the backlog for the next."""
+
+    def __init__(self, d):
+        self.d = d
+        self.reg = listening_socket(d.reg_sock)
+        self.dra = listening_socket(d.dra_sock)
+        self._hi = (os.dup2(self.reg.fileno(), 100), os.dup2(self.dra.fileno(), 101))
+
+    def start(self, binary=None, env=None):
+        argv = self.d.argv()
+        argv[0] = binary or argv[0]
+        e = dict(env or os.environ, LISTEN_FDS="2", LISTEN_FDNAMES="registration:dra")
+        e.pop("NOTIFY_SOCKET", None)
+        hi = self._hi
+
+        def child_setup():
+            os.dup2(hi[0], 3)
+            os.dup2(hi[1], 4)
+
+        self.d.log = open(self.d.log_path, "ab")
+        self.d.proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'] + argv, env=e,
+                                       stdout=self.d.log, stderr=subprocess.STDOUT, pass_fds=(3, 4),
+                                       preexec_fn=child_setup)
+
+    def close(self):
+        self.reg.close()
+        self.dra.close()
+        for fd in self._hi:
+            os.close(fd)

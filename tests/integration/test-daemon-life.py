@@ -131,6 +131,10 @@ def test_lifecycle():
             rc, err = stop(p, signal.SIGTERM)
             assert rc == 0, (rc, err)
             assert "STOPPING=1" in n.messages or n.wait_for(lambda m: m == "STOPPING=1", "STOPPING=1")
+            stopping = "STATUS=Stopping: finishing the calls in progress"
+            assert any(m.startswith(stopping) for m in n.messages) or \
+                n.wait_for(lambda m: m.startswith(stopping), "the stopping STATUS=")
+            assert "Received SIGTERM, stopping" in err, err
             assert not os.path.exists(reg), "registration socket left behind"
             assert not os.path.exists(dra), "DRA socket left behind"
             assert "hami-dra-plugin: " in err, err       # console log format off systemd
