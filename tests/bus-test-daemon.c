@@ -17,8 +17,9 @@
  *   {"op": "devices", "devices": [...]}        replace the GPU list
  * The privileged methods, once authorized, append "<method> <args>" lines to CALLS.log.
  *
- * MemoryUsed comes from a test reader: a claim's shared-region file holds one decimal
- * byte count per line, line i for the claim's device i; all lines must be good.
+ * Usage comes from a test reader: a claim's shared-region file is a real region (read
+ * by the daemon's reader), or holds one decimal byte count per line, line i for the
+ * region's device i; all lines must be good.
  */
 
 #include <errno.h>
@@ -225,27 +226,33 @@ static const BusModelOps test_ops = {
         .set_device_schedulable = op_set_device_schedulable,
 };
 
-/* One decimal byte count per line, line i for device i. Strict: anything else is -EBADMSG. */
-static int test_usage_reader(const char *path, uint64_t *ret_used, size_t n) {
+/* A real region (it starts with the magic): the daemon's own reader. Anything else: one
+ * decimal byte count per line, line i for the region's device i. Strict: anything else is
+ * -EBADMSG, no line at all -ENODATA. */
+static int test_usage_reader(const char *path, SharedRegionUsage *ret) {
         _cleanup_fclose_ FILE *f = NULL;
         char line[64];
 
         f = fopen(path, "re");
         if (!f)
                 return -errno;
-        for (size_t i = 0; i < n; i++) {
+        if (fread(line, 1, strlen(SHARED_REGION_MAGIC), f) == strlen(SHARED_REGION_MAGIC) &&
+            memcmp(line, SHARED_REGION_MAGIC, strlen(SHARED_REGION_MAGIC)) == 0)
+                return shared_region_read_usage(path, ret);
+        rewind(f);
+
+        *ret = (SharedRegionUsage) {};
+        while (ret->n_devices < SHARED_REGION_DEVICES_MAX && fgets(line, sizeof line, f)) {
                 unsigned long long v;
                 char *end;
 
-                if (!fgets(line, sizeof line, f))
-                        return -ENODATA;
                 errno = 0;
                 v = strtoull(line, &end, 10);
                 if (errno != 0 || end == line || (*end != '\n' && *end != 0) || line[0] == '-')
                         return -EBADMSG;
-                ret_used[i] = v;
+                ret->used[ret->n_devices++] = v;
         }
-        return 0;
+        return ret->n_devices > 0 ? 0 : -ENODATA;
 }
 
 /* ---- stdin commands ---- */

@@ -105,6 +105,13 @@ const BusClaim *claim_from_path(BusServer *s, const char *path);
 uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d);
 uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c);
 
+/* A claim's live usage per device, ret[k] for its device k (k < BUS_CLAIM_DEVICES_MAX),
+ * read now from its region. Returns how many entries were filled. */
+size_t bus_server_claim_usage(BusServer *s, const BusClaim *c, BusClaimDeviceUsage ret[static BUS_CLAIM_DEVICES_MAX]);
+
+/* The a(sttuuuuu) of Claim.Usage and ListUsage. */
+int claim_object_append_usage(BusServer *s, sd_bus_message *reply, const BusClaim *c);
+
 /* Mark properties for the next batched PropertiesChanged. */
 void bus_server_manager_dirty(BusServer *s, unsigned props);
 void bus_server_device_dirty(BusServer *s, const char *name, unsigned props);

@@ -49,6 +49,11 @@ UID_B = "5e6f7a8b-1c2d-4e3f-9a0b-c1d2e3f4a5b6"
 GPU0 = "/org/projecthami/Dra1/gpu/hami_2dgpu_2d0"
 GPU1 = "/org/projecthami/Dra1/gpu/hami_2dgpu_2d1"
 GIB = 1 << 30
+MIB = 1 << 20
+SM_UNKNOWN = 0xFFFFFFFF
+# Claim.Usage's flags (dbus/org.projecthami.Dra1.xml)
+USAGE_REGION_UNREADABLE, USAGE_REGION_INVALID, USAGE_MEMORY_IMPLAUSIBLE = 1, 2, 4
+USAGE_DEGRADED_MEMORY_LIMIT, USAGE_DEGRADED_SM_LIMIT = 8, 16
 POLKITD = "/usr/lib/polkit-1/polkitd"
 # The real polkitd's test rule: nobody may rescan, nothing else.
 REAL_POLKIT_RULE = """polkit.addRule(function(action, subject) {
@@ -375,18 +380,26 @@ def case_claim_properties(env):
     want = {"UID": UID_B, "Namespace": "ml-team", "Name": "infer-b",
             "Devices": [("hami-gpu-0", 2 * GIB, 20), ("hami-gpu-1", 8 * GIB, 50)],
             "SharedRegion": os.path.join(env.regions, "5e6f7a8b.region"),
-            "PreparedTimestamp": 1763900100000000, "MemoryUsed": 6 * GIB}
+            "PreparedTimestamp": 1763900100000000, "MemoryUsed": 6 * GIB,
+            "Usage": [("hami-gpu-0", 1 * GIB, 2 * GIB, SM_UNKNOWN, 20, 0, 0, 0),
+                      ("hami-gpu-1", 5 * GIB, 8 * GIB, SM_UNKNOWN, 50, 0, 0, 0)]}
     got = dict(p)
     got["Devices"] = [tuple(d) for d in p["Devices"]]
+    got["Usage"] = [tuple(d) for d in p["Usage"]]
     check_eq(got, want, "claim B")
     # MemoryUsed is untrusted input: garbage, negative and overlong values count 0
     for bad in ("lots\n", "-5\n", "99999999999999999999999\n", "", "12abc\n"):
         write_region(env, "0b7c1a52.region", bad)
         check_eq(env.obj(claim_path(UID_A)).Get(IF_CLAIM, "MemoryUsed", dbus_interface=PROPS), 0,
                  "MemoryUsed of %r" % bad)
+        check_eq(claim_usage(env, UID_A), [("hami-gpu-0", 0, 4 * GIB, SM_UNKNOWN, 30, 0, 0,
+                                            USAGE_REGION_INVALID if bad else USAGE_REGION_UNREADABLE)],
+                 "Usage of %r" % bad)
     os.unlink(os.path.join(env.regions, "0b7c1a52.region"))
     check_eq(env.obj(claim_path(UID_A)).Get(IF_CLAIM, "MemoryUsed", dbus_interface=PROPS), 0,
              "MemoryUsed without a file")
+    check_eq(claim_usage(env, UID_A), [("hami-gpu-0", 0, 4 * GIB, SM_UNKNOWN, 30, 0, 0, USAGE_REGION_UNREADABLE)],
+             "Usage without a file")
     env.alive()
 
 
@@ -402,6 +415,10 @@ def prepare_usage_claim(env, devices):
     check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare")
     write_region(env, "5e6f7a8b.region", "%d\n%d\n" % (1 * GIB, 5 * GIB))
     return uid
+
+
+def claim_usage(env, uid):
+    return [tuple(e) for e in env.obj(claim_path(uid)).Get(IF_CLAIM, "Usage", dbus_interface=PROPS)]
 
 
 def device_used(env, path):
@@ -423,6 +440,8 @@ def case_usage_paired_by_record(env):
     check_eq(device_used(env, GPU0), 1 * GIB + 2 * GIB, "gpu0 MemoryUsed")
     check_eq(device_used(env, GPU1), 5 * GIB + 3 * GIB, "gpu1 MemoryUsed")
     check_eq(claim_used(env, uid), 5 * GIB, "claim MemoryUsed")
+    check_eq([(e[0], e[1]) for e in claim_usage(env, uid)], [("hami-gpu-1", 3 * GIB), ("hami-gpu-0", 2 * GIB)],
+             "claim Usage, in the claim's device order")
     env.alive()
 
 
@@ -438,6 +457,9 @@ def case_usage_implausible_skipped(env):
         check_eq(device_used(env, GPU0), 1 * GIB, "gpu0 MemoryUsed with %s: the neighbour's only" % what)
         check_eq(device_used(env, GPU1), 8 * GIB, "gpu1 MemoryUsed with %s on gpu0" % what)
         check_eq(claim_used(env, uid), 3 * GIB, "claim MemoryUsed with %s" % what)
+        check_eq(claim_usage(env, uid), [("hami-gpu-0", 0, 4 * GIB, SM_UNKNOWN, 10, 0, 0, USAGE_MEMORY_IMPLAUSIBLE),
+                                         ("hami-gpu-1", 3 * GIB, 8 * GIB, SM_UNKNOWN, 10, 0, 0, 0)],
+                 "claim Usage with %s" % what)
         out = env.hamictl("devices").stdout
         check("16.0E" not in out, "hamictl devices shows 16.0E with %s: %s" % (what, out))
     env.alive()
