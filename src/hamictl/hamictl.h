@@ -28,12 +28,27 @@ enum {
 /* A method polkit checks, while an agent may ask a person for a password. */
 #define CTL_TIMEOUT_AUTHORIZE_USEC (120ULL * 1000 * 1000)
 
+/* hamictl top --order= */
+typedef enum TopOrder {
+        TOP_ORDER_MEMORY,
+        TOP_ORDER_SM,
+        TOP_ORDER_NAME,
+        _TOP_ORDER_MAX,
+} TopOrder;
+
+#define CTL_TOP_DELAY_DEFAULT_USEC (1000ULL * 1000)
+
 typedef struct Ctl {
         sd_bus *bus;
         bool json;
         bool legend;
         bool ask_password;
         uint64_t timeout_usec;
+        /* hamictl top */
+        bool top_once;
+        uint64_t top_delay_usec;
+        TopOrder top_order;
+        unsigned top_iterations;   /* 0: until interrupted */
 } Ctl;
 
 typedef int (*VerbFunc)(Ctl *c, int argc, char *argv[]);
@@ -54,6 +69,10 @@ int verb_reload(Ctl *c, int argc, char *argv[]);
 int verb_rescan(Ctl *c, int argc, char *argv[]);
 int verb_schedulable(Ctl *c, int argc, char *argv[]);
 int verb_monitor(Ctl *c, int argc, char *argv[]);
+int verb_top(Ctl *c, int argc, char *argv[]);
+
+/* Parse --order= of top: "memory", "sm" or "name". */
+int ctl_parse_order(const char *s, TopOrder *ret);
 
 /* Call a Manager method; on failure print why and return the exit code (> 0). */
 int ctl_call(Ctl *c, const char *member, sd_bus_message **ret_reply, const char *types, ...);

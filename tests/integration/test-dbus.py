@@ -31,6 +31,7 @@ BUILD = os.environ.get("HAMI_DRA_BUILD_ROOT", "build")
 SOURCE = os.environ.get("HAMI_DRA_SOURCE_ROOT", ".")
 DAEMON = os.path.join(BUILD, "tests", "bus-test-daemon")
 HAMICTL = os.path.join(BUILD, "src", "hamictl")
+REGION_WRITER = os.path.join(BUILD, "tests", "region-writer")
 XML = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.xml")
 POLICY = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.conf")
 SERVICE = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.service")
@@ -1030,6 +1031,8 @@ def case_hamictl_not_running(env):
     # a bus without the daemon: "not running" (3), and no activation on this bus
     env.hamictl("status", expect=3)
     env.hamictl("--json", "claims", expect=3)
+    env.hamictl("top", "--once", expect=3)
+    env.hamictl("top", expect=3)
 
 
 def case_hamictl_activation_hangs(env):
@@ -1045,6 +1048,151 @@ def case_hamictl_activation_hangs(env):
               "the message says what to look at: " + p.stderr)
     for bad in ("0", "-1", "x", "3601", "nan"):
         env.hamictl("--timeout=" + bad, "status", expect=2)
+
+
+class RegionWriter:
+    """tests/region-writer on one real region: live processes and the monitor's word."""
+
+    def __init__(self, env, path):
+        self.p = subprocess.Popen([REGION_WRITER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env.procs.append(self.p)
+
+    def __call__(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        answer = self.p.stdout.readline().strip()
+        check(answer.startswith("ok"), "region-writer %r: %r" % (line, answer))
+        return answer
+
+
+HOSTILE_UID = "dead0000-0000-4000-8000-000000000007"
+
+
+def prepare_top(env):
+    """Claim A and B with real regions, live processes and measurements, and a third
+    claim whose region is hostile (the magic, then garbage)."""
+    a = RegionWriter(env, os.path.join(env.regions, "0b7c1a52.region"))
+    a("create 1")
+    a("attach")
+    a("reserve 0 0 %d" % GIB)
+    a("measure 0 125 1 %d" % GIB)          # 12.5 % of the GPU, 1 GiB beyond the reservations
+    b = RegionWriter(env, os.path.join(env.regions, "5e6f7a8b.region"))
+    b("create 2")
+    b("attach")
+    b("attach")
+    b("reserve 0 0 %d" % (512 * MIB))
+    b("reserve 1 1 %d" % (6 * GIB))
+    b("measure 1 400 1 0")                 # gpu1 measured, gpu0 never
+    hostile = os.path.join(env.regions, "dead0000.region")
+    with open(hostile, "wb") as f:
+        f.write(b"HAMIVGPU" + b"\xff" * 4000)
+    c = claim_json(HOSTILE_UID, "default", "hostile", [("hami-gpu-1", 1 * GIB, 10)], hostile)
+    check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare the hostile claim")
+    return a, b
+
+
+TOP_BY_MEMORY = """\
+CLAIM           DEVICE     MEMORY      MEM% SM        PROCS NOTE
+ml-team/infer-b hami-gpu-1 6.0G/8.0G   75%  40.0%/50% 2     
+default/train-a hami-gpu-0 2.0G/4.0G   50%  12.5%/30% 1     
+ml-team/infer-b hami-gpu-0 512.0M/2.0G 25%  -/20%     2     
+default/hostile hami-gpu-1 -/1.0G      -    -/10%     -     region-invalid
+"""
+
+
+def top_rows(out):
+    return [line.split()[:2] for line in out.splitlines()[1:]]
+
+
+def case_hamictl_top(env):
+    prepare_top(env)
+    # Usage over D-Bus: each figure, and the hostile claim flagged beside the others
+    check_eq(claim_usage(env, UID_A), [("hami-gpu-0", 2 * GIB, 4 * GIB, 125, 30, 1, 1, 0)], "Usage of A")
+    check_eq(claim_usage(env, UID_B), [("hami-gpu-0", 512 * MIB, 2 * GIB, SM_UNKNOWN, 20, 2, 0, 0),
+                                       ("hami-gpu-1", 6 * GIB, 8 * GIB, 400, 50, 2, 1, 0)], "Usage of B")
+    check_eq(claim_usage(env, HOSTILE_UID), [("hami-gpu-1", 0, 1 * GIB, SM_UNKNOWN, 10, 0, 0, USAGE_REGION_INVALID)],
+             "Usage of the hostile claim")
+    listed = env.call("ListUsage")
+    check_eq([(str(e[1]), str(e[2]), str(e[3]), [tuple(d) for d in e[4]]) for e in listed],
+             [(UID_A, "default", "train-a", claim_usage(env, UID_A)),
+              (UID_B, "ml-team", "infer-b", claim_usage(env, UID_B)),
+              (HOSTILE_UID, "default", "hostile", claim_usage(env, HOSTILE_UID))], "ListUsage")
+    check_eq(str(listed[0][0]), claim_path(UID_A), "ListUsage's object path")
+
+    # the table, sorted by memory (default), no escape codes on a pipe; as nobody too
+    out = env.hamictl("top", "--once").stdout
+    check_eq(out, TOP_BY_MEMORY, "hamictl top --once")
+    check_eq(env.hamictl("top", "--once", nobody=True).stdout, TOP_BY_MEMORY, "hamictl top --once as nobody")
+    check_eq([line.split() for line in env.hamictl("--no-legend", "top", "--once").stdout.splitlines()],
+             [line.split() for line in TOP_BY_MEMORY.splitlines()[1:]], "--no-legend")
+    check_eq(top_rows(env.hamictl("top", "--once", "--order=sm").stdout),
+             [["ml-team/infer-b", "hami-gpu-1"], ["default/train-a", "hami-gpu-0"],
+              ["default/hostile", "hami-gpu-1"], ["ml-team/infer-b", "hami-gpu-0"]], "--order=sm")
+    check_eq(top_rows(env.hamictl("top", "--once", "--order=name").stdout),
+             [["default/hostile", "hami-gpu-1"], ["default/train-a", "hami-gpu-0"],
+              ["ml-team/infer-b", "hami-gpu-0"], ["ml-team/infer-b", "hami-gpu-1"]], "--order=name")
+
+    # JSON: every figure exactly
+    got = json.loads(env.hamictl("--json", "top", "--once").stdout)
+    row = lambda uid, ns, name, dev, used, limit, sm, sml, procs, mprocs, flags: {
+        "uid": uid, "namespace": ns, "name": name, "device": dev, "memoryUsed": used, "memoryLimit": limit,
+        "smUsedPermille": sm, "smLimit": sml, "processes": procs, "measuredProcesses": mprocs, "flags": flags}
+    check_eq(got, [row(UID_B, "ml-team", "infer-b", "hami-gpu-1", 6 * GIB, 8 * GIB, 400, 50, 2, 1, []),
+                   row(UID_A, "default", "train-a", "hami-gpu-0", 2 * GIB, 4 * GIB, 125, 30, 1, 1, []),
+                   row(UID_B, "ml-team", "infer-b", "hami-gpu-0", 512 * MIB, 2 * GIB, None, 20, 2, 0, []),
+                   row(HOSTILE_UID, "default", "hostile", "hami-gpu-1", 0, 1 * GIB, None, 10, 0, 0,
+                       ["region-invalid"])], "hamictl --json top --once")
+
+    # without --once and not on a terminal: a table per refresh, blank-line separated, no escapes
+    out = env.hamictl("top", "--iterations=2", "--delay=0.1").stdout
+    check_eq(out, TOP_BY_MEMORY + "\n" + TOP_BY_MEMORY, "two refreshes on a pipe")
+    lines = env.hamictl("--json", "top", "-n", "2", "-d", "0.1").stdout.splitlines()
+    check_eq([json.loads(line) for line in lines], [got, got], "--json: one array per refresh")
+
+    # bad flags are usage errors; the daemon stays up
+    for bad in (["--order=cpu"], ["--delay=0"], ["--delay=x"], ["--iterations=0"], ["-n", "-1"]):
+        env.hamictl("top", "--once", *bad, expect=2)
+    env.alive()
+
+
+def tmux_capture(sock, what, cond, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p", "-t", "top"], capture_output=True,
+                                text=True, timeout=10).stdout
+        if cond(screen):
+            return screen
+        time.sleep(0.05)
+    raise Failure("%s: the screen never showed it:\n%s" % (what, screen))
+
+
+def case_hamictl_top_interactive(env):
+    """hamictl top in a terminal (tmux): redrawn in place, follows the regions, sorts on
+    a key, and q quits with 0."""
+    if not shutil.which("tmux"):
+        raise Failure("tmux is not installed (tools/packages.txt [test])")
+    a, _ = prepare_top(env)
+    sock = "hami-top-%d" % os.getpid()
+    cmd = "DBUS_SYSTEM_BUS_ADDRESS=%s %s top --delay=0.2; echo EXIT=$?; sleep 60" % (env.address, HAMICTL)
+    subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120", "-y", "20",
+                    "/bin/sh", "-c", cmd], check=True, timeout=10)
+    try:
+        screen = tmux_capture(sock, "the first table", lambda s: re.search(r"default/train-a +hami-gpu-0 +2.0G/4.0G +50%", s))
+        check(screen.startswith("hamictl top: 4 rows, every 0.2 s; q quits"), "title line: " + screen)
+        # the region changes: the next refresh shows it, in place (one title, one table)
+        a("reserve 0 0 %d" % GIB)
+        screen = tmux_capture(sock, "the refreshed table", lambda s: re.search(r"default/train-a +hami-gpu-0 +3.0G/4.0G +75%", s))
+        check_eq(screen.count("hamictl top:"), 1, "one title after a redraw")
+        check_eq(screen.count("CLAIM"), 1, "one table after a redraw")
+        # n: by name at once; the hostile claim comes first
+        subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "n"], check=True, timeout=10)
+        tmux_capture(sock, "sorted by name", lambda s: s.splitlines()[2:3] and
+                     s.splitlines()[2].startswith("default/hostile"))
+        subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "q"], check=True, timeout=10)
+        tmux_capture(sock, "q quits with 0", lambda s: "EXIT=0" in s)
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
 
 
 CASES = {
@@ -1065,6 +1213,8 @@ CASES = {
                                      {"allow_uids": str(ADMIN_UID), "hold": True}),
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
+    "hamictl-top": (case_hamictl_top, {}),
+    "hamictl-top-interactive": (case_hamictl_top_interactive, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),
     "hamictl-activation-hangs": (case_hamictl_activation_hangs, {"daemon": False, "activation": True}),
     "activation-through-systemd": (case_activation_through_systemd, {"daemon": False, "activation": True}),
