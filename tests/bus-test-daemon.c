@@ -16,6 +16,7 @@
  *   {"op": "properties", "properties": {...}}  change Manager properties
  *   {"op": "devices", "devices": [...]}        replace the GPU list
  * The privileged methods, once authorized, append "<method> <args>" lines to CALLS.log.
+ * $BUS_TEST_USAGE_CACHE_USEC sets how long usage readings are reused (default 500 ms).
  *
  * Usage comes from a test reader: a claim's shared-region file is a real region (read
  * by the daemon's reader), or holds one decimal byte count per line, line i for the
@@ -316,6 +317,7 @@ int main(int argc, char *argv[]) {
         _cleanup_(bus_server_freep) BusServer *server = NULL;
         sd_event *event = NULL;
         TestDaemon t = { .props.state = BUS_STATE_READY };
+        const char *e;
         int r;
 
         if (argc < 2) {
@@ -340,6 +342,10 @@ int main(int argc, char *argv[]) {
                 return 1;
         t.server = server;
         bus_server_set_usage_reader(server, test_usage_reader);
+        /* The benchmark measures reads with the usage caches off. */
+        e = secure_getenv("BUS_TEST_USAGE_CACHE_USEC");
+        if (e)
+                bus_server_set_usage_cache(server, strtoull(e, NULL, 10));
 
         r = load_model(&t, argv[1]);
         if (r < 0) {

@@ -68,12 +68,9 @@ int claim_object_append_devices(sd_bus_message *reply, const BusClaim *c) {
         return sd_bus_message_close_container(reply);
 }
 
-int claim_object_append_usage(BusServer *s, sd_bus_message *reply, const BusClaim *c) {
-        BusClaimDeviceUsage u[BUS_CLAIM_DEVICES_MAX];
-        size_t n;
+int claim_object_append_usage(sd_bus_message *reply, const BusClaimDeviceUsage *u, size_t n) {
         int r;
 
-        n = bus_server_claim_usage(s, c, u);
         r = sd_bus_message_open_container(reply, 'a', BUS_CLAIM_DEVICE_USAGE_SIGNATURE);
         if (r < 0)
                 return r;
@@ -133,14 +130,16 @@ static int property_get_devices(sd_bus *bus, const char *path, const char *inter
 static int property_get_usage(sd_bus *bus, const char *path, const char *interface,
                               const char *property, sd_bus_message *reply, void *userdata,
                               sd_bus_error *error) {
+        BusClaimDeviceUsage u[BUS_CLAIM_DEVICES_MAX];
         BusServer *s = userdata;
         const BusClaim *c = NULL;
         int r;
 
+        /* Live, like MemoryUsed: one file per Get. */
         r = claim_get(s, path, &c, error);
         if (r < 0)
                 return r;
-        return claim_object_append_usage(s, reply, c);
+        return claim_object_append_usage(reply, u, bus_server_claim_usage(s, c, u));
 }
 
 const sd_bus_vtable claim_vtable[] = {

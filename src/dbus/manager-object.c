@@ -112,6 +112,8 @@ static int append_claim(BusServer *s, sd_bus_message *reply, const BusClaim *c) 
 
 static int append_claim_usage(BusServer *s, sd_bus_message *reply, const BusClaim *c) {
         _cleanup_free_ char *path = claim_object_path(c->uid);
+        const BusClaimDeviceUsage *u;
+        size_t n = bus_server_list_usage_get(s, c, &u);
         int r;
 
         if (!path)
@@ -122,7 +124,7 @@ static int append_claim_usage(BusServer *s, sd_bus_message *reply, const BusClai
         r = sd_bus_message_append(reply, "osss", path, c->uid, c->namespace_, c->name);
         if (r < 0)
                 return r;
-        r = claim_object_append_usage(s, reply, c);
+        r = claim_object_append_usage(reply, u, n);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -156,6 +158,11 @@ static int method_list_claims(sd_bus_message *m, void *userdata, sd_bus_error *e
 }
 
 static int method_list_usage(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int r;
+
+        r = bus_server_list_usage_refresh(userdata);
+        if (r < 0)
+                return r;
         return reply_claim_list(m, userdata, "(osssa" BUS_CLAIM_DEVICE_USAGE_SIGNATURE ")", append_claim_usage);
 }
 

@@ -51,6 +51,8 @@ BusServer *bus_server_free(BusServer *s) {
         bus_model_done(&s->model);
         free(s->device_dirty);
         free(s->used_cache);
+        free(s->list_usage.entries);
+        free(s->list_usage.offsets);
         free(s->driver_name);
         free(s->node_name);
         free(s->state_reason);
@@ -64,6 +66,7 @@ void bus_server_set_usage_reader(BusServer *s, BusUsageReader reader) {
 void bus_server_set_usage_cache(BusServer *s, uint64_t usec) {
         s->usage_cache_usec = usec;
         s->n_used_cache = 0;
+        s->list_usage.timestamp = 0;
 }
 
 sd_bus *bus_server_get_bus(BusServer *s) {
@@ -335,6 +338,7 @@ static void devices_mark_changes(BusServer *s, const BusDevice *prev, size_t n_p
         if (!same_set) {
                 s->devices_changed = true;
                 s->n_used_cache = 0;
+                s->list_usage.timestamp = 0;
                 bus_server_manager_dirty(s, MANAGER_PROP_N_DEVICES);
         }
 }
@@ -371,6 +375,7 @@ int bus_server_claim_prepared(BusServer *s, const BusClaim *c) {
         if (r < 0)
                 return r;
         stored = bus_model_find_claim(&s->model, c->uid);
+        s->list_usage.timestamp = 0;
 
         claim_mark_devices(s, stored);
         bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
@@ -386,6 +391,7 @@ int bus_server_claim_unprepared(BusServer *s, const char *uid) {
         r = bus_model_remove_claim(&s->model, uid, &c);
         if (r < 0)
                 return r;
+        s->list_usage.timestamp = 0;
 
         claim_mark_devices(s, &c);
         bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
@@ -525,6 +531,48 @@ size_t bus_server_claim_usage(BusServer *s, const BusClaim *c, BusClaimDeviceUsa
         uint64_t used[BUS_CLAIM_DEVICES_MAX];
 
         return claim_read_usage(s, c, used, ret);
+}
+
+int bus_server_list_usage_refresh(BusServer *s) {
+        UsageCache *cache = &s->list_usage;
+        uint64_t now = now_usec(), used[BUS_CLAIM_DEVICES_MAX];
+        size_t n = 0;
+        void *p;
+
+        if (cache->timestamp != 0 && now - cache->timestamp < s->usage_cache_usec)
+                return 0;
+
+        for (size_t i = 0; i < s->model.n_claims; i++)
+                n += MIN(s->model.claims[i].n_devices, (size_t) BUS_CLAIM_DEVICES_MAX);
+        p = reallocarray(cache->entries, n ?: 1, sizeof *cache->entries);
+        if (!p)
+                return -ENOMEM;
+        cache->entries = p;
+        p = reallocarray(cache->offsets, s->model.n_claims + 1, sizeof *cache->offsets);
+        if (!p)
+                return -ENOMEM;
+        cache->offsets = p;
+
+        cache->offsets[0] = 0;
+        for (size_t i = 0; i < s->model.n_claims; i++)
+                cache->offsets[i + 1] = cache->offsets[i] +
+                                        claim_read_usage(s, &s->model.claims[i], used,
+                                                         &cache->entries[cache->offsets[i]]);
+        cache->timestamp = now;
+        return 0;
+}
+
+size_t bus_server_list_usage_get(BusServer *s, const BusClaim *c, const BusClaimDeviceUsage **ret) {
+        const UsageCache *cache = &s->list_usage;
+        size_t i = (size_t) (c - s->model.claims);
+
+        /* Only after a refresh, for a claim of the model (the cache is dropped when it changes). */
+        if (cache->timestamp == 0 || c < s->model.claims || i >= s->model.n_claims) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = &cache->entries[cache->offsets[i]];
+        return cache->offsets[i + 1] - cache->offsets[i];
 }
 
 uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c) {

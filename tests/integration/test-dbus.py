@@ -1143,6 +1143,14 @@ def case_hamictl_top(env):
                    row(HOSTILE_UID, "default", "hostile", "hami-gpu-1", 0, 1 * GIB, None, 10, 0, 0,
                        ["region-invalid"])], "hamictl --json top --once")
 
+    # a claim that goes is gone from the next ListUsage (its reuse of readings is dropped)
+    check_eq(env.command({"op": "unprepare", "uid": HOSTILE_UID}), "ok", "unprepare the hostile claim")
+    check_eq(env.hamictl("top", "--once").stdout, TOP_BY_MEMORY.rsplit("default/hostile", 1)[0],
+             "hamictl top --once without the hostile claim")
+    c = claim_json(HOSTILE_UID, "default", "hostile", [("hami-gpu-1", 1 * GIB, 10)],
+                   os.path.join(env.regions, "dead0000.region"))
+    check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare the hostile claim again")
+
     # without --once and not on a terminal: a table per refresh, blank-line separated, no escapes
     out = env.hamictl("top", "--iterations=2", "--delay=0.1").stdout
     check_eq(out, TOP_BY_MEMORY + "\n" + TOP_BY_MEMORY, "two refreshes on a pipe")
