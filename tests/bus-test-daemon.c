@@ -24,11 +24,13 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 
 #include "dbus/server.h"
 #include "json-util.h"
@@ -232,11 +234,25 @@ static const BusModelOps test_ops = {
  * -EBADMSG, no line at all -ENODATA. */
 static int test_usage_reader(const char *path, SharedRegionUsage *ret) {
         _cleanup_fclose_ FILE *f = NULL;
+        struct stat st;
         char line[64];
+        int fd, r;
 
-        f = fopen(path, "re");
-        if (!f)
+        /* As the real reader opens: a FIFO or a symlink planted there must not hang or lead
+         * us; anything but a regular file is the real reader's to refuse. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
                 return -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                safe_close(fd);
+                return shared_region_read_usage(path, ret);
+        }
+        f = fdopen(fd, "r");
+        if (!f) {
+                r = -errno;
+                safe_close(fd);
+                return r;
+        }
         if (fread(line, 1, strlen(SHARED_REGION_MAGIC), f) == strlen(SHARED_REGION_MAGIC) &&
             memcmp(line, SHARED_REGION_MAGIC, strlen(SHARED_REGION_MAGIC)) == 0)
                 return shared_region_read_usage(path, ret);

@@ -1157,6 +1157,24 @@ def case_hamictl_top(env):
     lines = env.hamictl("--json", "top", "-n", "2", "-d", "0.1").stdout.splitlines()
     check_eq([json.loads(line) for line in lines], [got, got], "--json: one array per refresh")
 
+    # other hostile files: each marks its own claim's row only
+    hostile = os.path.join(env.regions, "dead0000.region")
+    for what, make, note in (
+            ("the magic alone", lambda: open(hostile, "wb").write(b"HAMIVGPU"), "region-invalid"),
+            ("a symlink to a good region", lambda: os.symlink(os.path.join(env.regions, "0b7c1a52.region"), hostile),
+             "region-unreadable"),
+            ("a FIFO", lambda: os.mkfifo(hostile), "region-invalid"),
+            ("a directory", lambda: os.mkdir(hostile), "region-invalid"),
+            ("nothing", lambda: None, "region-unreadable")):
+        if os.path.isdir(hostile) and not os.path.islink(hostile):
+            os.rmdir(hostile)
+        elif os.path.lexists(hostile):
+            os.unlink(hostile)
+        make()
+        time.sleep(0.6)  # past ListUsage's reuse of readings
+        want = TOP_BY_MEMORY.replace("region-invalid", note)
+        check_eq(env.hamictl("top", "--once").stdout, want, "hamictl top --once with %s" % what)
+
     # bad flags are usage errors; the daemon stays up
     for bad in (["--order=cpu"], ["--delay=0"], ["--delay=x"], ["--iterations=0"], ["-n", "-1"]):
         env.hamictl("top", "--once", *bad, expect=2)
