@@ -1200,7 +1200,10 @@ def case_hamictl_top_interactive(env):
         raise Failure("tmux is not installed (tools/packages.txt [test])")
     a, _ = prepare_top(env)
     sock = "hami-top-%d" % os.getpid()
-    cmd = "DBUS_SYSTEM_BUS_ADDRESS=%s %s top --delay=0.2; echo EXIT=$?; sleep 60" % (env.address, HAMICTL)
+    # after hamictl: its exit status, and whether it gave the terminal back (line mode and echo)
+    cmd = ("DBUS_SYSTEM_BUS_ADDRESS=%s %s top --delay=0.2; echo EXIT=$?; "
+           "echo TTY=$(stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo); sleep 60"
+           % (env.address, HAMICTL))
     subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120", "-y", "20",
                     "/bin/sh", "-c", cmd], check=True, timeout=10)
     try:
@@ -1216,7 +1219,19 @@ def case_hamictl_top_interactive(env):
         tmux_capture(sock, "sorted by name", lambda s: s.splitlines()[2:3] and
                      s.splitlines()[2].startswith("default/hostile"))
         subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "q"], check=True, timeout=10)
-        tmux_capture(sock, "q quits with 0", lambda s: "EXIT=0" in s)
+        screen = tmux_capture(sock, "q quits with 0", lambda s: "EXIT=0" in s and "TTY=" in s)
+        check("TTY=icanon echo" in screen, "the terminal is given back in line mode with echo:\n" + screen)
+        subprocess.run(["tmux", "-L", sock, "kill-session", "-t", "top"], check=True, timeout=10)
+
+        # a terminal of 6 lines: the title, the header and 3 rows, and it says so; ^C quits with 0
+        # (the shell outlives ^C with a trap, which hamictl does not inherit, to show its exit status)
+        subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120",
+                        "-y", "6", "/bin/sh", "-c", "trap true INT; " + cmd], check=True, timeout=10)
+        screen = tmux_capture(sock, "the small table", lambda s: "terminal too small" in s)
+        check_eq(len([line for line in screen.splitlines() if "hami-gpu-" in line]), 3, "rows on 6 lines:\n" + screen)
+        subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "C-c"], check=True, timeout=10)
+        screen = tmux_capture(sock, "^C quits with 0", lambda s: "EXIT=0" in s and "TTY=" in s)
+        check("TTY=icanon echo" in screen, "the terminal is given back after ^C:\n" + screen)
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
 
