@@ -145,12 +145,11 @@ static int64_t sm_key(const TopRow *r) {
         return r->sm_used == BUS_USAGE_SM_UNKNOWN ? -1 : (int64_t) r->sm_used;
 }
 
-static TopOrder sort_order;
-
-static int cmp_rows(const void *x, const void *y) {
+static int cmp_rows(const void *x, const void *y, void *userdata) {
         const TopRow *a = x, *b = y;
+        const TopOrder *order = userdata;
 
-        switch (sort_order) {
+        switch (*order) {
         case TOP_ORDER_MEMORY:
                 if (a->memory_used != b->memory_used)
                         return a->memory_used > b->memory_used ? -1 : 1;
@@ -166,9 +165,8 @@ static int cmp_rows(const void *x, const void *y) {
 }
 
 static void rows_sort(Top *t) {
-        sort_order = t->ctl->top_order;
         if (t->n_rows > 0)
-                qsort(t->rows, t->n_rows, sizeof *t->rows, cmp_rows);
+                qsort_r(t->rows, t->n_rows, sizeof *t->rows, cmp_rows, &t->ctl->top_order);
 }
 
 /* ---- output ---- */
