@@ -21,9 +21,8 @@
 #include "hamictl.h"
 
 typedef struct TopRow {
-        char *uid, *namespace_, *name, *device;
-        uint64_t memory_used, memory_limit;
-        uint32_t sm_used, sm_limit, processes, measured_processes, flags;
+        char *uid, *namespace_, *name;
+        CtlUsage u;                /* u.device: owned */
 } TopRow;
 
 typedef struct Top {
@@ -37,17 +36,6 @@ typedef struct Top {
         struct termios saved;
         int exit_code;
 } Top;
-
-static const struct {
-        uint32_t flag;
-        const char *word;
-} usage_flags[] = {
-        { BUS_USAGE_REGION_UNREADABLE, "region-unreadable" },
-        { BUS_USAGE_REGION_INVALID, "region-invalid" },
-        { BUS_USAGE_MEMORY_IMPLAUSIBLE, "memory-implausible" },
-        { BUS_USAGE_DEGRADED_MEMORY_LIMIT, "memory-limit-degraded" },
-        { BUS_USAGE_DEGRADED_SM_LIMIT, "sm-limit-degraded" },
-};
 
 #define BUS_USAGE_REGION_ERROR (BUS_USAGE_REGION_UNREADABLE | BUS_USAGE_REGION_INVALID)
 
@@ -71,33 +59,35 @@ static void rows_free(Top *t) {
                 free(t->rows[i].uid);
                 free(t->rows[i].namespace_);
                 free(t->rows[i].name);
-                free(t->rows[i].device);
+                free((char *) t->rows[i].u.device);
         }
         t->rows = mfree(t->rows);
         t->n_rows = 0;
 }
 
-static int row_add(Top *t, const char *uid, const char *ns, const char *name, const TopRow *v, const char *device) {
+static int row_add(Top *t, const char *uid, const char *ns, const char *name, const CtlUsage *u) {
         TopRow *a = reallocarray(t->rows, t->n_rows + 1, sizeof *a);
 
         if (!a)
                 return -ENOMEM;
         t->rows = a;
         a = &a[t->n_rows];
-        *a = *v;
-        a->uid = strdup(uid);
-        a->namespace_ = strdup(ns);
-        a->name = strdup(name);
-        a->device = strdup(device);
+        *a = (TopRow) {
+                .uid = strdup(uid),
+                .namespace_ = strdup(ns),
+                .name = strdup(name),
+                .u = *u,
+        };
+        a->u.device = strdup(u->device);
         t->n_rows++;    /* counted before the check, so rows_free() frees what was copied */
-        if (!a->uid || !a->namespace_ || !a->name || !a->device)
+        if (!a->uid || !a->namespace_ || !a->name || !a->u.device)
                 return -ENOMEM;
         return 0;
 }
 
 /* ListUsage's a(osssa(sttuuuuu)) into one row per claim and device. */
 static int rows_read(Top *t, sd_bus_message *m) {
-        const char *path, *uid, *ns, *name, *device;
+        const char *path, *uid, *ns, *name;
         int r;
 
         rows_free(t);
@@ -107,14 +97,12 @@ static int rows_read(Top *t, sd_bus_message *m) {
                 if (r >= 0)
                         r = sd_bus_message_enter_container(m, 'a', BUS_CLAIM_DEVICE_USAGE_SIGNATURE);
                 while (r >= 0) {
-                        TopRow v = {};
+                        CtlUsage u;
 
-                        r = sd_bus_message_read(m, BUS_CLAIM_DEVICE_USAGE_SIGNATURE, &device, &v.memory_used,
-                                                &v.memory_limit, &v.sm_used, &v.sm_limit, &v.processes,
-                                                &v.measured_processes, &v.flags);
+                        r = ctl_read_usage(m, &u);
                         if (r <= 0)
                                 break;
-                        r = row_add(t, uid, ns, name, &v, device);
+                        r = row_add(t, uid, ns, name, &u);
                 }
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
@@ -134,7 +122,7 @@ static int cmp_name(const TopRow *a, const TopRow *b) {
         if (d == 0)
                 d = strcmp(a->name, b->name);
         if (d == 0)
-                d = strcmp(a->device, b->device);
+                d = strcmp(a->u.device, b->u.device);
         if (d == 0)
                 d = strcmp(a->uid, b->uid);
         return d;
@@ -142,7 +130,7 @@ static int cmp_name(const TopRow *a, const TopRow *b) {
 
 /* SM used for sorting: never measured (or unreadable) below any measurement. */
 static int64_t sm_key(const TopRow *r) {
-        return r->sm_used == BUS_USAGE_SM_UNKNOWN ? -1 : (int64_t) r->sm_used;
+        return r->u.sm_used == BUS_USAGE_SM_UNKNOWN ? -1 : (int64_t) r->u.sm_used;
 }
 
 static int cmp_rows(const void *x, const void *y, void *userdata) {
@@ -151,8 +139,8 @@ static int cmp_rows(const void *x, const void *y, void *userdata) {
 
         switch (*order) {
         case TOP_ORDER_MEMORY:
-                if (a->memory_used != b->memory_used)
-                        return a->memory_used > b->memory_used ? -1 : 1;
+                if (a->u.memory_used != b->u.memory_used)
+                        return a->u.memory_used > b->u.memory_used ? -1 : 1;
                 break;
         case TOP_ORDER_SM:
                 if (sm_key(a) != sm_key(b))
@@ -171,51 +159,24 @@ static void rows_sort(Top *t) {
 
 /* ---- output ---- */
 
-static char *flags_text(uint32_t flags) {
-        char *s = strdup("");
-
-        for (size_t i = 0; s && i < ELEMENTSOF(usage_flags); i++) {
-                char *n = NULL;
-
-                if (!(flags & usage_flags[i].flag))
-                        continue;
-                if (asprintf(&n, "%s%s%s", s, isempty(s) ? "" : ",", usage_flags[i].word) < 0)
-                        n = NULL;
-                free(s);
-                s = n;
-        }
-        return s;
-}
-
 static struct json_object *rows_json(const Top *t) {
         struct json_object *list = json_object_new_array();
 
         for (size_t i = 0; i < t->n_rows; i++) {
                 const TopRow *r = &t->rows[i];
-                struct json_object *o = json_object_new_object(), *flags = json_object_new_array();
+                struct json_object *o = json_object_new_object();
 
                 json_object_object_add(o, "uid", json_object_new_string(r->uid));
                 json_object_object_add(o, "namespace", json_object_new_string(r->namespace_));
                 json_object_object_add(o, "name", json_object_new_string(r->name));
-                json_object_object_add(o, "device", json_object_new_string(r->device));
-                json_object_object_add(o, "memoryUsed", json_object_new_uint64(r->memory_used));
-                json_object_object_add(o, "memoryLimit", json_object_new_uint64(r->memory_limit));
-                json_object_object_add(o, "smUsedPermille", r->sm_used == BUS_USAGE_SM_UNKNOWN ? NULL :
-                                       json_object_new_int64(r->sm_used));
-                json_object_object_add(o, "smLimit", json_object_new_int64(r->sm_limit));
-                json_object_object_add(o, "processes", json_object_new_int64(r->processes));
-                json_object_object_add(o, "measuredProcesses", json_object_new_int64(r->measured_processes));
-                for (size_t k = 0; k < ELEMENTSOF(usage_flags); k++)
-                        if (r->flags & usage_flags[k].flag)
-                                json_object_array_add(flags, json_object_new_string(usage_flags[k].word));
-                json_object_object_add(o, "flags", flags);
-                json_object_array_add(list, o);
+                json_object_array_add(list, ctl_usage_to_json(o, &r->u));
         }
         return list;
 }
 
-static int row_cells(Table *table, const TopRow *r) {
-        _cleanup_free_ char *note = flags_text(r->flags);
+static int row_cells(Table *table, const TopRow *row) {
+        const CtlUsage *r = &row->u;
+        _cleanup_free_ char *note = ctl_usage_flags_text(r->flags);
         bool bad = r->flags & BUS_USAGE_REGION_ERROR;
         char used[16], limit[16];
         int k = 0;
@@ -224,7 +185,7 @@ static int row_cells(Table *table, const TopRow *r) {
                 return -ENOMEM;
         ctl_format_bytes(used, r->memory_used);
         ctl_format_bytes(limit, r->memory_limit);
-        k |= table_addf(table, "%s/%s", r->namespace_, r->name);
+        k |= table_addf(table, "%s/%s", row->namespace_, row->name);
         k |= table_add(table, r->device);
         k |= table_addf(table, "%s/%s", bad ? "-" : used, r->memory_limit > 0 ? limit : "-");
         if (bad || r->memory_limit == 0)

@@ -41,7 +41,7 @@ static void help(void) {
                "     --once               Print one table and exit\n"
                "  -d --delay=SECONDS      Refresh every SECONDS (default 1)\n"
                "  -n --iterations=N       Stop after N refreshes\n"
-               "     --order=memory|sm|name  Sort rows by memory used (default), SM used or name\n"
+               "     --order=KEY          Sort rows by memory (default), sm or name\n"
                "\nSee hamictl(1) for the exit codes.\n");
 }
 

@@ -86,7 +86,24 @@ int ctl_reach(Ctl *c);
 /* Parse --timeout=: seconds (fractions allowed), more than 0 and at most an hour. */
 int ctl_parse_timeout(const char *s, uint64_t *ret_usec);
 
-/* Read one a{sv} GetAll reply into a JSON object (b, u, t, s, o, as, a(stu) values). */
+/* One entry of Claim.Usage and ListUsage (org.projecthami.Dra1(5)). */
+typedef struct CtlUsage {
+        const char *device;
+        uint64_t memory_used, memory_limit;
+        uint32_t sm_used;          /* permille; BUS_USAGE_SM_UNKNOWN before a measurement */
+        uint32_t sm_limit, processes, measured_processes, flags;
+} CtlUsage;
+
+/* Read one (sttuuuuu) of an array: 1, 0 at its end, or a negative errno. */
+int ctl_read_usage(sd_bus_message *m, CtlUsage *ret);
+/* Its fields as hamictl --json shows them (top's rows, claim's Usage), added to o (a new
+ * object when NULL), which is returned. */
+struct json_object *ctl_usage_to_json(struct json_object *o, const CtlUsage *u);
+/* Its flags as words, comma separated ("" for none); NULL on OOM. */
+char *ctl_usage_flags_text(uint32_t flags);
+
+/* Read one a{sv} GetAll reply into a JSON object (b, u, t, s, o, as, a(stu) and
+ * a(sttuuuuu) values). */
 int ctl_read_properties(sd_bus_message *m, struct json_object **ret);
 
 /* Print a JSON value on stdout (pretty when stdout is a terminal). */

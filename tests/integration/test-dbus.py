@@ -1143,6 +1143,18 @@ def case_hamictl_top(env):
                    row(HOSTILE_UID, "default", "hostile", "hami-gpu-1", 0, 1 * GIB, None, 10, 0, 0,
                        ["region-invalid"])], "hamictl --json top --once")
 
+    # hamictl claim shows the same usage, in words and in JSON
+    check("        Usage: hami-gpu-0: memory 2.0G of 4.0G, SM 12.5% of 30%, 1 process\n" in
+          env.hamictl("claim", UID_A).stdout, "hamictl claim A's usage")
+    check_eq(env.hamictl("claim", UID_B).stdout.split("        Usage: ", 1)[1],
+             "hami-gpu-0: memory 512.0M of 2.0G, SM - of 20%, 2 processes\n"
+             "               hami-gpu-1: memory 6.0G of 8.0G, SM 40.0% of 50%, 2 processes\n", "hamictl claim B's usage")
+    check("Usage: hami-gpu-1: memory 0B of 1.0G, SM - of 10%, 0 processes (region-invalid)\n" in
+          env.hamictl("claim", HOSTILE_UID).stdout, "hamictl claim of the hostile claim")
+    unnamed = lambda r: {k: v for k, v in r.items() if k not in ("uid", "namespace", "name")}
+    check_eq(json.loads(env.hamictl("--json", "claim", UID_B).stdout)["Usage"], [unnamed(got[2]), unnamed(got[0])],
+             "hamictl --json claim B's Usage")
+
     # a claim that goes is gone from the next ListUsage (its reuse of readings is dropped)
     check_eq(env.command({"op": "unprepare", "uid": HOSTILE_UID}), "ok", "unprepare the hostile claim")
     check_eq(env.hamictl("top", "--once").stdout, TOP_BY_MEMORY.rsplit("default/hostile", 1)[0],
