@@ -557,10 +557,62 @@ static int kube_request_start(KubeRequest *req) {
         return 0;
 }
 
+/* The address being connected to: curl's, or the server's when it is an IP literal. */
+static bool kube_request_remote_ip(KubeRequest *req, char *buf, size_t size) {
+        const char *ip = NULL, *host;
+        size_t n;
+
+        if (curl_easy_getinfo(req->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip) {
+                snprintf(buf, size, "%s", ip);
+                return true;
+        }
+        host = strstr(req->client->creds.server, "://");
+        host = host ? host + 3 : req->client->creds.server;
+        if (*host == '[') {                     /* [::1]:6443 */
+                host++;
+                n = strcspn(host, "]");
+        } else
+                n = strcspn(host, ":/");
+        if (n == 0 || n >= size)
+                return false;
+        snprintf(buf, size, "%.*s", (int) n, host);
+        return true;
+}
+
+/*
+ * A connection the unit's IP sandbox drops looks like a connect that times out (or
+ * fails with EPERM): say so, with the drop-in that allows the address.
+ */
+static bool kube_request_sandbox_hint(KubeRequest *req, CURLcode result, char *msg, size_t size) {
+        const IPSandbox *sandbox = req->client->opts.ip_sandbox;
+        curl_off_t connected = 0;
+        long os_errno = 0;
+        char ip[64], hint[512];
+
+        if (!sandbox)
+                return false;
+        if (result == CURLE_OPERATION_TIMEDOUT) {
+                if (curl_easy_getinfo(req->easy, CURLINFO_CONNECT_TIME_T, &connected) != CURLE_OK || connected > 0)
+                        return false;
+        } else if (result == CURLE_COULDNT_CONNECT) {
+                if (curl_easy_getinfo(req->easy, CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK ||
+                    (os_errno != EPERM && os_errno != EACCES))
+                        return false;
+        } else
+                return false;
+        if (!kube_request_remote_ip(req, ip, sizeof(ip)) || !ip_sandbox_hint(sandbox, ip, hint, sizeof(hint)))
+                return false;
+        snprintf(msg, size, "cannot connect to %s: %s", req->client->creds.server, hint);
+        return true;
+}
+
 /* Turn what curl and the server said into a message naming what failed. */
 static int kube_request_describe(KubeRequest *req, CURLcode result, long status, char *msg, size_t size) {
         KubeClient *c = req->client;
         long verify = 0;
+
+        if (kube_request_sandbox_hint(req, result, msg, size))
+                return result == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EPERM;
 
         switch (result) {
         case CURLE_OK:
@@ -903,6 +955,80 @@ int kube_credentials_url(const KubeCredentials *creds, char **ret_url, struct cu
         return 0;
 }
 
+/* A private copy: the caller may free its credentials. */
+static int kube_credentials_copy(const KubeCredentials *from, KubeCredentials *ret) {
+        KubeCredentials c = {
+                .origin = strdup(from->origin ?: "credentials"),
+                .server = strdup(from->server),
+                .tls_server_name = from->tls_server_name ? strdup(from->tls_server_name) : NULL,
+                .token = from->token ? strdup(from->token) : NULL,
+                .token_file = from->token_file ? strdup(from->token_file) : NULL,
+        };
+        const KubeBlob *src[] = { &from->ca, &from->client_cert, &from->client_key };
+        KubeBlob *dst[] = { &c.ca, &c.client_cert, &c.client_key };
+        bool oom = !c.origin || !c.server || (from->tls_server_name && !c.tls_server_name) ||
+                   (from->token && !c.token) || (from->token_file && !c.token_file);
+
+        for (size_t i = 0; i < ELEMENTSOF(src) && !oom; i++) {
+                if (src[i]->path && !(dst[i]->path = strdup(src[i]->path)))
+                        oom = true;
+                else if (src[i]->data && !(dst[i]->data = malloc(src[i]->size + 1)))
+                        oom = true;
+                else if (src[i]->data) {
+                        memcpy(dst[i]->data, src[i]->data, src[i]->size);
+                        dst[i]->data[src[i]->size] = '\0';
+                        dst[i]->size = src[i]->size;
+                }
+        }
+        if (oom) {
+                kube_credentials_done(&c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+static bool kube_blob_equal(const KubeBlob *a, const KubeBlob *b) {
+        return streq_ptr(a->path, b->path) && a->size == b->size && (a->size == 0 || memcmp(a->data, b->data, a->size) == 0) &&
+               !a->data == !b->data;
+}
+
+bool kube_credentials_equal(const KubeCredentials *a, const KubeCredentials *b) {
+        return streq_ptr(a->server, b->server) && streq_ptr(a->tls_server_name, b->tls_server_name) &&
+               streq_ptr(a->token, b->token) && streq_ptr(a->token_file, b->token_file) &&
+               kube_blob_equal(&a->ca, &b->ca) && kube_blob_equal(&a->client_cert, &b->client_cert) &&
+               kube_blob_equal(&a->client_key, &b->client_key);
+}
+
+int kube_client_set_credentials(KubeClient *c, const KubeCredentials *creds) {
+        _cleanup_(kube_credentials_done) KubeCredentials copy = {};
+        _cleanup_free_ char *url = NULL;
+        struct curl_slist *connect_to = NULL;
+        int r;
+
+        if (!creds || isempty(creds->server))
+                return -EINVAL;
+        if (c->creds.server && kube_credentials_equal(&c->creds, creds))
+                return 0;
+        r = kube_credentials_copy(creds, &copy);
+        if (r < 0)
+                return r;
+        r = kube_credentials_url(&copy, &url, &connect_to);
+        if (r < 0)
+                return log_error_errno(r, "Bad server or tls-server-name in %s: %m", copy.origin);
+
+        /* Requests made from now on use them; those in flight finish with what they had. */
+        kube_credentials_done(&c->creds);
+        c->creds = copy;
+        copy = (KubeCredentials) {};
+        free(c->host_url);
+        c->host_url = TAKE_PTR(url);
+        curl_slist_free_all(c->connect_to);
+        c->connect_to = connect_to;
+        (void) kube_credentials_describe(&c->creds, c->description, sizeof(c->description));
+        return 1;
+}
+
 int kube_client_new(sd_event *event, const KubeCredentials *creds, const KubeClientOptions *opts,
                     KubeClient **ret) {
         _cleanup_(kube_client_freep) KubeClient *c = NULL;
@@ -921,41 +1047,15 @@ int kube_client_new(sd_event *event, const KubeCredentials *creds, const KubeCli
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
-        /* Take a private copy of what we need: the caller may free its credentials. */
-        c->creds = (KubeCredentials) {
-                .origin = strdup(creds->origin ?: "credentials"),
-                .server = strdup(creds->server),
-                .tls_server_name = creds->tls_server_name ? strdup(creds->tls_server_name) : NULL,
-                .token = creds->token ? strdup(creds->token) : NULL,
-                .token_file = creds->token_file ? strdup(creds->token_file) : NULL,
-        };
-        const KubeBlob *src[] = { &creds->ca, &creds->client_cert, &creds->client_key };
-        KubeBlob *dst[] = { &c->creds.ca, &c->creds.client_cert, &c->creds.client_key };
-        for (size_t i = 0; i < ELEMENTSOF(src); i++) {
-                if (src[i]->path && !(dst[i]->path = strdup(src[i]->path)))
-                        return -ENOMEM;
-                if (src[i]->data) {
-                        dst[i]->data = malloc(src[i]->size + 1);
-                        if (!dst[i]->data)
-                                return -ENOMEM;
-                        memcpy(dst[i]->data, src[i]->data, src[i]->size);
-                        dst[i]->data[src[i]->size] = '\0';
-                        dst[i]->size = src[i]->size;
-                }
-        }
-        if (!c->creds.origin || !c->creds.server)
-                return -ENOMEM;
-        (void) kube_credentials_describe(&c->creds, c->description, sizeof(c->description));
-
         c->opts = opts ? *opts : (KubeClientOptions) {};
         if (c->opts.timeout_usec == 0)
                 c->opts.timeout_usec = KUBE_TIMEOUT_USEC_DEFAULT;
         if (c->opts.connect_timeout_usec == 0)
                 c->opts.connect_timeout_usec = KUBE_CONNECT_TIMEOUT_USEC_DEFAULT;
 
-        r = kube_credentials_url(&c->creds, &c->host_url, &c->connect_to);
+        r = kube_client_set_credentials(c, creds);
         if (r < 0)
-                return log_error_errno(r, "Bad server or tls-server-name in %s: %m", c->creds.origin);
+                return r;
 
         c->multi = curl_multi_init();
         if (!c->multi)

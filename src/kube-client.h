@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "ip-sandbox.h"
 #include "kubeconfig.h"
 #include "macro.h"
 
@@ -56,11 +57,17 @@ typedef struct KubeClientOptions {
         uint64_t connect_timeout_usec;   /* 0: default */
         uint64_t backoff_base_usec;      /* first retry delay; 0: 500 ms */
         uint64_t backoff_cap_usec;       /* 0: 30 s */
+        const IPSandbox *ip_sandbox;     /* the unit's IPAddressAllow=/Deny=, for errors; may be NULL */
 } KubeClientOptions;
 
 int kube_client_new(sd_event *event, const KubeCredentials *creds, const KubeClientOptions *opts,
                     KubeClient **ret);
 KubeClient *kube_client_free(KubeClient *c);
+
+/* Credentials re-read (reload): requests made from now on use them, those in flight finish
+ * with the old. 1 when they differ from what the client had, 0 when they are the same. */
+int kube_client_set_credentials(KubeClient *c, const KubeCredentials *creds);
+bool kube_credentials_equal(const KubeCredentials *a, const KubeCredentials *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);
 
 /* "client certificate /path (kubeconfig /etc/kubernetes/kubelet.conf)" */

@@ -568,6 +568,7 @@ static void manager_warn_restart_needed(const Config *old, const Config *new) {
 }
 
 static int manager_setup_apiserver(Manager *m);
+static void manager_reload_credentials(Manager *m);
 
 int manager_reload(Manager *m) {
         Config fresh;
@@ -615,7 +616,8 @@ int manager_reload(Manager *m) {
                 /* Credentials that were missing (a kubelet.conf written after start). */
                 m->credentials_retry_usec = 0;
                 (void) manager_setup_apiserver(m);
-        }
+        } else
+                manager_reload_credentials(m);
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
         return 0;
@@ -835,6 +837,48 @@ static int manager_retry_credentials(Manager *m) {
                                       manager_on_credentials_retry);
 }
 
+/* Reload: credentials that changed (another server, a rotated certificate file named
+ * anew, a new token) are used from the next request on; unreadable ones leave the client
+ * as it is. */
+static void manager_reload_credentials(Manager *m) {
+        _cleanup_(kube_credentials_done) KubeCredentials creds = {};
+        int r;
+
+        r = kube_credentials_load(m->config.kubeconfig, &creds);
+        if (r < 0) {
+                log_warning_errno(r, "Reload: the API server credentials cannot be read, keeping %s: %m",
+                                  kube_client_credential_description(m->kube));
+                return;
+        }
+        r = kube_client_set_credentials(m->kube, &creds);
+        if (r <= 0) {
+                if (r < 0)
+                        log_warning_errno(r, "Reload: the new API server credentials cannot be used, keeping %s: %m",
+                                          kube_client_credential_description(m->kube));
+                return;
+        }
+        log_info("Reload: API server %s, authenticating with %s", kube_client_server(m->kube),
+                 kube_client_credential_description(m->kube));
+        if (m->publisher)
+                slice_publisher_restart(m->publisher);
+}
+
+/* The unit's IP sandbox, read once from systemd: the API client names it when it drops a
+ * connection. Not under systemd, or no system bus: nothing to name. */
+static void manager_load_ip_sandbox(Manager *m) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return;
+        r = ip_sandbox_load(bus, &m->ip_sandbox);
+        if (r < 0)
+                log_debug_errno(r, "Not reading the unit's IP sandbox: %m");
+        else
+                log_debug("%s: IPAddressAllow= %zu prefixes, IPAddressDeny= %zu", m->ip_sandbox.unit,
+                          m->ip_sandbox.n_allow, m->ip_sandbox.n_deny);
+}
+
 static int manager_setup_apiserver(Manager *m) {
         KubeCredentials creds = {};
         int r;
@@ -848,7 +892,7 @@ static int manager_setup_apiserver(Manager *m) {
                 log_info("API server credentials found");
         manager_set_problem(m, MANAGER_PROBLEM_CREDENTIALS, NULL);
         m->credentials_retry_usec = 0;
-        r = kube_client_new(m->event, &creds, NULL, &m->kube);
+        r = kube_client_new(m->event, &creds, &(KubeClientOptions) { .ip_sandbox = &m->ip_sandbox }, &m->kube);
         kube_credentials_done(&creds);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the API server client, ResourceSlices are NOT published: %m");
@@ -899,6 +943,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         (void) manager_publish_health(m);
+        manager_load_ip_sandbox(m);
         r = manager_setup_apiserver(m);
         if (r < 0)
                 return r;
@@ -943,6 +988,7 @@ Manager *manager_free(Manager *m) {
         m->grpc = grpc_server_free(m->grpc);
         m->publisher = slice_publisher_free(m->publisher);
         m->kube = kube_client_free(m->kube);
+        ip_sandbox_done(&m->ip_sandbox);
         /* Its claim GETs went without an answer; the DRA service answers their jobs when freed. */
         while (m->fetches)
                 manager_fetch_free(m->fetches);

@@ -73,6 +73,7 @@ typedef struct Manager {
         char *registration_error;
 
         KubeClient *kube;          /* NULL when there are no API server credentials */
+        IPSandbox ip_sandbox;      /* the unit's IPAddressAllow=/Deny=, for the API client's errors */
         struct ManagerFetch *fetches; /* claim GETs in flight (freeing the client drops them) */
         SlicePublisher *publisher;
         char *apiserver_status;    /* one line for STATUS=, from the publisher */

@@ -831,6 +831,10 @@ int slice_publisher_start(SlicePublisher *p) {
         return 0;
 }
 
+void slice_publisher_restart(SlicePublisher *p) {
+        publisher_restart(p);
+}
+
 int slice_publisher_set_devices(SlicePublisher *p, const GpuList *gpus) {
         Gpu *copy = NULL;
 

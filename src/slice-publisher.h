@@ -56,6 +56,9 @@ void slice_publisher_set_status_handler(SlicePublisher *p, SlicePublisherStatusH
 
 /* Begin: GET node, LIST, WATCH, sync. Publishing waits for the first set_devices(). */
 int slice_publisher_start(SlicePublisher *p);
+/* Forget what we knew of the API server (its credentials were reloaded: it may be another)
+ * and look up our Node, list and sync again. */
+void slice_publisher_restart(SlicePublisher *p);
 
 /* The devices to publish (copied, health included). A sync follows when they differ. */
 int slice_publisher_set_devices(SlicePublisher *p, const GpuList *gpus);

@@ -45,6 +45,11 @@ class FakeApiServer:
                                      method="POST")
         urllib.request.urlopen(req, timeout=10).read()
 
+    def slices(self):
+        """The ResourceSlices the fake holds."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/slices" % self.control, timeout=10) as r:
+            return json.loads(r.read())
+
     def faults(self, **kw):
         """Inject faults into the fake: slow_ms, fail_count, fail_status, retry_after (0 clears)."""
         req = urllib.request.Request("http://127.0.0.1:%d/faults" % self.control, data=json.dumps(kw).encode(),

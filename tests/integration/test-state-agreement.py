@@ -144,7 +144,45 @@ try:
     agree(c.d, c.notify, c.env, c.address, "nvidiactl", "no /dev/nvidiactl")
     c.close()
 
-    # 5. Stopping: SIGTERM while a prepare waits on a slow API server; until it is
+    # 5. Reload re-reads the credentials: a kubeconfig for a server that is gone, then
+    # rewritten for a live one; SIGHUP, and the node is published there and ready.
+    api = os.path.join(tmp, "api-reload")
+    os.makedirs(api)
+    live = FakeApiServer(api, NODE, log=False)
+    kc = live.write_kubeconfig(os.path.join(api, "reload-kubeconfig"))
+    with open(kc) as f:
+        text = f.read()
+    with open(kc, "w") as f:   # the server of case 3, gone
+        f.write(text.replace("127.0.0.1:%d" % live.port, "127.0.0.1:%d" % fake.port))
+    dr = devroot(os.path.join(tmp, "devroot-reload"))
+    c = Case(tmp, "reload", "[Plugin]\nKubeconfig=%s\n" % kc, {"HAMI_DRA_DEV_ROOT": dr, "HAMI_DRA_DRIVER_ROOT": tmp})
+    cases.append(c)
+    agree(c.d, c.notify, c.env, c.address, "API server unreachable", "before the reload")
+    with open(kc + ".new", "w") as f:
+        f.write(text)
+    os.rename(kc + ".new", kc)
+    c.notify.clear()
+    c.d.signal(signal.SIGHUP)
+    c.notify.wait_for(lambda m: m == "READY=1", "READY=1 after the reload")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not any(s["spec"].get("nodeName") == NODE for s in live.slices()):
+        time.sleep(0.2)
+    if not any(s["spec"].get("nodeName") == NODE for s in live.slices()):
+        fail("after the reload, no ResourceSlice on the new API server:\n" + c.d.output()[-3000:])
+    check(True, "after the reload the node's ResourceSlice is on the new API server")
+    ready_deadline = time.monotonic() + 15
+    while time.monotonic() < ready_deadline and bus_property(c.address, "State") != "ready":
+        time.sleep(0.2)
+    c.notify.drain(0.3)
+    status = [m for m in c.notify.messages if m.startswith("STATUS=")]
+    check(bus_property(c.address, "State") == "ready" and hamictl_state(c.env) == "ready" and status
+          and not status[-1].startswith("STATUS=Degraded"),
+          "after the reload all three say ready (STATUS: %s)" % (status[-1] if status else None))
+    check("Reload: API server https://127.0.0.1:%d" % live.port in c.d.output(), "the reload names the new server")
+    c.close()
+    live.stop()
+
+    # 6. Stopping: SIGTERM while a prepare waits on a slow API server; until it is
     # answered, all three say "stopping".
     api = os.path.join(tmp, "api2")
     os.makedirs(api)

@@ -408,6 +408,36 @@ print(s["failed"], s["missed_deadlines"], min(s["calls"].values()), s["stuck_cli
         check "the service is active after the restarts" IN systemctl is-active -q hami-dra-plugin.service
 fi
 
+# ------------------------------------------------------------------ the IP sandbox, named
+# kubelet.conf pointed at 203.0.113.1 (on the container's loopback, outside the unit's
+# IPAddressAllow=), reloaded: the daemon says the sandbox drops it and which drop-in
+# allows it, in the journal and in StateReason; put back and reloaded, it recovers.
+if [ "$DAEMON" = real ] && [ -n "$API" ]; then
+        IN cp -p /etc/kubernetes/kubelet.conf /run/kubelet.conf.saved
+        IN sed -i 's|server: https://127.0.0.1:[0-9]*|server: https://203.0.113.1:6443|' /etc/kubernetes/kubelet.conf
+        IN systemctl reload hami-dra-plugin.service
+        hint=
+        for _ in $(seq 200); do
+                hint=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager -n 40 | grep 'outside IPAddressAllow=' | tail -n 1)
+                [ -n "$hint" ] && break
+                sleep 0.1
+        done
+        echo "# journal: $hint"
+        check "a connection the IP sandbox drops is named as such, with its drop-in" \
+                contains "$hint" "203.0.113.1 is outside IPAddressAllow= of hami-dra-plugin.service: systemd drops its packets. If it is the API server, allow it with a drop-in: systemctl edit hami-dra-plugin.service, then [Service] IPAddressAllow=203.0.113.1"
+        reason=$(IN busctl --no-pager get-property org.projecthami.Dra1 /org/projecthami/Dra1 org.projecthami.Dra1.Manager StateReason 2>&1)
+        check "  ... and StateReason says it too" contains "$reason" "outside IPAddressAllow="
+        IN cp -p /run/kubelet.conf.saved /etc/kubernetes/kubelet.conf
+        IN systemctl reload hami-dra-plugin.service
+        back=
+        for _ in $(seq 150); do
+                back=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager -n 20 | grep 'The API server answers again' | tail -n 1)
+                [ -n "$back" ] && break
+                sleep 0.1
+        done
+        check "the credentials put back and reloaded: the API server answers again" test -n "$back"
+fi
+
 # ------------------------------------------------------------------ the CDI directory removed
 # Removed while the service runs (an operator's cleanup): a restart makes it again, so the
 # sandbox can make it writable, and the service comes back instead of failing to start.
