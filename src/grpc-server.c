@@ -53,7 +53,8 @@
 #define GRPC_SHUTDOWN_GRACE_USEC (2 * 1000 * 1000ULL) /* running calls may finish before we cancel */
 #define GRPC_STOP_GRACE_USEC (30 * 1000 * 1000ULL)  /* a graceful stop waits this long for running calls */
 #define GRPC_STOP_POLL_USEC (5 * 1000ULL)           /* how often a graceful stop looks again */
-#define GRPC_STOP_LINGER_USEC (250 * 1000ULL)       /* all answered: clients may still close first */
+#define GRPC_STOP_LINGER_USEC (100 * 1000ULL)       /* all answered: clients may still close first */
+#define GRPC_STOP_READ_TIMEOUT_USEC (1000 * 1000ULL) /* stopping: a request message must come by then */
 #define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
 #define GRPC_DRAIN_QUIET_REGISTRATION_USEC (20 * 1000ULL) /* GetInfo is answered at once: a shorter wait */
 #define GRPC_DRAIN_MAX_USEC (1000 * 1000ULL)        /* ...or stop draining after this long */
@@ -976,14 +977,13 @@ static int on_queue(sd_event_source *source, int fd, uint32_t revents, void *use
 }
 
 /* A client that opens a call and never sends its message gets DEADLINE_EXCEEDED. */
-static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
-        GrpcServer *s = userdata;
-        uint64_t now = now_usec();
+/* Cancel the calls whose request message has not come within timeout_usec. */
+static void calls_reading_expire(GrpcServer *s, uint64_t now, uint64_t timeout_usec) {
         unsigned n = 0;
 
         pthread_mutex_lock(&s->reading_lock);
         for (Call *c = s->reading; c; c = c->reading_next)
-                if (!c->timed_out && now - c->read_started > GRPC_READ_TIMEOUT_USEC) {
+                if (!c->timed_out && now - c->read_started > timeout_usec) {
                         c->timed_out = true;
                         grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
                                                      "request message not received in time", NULL);
@@ -992,6 +992,12 @@ static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
         pthread_mutex_unlock(&s->reading_lock);
         if (n > 0)
                 log_debug("Cancelled %u gRPC call(s) whose request message did not arrive.", n);
+}
+
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        GrpcServer *s = userdata;
+
+        calls_reading_expire(s, now_usec(), GRPC_READ_TIMEOUT_USEC);
 
         (void) sd_event_source_set_time_relative(source, GRPC_SWEEP_INTERVAL_USEC);
         return sd_event_source_set_enabled(source, SD_EVENT_ON);
@@ -1632,6 +1638,9 @@ static bool stop_step(GrpcServer *s, uint64_t now) {
                 }
                 return false;
         case STOP_FINISHING:
+                /* A client that opened a call and sends no message does not hold the stop
+                 * up for long: a real one sends it at once. */
+                calls_reading_expire(s, now, GRPC_STOP_READ_TIMEOUT_USEC);
                 /* Every call answered: give the clients a moment to read our GOAWAY and close
                  * their connections (servers_all_down), so that no call they write in the
                  * meantime meets a closed socket; the next instance's GetInfo waits for this. */
