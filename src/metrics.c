@@ -505,7 +505,7 @@ static int claim_fill(Metrics *m, const PreparedClaim *pc, const char *region_pa
         c->uid = strdup(pc->uid ?: "");
         c->namespace_ = strdup(pc->namespace_ ?: "");
         c->name = strdup(pc->name ?: "");
-        c->pod = strdup("");
+        c->pod = strdup(pc->pod ?: "");
         c->region_path = strdup(region_path ?: "");
         c->devices = calloc(MAX(pc->n_devices, (size_t) 1), sizeof(*c->devices));
         if (!c->uid || !c->namespace_ || !c->name || !c->pod || !c->region_path || !c->devices)
