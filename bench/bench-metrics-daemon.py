@@ -57,6 +57,14 @@ def daemon_pid(ssa_pid):
     return ssa_pid
 
 
+def user_system(pid):
+    """utime and stime of /proc/<pid>/stat, in seconds (10 ms ticks): the split."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def idle_rate(pid, seconds=3.0):
     c0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
@@ -68,7 +76,7 @@ def row(pid, port, n, gap):
     idle = idle_rate(pid)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     lat, size = [], 0
-    c0, t0 = cpu_seconds(pid), time.monotonic()
+    c0, t0, us0 = cpu_seconds(pid), time.monotonic(), user_system(pid)
     for _ in range(n):
         t = time.monotonic()
         conn.request("GET", "/metrics")
@@ -81,9 +89,11 @@ def row(pid, port, n, gap):
             time.sleep(gap)
     elapsed = time.monotonic() - t0
     cpu = (cpu_seconds(pid) - c0 - idle * elapsed) / n * 1e3
+    us1 = user_system(pid)
+    user, system = (us1[0] - us0[0]) / n * 1e3, (us1[1] - us0[1]) / n * 1e3
     conn.close()
     lat.sort()
-    return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))], size, cpu
+    return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))], size, cpu, user, system
 
 
 def free_port():
@@ -137,10 +147,12 @@ def main():
     fake.stop()
 
     print("hami-dra-plugin GET /metrics over HTTP on loopback, 8 mock GPUs")
-    print("%-48s %9s %9s %8s %10s %14s" % ("scrape", "p50 ms", "p99 ms", "x base", "body MB", "daemon CPU ms"))
+    print("%-48s %9s %9s %8s %10s %14s %16s" % ("scrape", "p50 ms", "p99 ms", "x base", "body MB", "daemon CPU ms",
+                                                 "user/system ms"))
     base = rows[0][1][0]
-    for name, (p50, p99, size, cpu) in rows:
-        print("%-48s %9.2f %9.2f %7.1fx %10.2f %14.2f" % (name, p50, p99, p50 / base, size / 1e6, cpu))
+    for name, (p50, p99, size, cpu, user, system) in rows:
+        print("%-48s %9.2f %9.2f %7.1fx %10.2f %14.2f %8.1f/%-7.1f" % (name, p50, p99, p50 / base, size / 1e6, cpu,
+                                                                       user, system))
 
 
 main()
