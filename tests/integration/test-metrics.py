@@ -176,6 +176,18 @@ try:
         check(scrape(port, method="POST")[0] == 405, "POST: 405")
         check(scrape(port, method="HEAD")[0] == 200, "HEAD: 200")
 
+        # Slow and idle clients hold no one up: half a request and a silent connection,
+        # then a scrape and a kubelet call are answered at once.
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        stalled[0].sendall(b"GET /metr")
+        t = time.monotonic()
+        status, _, _ = scrape(port)
+        check(status == 200 and time.monotonic() - t < 5, "a scrape beside stalled clients: 200")
+        k.get_info(timeout=5)
+        check(True, "the kubelet is served beside stalled metrics clients")
+        for s in stalled:
+            s.close()
+
         prom = Prometheus(tmp, "127.0.0.1:%d" % port)
         prom.wait_for('up{job="hami-dra"}', 1)
         prom.wait_for('hami_dra_gpu_memory_allocated_bytes{device_name="hami-gpu-0"}', 3 * GIB)
