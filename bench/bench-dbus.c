@@ -52,7 +52,7 @@ typedef struct Server {
         int stop_pipe[2];
 } Server;
 
-static int bench_reader(const char *path, uint64_t *ret_used, size_t n) {
+static int bench_reader(const char *path, SharedRegionUsage *ret) {
         char buf[32];
         ssize_t k;
         int fd;
@@ -65,8 +65,7 @@ static int bench_reader(const char *path, uint64_t *ret_used, size_t n) {
         if (k <= 0)
                 return -EBADMSG;
         buf[k] = 0;
-        for (size_t i = 0; i < n; i++)
-                ret_used[i] = strtoull(buf, NULL, 10);
+        *ret = (SharedRegionUsage) { .n_devices = 1, .n_active = 1, .used[0] = strtoull(buf, NULL, 10) };
         return 0;
 }
 

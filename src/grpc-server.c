@@ -51,7 +51,11 @@
 #define GRPC_SWEEP_INTERVAL_USEC (5 * 1000 * 1000ULL)
 #define GRPC_HEALTH_STREAMS_MAX 16U      /* a kubelet opens one */
 #define GRPC_SHUTDOWN_GRACE_USEC (2 * 1000 * 1000ULL) /* running calls may finish before we cancel */
+#define GRPC_STOP_GRACE_USEC (30 * 1000 * 1000ULL)  /* a graceful stop waits this long for running calls */
+#define GRPC_STOP_POLL_USEC (5 * 1000ULL)           /* how often a graceful stop looks again */
+#define GRPC_STOP_LINGER_USEC (250 * 1000ULL)       /* all answered: clients may still close first */
 #define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
+#define GRPC_DRAIN_QUIET_REGISTRATION_USEC (20 * 1000ULL) /* GetInfo is answered at once: a shorter wait */
 #define GRPC_DRAIN_MAX_USEC (1000 * 1000ULL)        /* ...or stop draining after this long */
 #define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
 #define ACCEPT_RETRY_USEC (100 * 1000ULL)            /* pause a socket after EMFILE and friends */
@@ -98,6 +102,11 @@ typedef struct Call {
         bool timed_out;
         uint64_t read_started;           /* CLOCK_MONOTONIC usec; while in the reading list */
         struct Call *reading_next, *reading_prev;
+        struct Call *held_next;          /* held while a graceful stop quiets the connections */
+        bool held_answer;                /* ...with its answer ready: */
+        grpc_status_code held_status;
+        grpc_slice held_reply;           /* owned; empty without a message */
+        bool held_has_reply;
         grpc_call *call;
         grpc_call_details details;
         grpc_metadata_array request_metadata;
@@ -106,6 +115,17 @@ typedef struct Call {
         grpc_slice status_details;
         int cancelled;
 } Call;
+
+/* A graceful stop takes the DRA socket first, then the registration socket: GetInfo is
+ * served on the kubelet's connection until the last prepare is answered. */
+typedef enum GrpcStopPhase {
+        STOP_NONE,
+        STOP_QUIETING_DRA,      /* no more connections; DRA calls held until that socket is quiet */
+        STOP_FINISHING_DRA,     /* GOAWAY on the DRA socket: prepares running finish */
+        STOP_QUIETING_REGISTRATION,
+        STOP_FINISHING,         /* GOAWAY on both: the last calls finish */
+        STOP_DONE,
+} GrpcStopPhase;
 
 struct Listener {
         GrpcServer *server;
@@ -117,6 +137,10 @@ struct Listener {
         bool bound_by_us;
         char *path;
         UnixSocketFile file;
+        bool holding;                    /* under the server's held_lock: calls are held, not answered */
+        struct Call *held;
+        atomic_uint_fast64_t last_arrival_usec; /* CLOCK_MONOTONIC: quiet before GOAWAY */
+        bool gone_away;                  /* shutdown_and_notify() called */
         bool paused;                     /* accept thread only: out of fds, retry at resume_usec */
         bool pause_logged;
         uint64_t resume_usec;
@@ -192,8 +216,15 @@ struct GrpcServer {
         Tag quit_tag;
         bool quit;
 
-        atomic_bool shutting_down;
+        atomic_bool shutting_down;       /* grpc_server_free(): no more callbacks */
+        atomic_bool accept_stopped;      /* the accept thread is gone; hand waiting connections over */
+        pthread_mutex_t held_lock;
         atomic_uint servers_down;
+        GrpcStopPhase stop_phase;        /* grpc_server_stop(), on the event loop */
+        uint64_t stop_start_usec, stop_phase_usec, stop_answered_usec;
+        sd_event_source *stop_timer;
+        GrpcServerStopped stop_done;
+        void *stop_userdata;
         unsigned n_servers;
 
         grpc_slice health[2]; /* [0] v1alpha1, [1] v1 */
@@ -273,10 +304,15 @@ static void call_arm(Listener *l) {
 }
 
 /* Everything the server still has to do for a unary call, in one batch. Takes `reply`. */
+static bool call_hold_answer(Call *c, grpc_status_code status, grpc_slice *reply, const char *message);
+
 static void call_finish(Call *c, grpc_status_code status, grpc_slice *reply, const char *message) {
         grpc_op ops[4] = {};
         size_t n = 0;
         grpc_call_error e;
+
+        if (call_hold_answer(c, status, reply, message))
+                return;
 
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         if (reply && status == GRPC_STATUS_OK) {
@@ -415,6 +451,7 @@ static void call_on_arrival(Call *c) {
         call_arm(l); /* keep the armed count constant */
         atomic_fetch_add(&s->calls, 1);
         atomic_store(&s->last_arrival_usec, now_usec());
+        atomic_store(&l->last_arrival_usec, now_usec());
 
         c->method = grpc_method_from_path(l->kind, (const char *) GRPC_SLICE_START_PTR(c->details.method),
                                           GRPC_SLICE_LENGTH(c->details.method));
@@ -434,6 +471,95 @@ static void call_on_arrival(Call *c) {
         }
 }
 
+/* A call whose request message is here: GetInfo is answered on this thread, the rest on the main loop. */
+static void call_answer(Call *c) {
+        if (c->method == GRPC_METHOD_GET_INFO)
+                return call_answer_get_info(c);
+        c->state = CALL_HANDLING;
+        queue_post(c->listener->server, &c->tag);
+}
+
+/*
+ * While a graceful stop quiets the connections, a call that arrives is held, not answered:
+ * its client (the kubelet waits for its answers) sends nothing more, so the connections
+ * fall silent and GOAWAY can go out with no new call on its way. The held calls are
+ * answered right after the GOAWAY, which their clients read first: their next calls go
+ * to the next instance. gRPC cancels calls that arrive after its shutdown instead of
+ * letting their clients retry them, so this is what makes a restart lose none.
+ */
+static bool call_hold(GrpcServer *s, Call *c) {
+        Listener *l = c->listener;
+        bool held;
+
+        pthread_mutex_lock(&s->held_lock);
+        held = l->holding;
+        if (held) {
+                c->held_next = l->held;
+                l->held = c;
+        }
+        pthread_mutex_unlock(&s->held_lock);
+        return held;
+}
+
+/*
+ * An answer ready while its socket is being quieted waits too: a client that got it would
+ * send its next call at once, on a connection about to get GOAWAY. (The status message of
+ * a held answer is kept in status_details, as call_finish() keeps it.)
+ */
+static bool call_hold_answer(Call *c, grpc_status_code status, grpc_slice *reply, const char *message) {
+        GrpcServer *s = c->listener->server;
+        bool held;
+
+        pthread_mutex_lock(&s->held_lock);
+        held = c->listener->holding;
+        if (held) {
+                c->held_answer = true;
+                c->held_status = status;
+                c->held_has_reply = reply;
+                c->held_reply = reply ? *reply : grpc_empty_slice();
+                if (message) {
+                        grpc_slice_unref(c->status_details);
+                        c->status_details = grpc_slice_from_copied_string(message);
+                }
+                c->held_next = c->listener->held;
+                c->listener->held = c;
+        }
+        pthread_mutex_unlock(&s->held_lock);
+        return held;
+}
+
+static void call_release(Call *c) {
+        _cleanup_free_ char *message = NULL;
+
+        if (!c->held_answer)
+                return call_answer(c);
+        c->held_answer = false;
+        if (GRPC_SLICE_LENGTH(c->status_details) > 0)
+                message = strndup((const char *) GRPC_SLICE_START_PTR(c->status_details),
+                                  GRPC_SLICE_LENGTH(c->status_details));
+        call_finish(c, c->held_status, c->held_has_reply ? &c->held_reply : NULL, message);
+}
+
+static void listener_hold(Listener *l) {
+        pthread_mutex_lock(&l->server->held_lock);
+        l->holding = true;
+        pthread_mutex_unlock(&l->server->held_lock);
+}
+
+static void listener_release(Listener *l) {
+        Call *c, *next;
+
+        pthread_mutex_lock(&l->server->held_lock);
+        l->holding = false;
+        c = l->held;
+        l->held = NULL;
+        pthread_mutex_unlock(&l->server->held_lock);
+        for (; c; c = next) {
+                next = c->held_next;
+                call_release(c);
+        }
+}
+
 static void call_on_event(Call *c, bool ok) {
         switch (c->state) {
         case CALL_REQUESTED:
@@ -446,10 +572,9 @@ static void call_on_event(Call *c, bool ok) {
                         return call_free(c);
                 if (!c->request)
                         return call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "no request message");
-                if (c->method == GRPC_METHOD_GET_INFO)
-                        return call_answer_get_info(c);
-                c->state = CALL_HANDLING;
-                return queue_post(c->listener->server, &c->tag);
+                if (call_hold(c->listener->server, c))
+                        return;
+                return call_answer(c);
         case CALL_FINISHING:
                 return call_free(c);
         case CALL_HANDLING:
@@ -1152,8 +1277,13 @@ static void *accept_thread(void *userdata) {
                 }
         }
 
+        /* A graceful stop hands the connections still waiting for their preface to gRPC:
+         * its GOAWAY tells their clients to go on with the next instance. */
         while (s->handshakes)
-                handshake_close(s, s->handshakes);
+                if (atomic_load(&s->accept_stopped))
+                        handshake_hand_over(s, s->handshakes);
+                else
+                        handshake_close(s, s->handshakes);
         return NULL;
 }
 
@@ -1285,6 +1415,7 @@ int grpc_server_new(sd_event *e, const GrpcServerConfig *cfg, const GrpcServerCa
         s->listeners[0].fd = s->listeners[1].fd = -EBADF;
         pthread_mutex_init(&s->queue_lock, NULL);
         pthread_mutex_init(&s->reading_lock, NULL);
+        pthread_mutex_init(&s->held_lock, NULL);
 
         grpc_init();
         s->grpc_initialized = true;
@@ -1423,6 +1554,138 @@ static void queue_drain_until_quit(GrpcServer *s) {
         }
 }
 
+/* Stop accepting: new connections wait in the listening sockets' backlog for the next
+ * instance. hand_over: give the connections still waiting for their preface to gRPC. */
+static void accept_stop(GrpcServer *s, bool hand_over) {
+        uint64_t one = 1;
+
+        if (!s->accept_thread_started)
+                return;
+        atomic_store(&s->accept_stopped, hand_over);
+        if (write(s->accept_stop_fd, &one, sizeof(one)) < 0)
+                log_error_errno(-errno, "Failed to stop the accept thread: %m");
+        pthread_join(s->accept_thread, NULL);
+        s->accept_thread_started = false;
+}
+
+/* GOAWAY on the listener's connections, then answer the calls held: their clients read
+ * the GOAWAY first. Calls running go on. Health streams (DRA socket) never end by
+ * themselves: cancel them (the kubelet reopens one on the next instance). */
+static void listener_go_away(Listener *l) {
+        GrpcServer *s = l->server;
+
+        if (l->grpc && !l->gone_away)
+                grpc_server_shutdown_and_notify(l->grpc, s->cq, &l->shutdown_tag);
+        l->gone_away = true;
+        if (l->kind == GRPC_SOCKET_DRA)
+                for (HealthStream *h = s->streams; h; h = h->next)
+                        if (!h->closed)
+                                grpc_call_cancel(h->call->call, NULL);
+        listener_release(l);
+}
+
+static void servers_go_away(GrpcServer *s) {
+        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
+                listener_go_away(&s->listeners[i]);
+}
+
+static bool servers_all_down(GrpcServer *s) {
+        return atomic_load(&s->servers_down) >= s->n_servers;
+}
+
+/* No call on the listener for a while (its clients wait for the calls held),
+ * or GRPC_DRAIN_MAX_USEC passed. */
+static bool listener_quiet(Listener *l, uint64_t since, uint64_t now) {
+        uint64_t waited = now - since, quiet = now - atomic_load(&l->last_arrival_usec),
+                 need = l->kind == GRPC_SOCKET_DRA ? GRPC_DRAIN_QUIET_USEC : GRPC_DRAIN_QUIET_REGISTRATION_USEC;
+
+        return waited >= GRPC_DRAIN_MAX_USEC || (waited >= need && quiet >= need);
+}
+
+static void stop_enter(GrpcServer *s, GrpcStopPhase phase, uint64_t now) {
+        log_debug("gRPC stop: phase %d after %" PRIu64 " ms", (int) phase, (now - s->stop_start_usec) / 1000);
+        s->stop_phase = phase;
+        s->stop_phase_usec = now;
+}
+
+/* One step of the graceful stop; true when it is over. */
+static bool stop_step(GrpcServer *s, uint64_t now) {
+        Listener *dra = &s->listeners[GRPC_SOCKET_DRA], *reg = &s->listeners[GRPC_SOCKET_REGISTRATION];
+
+        switch (s->stop_phase) {
+        case STOP_QUIETING_DRA:
+                if (listener_quiet(dra, s->stop_phase_usec, now)) {
+                        listener_go_away(dra);
+                        stop_enter(s, STOP_FINISHING_DRA, now);
+                }
+                return false;
+        case STOP_FINISHING_DRA:
+                if (!s->requests || now - s->stop_phase_usec >= GRPC_STOP_GRACE_USEC) {
+                        listener_hold(reg);
+                        stop_enter(s, STOP_QUIETING_REGISTRATION, now);
+                }
+                return false;
+        case STOP_QUIETING_REGISTRATION:
+                if (listener_quiet(reg, s->stop_phase_usec, now)) {
+                        listener_go_away(reg);
+                        stop_enter(s, STOP_FINISHING, now);
+                }
+                return false;
+        case STOP_FINISHING:
+                /* Every call answered: give the clients a moment to read our GOAWAY and close
+                 * their connections (servers_all_down), so that no call they write in the
+                 * meantime meets a closed socket; the next instance's GetInfo waits for this. */
+                if (servers_all_down(s))
+                        return true;
+                if (atomic_load(&s->calls_in_flight) == 0 && !s->requests) {
+                        if (s->stop_answered_usec == 0)
+                                s->stop_answered_usec = now;
+                        if (now - s->stop_answered_usec >= GRPC_STOP_LINGER_USEC)
+                                return true;
+                }
+                if (now - s->stop_phase_usec < GRPC_STOP_GRACE_USEC)
+                        return false;
+                log_warning("gRPC calls still running %llu s after GOAWAY, ending them",
+                            GRPC_STOP_GRACE_USEC / USEC_PER_SEC);
+                return true;
+        default:
+                return true;
+        }
+}
+
+static int on_stop_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        GrpcServer *s = userdata;
+        uint64_t now = now_usec();
+
+        if (stop_step(s, now)) {
+                log_debug("gRPC stopped gracefully in %" PRIu64 " ms", (now - s->stop_start_usec) / 1000);
+                s->stop_phase = STOP_DONE;
+                (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+                s->stop_done(s->stop_userdata);
+                return 0;
+        }
+        (void) sd_event_source_set_time(source, now + GRPC_STOP_POLL_USEC);
+        return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+}
+
+int grpc_server_stop(GrpcServer *s, GrpcServerStopped done, void *userdata) {
+        int r;
+
+        if (s->stop_phase != STOP_NONE)
+                return -EALREADY;
+        accept_stop(s, true);
+        listener_hold(&s->listeners[GRPC_SOCKET_DRA]);
+        s->stop_done = done;
+        s->stop_userdata = userdata;
+        s->stop_start_usec = now_usec();
+        stop_enter(s, STOP_QUIETING_DRA, s->stop_start_usec);
+        r = sd_event_add_time(s->event, &s->stop_timer, CLOCK_MONOTONIC, s->stop_start_usec + GRPC_STOP_POLL_USEC,
+                              1000, on_stop_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the stop timer: %m"); /* grpc_server_free() does it all */
+        return 0;
+}
+
 GrpcServer *grpc_server_free(GrpcServer *s) {
         if (!s)
                 return NULL;
@@ -1430,12 +1693,8 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
         atomic_store(&s->shutting_down, true);
 
         /* Stop accepting; leave systemd's socket file alone so the next instance inherits the backlog. */
-        if (s->accept_thread_started) {
-                uint64_t one = 1;
-                if (write(s->accept_stop_fd, &one, sizeof(one)) < 0)
-                        log_error_errno(-errno, "Failed to stop the accept thread: %m");
-                pthread_join(s->accept_thread, NULL);
-        }
+        accept_stop(s, false);
+        s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
         safe_close(s->accept_stop_fd);
         safe_close(s->accept_epoll_fd);
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++) {
@@ -1460,15 +1719,12 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
          * what is still running after the grace period is cancelled. Health streams never
          * end by themselves: cancel them now (the kubelet reopens one on the next instance).
          */
-        if (s->cq_thread_started)
+        if (s->stop_phase == STOP_NONE && s->cq_thread_started) /* no graceful stop before: the short one */
                 grpc_server_drain_connections(s);
-        for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
-                if (s->listeners[i].grpc)
-                        grpc_server_shutdown_and_notify(s->listeners[i].grpc, s->cq, &s->listeners[i].shutdown_tag);
-        for (HealthStream *h = s->streams; h; h = h->next)
-                if (!h->closed)
-                        grpc_call_cancel(h->call->call, NULL);
-        if (s->cq_thread_started)
+        servers_go_away(s); /* where not done yet; held calls are answered "shutting down" */
+        /* After a graceful stop every call is answered: the clients' closing of their
+         * connections is not worth waiting for. */
+        if (s->cq_thread_started && s->stop_phase != STOP_DONE)
                 queue_drain_until_servers_down(s, GRPC_SHUTDOWN_GRACE_USEC);
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
                 if (s->listeners[i].grpc)
@@ -1507,6 +1763,7 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
         safe_close(s->queue_fd);
         pthread_mutex_destroy(&s->queue_lock);
         pthread_mutex_destroy(&s->reading_lock);
+        pthread_mutex_destroy(&s->held_lock);
         sd_event_unref(s->event);
         if (s->grpc_initialized)
                 grpc_shutdown_blocking();

@@ -94,6 +94,17 @@ typedef struct GrpcServerStats {
 } GrpcServerStats;
 void grpc_server_get_stats(const GrpcServer *s, GrpcServerStats *ret);
 
+/*
+ * The graceful stop, on the event loop, so that a restart loses no call: stop accepting
+ * (new connections wait in systemd's backlog for the next instance), serve the calls on
+ * the connections we have until they are quiet (100 ms without one, at most 1 s), send
+ * GOAWAY (clients retry new calls on a new connection, in the backlog), and let the calls
+ * running finish (at most 30 s). Then done(userdata) runs, once; the daemon exits and
+ * grpc_server_free() cancels whatever is left. -EALREADY when stopping already.
+ */
+typedef void (*GrpcServerStopped)(void *userdata);
+int grpc_server_stop(GrpcServer *s, GrpcServerStopped done, void *userdata);
+
 /* Shutdown in gRPC's order: stop accepting, end all calls (requests the daemon still
  * holds are answered UNAVAILABLE and orphaned), drain the queue without running callbacks,
  * join the thread, grpc_shutdown. Unlinks sockets we bound ourselves, never systemd's. */

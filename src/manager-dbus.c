@@ -12,6 +12,8 @@ static BusState bus_state_from_manager(ManagerState s) {
                 return BUS_STATE_READY;
         case MANAGER_DEGRADED:
                 return BUS_STATE_DEGRADED;
+        case MANAGER_STOPPING:
+                return BUS_STATE_STOPPING;
         default:
                 return BUS_STATE_STARTING;
         }
@@ -22,7 +24,8 @@ void manager_dbus_props(const Manager *m, BusManagerProps *ret) {
                 .driver_name = m->config.driver_name,
                 .node_name = m->config.node_name,
                 .state = bus_state_from_manager(m->state),
-                .state_reason = m->state == MANAGER_DEGRADED ? m->degraded_reason : m->registration_error,
+                .state_reason = m->state == MANAGER_DEGRADED || m->state == MANAGER_STOPPING ? m->degraded_reason
+                                                                                  : m->registration_error,
                 .kubelet_registered = m->kubelet_registered,
         };
         if (m->publisher) {

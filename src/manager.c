@@ -26,6 +26,7 @@ static const char *const manager_state_table[] = {
         [MANAGER_STARTING] = "starting",
         [MANAGER_READY] = "ready",
         [MANAGER_DEGRADED] = "degraded",
+        [MANAGER_STOPPING] = "stopping",
 };
 
 const char *manager_state_to_string(ManagerState s) {
@@ -57,7 +58,7 @@ static char *manager_join_problems(Manager *m) {
 static void manager_recompute_state(Manager *m) {
         free(m->degraded_reason);
         m->degraded_reason = manager_join_problems(m);
-        if (m->state != MANAGER_STARTING)
+        if (m->state != MANAGER_STARTING && m->state != MANAGER_STOPPING)
                 m->state = m->degraded_reason ? MANAGER_DEGRADED : MANAGER_READY;
         manager_update_status(m);
 }
@@ -89,6 +90,8 @@ static char *manager_format_status(Manager *m) {
         else
                 registration = "waiting for the kubelet";
 
+        if (m->state == MANAGER_STOPPING)
+                return strdup("Stopping: finishing the calls in progress, new connections wait for the next start");
         if (m->degraded_reason)
                 r = asprintf(&base, "%s: %s; %zu GPU(s), %s", m->state == MANAGER_STARTING ? "Starting" : "Degraded",
                              m->degraded_reason,
@@ -512,12 +515,32 @@ static int manager_reopen_backend(Manager *m) {
         return manager_watch_health(m);
 }
 
+static void manager_on_grpc_stopped(void *userdata) {
+        Manager *m = userdata;
+
+        log_debug("Every call answered, exiting");
+        (void) sd_event_exit(m->event, 0);
+}
+
+/*
+ * SIGTERM (systemctl stop or restart): the gRPC server stops gracefully while the event
+ * loop runs on, so prepares in progress finish and are answered; only then do we exit.
+ * A second SIGTERM exits at once.
+ */
 static int manager_on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
-        log_info("Received SIG%s, shutting down", sigabbrev_np((int) si->ssi_signo));
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
-        return sd_event_exit(m->event, 0);
+        if (m->state == MANAGER_STOPPING || !m->grpc) {
+                log_info("Received SIG%s, exiting now", sigabbrev_np((int) si->ssi_signo));
+                return sd_event_exit(m->event, 0);
+        }
+        log_info("Received SIG%s, stopping: finishing the calls in progress", sigabbrev_np((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
+        m->state = MANAGER_STOPPING;
+        manager_update_status(m);
+        if (grpc_server_stop(m->grpc, manager_on_grpc_stopped, m) < 0)
+                return sd_event_exit(m->event, 0);
+        return 0;
 }
 
 static int manager_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

@@ -30,6 +30,7 @@ typedef enum ManagerState {
         MANAGER_STARTING,
         MANAGER_READY,
         MANAGER_DEGRADED,
+        MANAGER_STOPPING,    /* SIGTERM: finishing the calls in progress, then exiting */
 } ManagerState;
 
 /* What keeps the daemon from being fully useful, each with its own reason (NULL: fine).

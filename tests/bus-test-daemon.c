@@ -16,17 +16,21 @@
  *   {"op": "properties", "properties": {...}}  change Manager properties
  *   {"op": "devices", "devices": [...]}        replace the GPU list
  * The privileged methods, once authorized, append "<method> <args>" lines to CALLS.log.
+ * $BUS_TEST_USAGE_CACHE_USEC sets how long usage readings are reused (default 500 ms).
  *
- * MemoryUsed comes from a test reader: a claim's shared-region file holds one decimal
- * byte count per line, line i for the claim's device i; all lines must be good.
+ * Usage comes from a test reader: a claim's shared-region file is a real region (read
+ * by the daemon's reader), or holds one decimal byte count per line, line i for the
+ * region's device i; all lines must be good.
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 
 #include "dbus/server.h"
 #include "json-util.h"
@@ -225,27 +229,47 @@ static const BusModelOps test_ops = {
         .set_device_schedulable = op_set_device_schedulable,
 };
 
-/* One decimal byte count per line, line i for device i. Strict: anything else is -EBADMSG. */
-static int test_usage_reader(const char *path, uint64_t *ret_used, size_t n) {
+/* A real region (it starts with the magic): the daemon's own reader. Anything else: one
+ * decimal byte count per line, line i for the region's device i. Strict: anything else is
+ * -EBADMSG, no line at all -ENODATA. */
+static int test_usage_reader(const char *path, SharedRegionUsage *ret) {
         _cleanup_fclose_ FILE *f = NULL;
+        struct stat st;
         char line[64];
+        int fd, r;
 
-        f = fopen(path, "re");
-        if (!f)
+        /* As the real reader opens: a FIFO or a symlink planted there must not hang or lead
+         * us; anything but a regular file is the real reader's to refuse. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
                 return -errno;
-        for (size_t i = 0; i < n; i++) {
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                safe_close(fd);
+                return shared_region_read_usage(path, ret);
+        }
+        f = fdopen(fd, "r");
+        if (!f) {
+                r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        if (fread(line, 1, strlen(SHARED_REGION_MAGIC), f) == strlen(SHARED_REGION_MAGIC) &&
+            memcmp(line, SHARED_REGION_MAGIC, strlen(SHARED_REGION_MAGIC)) == 0)
+                return shared_region_read_usage(path, ret);
+        rewind(f);
+
+        *ret = (SharedRegionUsage) {};
+        while (ret->n_devices < SHARED_REGION_DEVICES_MAX && fgets(line, sizeof line, f)) {
                 unsigned long long v;
                 char *end;
 
-                if (!fgets(line, sizeof line, f))
-                        return -ENODATA;
                 errno = 0;
                 v = strtoull(line, &end, 10);
                 if (errno != 0 || end == line || (*end != '\n' && *end != 0) || line[0] == '-')
                         return -EBADMSG;
-                ret_used[i] = v;
+                ret->used[ret->n_devices++] = v;
         }
-        return 0;
+        return ret->n_devices > 0 ? 0 : -ENODATA;
 }
 
 /* ---- stdin commands ---- */
@@ -309,6 +333,7 @@ int main(int argc, char *argv[]) {
         _cleanup_(bus_server_freep) BusServer *server = NULL;
         sd_event *event = NULL;
         TestDaemon t = { .props.state = BUS_STATE_READY };
+        const char *e;
         int r;
 
         if (argc < 2) {
@@ -333,6 +358,10 @@ int main(int argc, char *argv[]) {
                 return 1;
         t.server = server;
         bus_server_set_usage_reader(server, test_usage_reader);
+        /* The benchmark measures reads with the usage caches off. */
+        e = secure_getenv("BUS_TEST_USAGE_CACHE_USEC");
+        if (e)
+                bus_server_set_usage_cache(server, strtoull(e, NULL, 10));
 
         r = load_model(&t, argv[1]);
         if (r < 0) {

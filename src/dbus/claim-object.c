@@ -68,6 +68,22 @@ int claim_object_append_devices(sd_bus_message *reply, const BusClaim *c) {
         return sd_bus_message_close_container(reply);
 }
 
+int claim_object_append_usage(sd_bus_message *reply, const BusClaimDeviceUsage *u, size_t n) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', BUS_CLAIM_DEVICE_USAGE_SIGNATURE);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = sd_bus_message_append(reply, BUS_CLAIM_DEVICE_USAGE_SIGNATURE, u[i].device, u[i].memory_used,
+                                          u[i].memory_limit, u[i].sm_used, u[i].sm_limit, u[i].processes,
+                                          u[i].measured_processes, u[i].flags);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
 /* ---- getters ---- */
 
 static int claim_get(BusServer *s, const char *path, const BusClaim **ret, sd_bus_error *error) {
@@ -79,7 +95,8 @@ static int claim_get(BusServer *s, const char *path, const BusClaim **ret, sd_bu
         return 0;
 }
 
-#define DEFINE_CLAIM_GETTER(fn, sig, expr)                                                       \
+/* A getter returning expr, in which s, c and reply are the server, the claim and the reply. */
+#define DEFINE_CLAIM_GETTER_WITH(fn, expr)                                                       \
         static int fn(sd_bus *bus, const char *path, const char *interface,                     \
                       const char *property, sd_bus_message *reply, void *userdata,              \
                       sd_bus_error *error) {                                                    \
@@ -88,8 +105,18 @@ static int claim_get(BusServer *s, const char *path, const BusClaim **ret, sd_bu
                 int r = claim_get(s, path, &c, error);                                          \
                 if (r < 0)                                                                      \
                         return r;                                                               \
-                return sd_bus_message_append(reply, sig, expr);                                 \
+                return expr;                                                                    \
         }
+
+#define DEFINE_CLAIM_GETTER(fn, sig, value) \
+        DEFINE_CLAIM_GETTER_WITH(fn, sd_bus_message_append(reply, sig, value))
+
+/* Live, like MemoryUsed: one read of the file per Get. */
+static int append_usage(BusServer *s, sd_bus_message *reply, const BusClaim *c) {
+        BusClaimDeviceUsage u[BUS_CLAIM_DEVICES_MAX];
+
+        return claim_object_append_usage(reply, u, bus_server_claim_usage(s, c, u));
+}
 
 DEFINE_CLAIM_GETTER(property_get_uid, "s", c->uid);
 DEFINE_CLAIM_GETTER(property_get_namespace, "s", c->namespace_);
@@ -98,18 +125,8 @@ DEFINE_CLAIM_GETTER(property_get_shared_region, "s", c->shared_region ?: "");
 DEFINE_CLAIM_GETTER(property_get_prepared_timestamp, "t", c->prepared_usec);
 DEFINE_CLAIM_GETTER(property_get_memory_used, "t", bus_server_claim_memory_used(s, c));
 
-static int property_get_devices(sd_bus *bus, const char *path, const char *interface,
-                                const char *property, sd_bus_message *reply, void *userdata,
-                                sd_bus_error *error) {
-        BusServer *s = userdata;
-        const BusClaim *c = NULL;
-        int r;
-
-        r = claim_get(s, path, &c, error);
-        if (r < 0)
-                return r;
-        return claim_object_append_devices(reply, c);
-}
+DEFINE_CLAIM_GETTER_WITH(property_get_devices, claim_object_append_devices(reply, c));
+DEFINE_CLAIM_GETTER_WITH(property_get_usage, append_usage(s, reply, c));
 
 const sd_bus_vtable claim_vtable[] = {
         SD_BUS_VTABLE_START(0),
@@ -121,5 +138,6 @@ const sd_bus_vtable claim_vtable[] = {
         SD_BUS_PROPERTY("PreparedTimestamp", "t", property_get_prepared_timestamp, 0,
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("MemoryUsed", "t", property_get_memory_used, 0, 0),
+        SD_BUS_PROPERTY("Usage", "a" BUS_CLAIM_DEVICE_USAGE_SIGNATURE, property_get_usage, 0, 0),
         SD_BUS_VTABLE_END,
 };

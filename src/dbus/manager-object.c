@@ -85,7 +85,7 @@ static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int append_claim(sd_bus_message *reply, const BusClaim *c) {
+static int append_claim(BusServer *s, sd_bus_message *reply, const BusClaim *c) {
         _cleanup_free_ char *path = claim_object_path(c->uid);
         int r;
 
@@ -110,19 +110,40 @@ static int append_claim(sd_bus_message *reply, const BusClaim *c) {
         return sd_bus_message_close_container(reply);
 }
 
-static int method_list_claims(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+static int append_claim_usage(BusServer *s, sd_bus_message *reply, const BusClaim *c) {
+        _cleanup_free_ char *path = claim_object_path(c->uid);
+        const BusClaimDeviceUsage *u;
+        size_t n = bus_server_list_usage_get(s, c, &u);
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = sd_bus_message_open_container(reply, 'r', "osssa" BUS_CLAIM_DEVICE_USAGE_SIGNATURE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "osss", path, c->uid, c->namespace_, c->name);
+        if (r < 0)
+                return r;
+        r = claim_object_append_usage(reply, u, n);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* The reply of a List* method over every claim, one append() each, in UID order. */
+static int reply_claim_list(sd_bus_message *m, BusServer *s, const char *element,
+                            int (*append)(BusServer *s, sd_bus_message *reply, const BusClaim *c)) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        BusServer *s = userdata;
         int r;
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "(osssa(stu))");
+        r = sd_bus_message_open_container(reply, 'a', element);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < s->model.n_claims; i++) {
-                r = append_claim(reply, &s->model.claims[i]);
+                r = append(s, reply, &s->model.claims[i]);
                 if (r < 0)
                         return r;
         }
@@ -130,6 +151,19 @@ static int method_list_claims(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_claims(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return reply_claim_list(m, userdata, "(osssa(stu))", append_claim);
+}
+
+static int method_list_usage(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int r;
+
+        r = bus_server_list_usage_refresh(userdata);
+        if (r < 0)
+                return r;
+        return reply_claim_list(m, userdata, "(osssa" BUS_CLAIM_DEVICE_USAGE_SIGNATURE ")", append_claim_usage);
 }
 
 /* Read one string argument and check it; InvalidArgument when malformed. */
@@ -370,6 +404,9 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("ListClaims", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(osssa(stu))", claims), method_list_claims,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListUsage", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(osssa" BUS_CLAIM_DEVICE_USAGE_SIGNATURE ")", usage),
+                                method_list_usage, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetClaim", SD_BUS_ARGS("s", uid), SD_BUS_RESULT("o", claim),
                                 method_get_claim, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDevice", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", device),

@@ -10,6 +10,7 @@ static const char *const bus_state_table[_BUS_STATE_MAX] = {
         [BUS_STATE_STARTING] = "starting",
         [BUS_STATE_READY] = "ready",
         [BUS_STATE_DEGRADED] = "degraded",
+        [BUS_STATE_STOPPING] = "stopping",
 };
 
 const char *bus_state_to_string(BusState s) {

@@ -33,6 +33,7 @@ typedef enum BusState {
         BUS_STATE_STARTING,
         BUS_STATE_READY,
         BUS_STATE_DEGRADED,
+        BUS_STATE_STOPPING,
         _BUS_STATE_MAX,
 } BusState;
 

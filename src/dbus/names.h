@@ -10,6 +10,8 @@
  * Both ends include this: the daemon's service (src/dbus/) and hamictl.
  */
 
+#include <stdint.h>
+
 #define BUS_SERVICE_NAME "org.projecthami.Dra1"
 
 #define BUS_MANAGER_PATH "/org/projecthami/Dra1"
@@ -26,6 +28,22 @@
 #define BUS_ERROR_BUSY "org.projecthami.Dra1.Error.Busy"
 #define BUS_ERROR_NOT_READY "org.projecthami.Dra1.Error.NotReady"
 #define BUS_ERROR_FAILED "org.projecthami.Dra1.Error.Failed"
+
+/* Claim.Usage and the elements of ListUsage: device, memory used and limit (bytes), SM
+ * used (permille of the GPU) and limit (percent), processes, measured processes, flags. */
+#define BUS_CLAIM_DEVICE_USAGE_SIGNATURE "(sttuuuuu)"
+
+/* SM used when the node's usage monitor never measured the device. */
+#define BUS_USAGE_SM_UNKNOWN UINT32_MAX
+
+/* The flags of a usage entry: what is wrong with it, a bit each. */
+enum {
+        BUS_USAGE_REGION_UNREADABLE = 1u << 0,     /* the file could not be opened or read: all 0 */
+        BUS_USAGE_REGION_INVALID = 1u << 1,        /* it failed validation, or lacks this device: all 0 */
+        BUS_USAGE_MEMORY_IMPLAUSIBLE = 1u << 2,    /* more than the limit or the GPU holds: memory 0 */
+        BUS_USAGE_DEGRADED_MEMORY_LIMIT = 1u << 3, /* a process could not apply its memory limit */
+        BUS_USAGE_DEGRADED_SM_LIMIT = 1u << 4,     /* a process could not apply its SM limit */
+};
 
 #define POLKIT_ACTION_RESCAN "org.projecthami.dra1.rescan"
 #define POLKIT_ACTION_RELOAD "org.projecthami.dra1.reload"

@@ -44,6 +44,15 @@ typedef struct DeviceUsedCache {
         uint64_t timestamp;        /* CLOCK_MONOTONIC µs; 0 = empty */
 } DeviceUsedCache;
 
+/* ListUsage's readings of every claim, in the model's order, reused for usage_cache_usec:
+ * a caller looping on ListUsage cannot make us read thousands of files per call. The
+ * entries borrow the claims' device names, so any change of the claims drops it. */
+typedef struct UsageCache {
+        BusClaimDeviceUsage *entries;
+        size_t *offsets;           /* claim i's entries start at offsets[i], end at offsets[i+1] */
+        uint64_t timestamp;        /* CLOCK_MONOTONIC µs; 0 = empty or dropped */
+} UsageCache;
+
 struct BusServer {
         sd_event *event;
         sd_bus *bus;
@@ -72,6 +81,7 @@ struct BusServer {
 
         DeviceUsedCache *used_cache;
         size_t n_used_cache;
+        UsageCache list_usage;
         uint64_t n_implausible_usage; /* region readings skipped as implausible (logged once) */
 
         BusPolkitRegistry polkit;
@@ -104,6 +114,18 @@ const BusClaim *claim_from_path(BusServer *s, const char *path);
 /* Sum of the live usage of every claim on a device (cached), and of one claim. */
 uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d);
 uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c);
+
+/* A claim's live usage per device, ret[k] for its device k (k < BUS_CLAIM_DEVICES_MAX),
+ * read now from its region. Returns how many entries were filled. */
+size_t bus_server_claim_usage(BusServer *s, const BusClaim *c, BusClaimDeviceUsage ret[static BUS_CLAIM_DEVICES_MAX]);
+
+/* Every claim's usage for ListUsage: bring the cache up to date (0 or -ENOMEM), then
+ * claim c's entries from it. */
+int bus_server_list_usage_refresh(BusServer *s);
+size_t bus_server_list_usage_get(BusServer *s, const BusClaim *c, const BusClaimDeviceUsage **ret);
+
+/* The a(sttuuuuu) of Claim.Usage and ListUsage. */
+int claim_object_append_usage(sd_bus_message *reply, const BusClaimDeviceUsage *u, size_t n);
 
 /* Mark properties for the next batched PropertiesChanged. */
 void bus_server_manager_dirty(BusServer *s, unsigned props);

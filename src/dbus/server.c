@@ -51,6 +51,8 @@ BusServer *bus_server_free(BusServer *s) {
         bus_model_done(&s->model);
         free(s->device_dirty);
         free(s->used_cache);
+        free(s->list_usage.entries);
+        free(s->list_usage.offsets);
         free(s->driver_name);
         free(s->node_name);
         free(s->state_reason);
@@ -64,6 +66,7 @@ void bus_server_set_usage_reader(BusServer *s, BusUsageReader reader) {
 void bus_server_set_usage_cache(BusServer *s, uint64_t usec) {
         s->usage_cache_usec = usec;
         s->n_used_cache = 0;
+        s->list_usage.timestamp = 0;
 }
 
 sd_bus *bus_server_get_bus(BusServer *s) {
@@ -335,6 +338,7 @@ static void devices_mark_changes(BusServer *s, const BusDevice *prev, size_t n_p
         if (!same_set) {
                 s->devices_changed = true;
                 s->n_used_cache = 0;
+                s->list_usage.timestamp = 0;
                 bus_server_manager_dirty(s, MANAGER_PROP_N_DEVICES);
         }
 }
@@ -371,6 +375,7 @@ int bus_server_claim_prepared(BusServer *s, const BusClaim *c) {
         if (r < 0)
                 return r;
         stored = bus_model_find_claim(&s->model, c->uid);
+        s->list_usage.timestamp = 0;
 
         claim_mark_devices(s, stored);
         bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
@@ -386,6 +391,7 @@ int bus_server_claim_unprepared(BusServer *s, const char *uid) {
         r = bus_model_remove_claim(&s->model, uid, &c);
         if (r < 0)
                 return r;
+        s->list_usage.timestamp = 0;
 
         claim_mark_devices(s, &c);
         bus_server_manager_dirty(s, MANAGER_PROP_N_CLAIMS);
@@ -438,47 +444,141 @@ static void usage_implausible(BusServer *s, const BusClaim *c, const BusClaimDev
                 log_debug("Ignoring implausible usage of claim %s on %s: %" PRIu64 " bytes", c->uid, cd->device, value);
 }
 
+static uint32_t usage_degraded_flags(uint32_t degraded) {
+        return (degraded & SHARED_REGION_DEGRADED_MEMORY_LIMIT ? BUS_USAGE_DEGRADED_MEMORY_LIMIT : 0) |
+               (degraded & SHARED_REGION_DEGRADED_SM_LIMIT ? BUS_USAGE_DEGRADED_SM_LIMIT : 0);
+}
+
+/* One device of a region read, into the claim device's entry; its reserved bytes, or 0. */
+static uint64_t usage_fill_device(BusServer *s, const BusClaim *c, const BusClaimDevice *cd,
+                                  const SharedRegionUsage *u, BusClaimDeviceUsage *e) {
+        const BusDevice *gpu = claim_device_gpu(s, cd);
+        uint32_t i = cd->region_index;
+        uint64_t bound, total;
+
+        /* The record names a device the file does not have: the file is not what we made. */
+        if (i >= u->n_devices || i >= SHARED_REGION_DEVICES_MAX) {
+                e->flags |= BUS_USAGE_REGION_INVALID;
+                return 0;
+        }
+        e->processes = u->n_active;
+        e->flags |= usage_degraded_flags(u->degraded);
+        if (u->measured_seq[i] != 0) {
+                e->sm_used = MIN(u->measured_sm[i], 1000u);
+                e->measured_processes = u->measured_procs[i];
+        }
+
+        bound = usage_bound(s, cd);
+        if (u->used[i] > bound) {
+                usage_implausible(s, c, cd, u->used[i], bound);
+                e->flags |= BUS_USAGE_MEMORY_IMPLAUSIBLE;
+                return 0;
+        }
+        /* What the driver holds beyond the reservations may pass the limit a little, never the GPU. */
+        total = add_saturating(u->used[i], u->footprint_extra[i]);
+        if (gpu && gpu->memory_total > 0 && total > gpu->memory_total) {
+                usage_implausible(s, c, cd, total, gpu->memory_total);
+                e->flags |= BUS_USAGE_MEMORY_IMPLAUSIBLE;
+                return u->used[i];
+        }
+        e->memory_used = total;
+        return u->used[i];
+}
+
 /*
- * One read of the claim's region: used[k] for the claim's device k, from the region
- * device the daemon's record names for it (not from its position), 0 where the file is
- * unreadable or the value implausible.
+ * One read of the claim's region, for each of the claim's devices k, from the region
+ * device the daemon's record names for it (not from its position): used[k], what its
+ * processes reserved (MemoryUsed), and the whole entry of Claim.Usage in ret[k] (may be
+ * NULL). Where the file is unreadable or invalid everything is 0 and flagged; an
+ * implausible value is 0 and flagged. Returns how many devices were filled.
  */
-static void claim_read_used(BusServer *s, const BusClaim *c, uint64_t used[static BUS_CLAIM_DEVICES_MAX]) {
-        uint64_t region[BUS_CLAIM_DEVICES_MAX] = {};
-        size_t n = 0;
+static size_t claim_read_usage(BusServer *s, const BusClaim *c, uint64_t used[static BUS_CLAIM_DEVICES_MAX],
+                               BusClaimDeviceUsage *ret) {
+        BusClaimDeviceUsage scratch[BUS_CLAIM_DEVICES_MAX];
+        size_t n = MIN(c->n_devices, (size_t) BUS_CLAIM_DEVICES_MAX);
+        SharedRegionUsage u = {};
+        uint32_t error = 0;
         int r;
 
+        if (!ret)
+                ret = scratch;
         memset(used, 0, sizeof(uint64_t) * BUS_CLAIM_DEVICES_MAX);
-        if (!c->shared_region || c->n_devices == 0)
-                return;
-        for (size_t k = 0; k < c->n_devices && k < BUS_CLAIM_DEVICES_MAX; k++)
-                n = MAX(n, (size_t) c->devices[k].region_index + 1);
-        n = MIN(n, (size_t) BUS_CLAIM_DEVICES_MAX);
-        r = s->usage_reader(c->shared_region, region, n);
-        if (r < 0) {
-                log_debug_errno(r, "Ignoring the usage of claim %s: %m", c->uid);
-                return;
-        }
-        for (size_t k = 0; k < c->n_devices && k < BUS_CLAIM_DEVICES_MAX; k++) {
-                const BusClaimDevice *cd = &c->devices[k];
-                uint64_t v, bound;
-
-                if (cd->region_index >= n)
-                        continue;
-                v = region[cd->region_index];
-                bound = usage_bound(s, cd);
-                if (v > bound) {
-                        usage_implausible(s, c, cd, v, bound);
-                        continue;
+        if (c->shared_region && n > 0) {
+                r = s->usage_reader(c->shared_region, &u);
+                if (r < 0) {
+                        log_debug_errno(r, "Ignoring the usage of claim %s: %m", c->uid);
+                        error = IN_SET(r, -EBADMSG, -EPROTONOSUPPORT) ? BUS_USAGE_REGION_INVALID
+                                                                      : BUS_USAGE_REGION_UNREADABLE;
                 }
-                used[k] = v;
         }
+        for (size_t k = 0; k < n; k++) {
+                const BusClaimDevice *cd = &c->devices[k];
+
+                ret[k] = (BusClaimDeviceUsage) {
+                        .device = cd->device,
+                        .memory_limit = cd->memory_limit,
+                        .sm_used = BUS_USAGE_SM_UNKNOWN,
+                        .sm_limit = cd->cores_limit,
+                        .flags = error,
+                };
+                if (c->shared_region && error == 0)
+                        used[k] = usage_fill_device(s, c, cd, &u, &ret[k]);
+        }
+        return n;
+}
+
+size_t bus_server_claim_usage(BusServer *s, const BusClaim *c, BusClaimDeviceUsage ret[static BUS_CLAIM_DEVICES_MAX]) {
+        uint64_t used[BUS_CLAIM_DEVICES_MAX];
+
+        return claim_read_usage(s, c, used, ret);
+}
+
+int bus_server_list_usage_refresh(BusServer *s) {
+        UsageCache *cache = &s->list_usage;
+        uint64_t now = now_usec(), used[BUS_CLAIM_DEVICES_MAX];
+        size_t n = 0;
+        void *p;
+
+        if (cache->timestamp != 0 && now - cache->timestamp < s->usage_cache_usec)
+                return 0;
+
+        for (size_t i = 0; i < s->model.n_claims; i++)
+                n += MIN(s->model.claims[i].n_devices, (size_t) BUS_CLAIM_DEVICES_MAX);
+        p = reallocarray(cache->entries, n ?: 1, sizeof *cache->entries);
+        if (!p)
+                return -ENOMEM;
+        cache->entries = p;
+        p = reallocarray(cache->offsets, s->model.n_claims + 1, sizeof *cache->offsets);
+        if (!p)
+                return -ENOMEM;
+        cache->offsets = p;
+
+        cache->offsets[0] = 0;
+        for (size_t i = 0; i < s->model.n_claims; i++)
+                cache->offsets[i + 1] = cache->offsets[i] +
+                                        claim_read_usage(s, &s->model.claims[i], used,
+                                                         &cache->entries[cache->offsets[i]]);
+        cache->timestamp = now;
+        return 0;
+}
+
+size_t bus_server_list_usage_get(BusServer *s, const BusClaim *c, const BusClaimDeviceUsage **ret) {
+        const UsageCache *cache = &s->list_usage;
+        size_t i = (size_t) (c - s->model.claims);
+
+        /* Only after a refresh, for a claim of the model (the cache is dropped when it changes). */
+        if (cache->timestamp == 0 || c < s->model.claims || i >= s->model.n_claims) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = &cache->entries[cache->offsets[i]];
+        return cache->offsets[i + 1] - cache->offsets[i];
 }
 
 uint64_t bus_server_claim_memory_used(BusServer *s, const BusClaim *c) {
         uint64_t used[BUS_CLAIM_DEVICES_MAX], sum = 0;
 
-        claim_read_used(s, c, used);
+        claim_read_usage(s, c, used, NULL);
         for (size_t i = 0; i < c->n_devices && i < BUS_CLAIM_DEVICES_MAX; i++)
                 sum = add_saturating(sum, used[i]);
         return sum;
@@ -522,7 +622,7 @@ uint64_t bus_server_device_memory_used(BusServer *s, const BusDevice *d) {
 
                 if (!claim_uses_device(c, d))
                         continue;
-                claim_read_used(s, c, used);
+                claim_read_usage(s, c, used, NULL);
                 for (size_t j = 0; j < c->n_devices && j < BUS_CLAIM_DEVICES_MAX; j++)
                         if (claim_device_is(&c->devices[j], d))
                                 sum = add_saturating(sum, used[j]);

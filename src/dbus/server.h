@@ -39,6 +39,7 @@
 
 #include "dbus/model.h"
 #include "dbus/names.h"
+#include "shared-region.h"
 
 typedef struct BusServer BusServer;
 
@@ -50,15 +51,27 @@ typedef struct BusModelOps {
 } BusModelOps;
 
 /*
- * Reads what a claim's containers use, per device, from its shared-region file
- * (untrusted: written by code running in the containers): ret_used[i] for the claim's
- * device i, i < n. The same contract as shared_region_read_used() in shared-region.h.
- * 0 or negative errno.
+ * Reads what a claim's containers use from its shared-region file (untrusted: written by
+ * code running in the containers). The same contract as shared_region_read_usage() in
+ * shared-region.h: 0 and *ret filled (device i of the region in ret->used[i] etc., for
+ * i < ret->n_devices), or a negative errno.
  */
-typedef int (*BusUsageReader)(const char *shared_region, uint64_t *ret_used, size_t n);
+typedef int (*BusUsageReader)(const char *shared_region, SharedRegionUsage *ret);
 
-/* The default reader (dbus/usage.c): shared_region_read_used(), the validating reader. */
-int bus_usage_read_shared_region(const char *shared_region, uint64_t *ret_used, size_t n);
+/* The default reader (dbus/usage.c): shared_region_read_usage(), the validating reader. */
+int bus_usage_read_shared_region(const char *shared_region, SharedRegionUsage *ret);
+
+/* One entry of Claim.Usage and Manager.ListUsage: a claim's use of one of its GPUs. */
+typedef struct BusClaimDeviceUsage {
+        const char *device;            /* borrowed from the claim */
+        uint64_t memory_used;          /* bytes: what its processes reserved + what the driver holds beyond */
+        uint64_t memory_limit;         /* bytes, from the daemon's record */
+        uint32_t sm_used;              /* permille of the GPU (monitor), BUS_USAGE_SM_UNKNOWN */
+        uint32_t sm_limit;             /* percent, from the daemon's record */
+        uint32_t processes;            /* live processes attached to the claim's region */
+        uint32_t measured_processes;   /* of them, those the monitor saw on this GPU */
+        uint32_t flags;                /* BUS_USAGE_* (dbus/names.h) */
+} BusClaimDeviceUsage;
 
 int bus_server_new(sd_event *event, const BusModelOps *ops, void *userdata, BusServer **ret);
 BusServer *bus_server_free(BusServer *s);

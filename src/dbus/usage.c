@@ -9,6 +9,6 @@
 #include "dbus/server.h"
 #include "shared-region.h"
 
-int bus_usage_read_shared_region(const char *shared_region, uint64_t *ret_used, size_t n) {
-        return shared_region_read_used(shared_region, ret_used, n);
+int bus_usage_read_shared_region(const char *shared_region, SharedRegionUsage *ret) {
+        return shared_region_read_usage(shared_region, ret);
 }

@@ -10,6 +10,23 @@
 #include "hamictl.h"
 #include "json-util.h"
 
+/* "hami-gpu-0: memory 2.0G of 4.0G, SM 12.5% of 30%, 1 process" from one entry of --json's Usage. */
+static void print_usage(struct json_object *u, const char *label) {
+        struct json_object *flags = json_get(u, "flags");
+        int64_t sm = json_get_int64(u, "smUsedPermille", -1), procs = json_get_int64(u, "processes", 0);
+        char used[16], limit[16], smtext[16] = "-";
+
+        if (sm >= 0)
+                snprintf(smtext, sizeof smtext, "%.1f%%", (double) sm / 10.0);
+        printf("%s %s: memory %s of %s, SM %s of %" PRId64 "%%, %" PRId64 " process%s", label,
+               json_get_string(u, "device") ?: "", ctl_format_bytes(used, json_get_uint64(u, "memoryUsed", 0)),
+               ctl_format_bytes(limit, json_get_uint64(u, "memoryLimit", 0)), smtext,
+               json_get_int64(u, "smLimit", 0), procs, procs == 1 ? "" : "es");
+        for (size_t i = 0; flags && i < json_object_array_length(flags); i++)
+                printf("%s%s", i == 0 ? " (" : ", ", json_object_get_string(json_object_array_get_idx(flags, i)));
+        printf("%s\n", flags && json_object_array_length(flags) > 0 ? ")" : "");
+}
+
 static void print_claim(struct json_object *p) {
         struct json_object *v;
         char b[16], when[64] = "";
@@ -39,6 +56,10 @@ static void print_claim(struct json_object *p) {
                         printf("%s %s: memory %s, cores %" PRId64 "%%\n", i == 0 ? "      Devices:" : "              ",
                                dev, ctl_format_bytes(b, mem), cores);
                 }
+        v = json_get(p, "Usage");
+        if (v)
+                for (size_t i = 0; i < json_object_array_length(v); i++)
+                        print_usage(json_object_array_get_idx(v, i), i == 0 ? "        Usage:" : "              ");
 }
 
 int verb_claim(Ctl *c, int argc, char *argv[]) {

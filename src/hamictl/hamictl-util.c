@@ -133,6 +133,75 @@ int ctl_get_all(Ctl *c, const char *path, const char *interface, sd_bus_message 
         return EXIT_OK;
 }
 
+static const struct {
+        uint32_t flag;
+        const char *word;
+} usage_flags[] = {
+        { BUS_USAGE_REGION_UNREADABLE, "region-unreadable" },
+        { BUS_USAGE_REGION_INVALID, "region-invalid" },
+        { BUS_USAGE_MEMORY_IMPLAUSIBLE, "memory-implausible" },
+        { BUS_USAGE_DEGRADED_MEMORY_LIMIT, "memory-limit-degraded" },
+        { BUS_USAGE_DEGRADED_SM_LIMIT, "sm-limit-degraded" },
+};
+
+int ctl_read_usage(sd_bus_message *m, CtlUsage *ret) {
+        *ret = (CtlUsage) {};
+        return sd_bus_message_read(m, BUS_CLAIM_DEVICE_USAGE_SIGNATURE, &ret->device, &ret->memory_used,
+                                   &ret->memory_limit, &ret->sm_used, &ret->sm_limit, &ret->processes,
+                                   &ret->measured_processes, &ret->flags);
+}
+
+struct json_object *ctl_usage_to_json(struct json_object *o, const CtlUsage *u) {
+        struct json_object *flags = json_object_new_array();
+
+        if (!o)
+                o = json_object_new_object();
+        json_object_object_add(o, "device", json_object_new_string(u->device));
+        json_object_object_add(o, "memoryUsed", json_object_new_uint64(u->memory_used));
+        json_object_object_add(o, "memoryLimit", json_object_new_uint64(u->memory_limit));
+        json_object_object_add(o, "smUsedPermille",
+                               u->sm_used == BUS_USAGE_SM_UNKNOWN ? NULL : json_object_new_int64(u->sm_used));
+        json_object_object_add(o, "smLimit", json_object_new_int64(u->sm_limit));
+        json_object_object_add(o, "processes", json_object_new_int64(u->processes));
+        json_object_object_add(o, "measuredProcesses", json_object_new_int64(u->measured_processes));
+        for (size_t k = 0; k < ELEMENTSOF(usage_flags); k++)
+                if (u->flags & usage_flags[k].flag)
+                        json_object_array_add(flags, json_object_new_string(usage_flags[k].word));
+        json_object_object_add(o, "flags", flags);
+        return o;
+}
+
+char *ctl_usage_flags_text(uint32_t flags) {
+        char *s = strdup("");
+
+        for (size_t i = 0; s && i < ELEMENTSOF(usage_flags); i++) {
+                char *n = NULL;
+
+                if (!(flags & usage_flags[i].flag))
+                        continue;
+                if (asprintf(&n, "%s%s%s", s, isempty(s) ? "" : ",", usage_flags[i].word) < 0)
+                        n = NULL;
+                free(s);
+                s = n;
+        }
+        return s;
+}
+
+static int read_usage_array(sd_bus_message *m, struct json_object **ret) {
+        CtlUsage u;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', BUS_CLAIM_DEVICE_USAGE_SIGNATURE);
+        if (r < 0)
+                return r;
+        *ret = json_object_new_array();
+        while ((r = ctl_read_usage(m, &u)) > 0)
+                json_object_array_add(*ret, ctl_usage_to_json(NULL, &u));
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
 static int read_variant(sd_bus_message *m, struct json_object **ret) {
         const char *contents;
         char type;
@@ -198,6 +267,8 @@ static int read_variant(sd_bus_message *m, struct json_object **ret) {
                                 return r;
                         return sd_bus_message_exit_container(m);
                 }
+                if (streq(contents, BUS_CLAIM_DEVICE_USAGE_SIGNATURE))
+                        return read_usage_array(m, ret);
                 __attribute__((fallthrough));
         default:
                 *ret = NULL;

@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "config.h"
 #include "hamictl.h"
@@ -19,6 +21,7 @@ static const Verb verbs[] = {
         { "rescan", 0, 0, verb_rescan, "rescan                  Rediscover the GPUs" },
         { "schedulable", 2, 2, verb_schedulable, "schedulable NAME yes|no Take a GPU out of scheduling or put it back" },
         { "monitor", 0, 0, verb_monitor, "monitor                 Follow claims and device changes" },
+        { "top", 0, 0, verb_top, "top                     Show live usage per claim and GPU, refreshed" },
 };
 
 static void help(void) {
@@ -34,6 +37,11 @@ static void help(void) {
                "     --no-legend          Leave out table headers\n"
                "     --no-ask-password    Never ask for a password (polkit)\n"
                "     --timeout=SECONDS    How long the daemon has to answer (default 2)\n"
+               "\ntop:\n"
+               "     --once               Print one table and exit\n"
+               "  -d --delay=SECONDS      Refresh every SECONDS (default 1)\n"
+               "  -n --iterations=N       Stop after N refreshes\n"
+               "     --order=KEY          Sort rows by memory (default), sm or name\n"
                "\nSee hamictl(1) for the exit codes.\n");
 }
 
@@ -43,7 +51,7 @@ typedef struct Args {
 } Args;
 
 static int parse_argv(int argc, char *argv[], Args *a) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_LEGEND, ARG_NO_ASK_PASSWORD, ARG_TIMEOUT };
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_LEGEND, ARG_NO_ASK_PASSWORD, ARG_TIMEOUT, ARG_ONCE, ARG_ORDER };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -51,12 +59,16 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "once", no_argument, NULL, ARG_ONCE },
+                { "delay", required_argument, NULL, 'd' },
+                { "iterations", required_argument, NULL, 'n' },
+                { "order", required_argument, NULL, ARG_ORDER },
                 {}
         };
         int c;
 
         /* Options may come anywhere ("hamictl claims --json"); "--" ends them. */
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hd:n:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -80,6 +92,35 @@ static int parse_argv(int argc, char *argv[], Args *a) {
                                 return -EINVAL;
                         }
                         break;
+                case ARG_ONCE:
+                        a->ctl.top_once = true;
+                        break;
+                case 'd':
+                        if (ctl_parse_timeout(optarg, &a->ctl.top_delay_usec) < 0) {
+                                fprintf(stderr, "Invalid --delay \"%s\": seconds, more than 0 and at most 3600.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'n': {
+                        char *end;
+                        unsigned long v;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' || v == 0 || v > UINT_MAX) {
+                                fprintf(stderr, "Invalid --iterations \"%s\": a number more than 0.\n", optarg);
+                                return -EINVAL;
+                        }
+                        a->ctl.top_iterations = (unsigned) v;
+                        break;
+                }
+                case ARG_ORDER:
+                        if (ctl_parse_order(optarg, &a->ctl.top_order) < 0) {
+                                fprintf(stderr, "Invalid --order \"%s\": memory, sm or name.\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -96,7 +137,8 @@ static const Verb *verb_find(const char *name) {
 
 int main(int argc, char *argv[]) {
         Args a = { .ctl = { .legend = true, .ask_password = isatty(STDIN_FILENO) > 0,
-                            .timeout_usec = CTL_TIMEOUT_DEFAULT_USEC } };
+                            .timeout_usec = CTL_TIMEOUT_DEFAULT_USEC,
+                            .top_delay_usec = CTL_TOP_DELAY_DEFAULT_USEC } };
         const Verb *v;
         int r, n_args;
 

@@ -28,12 +28,27 @@ enum {
 /* A method polkit checks, while an agent may ask a person for a password. */
 #define CTL_TIMEOUT_AUTHORIZE_USEC (120ULL * 1000 * 1000)
 
+/* hamictl top --order= */
+typedef enum TopOrder {
+        TOP_ORDER_MEMORY,
+        TOP_ORDER_SM,
+        TOP_ORDER_NAME,
+        _TOP_ORDER_MAX,
+} TopOrder;
+
+#define CTL_TOP_DELAY_DEFAULT_USEC (1000ULL * 1000)
+
 typedef struct Ctl {
         sd_bus *bus;
         bool json;
         bool legend;
         bool ask_password;
         uint64_t timeout_usec;
+        /* hamictl top */
+        bool top_once;
+        uint64_t top_delay_usec;
+        TopOrder top_order;
+        unsigned top_iterations;   /* 0: until interrupted */
 } Ctl;
 
 typedef int (*VerbFunc)(Ctl *c, int argc, char *argv[]);
@@ -54,6 +69,10 @@ int verb_reload(Ctl *c, int argc, char *argv[]);
 int verb_rescan(Ctl *c, int argc, char *argv[]);
 int verb_schedulable(Ctl *c, int argc, char *argv[]);
 int verb_monitor(Ctl *c, int argc, char *argv[]);
+int verb_top(Ctl *c, int argc, char *argv[]);
+
+/* Parse --order= of top: "memory", "sm" or "name". */
+int ctl_parse_order(const char *s, TopOrder *ret);
 
 /* Call a Manager method; on failure print why and return the exit code (> 0). */
 int ctl_call(Ctl *c, const char *member, sd_bus_message **ret_reply, const char *types, ...);
@@ -67,7 +86,24 @@ int ctl_reach(Ctl *c);
 /* Parse --timeout=: seconds (fractions allowed), more than 0 and at most an hour. */
 int ctl_parse_timeout(const char *s, uint64_t *ret_usec);
 
-/* Read one a{sv} GetAll reply into a JSON object (b, u, t, s, o, as, a(stu) values). */
+/* One entry of Claim.Usage and ListUsage (org.projecthami.Dra1(5)). */
+typedef struct CtlUsage {
+        const char *device;
+        uint64_t memory_used, memory_limit;
+        uint32_t sm_used;          /* permille; BUS_USAGE_SM_UNKNOWN before a measurement */
+        uint32_t sm_limit, processes, measured_processes, flags;
+} CtlUsage;
+
+/* Read one (sttuuuuu) of an array: 1, 0 at its end, or a negative errno. */
+int ctl_read_usage(sd_bus_message *m, CtlUsage *ret);
+/* Its fields as hamictl --json shows them (top's rows, claim's Usage), added to o (a new
+ * object when NULL), which is returned. */
+struct json_object *ctl_usage_to_json(struct json_object *o, const CtlUsage *u);
+/* Its flags as words, comma separated ("" for none); NULL on OOM. */
+char *ctl_usage_flags_text(uint32_t flags);
+
+/* Read one a{sv} GetAll reply into a JSON object (b, u, t, s, o, as, a(stu) and
+ * a(sttuuuuu) values). */
 int ctl_read_properties(sd_bus_message *m, struct json_object **ret);
 
 /* Print a JSON value on stdout (pretty when stdout is a terminal). */

@@ -180,3 +180,111 @@ def listening_socket(path):
     s.bind(path)
     s.listen(128)
     return s
+
+
+class HeldSockets:
+    """What systemd does for the socket units: hold the daemon's two listening sockets
+    and start each instance with them (LISTEN_FDS=2, named registration:dra), so calls
+    made while none runs wait in the backlog for the next."""
+
+    def __init__(self, d):
+        self.d = d
+        self.reg = listening_socket(d.reg_sock)
+        self.dra = listening_socket(d.dra_sock)
+        self._hi = (os.dup2(self.reg.fileno(), 100), os.dup2(self.dra.fileno(), 101))
+
+    def start(self, binary=None, env=None):
+        argv = self.d.argv()
+        argv[0] = binary or argv[0]
+        e = dict(env or os.environ, LISTEN_FDS="2", LISTEN_FDNAMES="registration:dra")
+        e.pop("NOTIFY_SOCKET", None)
+        hi = self._hi
+
+        def child_setup():
+            os.dup2(hi[0], 3)
+            os.dup2(hi[1], 4)
+
+        self.d.log = open(self.d.log_path, "ab")
+        self.d.proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'] + argv, env=e,
+                                       stdout=self.d.log, stderr=subprocess.STDOUT, pass_fds=(3, 4),
+                                       preexec_fn=child_setup)
+
+    def close(self):
+        self.reg.close()
+        self.dra.close()
+        for fd in self._hi:
+            os.close(fd)
+
+
+class Notify:
+    """A NOTIFY_SOCKET of our own: what the daemon tells systemd (sd_notify)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+
+    def wait_for(self, pred, what, timeout=10):
+        deadline = time.monotonic() + timeout
+        for m in self.messages:
+            if pred(m):
+                return m
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            for line in data.split("\n"):
+                self.messages.append(line)
+                if pred(line):
+                    return line
+        raise AssertionError(f"no {what} within {timeout}s; got {self.messages}")
+
+    def drain(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.messages.extend(data.split("\n"))
+
+    def clear(self):
+        self.messages = []
+
+
+class PrivateSystemBus:
+    """A dbus-daemon of our own with the system bus's policy shape and our bus policy
+    (tests/fakes/private-system-bus.conf); .address goes into DBUS_SYSTEM_BUS_ADDRESS."""
+
+    def __init__(self, dir, services=()):
+        self.dir = dir
+        for sub in ("system.d", "services"):
+            os.makedirs(os.path.join(dir, sub), exist_ok=True)
+        shutil.copy(os.path.join(SOURCE_ROOT, "dbus", "org.projecthami.Dra1.conf"), os.path.join(dir, "system.d"))
+        for s in services:
+            shutil.copy(s, os.path.join(dir, "services"))
+        with open(os.path.join(SOURCE_ROOT, "tests", "fakes", "private-system-bus.conf")) as f:
+            conf = f.read().replace("@SOCKET@", os.path.join(dir, "system_bus_socket")).replace("@DIR@", dir)
+        with open(os.path.join(dir, "system.conf"), "w") as f:
+            f.write(conf)
+
+    def start(self, activation=False):
+        r, w = os.pipe()
+        # --systemd-activation: service files with SystemdService= are handed to systemd
+        # (a stand-in in the tests), as on a real system bus
+        self.proc = subprocess.Popen(["dbus-daemon", "--config-file=" + os.path.join(self.dir, "system.conf"),
+                                      "--nofork", "--nopidfile", "--print-address=%d" % w]
+                                     + (["--systemd-activation"] if activation else []), pass_fds=[w])
+        os.close(w)
+        with os.fdopen(r) as f:
+            self.address = f.readline().strip()
+        if not self.address:
+            fail("dbus-daemon printed no address")
+        return self.address
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)

@@ -9,51 +9,16 @@ missing NVIDIA driver making the daemon wait for it instead of exiting."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from harness import Notify
+
 BUILD = os.environ["HAMI_DRA_BUILD_ROOT"]
 DAEMON = os.path.join(BUILD, "src", "hami-dra-plugin")
 DRIVER = "hami-core-gpu.project-hami.io"
-
-
-class Notify:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.2)
-        self.messages = []
-
-    def wait_for(self, pred, what, timeout=10):
-        deadline = time.monotonic() + timeout
-        for m in self.messages:
-            if pred(m):
-                return m
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(4096).decode()
-            except socket.timeout:
-                continue
-            for line in data.split("\n"):
-                self.messages.append(line)
-                if pred(line):
-                    return line
-        raise AssertionError(f"no {what} within {timeout}s; got {self.messages}")
-
-    def drain(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(4096).decode()
-            except socket.timeout:
-                continue
-            self.messages.extend(data.split("\n"))
-
-    def clear(self):
-        self.messages = []
 
 
 def last_status(n, when):
@@ -131,6 +96,10 @@ def test_lifecycle():
             rc, err = stop(p, signal.SIGTERM)
             assert rc == 0, (rc, err)
             assert "STOPPING=1" in n.messages or n.wait_for(lambda m: m == "STOPPING=1", "STOPPING=1")
+            stopping = "STATUS=Stopping: finishing the calls in progress"
+            assert any(m.startswith(stopping) for m in n.messages) or \
+                n.wait_for(lambda m: m.startswith(stopping), "the stopping STATUS=")
+            assert "Received SIGTERM, stopping" in err, err
             assert not os.path.exists(reg), "registration socket left behind"
             assert not os.path.exists(dra), "DRA socket left behind"
             assert "hami-dra-plugin: " in err, err       # console log format off systemd

@@ -31,6 +31,7 @@ BUILD = os.environ.get("HAMI_DRA_BUILD_ROOT", "build")
 SOURCE = os.environ.get("HAMI_DRA_SOURCE_ROOT", ".")
 DAEMON = os.path.join(BUILD, "tests", "bus-test-daemon")
 HAMICTL = os.path.join(BUILD, "src", "hamictl")
+REGION_WRITER = os.path.join(BUILD, "tests", "region-writer")
 XML = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.xml")
 POLICY = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.conf")
 SERVICE = os.path.join(SOURCE, "dbus", "org.projecthami.Dra1.service")
@@ -49,6 +50,11 @@ UID_B = "5e6f7a8b-1c2d-4e3f-9a0b-c1d2e3f4a5b6"
 GPU0 = "/org/projecthami/Dra1/gpu/hami_2dgpu_2d0"
 GPU1 = "/org/projecthami/Dra1/gpu/hami_2dgpu_2d1"
 GIB = 1 << 30
+MIB = 1 << 20
+SM_UNKNOWN = 0xFFFFFFFF
+# Claim.Usage's flags (dbus/org.projecthami.Dra1.xml)
+USAGE_REGION_UNREADABLE, USAGE_REGION_INVALID, USAGE_MEMORY_IMPLAUSIBLE = 1, 2, 4
+USAGE_DEGRADED_MEMORY_LIMIT, USAGE_DEGRADED_SM_LIMIT = 8, 16
 POLKITD = "/usr/lib/polkit-1/polkitd"
 # The real polkitd's test rule: nobody may rescan, nothing else.
 REAL_POLKIT_RULE = """polkit.addRule(function(action, subject) {
@@ -375,18 +381,26 @@ def case_claim_properties(env):
     want = {"UID": UID_B, "Namespace": "ml-team", "Name": "infer-b",
             "Devices": [("hami-gpu-0", 2 * GIB, 20), ("hami-gpu-1", 8 * GIB, 50)],
             "SharedRegion": os.path.join(env.regions, "5e6f7a8b.region"),
-            "PreparedTimestamp": 1763900100000000, "MemoryUsed": 6 * GIB}
+            "PreparedTimestamp": 1763900100000000, "MemoryUsed": 6 * GIB,
+            "Usage": [("hami-gpu-0", 1 * GIB, 2 * GIB, SM_UNKNOWN, 20, 0, 0, 0),
+                      ("hami-gpu-1", 5 * GIB, 8 * GIB, SM_UNKNOWN, 50, 0, 0, 0)]}
     got = dict(p)
     got["Devices"] = [tuple(d) for d in p["Devices"]]
+    got["Usage"] = [tuple(d) for d in p["Usage"]]
     check_eq(got, want, "claim B")
     # MemoryUsed is untrusted input: garbage, negative and overlong values count 0
     for bad in ("lots\n", "-5\n", "99999999999999999999999\n", "", "12abc\n"):
         write_region(env, "0b7c1a52.region", bad)
         check_eq(env.obj(claim_path(UID_A)).Get(IF_CLAIM, "MemoryUsed", dbus_interface=PROPS), 0,
                  "MemoryUsed of %r" % bad)
+        check_eq(claim_usage(env, UID_A), [("hami-gpu-0", 0, 4 * GIB, SM_UNKNOWN, 30, 0, 0,
+                                            USAGE_REGION_INVALID if bad else USAGE_REGION_UNREADABLE)],
+                 "Usage of %r" % bad)
     os.unlink(os.path.join(env.regions, "0b7c1a52.region"))
     check_eq(env.obj(claim_path(UID_A)).Get(IF_CLAIM, "MemoryUsed", dbus_interface=PROPS), 0,
              "MemoryUsed without a file")
+    check_eq(claim_usage(env, UID_A), [("hami-gpu-0", 0, 4 * GIB, SM_UNKNOWN, 30, 0, 0, USAGE_REGION_UNREADABLE)],
+             "Usage without a file")
     env.alive()
 
 
@@ -402,6 +416,10 @@ def prepare_usage_claim(env, devices):
     check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare")
     write_region(env, "5e6f7a8b.region", "%d\n%d\n" % (1 * GIB, 5 * GIB))
     return uid
+
+
+def claim_usage(env, uid):
+    return [tuple(e) for e in env.obj(claim_path(uid)).Get(IF_CLAIM, "Usage", dbus_interface=PROPS)]
 
 
 def device_used(env, path):
@@ -423,6 +441,8 @@ def case_usage_paired_by_record(env):
     check_eq(device_used(env, GPU0), 1 * GIB + 2 * GIB, "gpu0 MemoryUsed")
     check_eq(device_used(env, GPU1), 5 * GIB + 3 * GIB, "gpu1 MemoryUsed")
     check_eq(claim_used(env, uid), 5 * GIB, "claim MemoryUsed")
+    check_eq([(e[0], e[1]) for e in claim_usage(env, uid)], [("hami-gpu-1", 3 * GIB), ("hami-gpu-0", 2 * GIB)],
+             "claim Usage, in the claim's device order")
     env.alive()
 
 
@@ -438,6 +458,9 @@ def case_usage_implausible_skipped(env):
         check_eq(device_used(env, GPU0), 1 * GIB, "gpu0 MemoryUsed with %s: the neighbour's only" % what)
         check_eq(device_used(env, GPU1), 8 * GIB, "gpu1 MemoryUsed with %s on gpu0" % what)
         check_eq(claim_used(env, uid), 3 * GIB, "claim MemoryUsed with %s" % what)
+        check_eq(claim_usage(env, uid), [("hami-gpu-0", 0, 4 * GIB, SM_UNKNOWN, 10, 0, 0, USAGE_MEMORY_IMPLAUSIBLE),
+                                         ("hami-gpu-1", 3 * GIB, 8 * GIB, SM_UNKNOWN, 10, 0, 0, 0)],
+                 "claim Usage with %s" % what)
         out = env.hamictl("devices").stdout
         check("16.0E" not in out, "hamictl devices shows 16.0E with %s: %s" % (what, out))
     env.alive()
@@ -1008,6 +1031,8 @@ def case_hamictl_not_running(env):
     # a bus without the daemon: "not running" (3), and no activation on this bus
     env.hamictl("status", expect=3)
     env.hamictl("--json", "claims", expect=3)
+    env.hamictl("top", "--once", expect=3)
+    env.hamictl("top", expect=3)
 
 
 def case_hamictl_activation_hangs(env):
@@ -1023,6 +1048,204 @@ def case_hamictl_activation_hangs(env):
               "the message says what to look at: " + p.stderr)
     for bad in ("0", "-1", "x", "3601", "nan"):
         env.hamictl("--timeout=" + bad, "status", expect=2)
+
+
+class RegionWriter:
+    """tests/region-writer on one real region: live processes and the monitor's word."""
+
+    def __init__(self, env, path):
+        self.p = subprocess.Popen([REGION_WRITER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env.procs.append(self.p)
+
+    def __call__(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        answer = self.p.stdout.readline().strip()
+        check(answer.startswith("ok"), "region-writer %r: %r" % (line, answer))
+        return answer
+
+
+HOSTILE_UID = "dead0000-0000-4000-8000-000000000007"
+
+
+def prepare_top(env):
+    """Claim A and B with real regions, live processes and measurements, and a third
+    claim whose region is hostile (the magic, then garbage)."""
+    a = RegionWriter(env, os.path.join(env.regions, "0b7c1a52.region"))
+    a("create 1")
+    a("attach")
+    a("reserve 0 0 %d" % GIB)
+    a("measure 0 125 1 %d" % GIB)          # 12.5 % of the GPU, 1 GiB beyond the reservations
+    b = RegionWriter(env, os.path.join(env.regions, "5e6f7a8b.region"))
+    b("create 2")
+    b("attach")
+    b("attach")
+    b("reserve 0 0 %d" % (512 * MIB))
+    b("reserve 1 1 %d" % (6 * GIB))
+    b("measure 1 400 1 0")                 # gpu1 measured, gpu0 never
+    hostile = os.path.join(env.regions, "dead0000.region")
+    with open(hostile, "wb") as f:
+        f.write(b"HAMIVGPU" + b"\xff" * 4000)
+    c = claim_json(HOSTILE_UID, "default", "hostile", [("hami-gpu-1", 1 * GIB, 10)], hostile)
+    check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare the hostile claim")
+    return a, b
+
+
+TOP_BY_MEMORY = """\
+CLAIM           DEVICE     MEMORY      MEM% SM        PROCS NOTE
+ml-team/infer-b hami-gpu-1 6.0G/8.0G   75%  40.0%/50% 2     
+default/train-a hami-gpu-0 2.0G/4.0G   50%  12.5%/30% 1     
+ml-team/infer-b hami-gpu-0 512.0M/2.0G 25%  -/20%     2     
+default/hostile hami-gpu-1 -/1.0G      -    -/10%     -     region-invalid
+"""
+
+
+def top_rows(out):
+    return [line.split()[:2] for line in out.splitlines()[1:]]
+
+
+def case_hamictl_top(env):
+    prepare_top(env)
+    # Usage over D-Bus: each figure, and the hostile claim flagged beside the others
+    check_eq(claim_usage(env, UID_A), [("hami-gpu-0", 2 * GIB, 4 * GIB, 125, 30, 1, 1, 0)], "Usage of A")
+    check_eq(claim_usage(env, UID_B), [("hami-gpu-0", 512 * MIB, 2 * GIB, SM_UNKNOWN, 20, 2, 0, 0),
+                                       ("hami-gpu-1", 6 * GIB, 8 * GIB, 400, 50, 2, 1, 0)], "Usage of B")
+    check_eq(claim_usage(env, HOSTILE_UID), [("hami-gpu-1", 0, 1 * GIB, SM_UNKNOWN, 10, 0, 0, USAGE_REGION_INVALID)],
+             "Usage of the hostile claim")
+    listed = env.call("ListUsage")
+    check_eq([(str(e[1]), str(e[2]), str(e[3]), [tuple(d) for d in e[4]]) for e in listed],
+             [(UID_A, "default", "train-a", claim_usage(env, UID_A)),
+              (UID_B, "ml-team", "infer-b", claim_usage(env, UID_B)),
+              (HOSTILE_UID, "default", "hostile", claim_usage(env, HOSTILE_UID))], "ListUsage")
+    check_eq(str(listed[0][0]), claim_path(UID_A), "ListUsage's object path")
+
+    # the table, sorted by memory (default), no escape codes on a pipe; as nobody too
+    out = env.hamictl("top", "--once").stdout
+    check_eq(out, TOP_BY_MEMORY, "hamictl top --once")
+    check_eq(env.hamictl("top", "--once", nobody=True).stdout, TOP_BY_MEMORY, "hamictl top --once as nobody")
+    check_eq([line.split() for line in env.hamictl("--no-legend", "top", "--once").stdout.splitlines()],
+             [line.split() for line in TOP_BY_MEMORY.splitlines()[1:]], "--no-legend")
+    check_eq(top_rows(env.hamictl("top", "--once", "--order=sm").stdout),
+             [["ml-team/infer-b", "hami-gpu-1"], ["default/train-a", "hami-gpu-0"],
+              ["default/hostile", "hami-gpu-1"], ["ml-team/infer-b", "hami-gpu-0"]], "--order=sm")
+    check_eq(top_rows(env.hamictl("top", "--once", "--order=name").stdout),
+             [["default/hostile", "hami-gpu-1"], ["default/train-a", "hami-gpu-0"],
+              ["ml-team/infer-b", "hami-gpu-0"], ["ml-team/infer-b", "hami-gpu-1"]], "--order=name")
+
+    # JSON: every figure exactly
+    got = json.loads(env.hamictl("--json", "top", "--once").stdout)
+    row = lambda uid, ns, name, dev, used, limit, sm, sml, procs, mprocs, flags: {
+        "uid": uid, "namespace": ns, "name": name, "device": dev, "memoryUsed": used, "memoryLimit": limit,
+        "smUsedPermille": sm, "smLimit": sml, "processes": procs, "measuredProcesses": mprocs, "flags": flags}
+    check_eq(got, [row(UID_B, "ml-team", "infer-b", "hami-gpu-1", 6 * GIB, 8 * GIB, 400, 50, 2, 1, []),
+                   row(UID_A, "default", "train-a", "hami-gpu-0", 2 * GIB, 4 * GIB, 125, 30, 1, 1, []),
+                   row(UID_B, "ml-team", "infer-b", "hami-gpu-0", 512 * MIB, 2 * GIB, None, 20, 2, 0, []),
+                   row(HOSTILE_UID, "default", "hostile", "hami-gpu-1", 0, 1 * GIB, None, 10, 0, 0,
+                       ["region-invalid"])], "hamictl --json top --once")
+
+    # hamictl claim shows the same usage, in words and in JSON
+    check("        Usage: hami-gpu-0: memory 2.0G of 4.0G, SM 12.5% of 30%, 1 process\n" in
+          env.hamictl("claim", UID_A).stdout, "hamictl claim A's usage")
+    check_eq(env.hamictl("claim", UID_B).stdout.split("        Usage: ", 1)[1],
+             "hami-gpu-0: memory 512.0M of 2.0G, SM - of 20%, 2 processes\n"
+             "               hami-gpu-1: memory 6.0G of 8.0G, SM 40.0% of 50%, 2 processes\n", "hamictl claim B's usage")
+    check("Usage: hami-gpu-1: memory 0B of 1.0G, SM - of 10%, 0 processes (region-invalid)\n" in
+          env.hamictl("claim", HOSTILE_UID).stdout, "hamictl claim of the hostile claim")
+    unnamed = lambda r: {k: v for k, v in r.items() if k not in ("uid", "namespace", "name")}
+    check_eq(json.loads(env.hamictl("--json", "claim", UID_B).stdout)["Usage"], [unnamed(got[2]), unnamed(got[0])],
+             "hamictl --json claim B's Usage")
+
+    # a claim that goes is gone from the next ListUsage (its reuse of readings is dropped)
+    check_eq(env.command({"op": "unprepare", "uid": HOSTILE_UID}), "ok", "unprepare the hostile claim")
+    check_eq(env.hamictl("top", "--once").stdout, TOP_BY_MEMORY.rsplit("default/hostile", 1)[0],
+             "hamictl top --once without the hostile claim")
+    c = claim_json(HOSTILE_UID, "default", "hostile", [("hami-gpu-1", 1 * GIB, 10)],
+                   os.path.join(env.regions, "dead0000.region"))
+    check_eq(env.command({"op": "prepare", "claim": c}), "ok", "prepare the hostile claim again")
+
+    # without --once and not on a terminal: a table per refresh, blank-line separated, no escapes
+    out = env.hamictl("top", "--iterations=2", "--delay=0.1").stdout
+    check_eq(out, TOP_BY_MEMORY + "\n" + TOP_BY_MEMORY, "two refreshes on a pipe")
+    lines = env.hamictl("--json", "top", "-n", "2", "-d", "0.1").stdout.splitlines()
+    check_eq([json.loads(line) for line in lines], [got, got], "--json: one array per refresh")
+
+    # other hostile files: each marks its own claim's row only
+    hostile = os.path.join(env.regions, "dead0000.region")
+    for what, make, note in (
+            ("the magic alone", lambda: open(hostile, "wb").write(b"HAMIVGPU"), "region-invalid"),
+            ("a symlink to a good region", lambda: os.symlink(os.path.join(env.regions, "0b7c1a52.region"), hostile),
+             "region-unreadable"),
+            ("a FIFO", lambda: os.mkfifo(hostile), "region-invalid"),
+            ("a directory", lambda: os.mkdir(hostile), "region-invalid"),
+            ("nothing", lambda: None, "region-unreadable")):
+        if os.path.isdir(hostile) and not os.path.islink(hostile):
+            os.rmdir(hostile)
+        elif os.path.lexists(hostile):
+            os.unlink(hostile)
+        make()
+        time.sleep(0.6)  # past ListUsage's reuse of readings
+        want = TOP_BY_MEMORY.replace("region-invalid", note)
+        check_eq(env.hamictl("top", "--once").stdout, want, "hamictl top --once with %s" % what)
+
+    # bad flags are usage errors; the daemon stays up
+    for bad in (["--order=cpu"], ["--delay=0"], ["--delay=x"], ["--iterations=0"], ["-n", "-1"]):
+        env.hamictl("top", "--once", *bad, expect=2)
+    env.alive()
+
+
+def tmux_capture(sock, what, cond, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p", "-t", "top"], capture_output=True,
+                                text=True, timeout=10).stdout
+        if cond(screen):
+            return screen
+        time.sleep(0.05)
+    raise Failure("%s: the screen never showed it:\n%s" % (what, screen))
+
+
+def case_hamictl_top_interactive(env):
+    """hamictl top in a terminal (tmux): redrawn in place, follows the regions, sorts on
+    a key, and q quits with 0."""
+    if not shutil.which("tmux"):
+        raise Failure("tmux is not installed (tools/packages.txt [test])")
+    a, _ = prepare_top(env)
+    sock = "hami-top-%d" % os.getpid()
+    # after hamictl: its exit status, and whether it gave the terminal back (line mode and echo)
+    cmd = ("DBUS_SYSTEM_BUS_ADDRESS=%s %s top --delay=0.2; echo EXIT=$?; "
+           "echo TTY=$(stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo); sleep 60"
+           % (env.address, HAMICTL))
+    subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120", "-y", "20",
+                    "/bin/sh", "-c", cmd], check=True, timeout=10)
+    try:
+        screen = tmux_capture(sock, "the first table", lambda s: re.search(r"default/train-a +hami-gpu-0 +2.0G/4.0G +50%", s))
+        check(screen.startswith("hamictl top: 4 rows, every 0.2 s; q quits"), "title line: " + screen)
+        # the region changes: the next refresh shows it, in place (one title, one table)
+        a("reserve 0 0 %d" % GIB)
+        screen = tmux_capture(sock, "the refreshed table", lambda s: re.search(r"default/train-a +hami-gpu-0 +3.0G/4.0G +75%", s))
+        check_eq(screen.count("hamictl top:"), 1, "one title after a redraw")
+        check_eq(screen.count("CLAIM"), 1, "one table after a redraw")
+        # n: by name at once; the hostile claim comes first
+        subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "n"], check=True, timeout=10)
+        tmux_capture(sock, "sorted by name", lambda s: s.splitlines()[2:3] and
+                     s.splitlines()[2].startswith("default/hostile"))
+        subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "q"], check=True, timeout=10)
+        screen = tmux_capture(sock, "q quits with 0", lambda s: "EXIT=0" in s and "TTY=" in s)
+        check("TTY=icanon echo" in screen, "the terminal is given back in line mode with echo:\n" + screen)
+        subprocess.run(["tmux", "-L", sock, "kill-session", "-t", "top"], check=True, timeout=10)
+
+        # a terminal of 6 lines: the title, the header and 3 rows, and it says so; ^C quits with 0
+        # (the shell outlives ^C with a trap, which hamictl does not inherit, to show its exit status)
+        subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "120",
+                        "-y", "6", "/bin/sh", "-c", "trap true INT; " + cmd], check=True, timeout=10)
+        screen = tmux_capture(sock, "the small table", lambda s: "terminal too small" in s)
+        check_eq(len([line for line in screen.splitlines() if "hami-gpu-" in line]), 3, "rows on 6 lines:\n" + screen)
+        subprocess.run(["tmux", "-L", sock, "send-keys", "-t", "top", "C-c"], check=True, timeout=10)
+        screen = tmux_capture(sock, "^C quits with 0", lambda s: "EXIT=0" in s and "TTY=" in s)
+        check("TTY=icanon echo" in screen, "the terminal is given back after ^C:\n" + screen)
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
 
 
 CASES = {
@@ -1043,6 +1266,8 @@ CASES = {
                                      {"allow_uids": str(ADMIN_UID), "hold": True}),
     "hamictl": (case_hamictl, {}),
     "hamictl-monitor": (case_hamictl_monitor, {}),
+    "hamictl-top": (case_hamictl_top, {}),
+    "hamictl-top-interactive": (case_hamictl_top_interactive, {}),
     "hamictl-not-running": (case_hamictl_not_running, {"daemon": False}),
     "hamictl-activation-hangs": (case_hamictl_activation_hangs, {"daemon": False, "activation": True}),
     "activation-through-systemd": (case_activation_through_systemd, {"daemon": False, "activation": True}),

@@ -5,28 +5,13 @@ with LISTEN_FDS; calls made while it is down wait in the backlog and the next in
 serves them."""
 
 import os
-import subprocess
 import threading
 
-from harness import DRIVER, Daemon, check, fail, listening_socket, sim
+from harness import DRIVER, Daemon, HeldSockets, check, fail, sim
 
 with Daemon() as d:
-    reg = listening_socket(d.reg_sock)
-    dra = listening_socket(d.dra_sock)
-    hi_reg = os.dup2(reg.fileno(), 100)
-    hi_dra = os.dup2(dra.fileno(), 101)
-
-    def child_setup():
-        os.dup2(hi_reg, 3)
-        os.dup2(hi_dra, 4)
-
-    def start():
-        env = dict(os.environ, LISTEN_FDS="2", LISTEN_FDNAMES="registration:dra")
-        env.pop("NOTIFY_SOCKET", None)
-        d.log = open(d.log_path, "ab")
-        d.proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"'] + d.argv(), env=env,
-                                  stdout=d.log, stderr=subprocess.STDOUT, pass_fds=(3, 4),
-                                  preexec_fn=child_setup)
+    held = HeldSockets(d)
+    start = held.start
 
     start()
     k = d.kubelet()
@@ -69,5 +54,4 @@ with Daemon() as d:
         check("uid-r%d" % round_ in results["prepare"], "round %d: the waiting prepare is served" % round_)
 
     check(d.stop() == 0, "final clean exit")
-    reg.close()
-    dra.close()
+    held.close()

@@ -124,7 +124,7 @@ container_up() {
         KUBELET_SIM=
         if [ -f "$SRC/tests/kubelet-sim.py" ] && [ "$DAEMON" = real ]; then
                 mkdir -p "$R$TESTLIB/tests" "$R$TESTLIB/build"
-                cp "$SRC/tests/kubelet-sim.py" "$R$TESTLIB/tests/"
+                cp "$SRC/tests/kubelet-sim.py" "$SRC/tests/restart-load.py" "$R$TESTLIB/tests/"
                 cp -r "$SRC/proto" "$R$TESTLIB/"
                 KUBELET_SIM=$TESTLIB/tests/kubelet-sim.py
         fi

@@ -368,6 +368,74 @@ print("mounts=" + ",".join(sorted(m["containerPath"] for m in s["containerEdits"
         check "hamictl claims no longer lists it" bash -c "[ $claims_rc = 0 ] && ! grep -qF '$CLAIM_UID' <<<'$claims'"
 fi
 
+# ------------------------------------------------------------------ restarts and an upgrade under load
+# 16 kubelet-like clients on long-lived connections (tests/restart-load.py, inside the
+# container) loop GetInfo (1 s deadline), prepare and unprepare of a claim each while
+# the service is restarted 20 times by systemctl; before every fifth restart a new
+# binary file is put in place (an upgrade). Not one call may fail or miss its deadline.
+# The restarts are 2.1 s apart: systemd refuses a sixth start within 10 s
+# (StartLimitBurst=5, StartLimitIntervalSec=10s, the defaults), manual ones included.
+LOAD_RESTARTS=${LOAD_RESTARTS:-20}
+if [ "$DAEMON" != real ] || [ -z "$KUBELET_SIM" ]; then
+        skipped "restarts under load: needs the real daemon and tests/kubelet-sim.py (daemon: $DAEMON)"
+elif [ -z "$API" ]; then
+        bad "restarts under load: no fake API server"
+else
+        load_claims="["
+        for i in $(seq 0 15); do
+                uid=$(cat /proc/sys/kernel/random/uuid)
+                share=$(cat /proc/sys/kernel/random/uuid)
+                cat >"$W/load-claim.json" <<JSON
+{"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+ "metadata": {"namespace": "load", "name": "load-$i", "uid": "$uid"},
+ "status": {"allocation": {"devices": {"results": [
+     {"request": "gpu", "driver": "$DRIVER", "pool": "$NODE", "device": "hami-gpu-0",
+      "shareID": "$share", "consumedCapacity": {"memory": "1Gi", "cores": "5"}}]}}}}
+JSON
+                apiserver_post /claims "$W/load-claim.json" >/dev/null 2>&1 || bad "claim load/load-$i not stored in the fake"
+                load_claims+="$([ $i = 0 ] || echo ,)[\"load\", \"load-$i\", \"$uid\"]"
+        done
+        echo "$load_claims]" >"$ROOT/run/load-claims.json"
+        rm -f "$ROOT/run/load-stop"
+        IN env HAMI_DRA_SOURCE_ROOT="$TESTLIB" HAMI_DRA_BUILD_ROOT="$TESTLIB/build" \
+                $PY "$TESTLIB/tests/restart-load.py" --registration "$REG" --claims /run/load-claims.json \
+                --stop-file /run/load-stop --seconds 240 >"$W/load.out" 2>"$W/load.err" &
+        load_pid=$!
+        for _ in $(seq 300); do grep -q '^started' "$W/load.err" 2>/dev/null && break; sleep 0.1; done
+        daemon_bin=$(IN systemctl show -P ExecStart hami-dra-plugin.service | sed -n 's/.*path=\([^ ;]*\).*/\1/p')
+        t=$(date +%s%N)
+        restarts_ok=0
+        for n in $(seq "$LOAD_RESTARTS"); do
+                next=$(( $(date +%s%N) + 2100000000 ))
+                if [ $((n % 5)) = 0 ] && [ -n "$daemon_bin" ]; then   # an upgrade: a new file, then the restart
+                        IN cp -p "$daemon_bin" "$daemon_bin.new" && IN mv -f "$daemon_bin.new" "$daemon_bin"
+                fi
+                if restart_err=$(IN systemctl restart hami-dra-plugin.service 2>&1); then
+                        restarts_ok=$((restarts_ok + 1))
+                else
+                        echo "# restart $n: $restart_err"
+                fi
+                while [ "$(date +%s%N)" -lt $next ]; do sleep 0.05; done
+        done
+        restarts_ms=$(ms "$t")
+        sleep 1
+        IN touch /run/load-stop
+        wait $load_pid
+        summary=$(tail -n 1 "$W/load.out")
+        echo "# restart-load: $summary"
+        sed 's/^/# restart-load: /' "$W/load.err" | tail -n 5
+        check "$restarts_ok of $LOAD_RESTARTS systemctl restarts (4 of them upgrades) under 16 clients in $restarts_ms ms" \
+                test "$restarts_ok" = "$LOAD_RESTARTS"
+        read -r load_failed load_missed load_min load_stuck <<<"$($PY -c 'import json, sys
+s = json.loads(sys.argv[1])
+print(s["failed"], s["missed_deadlines"], min(s["calls"].values()), s["stuck_clients"])' "$summary" 2>/dev/null || echo "? ? 0 ?")"
+        check "the clients made calls through every restart ($load_min of each kind)" test "$load_min" -ge "$LOAD_RESTARTS"
+        check "restarts under load: no call missed its deadline ($load_missed)" test "$load_missed" = 0
+        check "restarts under load: no call failed ($load_failed)" test "$load_failed" = 0
+        check "restarts under load: every client finished" test "$load_stuck" = 0
+        check "the service is active after the restarts" IN systemctl is-active -q hami-dra-plugin.service
+fi
+
 # ------------------------------------------------------------------ stop leaves nothing behind
 check "systemctl stop hami-dra-plugin.socket" IN systemctl stop hami-dra-plugin.socket
 check "service stopped with its socket (Requires=)" bash -c "! $X systemctl is-active -q hami-dra-plugin.service"
