@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdi.h"
 #include "macro.h"
 #include "prepared-claim.h"
 
@@ -21,6 +23,7 @@ void prepared_claim_done(PreparedClaim *c) {
         free(c->uid);
         free(c->namespace_);
         free(c->name);
+        free(c->pod);
         for (size_t i = 0; i < c->n_devices; i++)
                 prepared_claim_device_done(&c->devices[i]);
         free(c->devices);
@@ -33,7 +36,7 @@ int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim 
 
         memcpy(c.boot_id, src->boot_id, sizeof(c.boot_id));
         if (strdup_or_null(src->uid, &c.uid) < 0 || strdup_or_null(src->namespace_, &c.namespace_) < 0 ||
-            strdup_or_null(src->name, &c.name) < 0 ||
+            strdup_or_null(src->name, &c.name) < 0 || strdup_or_null(src->pod, &c.pod) < 0 ||
             (with_spec && strdup_or_null(src->cdi_spec, &c.cdi_spec) < 0))
                 return -ENOMEM;
         if (src->n_devices > 0) {
@@ -57,4 +60,12 @@ int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim 
         *ret = c;
         c = (PreparedClaim) {};
         return 0;
+}
+
+char *prepared_claim_region_path(const char *state_dir, const char *uid) {
+        char *p;
+
+        if (asprintf(&p, "%s/claims/%s/vgpu/" CDI_SHARED_CACHE_NAME, state_dir, uid) < 0)
+                return NULL;
+        return p;
 }

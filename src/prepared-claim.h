@@ -30,6 +30,8 @@ typedef struct PreparedClaim {
         char *uid;
         char *namespace_;
         char *name;
+        char *pod;              /* the pod it was prepared for (claim.h), or NULL; not in
+                                   the checkpoint: unknown after a restart */
         char boot_id[33];       /* 32 hex digits */
         PreparedClaimDevice *devices;
         size_t n_devices;
@@ -39,3 +41,7 @@ typedef struct PreparedClaim {
 void prepared_claim_done(PreparedClaim *c);
 /* A deep copy; the CDI spec text only if with_spec. */
 int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim *ret);
+
+/* <state_dir>/claims/<uid>/vgpu/vgpu.cache: the claim's shared region (prepare.h), or
+ * NULL without memory. */
+char *prepared_claim_region_path(const char *state_dir, const char *uid);
