@@ -41,6 +41,7 @@ typedef struct Job {
         Pending *pending;         /* the DraRequest this claim belongs to; NULL for verification */
         size_t index;             /* claim index in the request */
         bool prepare;
+        uint64_t started_usec;    /* CLOCK_MONOTONIC, for the duration histograms */
         char *namespace_, *name, *uid;
         char *json;               /* fetched claim, or NULL */
         size_t json_len;
@@ -81,6 +82,7 @@ struct DraService {
         uint64_t verify_retry_usec;
         DraServiceObserver observer;
         void *observer_userdata;
+        DraServiceStats stats;    /* event thread only */
 };
 
 static void fetching_remove(DraService *s, Job *j);
@@ -107,6 +109,7 @@ static Job *job_new(Pending *pending, size_t index, bool prepare, const char *ns
         j->pending = pending;
         j->index = index;
         j->prepare = prepare;
+        j->started_usec = now_usec();
         j->namespace_ = strdup(ns ?: "");
         j->name = strdup(name ?: "");
         j->uid = strdup(uid ?: "");
@@ -176,6 +179,15 @@ static void job_notify(DraService *s, Job *j) {
                 s->observer(s->observer_userdata, j->uid, NULL);
 }
 
+/* A kubelet's claim answered: its result and how long it took, fetch included. */
+static void job_count(DraService *s, const Job *j) {
+        uint64_t *results = j->prepare ? s->stats.prepare : s->stats.unprepare;
+
+        results[j->result < 0 ? 1 : 0]++;
+        histogram_observe(j->prepare ? &s->stats.prepare_duration : &s->stats.unprepare_duration,
+                          now_usec() - j->started_usec);
+}
+
 static void job_answer(DraService *s, Job *j) {
         job_notify(s, j);
         if (!j->pending) {
@@ -186,6 +198,7 @@ static void job_answer(DraService *s, Job *j) {
         DraRequest *r = j->pending->request;
         int k;
 
+        job_count(s, j);
         if (j->result < 0)
                 k = dra_request_set_error(r, j->index, "%s", j->error[0] ? j->error : strerror(-j->result));
         else if (j->prepare)
@@ -709,6 +722,10 @@ size_t dra_service_n_verify_waiting(DraService *s) {
 
 void dra_service_set_verify_retry(DraService *s, uint64_t usec) {
         s->verify_retry_usec = usec > 0 ? usec : VERIFY_RETRY_USEC_DEFAULT;
+}
+
+void dra_service_get_stats(const DraService *s, DraServiceStats *ret) {
+        *ret = s->stats;
 }
 
 void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *userdata) {

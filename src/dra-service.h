@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "grpc-server.h"
+#include "histogram.h"
 #include "prepare.h"
 
 /*
@@ -81,3 +82,13 @@ void dra_service_set_observer(DraService *s, DraServiceObserver observer, void *
  * kubelet had asked. -ENOENT when it is not prepared.
  */
 int dra_service_release(DraService *s, const char *uid);
+
+/* What the kubelet's claims got, for the metrics: [0] succeeded, [1] failed; durations
+ * from the call's arrival to the claim's answer, the API server's read included. */
+typedef struct DraServiceStats {
+        uint64_t prepare[2];
+        uint64_t unprepare[2];
+        Histogram prepare_duration;
+        Histogram unprepare_duration;
+} DraServiceStats;
+void dra_service_get_stats(const DraService *s, DraServiceStats *ret);

@@ -40,6 +40,8 @@ struct KubeClient {
         CURL *idle_easy[KUBE_IDLE_EASY_MAX];
         unsigned n_idle_easy;
         bool in_curl;             /* inside curl_multi_socket_action(): no curl_multi_* calls now */
+        KubeRequestCount counts[KUBE_REQUEST_COUNTS_MAX];
+        size_t n_counts;
 };
 
 struct KubeRequest {
@@ -650,6 +652,30 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* One more attempt of method that got status (0: no answer). The table does not grow:
+ * a key first seen once it is full is not counted. */
+static void kube_client_count(KubeClient *c, const char *method, long status) {
+        int code = status > 0 && status < 1000 ? (int) status : 0;
+        size_t i;
+
+        for (i = 0; i < c->n_counts; i++)
+                if (c->counts[i].code == code && streq(c->counts[i].verb, method))
+                        break;
+        if (i == c->n_counts) {
+                if (c->n_counts == KUBE_REQUEST_COUNTS_MAX)
+                        return;
+                c->counts[i] = (KubeRequestCount) { .code = code };
+                snprintf(c->counts[i].verb, sizeof(c->counts[i].verb), "%s", method);
+                c->n_counts++;
+        }
+        c->counts[i].count++;
+}
+
+size_t kube_client_request_counts(const KubeClient *c, const KubeRequestCount **ret) {
+        *ret = c->counts;
+        return c->n_counts;
+}
+
 static void kube_request_finish(KubeRequest *req, CURLcode result) {
         KubeClient *c = req->client;
         json_object *json = NULL;
@@ -665,6 +691,7 @@ static void kube_request_finish(KubeRequest *req, CURLcode result) {
         }
 
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+        kube_client_count(c, req->method, result == CURLE_OK ? status : 0);
         resp = (KubeResponse) {
                 .status = result == CURLE_OK ? status : 0,
                 .retry_after_usec = req->retry_after_usec,

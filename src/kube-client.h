@@ -67,6 +67,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);
 const char *kube_client_credential_description(KubeClient *c);
 const char *kube_client_server(KubeClient *c);
 
+/* Requests the API server answered (code: the HTTP status) or did not (code 0), per
+ * method, every attempt counted: for the metrics. At most KUBE_REQUEST_COUNTS_MAX keys;
+ * a key first seen past them is not counted. Event thread only. */
+#define KUBE_REQUEST_COUNTS_MAX 64
+typedef struct KubeRequestCount {
+        char verb[8];
+        int code;
+        uint64_t count;
+} KubeRequestCount;
+size_t kube_client_request_counts(const KubeClient *c, const KubeRequestCount **ret);
+
 /*
  * Start a request. `path` begins with '/' (query included, already escaped). `body`
  * is sent as JSON when not NULL. `attempts` ≥ 1: how often to try. The handler is

@@ -13,8 +13,7 @@ int manager_dbus_claim_from_prepared(const PreparedClaim *c, const char *state_d
         b.uid = strdup(c->uid);
         b.namespace_ = strdup(c->namespace_);
         b.name = strdup(c->name);
-        if (asprintf(&b.shared_region, "%s/claims/%s/vgpu/vgpu.cache", state_dir, c->uid) < 0)
-                b.shared_region = NULL;
+        b.shared_region = prepared_claim_region_path(state_dir, c->uid);
         b.devices = calloc(MAX(c->n_devices, 1u), sizeof(BusClaimDevice));
         if (!b.uid || !b.namespace_ || !b.name || !b.shared_region || !b.devices)
                 return -ENOMEM;

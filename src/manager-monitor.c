@@ -40,8 +40,8 @@ static void collect_claim(void *userdata, const PreparedClaim *c) {
                 return;
         r = &mc->regions[mc->n];
         *r = (UsageMonitorRegion) {};
-        if (asprintf(&mc->paths[mc->n], "%s/claims/%s/vgpu/vgpu.cache", mc->state_dir, c->uid) < 0) {
-                mc->paths[mc->n] = NULL;
+        mc->paths[mc->n] = prepared_claim_region_path(mc->state_dir, c->uid);
+        if (!mc->paths[mc->n]) {
                 mc->error = -ENOMEM;
                 return;
         }

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "manager-dbus-claim.h"
 #include "manager-dbus.h"
+#include "manager-metrics.h"
 #include "manager-monitor.h"
 #include "manager.h"
 #include "time-util.h"
@@ -359,6 +360,7 @@ static void manager_on_claim_changed(void *userdata, const char *uid, const Prep
         Manager *m = userdata;
         _cleanup_(bus_claim_done) BusClaim b = {};
 
+        manager_metrics_claim_changed(m, uid, c);
         if (!m->bus)
                 return;
         if (!c)
@@ -419,7 +421,11 @@ static int manager_take_listen_fds(Manager *m) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *name = names && names[i] ? names[i] : "unknown";
 
-                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+                /* /metrics: TCP (hami-dra-metrics.socket), or any stream socket. */
+                if (streq(name, "metrics") && m->listen_fd_metrics < 0 &&
+                    sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+                        m->listen_fd_metrics = fd;
+                else if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
                         log_warning("Passed fd %d (%s) is not a listening AF_UNIX stream socket, ignoring",
                                     fd, name);
                         safe_close(fd);
@@ -429,7 +435,7 @@ static int manager_take_listen_fds(Manager *m) {
                         m->listen_fd_dra = fd;
                 else {
                         log_warning("Passed socket \"%s\" (fd %d) is not one of ours (FileDescriptorName= "
-                                    "registration or dra), ignoring", name, fd);
+                                    "registration, dra or metrics), ignoring", name, fd);
                         safe_close(fd);
                 }
         }
@@ -609,7 +615,7 @@ int manager_new(int argc, char *argv[], Manager **ret) {
                 return log_oom();
         m->argc = argc;
         m->argv = argv;
-        m->listen_fd_registration = m->listen_fd_dra = -EBADF;
+        m->listen_fd_registration = m->listen_fd_dra = m->listen_fd_metrics = -EBADF;
 
         r = config_init(&m->config);
         if (r < 0)
@@ -882,14 +888,16 @@ int manager_start(Manager *m) {
         /* After the API client is set up (it reads the claims). */
         manager_verify_recovered(m);
 
+        r = manager_setup_metrics(m);
+        if (r < 0)
+                return r;
         r = manager_dbus_start(m, &m->bus);
         if (r < 0)
                 /* No system bus (a container, a test) is no reason to stop serving the kubelet. */
                 log_warning_errno(r, "Not on the system bus, org.projecthami.Dra1 is unavailable: %m");
-        else {
-                dra_service_set_observer(m->dra_service, manager_on_claim_changed, m);
-                (void) preparer_foreach(m->preparer, manager_publish_claim, m);
-        }
+        /* The D-Bus objects and the metrics follow the prepared claims. */
+        dra_service_set_observer(m->dra_service, manager_on_claim_changed, m);
+        (void) preparer_foreach(m->preparer, manager_publish_claim, m);
 
         r = manager_setup_monitor(m);
         if (r < 0)
@@ -927,6 +935,7 @@ Manager *manager_free(Manager *m) {
         /* Then the DRA service: waits for its workers and completes what is still in flight. */
         m->dra_service = dra_service_free(m->dra_service);
         manager_free_monitor(m);
+        manager_free_metrics(m);
         m->preparer = preparer_free(m->preparer);
         preparer_claims_free(m->recovered, m->n_recovered);
         m->bus = bus_server_free(m->bus);

@@ -68,6 +68,7 @@ typedef struct Manager {
         size_t n_recovered;
         int listen_fd_registration; /* from systemd, or -1 */
         int listen_fd_dra;
+        int listen_fd_metrics;     /* FileDescriptorName=metrics, or -1: no /metrics */
         bool kubelet_registered;
         char *registration_error;
 
@@ -76,6 +77,9 @@ typedef struct Manager {
         SlicePublisher *publisher;
         char *apiserver_status;    /* one line for STATUS=, from the publisher */
         BusServer *bus;           /* org.projecthami.Dra1; NULL without a system bus */
+
+        struct Metrics *metrics;   /* NULL without a metrics socket (manager-metrics.c) */
+        struct MetricsServer *metrics_server;
 
         struct UsageMonitor *monitor; /* NULL until NVML can be loaded (manager-monitor.c) */
         sd_event_source *monitor_timer;

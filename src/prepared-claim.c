@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdi.h"
 #include "macro.h"
 #include "prepared-claim.h"
 
@@ -57,4 +59,12 @@ int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim 
         *ret = c;
         c = (PreparedClaim) {};
         return 0;
+}
+
+char *prepared_claim_region_path(const char *state_dir, const char *uid) {
+        char *p;
+
+        if (asprintf(&p, "%s/claims/%s/vgpu/" CDI_SHARED_CACHE_NAME, state_dir, uid) < 0)
+                return NULL;
+        return p;
 }

@@ -39,3 +39,7 @@ typedef struct PreparedClaim {
 void prepared_claim_done(PreparedClaim *c);
 /* A deep copy; the CDI spec text only if with_spec. */
 int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim *ret);
+
+/* <state_dir>/claims/<uid>/vgpu/vgpu.cache: the claim's shared region (prepare.h), or
+ * NULL without memory. */
+char *prepared_claim_region_path(const char *state_dir, const char *uid);

@@ -396,6 +396,13 @@ static void publisher_check_dropped(SlicePublisher *p, json_object *sent, json_o
         p->dropped |= d;
 }
 
+/* For the metrics: writes by operation (create, update, delete) and result. */
+static void publisher_count_write(SlicePublisher *p, const Op *op, bool ok) {
+        unsigned i = op->type == OP_CREATE ? 0 : op->type == OP_UPDATE ? 1 : 2;
+
+        p->status.writes[i][ok ? 0 : 1]++;
+}
+
 static void on_write_done(KubeClient *c, const KubeResponse *r, void *userdata) {
         SlicePublisher *p = userdata;
         Op *op = &p->ops[p->op_next];
@@ -403,6 +410,9 @@ static void on_write_done(KubeClient *c, const KubeResponse *r, void *userdata) 
 
         p->req = NULL;
         publisher_note_response(p, r);
+        /* A delete answered 404 is done (below, on the API server's word). */
+        publisher_count_write(p, op, r->error == 0 && ((r->status >= 200 && r->status < 300) ||
+                                                       (op->type == OP_DELETE && r->status == 404)));
         snprintf(what, sizeof(what), "%s ResourceSlice %s",
                  op->type == OP_DELETE ? "Deleting" : op->type == OP_UPDATE ? "Updating" : "Creating",
                  op->name ?: json_get_string(op->body, "metadata.generateName") ?: "?");
@@ -495,6 +505,8 @@ static void publisher_run_next(SlicePublisher *p) {
         r = kube_client_request(p->client, method, path, op->body, 1, on_write_done, p, &p->req);
         if (r < 0) {
                 KubeResponse resp = { .error = r, .message = "could not start the request" };
+
+                publisher_count_write(p, op, false);
                 publisher_fail(p, &resp, method);
         }
 }

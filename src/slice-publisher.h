@@ -34,6 +34,7 @@ typedef struct SlicePublisherStatus {
         unsigned n_slices;
         unsigned n_devices;
         uint64_t n_writes;           /* POST/PUT/DELETE sent since start */
+        uint64_t writes[3][2];       /* of those, [create, update, delete][succeeded, failed] */
         const char *last_error;      /* NULL when the last sync succeeded */
 } SlicePublisherStatus;
 

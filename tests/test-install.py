@@ -25,7 +25,8 @@ MAN_PAGES = ["hamictl.1", "hami-dra-parameters.5", "hami-dra.conf.5", "org.proje
 RUNTIME = ["usr/libexec/hami-dra-plugin", "usr/libexec/hami-dra-webhook", "usr/bin/hamictl",
            "usr/share/dbus-1/system.d/org.projecthami.Dra1.conf", "usr/share/polkit-1/actions/org.projecthami.dra1.policy",
            "usr/lib/systemd/catalog/hami-dra.catalog", "etc/hami-dra/hami-dra.conf"]
-UNITS = ["hami-dra-plugin.service", "hami-dra-plugin.socket", "hami-dra-plugin-dra.socket", "hami-dra-webhook.service"]
+UNITS = ["hami-dra-plugin.service", "hami-dra-plugin.socket", "hami-dra-plugin-dra.socket", "hami-dra-metrics.socket",
+         "hami-dra-webhook.service"]
 MESSAGE_IDS = ["19084eb2f9104c438d84c4b807711466", "aa8f594203154ad8b0c2bee4508def7a",
                "970d9aa79c094f8a84d15c7a813d1478", "222f44e329cf4a31b45c11e31cb03996",
                "d856564a177c4ca983b12ec203930ef8"]
