@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "manager-monitor.h"
 #include "manager.h"
+#include "metrics.h"
 #include "prepare.h"
 #include "time-util.h"
 #include "usage-monitor.h"
@@ -28,6 +29,7 @@ typedef struct MonitorCollect {
         const char *state_dir;
         UsageMonitorRegion *regions;
         char **paths;
+        const char **uids;      /* the claims' records stay put during the tick */
         size_t n;
         int error;
 } MonitorCollect;
@@ -46,6 +48,8 @@ static void collect_claim(void *userdata, const PreparedClaim *c) {
                 return;
         }
         r->path = mc->paths[mc->n];
+        r->read_error = 1; /* not read (yet): the tick sets 0 or negative errno */
+        mc->uids[mc->n] = c->uid;
         /* Region device i is the GPU with index i in the claim (claim-limits.h). */
         for (size_t i = 0; i < c->n_devices; i++) {
                 unsigned idx = c->devices[i].cuda_index;
@@ -72,14 +76,23 @@ static void monitor_tick(Manager *m) {
 
         mc.regions = calloc(MONITOR_REGIONS_MAX, sizeof(UsageMonitorRegion));
         mc.paths = calloc(MONITOR_REGIONS_MAX, sizeof(char *));
-        if (mc.regions && mc.paths && m->preparer) {
+        mc.uids = calloc(MONITOR_REGIONS_MAX, sizeof(char *));
+        if (mc.regions && mc.paths && mc.uids && m->preparer) {
                 (void) preparer_foreach(m->preparer, collect_claim, &mc);
                 if (mc.n > 0 && mc.error >= 0) {
+                        uint64_t now = now_usec();
+
                         (void) usage_monitor_tick(m->monitor, mc.regions, mc.n);
-                        for (size_t i = 0; i < mc.n; i++)
+                        for (size_t i = 0; i < mc.n; i++) {
                                 monitor_report(m, &mc.regions[i]);
+                                /* The metrics take this reading instead of making their own. */
+                                if (m->metrics && mc.regions[i].read_error <= 0)
+                                        metrics_claim_usage(m->metrics, mc.uids[i], mc.regions[i].read_error,
+                                                            &mc.regions[i].usage, now);
+                        }
                 }
         }
+        free(mc.uids);
         for (size_t i = 0; mc.paths && i < mc.n; i++)
                 free(mc.paths[i]);
         free(mc.paths);

@@ -446,11 +446,33 @@ int metrics_set_devices(Metrics *m, const MetricsDevice *devices, size_t n) {
         return 0;
 }
 
+/* Claims are sorted by UID: the usage monitor's readings find theirs by bsearch. The
+ * position of uid, or where it would go (*ret_found false). */
+static size_t claim_position(const Metrics *m, const char *uid, bool *ret_found) {
+        size_t lo = 0, hi = m->n_claims;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(m->claims[mid].uid, uid);
+
+                if (c == 0) {
+                        *ret_found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_found = false;
+        return lo;
+}
+
 static MetricsClaim *claim_find(Metrics *m, const char *uid) {
-        for (size_t i = 0; i < m->n_claims; i++)
-                if (streq(m->claims[i].uid, uid))
-                        return &m->claims[i];
-        return NULL;
+        bool found;
+        size_t i = claim_position(m, uid, &found);
+
+        return found ? &m->claims[i] : NULL;
 }
 
 /* node=..,device_uuid=..,namespace=..,claim=..,claim_uid=..,pod=.. */
@@ -512,6 +534,8 @@ static int claim_fill(Metrics *m, const PreparedClaim *pc, const char *region_pa
 int metrics_claim_prepared(Metrics *m, const PreparedClaim *pc, const char *region_path) {
         MetricsClaim c = {};
         MetricsClaim *slot;
+        bool found;
+        size_t pos;
         int r;
 
         r = claim_fill(m, pc, region_path, &c);
@@ -519,10 +543,11 @@ int metrics_claim_prepared(Metrics *m, const PreparedClaim *pc, const char *regi
                 claim_done(&c);
                 return r;
         }
-        slot = claim_find(m, c.uid);
-        if (slot)
+        pos = claim_position(m, c.uid, &found);
+        if (found) {
+                slot = &m->claims[pos];
                 claim_done(slot);
-        else {
+        } else {
                 if (m->n_claims >= METRICS_CLAIMS_MAX) {
                         claim_done(&c);
                         return -E2BIG;
@@ -537,7 +562,9 @@ int metrics_claim_prepared(Metrics *m, const PreparedClaim *pc, const char *regi
                         m->claims = p;
                         m->n_claims_allocated = n;
                 }
-                slot = &m->claims[m->n_claims++];
+                memmove(&m->claims[pos + 1], &m->claims[pos], (m->n_claims - pos) * sizeof(*m->claims));
+                m->n_claims++;
+                slot = &m->claims[pos];
         }
         *slot = c;
         m->dirty = true;
@@ -545,12 +572,14 @@ int metrics_claim_prepared(Metrics *m, const PreparedClaim *pc, const char *regi
 }
 
 void metrics_claim_unprepared(Metrics *m, const char *uid) {
-        MetricsClaim *c = claim_find(m, uid);
+        bool found;
+        size_t pos = claim_position(m, uid, &found);
 
-        if (!c)
+        if (!found)
                 return;
-        claim_done(c);
-        *c = m->claims[--m->n_claims];
+        claim_done(&m->claims[pos]);
+        memmove(&m->claims[pos], &m->claims[pos + 1], (m->n_claims - pos - 1) * sizeof(*m->claims));
+        m->n_claims--;
         m->dirty = true;
 }
 
@@ -712,14 +741,13 @@ static int rebuild_cache(Metrics *m) {
 
 /* ---------------------------------------------------------------- per scrape */
 
-static void claim_read_region(Metrics *m, MetricsClaim *c, uint64_t now) {
-        SharedRegionUsage u;
-        int r;
+static bool claim_reading_fresh(const MetricsClaim *c, uint64_t now) {
+        return c->read_usec != 0 && now - c->read_usec < METRICS_REGION_MAX_AGE_USEC;
+}
 
-        if (c->read_usec != 0 && now - c->read_usec < METRICS_REGION_MAX_AGE_USEC)
-                return;
+/* A reading of c's region (r < 0: it failed), made here or by the usage monitor. */
+static void claim_take_reading(Metrics *m, MetricsClaim *c, int r, const SharedRegionUsage *u, uint64_t now) {
         c->read_usec = now ?: 1;
-        r = m->reader(c->region_path, &u);
         c->read_error = r < 0 ? r : 0;
         if (r < 0) {
                 /* Gone (unprepared meanwhile, or not made yet) is no error of the region. */
@@ -737,16 +765,34 @@ static void claim_read_region(Metrics *m, MetricsClaim *c, uint64_t now) {
                 c->error_logged = true;
                 return;
         }
-        c->n_active = u.n_active;
+        c->n_active = u->n_active;
         for (size_t d = 0; d < SHARED_REGION_DEVICES_MAX; d++) {
-                bool known = d < u.n_devices;
+                bool known = d < u->n_devices;
 
                 c->used[d] = !known ? 0
-                             : u.used[d] > UINT64_MAX - u.footprint_extra[d] ? UINT64_MAX
-                                                                             : u.used[d] + u.footprint_extra[d];
-                c->measured_sm[d] = known ? MIN(u.measured_sm[d], 1000u) : 0;
-                c->measured_seq[d] = known ? u.measured_seq[d] : 0;
+                             : u->used[d] > UINT64_MAX - u->footprint_extra[d] ? UINT64_MAX
+                                                                               : u->used[d] + u->footprint_extra[d];
+                c->measured_sm[d] = known ? MIN(u->measured_sm[d], 1000u) : 0;
+                c->measured_seq[d] = known ? u->measured_seq[d] : 0;
         }
+}
+
+static void claim_read_region(Metrics *m, MetricsClaim *c, uint64_t now) {
+        SharedRegionUsage u = {};
+        int r;
+
+        if (claim_reading_fresh(c, now))
+                return;
+        r = m->reader(c->region_path, &u);
+        claim_take_reading(m, c, r, &u, now);
+}
+
+void metrics_claim_usage(Metrics *m, const char *uid, int error, const SharedRegionUsage *u, uint64_t now_usec) {
+        MetricsClaim *c = claim_find(m, uid);
+
+        if (!c || claim_reading_fresh(c, now_usec))
+                return;
+        claim_take_reading(m, c, error, u, now_usec);
 }
 
 /* Whether device d of claim c has a reading to show. */

@@ -84,6 +84,13 @@ int metrics_claim_prepared(Metrics *m, const PreparedClaim *c, const char *regio
 void metrics_claim_unprepared(Metrics *m, const char *uid);
 size_t metrics_n_claims(const Metrics *m);
 
+/*
+ * The usage monitor read uid's region anyway, every 100 ms (error < 0: that failed): taken
+ * as the claim's reading when the last one is older than METRICS_REGION_MAX_AGE_USEC.
+ * With the monitor running, a scrape then reads no region at all.
+ */
+void metrics_claim_usage(Metrics *m, const char *uid, int error, const SharedRegionUsage *u, uint64_t now_usec);
+
 /* Render every family into out (appended). now_usec: CLOCK_MONOTONIC, for the regions'
  * ages. 0 or -ENOMEM. */
 int metrics_render(Metrics *m, const MetricsOperation *op, uint64_t now_usec, MetricsBuffer *out);
@@ -96,4 +103,9 @@ int metrics_buffer_put_label_value(MetricsBuffer *b, const char *v);
 
 static inline void metrics_buffer_donep(MetricsBuffer *b) {
         metrics_buffer_done(b);
+}
+
+static inline void metrics_freep(Metrics **m) {
+        if (*m)
+                metrics_free(*m);
 }

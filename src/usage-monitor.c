@@ -435,6 +435,7 @@ static int scan_region(UsageMonitor *m, UsageMonitorRegion *r, const Beacons *be
                 r->measured[d].measured = true;
         }
         r->st = s->st;
+        r->usage = s->usage;
         free(s);
         return k;
 }
@@ -496,7 +497,7 @@ int usage_monitor_tick(UsageMonitor *m, UsageMonitorRegion *regions, size_t n) {
                 m->gpus[i].polled = false;
         beacons_read(&beacons);
         for (size_t i = 0; i < n; i++)
-                regions[i].error = scan_region(m, &regions[i], &beacons);
+                regions[i].error = regions[i].read_error = scan_region(m, &regions[i], &beacons);
         free(beacons.locks);
 
         /* Slots in path order, whatever order the caller listed the regions in. */

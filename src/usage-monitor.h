@@ -50,6 +50,10 @@ typedef struct UsageMonitorRegion {
         unsigned n_processes;                           /* live processes with a beacon */
         unsigned n_unresolved;                          /* live processes without: not measured */
         struct stat st;                                 /* the file measured */
+        /* Out: what the read found before this tick's writes (the metrics show it, so
+         * that a scrape need not read the region again), and the read's own result. */
+        SharedRegionUsage usage;
+        int read_error;                                 /* left alone when not read */
 } UsageMonitorRegion;
 
 typedef struct UsageMonitor UsageMonitor;

@@ -13,7 +13,6 @@
 #include "metrics.h"
 #include "tests.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(Metrics *, metrics_free);
 
 static unsigned reads;
 
@@ -235,6 +234,34 @@ static void test_region_gone(void) {
         ASSERT_HAS(t, "hami_dra_claim_memory_limit_bytes{node=\"n\",device_uuid=\"GPU-x\",namespace=\"ns\",claim=\"g\",claim_uid=\"uid-g\",pod=\"\"} 1048576\n");
 }
 
+/* The usage monitor's readings stand in for the scrape's own, at most one a second. */
+static void test_monitor_feed(void) {
+        _cleanup_(metrics_freep) Metrics *m = small_state();
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        SharedRegionUsage u = { .n_devices = 1, .n_active = 4, .used = { 1000 }, .footprint_extra = { 24 },
+                                .measured_sm = { 2000 }, .measured_seq = { 1 } };
+
+        reads = 0;
+        metrics_claim_usage(m, "uid-a", 0, &u, 5 * 1000 * 1000);
+        metrics_claim_usage(m, "uid-b", 0, &u, 5 * 1000 * 1000);
+        metrics_claim_usage(m, "uid-c", -EBADMSG, &u, 5 * 1000 * 1000);
+        metrics_claim_usage(m, "no-such-uid", 0, &u, 5 * 1000 * 1000);
+        a = render(m, NULL, 5 * 1000 * 1000 + 500000);
+        ASSERT_EQ_U(reads, 0u);
+        ASSERT_HAS(a, "\nhami_dra_claim_memory_used_bytes{" L_A " 1024\n");
+        ASSERT_HAS(a, "\nhami_dra_claim_core_used_ratio{" L_A " 1\n"); /* clamped to the whole GPU */
+        ASSERT_HAS(a, "\nhami_dra_claim_processes{" L_B " 4\n");
+        ASSERT_EQ_U(metrics_region_errors(m), 1u);
+        /* A second reading within the second is not taken. */
+        u.used[0] = 0;
+        metrics_claim_usage(m, "uid-a", 0, &u, 5 * 1000 * 1000 + 600000);
+        metrics_claim_usage(m, "uid-c", -EBADMSG, &u, 5 * 1000 * 1000 + 600000);
+        ASSERT_EQ_U(metrics_region_errors(m), 1u);
+        b = render(m, NULL, 5 * 1000 * 1000 + 700000);
+        ASSERT_HAS(b, "\nhami_dra_claim_memory_used_bytes{" L_A " 1024\n");
+        ASSERT_EQ_U(reads, 0u);
+}
+
 static double le_value(const char *line) {
         const char *p = strstr(line, "le=\"");
 
@@ -328,6 +355,7 @@ int main(void) {
         TEST(test_small_state);
         TEST(test_region_age);
         TEST(test_region_gone);
+        TEST(test_monitor_feed);
         TEST(test_histogram);
         TEST(test_grouping);
         return 0;
