@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 
 NODE = "gpu-node-1"
 GPUS = 4
-SCRAPE = 2  # seconds
+SCRAPE = 3  # seconds
 GIB = 1 << 30
 
 
