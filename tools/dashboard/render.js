@@ -141,13 +141,16 @@ function timeSeries(p) {
   const data = [p.times];
   const series = [{}];
   const accum = p.times.map(() => 0);
+  const any = p.times.map((t, j) => p.series.some(s => s.values[j] != null));
   p.series.forEach((s, i) => {
     const pr = props(p, s);
     const c = pr.color && pr.color.mode === "fixed" ? color(pr.color.fixedColor) : PALETTE[i % PALETTE.length];
     const dash = pr.custom.lineStyle && pr.custom.lineStyle.fill === "dash" ? pr.custom.lineStyle.dash || [10, 10] : null;
     const fillOpacity = pr.custom.fillOpacity != null ? pr.custom.fillOpacity : 0;
     let values = s.values;
-    if (stacked) values = values.map((v, j) => v == null ? null : (accum[j] += v));
+    // stacked: a missing point adds nothing (the line runs along the one below), where
+    // another series has one
+    if (stacked) values = values.map((v, j) => any[j] ? (accum[j] += v == null ? 0 : v) : null);
     data.push(values);
     series.push({ label: s.name, stroke: c, width: pr.custom.lineWidth != null ? pr.custom.lineWidth : 1,
       dash: dash || undefined, fill: fillOpacity > 0 ? alpha(c, fillOpacity / 100) : undefined,
