@@ -4,7 +4,8 @@
 # minutes of claims and processes driven as a kubelet would), and draw
 # deploy/grafana/hami-dra.json from that Prometheus with tools/render-dashboard.
 #   tools/dashboard-demo.sh [--stub] [--seconds N] [--png OUT] [--keep DIR]
-# --stub: tools/dashboard/stub-exporter.py instead of the daemon (simulated numbers).
+# --stub: tools/dashboard/stub-exporter.py instead of the daemon (simulated numbers),
+# into /tmp/hami-dra-dashboard-stub.png unless --png says otherwise.
 # Needs prometheus and chromium (apt-get install prometheus chromium); root, for the
 # device-node fixtures. See docs/metrics.md, "Grafana dashboard".
 set -euo pipefail
@@ -18,7 +19,15 @@ for p in prometheus chromium; do
         command -v "$p" >/dev/null || { echo "dashboard-demo: $p is not installed (apt-get install $p)" >&2; exit 1; }
 done
 args=("$@")
-printf '%s\n' "${args[@]}" | grep -qx -- --png || args+=(--png docs/dashboard.png)
+has() { printf '%s\n' "${args[@]}" | grep -qx -- "$1"; }
+
+# The stub's numbers are simulated: they never go to docs/ unless asked for by name.
+if has --stub; then
+        has --png || args+=(--png /tmp/hami-dra-dashboard-stub.png)
+        /usr/bin/python3 tools/dashboard/demo.py "${args[@]}"
+        exit 0
+fi
+has --png || args+=(--png docs/dashboard.png)
 
 BUILD=${BUILD:-build-dashboard-demo}
 if [ ! -f "$BUILD/build.ninja" ]; then

@@ -33,7 +33,7 @@ CLAIMS = [
     (50, 200, "inference", "whisper", "whisper-58c6-tt9", 2, 2, 20, 1),
     (80, 200, "notebooks", "jupyter-bob", "jupyter-bob", 1, 8, 40, 1),
 ]
-UNHEALTHY_AT = 60  # GPU 5 goes unhealthy (an XID), unschedulable from then on
+UNHEALTHY_AT = 60  # GPU 3 goes unhealthy (an XID), unschedulable from then on
 PREPARE_ERROR_AT = 42  # a claim whose parameters are refused
 REGION_ERROR_AT = 66
 
@@ -213,7 +213,7 @@ class Node:
             if name == "slice":
                 sample("hami_dra_resourceslice_writes_total",
                        [("node", node), ("operation", key[0]), ("result", key[1])], v)
-        healthy = [0 if g["index"] == 5 and t >= UNHEALTHY_AT else 1 for g in gpus]
+        healthy = [0 if g["index"] == 3 and t >= UNHEALTHY_AT else 1 for g in gpus]
         family("hami_dra_device_healthy", "gauge", "1 when the GPU is healthy.")
         for g in gpus:
             sample("hami_dra_device_healthy", [("node", node), ("device_uuid", g["uuid"]),
