@@ -5,14 +5,18 @@ socket-activated with its "metrics" socket, prepares claims of the fake API serv
 /metrics has exactly the families of the file (every `# TYPE` line, with its type), and
 every sample carries exactly the file's label names (a histogram's buckets `le` too).
 The Grafana dashboard is checked against that file (test-dashboard), so through it
-against the daemon."""
+against the daemon. Then a real Prometheus scrapes the daemon, and every panel of the
+dashboard gets series (or table rows) from it through tools/render-dashboard's queries."""
 
+import json
 import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 
@@ -128,6 +132,52 @@ try:
         # Never measured here (no process, no NVML): the family is declared, with no sample.
         check(seen == set(want) - {"hami_dra_claim_core_used_ratio"},
               "every other family has samples (none: %s)" % sorted(set(want) - seen))
+
+        prometheus = shutil.which("prometheus")
+        if prometheus:
+            conf = os.path.join(tmp, "prometheus.yml")
+            with open(conf, "w") as f:
+                f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+                        "  - job_name: hami-dra\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % port)
+            prom_port = free_port()
+            prom_log = open(os.path.join(tmp, "prometheus.log"), "w")
+            prom = subprocess.Popen([prometheus, "--config.file=" + conf, "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
+                                     "--web.listen-address=127.0.0.1:%d" % prom_port], stdout=prom_log,
+                                    stderr=subprocess.STDOUT, cwd=tmp)
+            try:
+                url = "http://127.0.0.1:%d" % prom_port
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        q = url + "/api/v1/query?query=count(hami_dra_prepare_total)"
+                        if json.load(urllib.request.urlopen(q, timeout=2))["data"]["result"]:
+                            break
+                    except OSError:
+                        pass
+                    check(time.monotonic() < deadline and prom.poll() is None, "Prometheus scrapes the daemon")
+                    time.sleep(0.2)
+                k.unprepare([b], "v1")  # something for the rates to count
+                time.sleep(6)
+                out = os.path.join(tmp, "panels.json")
+                subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tools", "render-dashboard"),
+                                "--prometheus", url, "--from", "now-30s", "--to", "now", "--step", "1",
+                                "--scrape-interval", "1", "--json", out], check=True)
+                with open(out) as f:
+                    panels = [p for p in json.load(f)["panels"] if p["type"] != "row"]
+                check(len(panels) >= 20, "render-dashboard ran %d panels' queries" % len(panels))
+                for p in panels:
+                    if p["type"] == "table":
+                        n = sum(1 for r in p["rows"] if any(v is not None for v in r))
+                        check(n > 0, "panel %r: %d rows from the daemon's metrics" % (p["title"], n))
+                    else:
+                        n = sum(1 for x in p["series"] if any(v is not None for v in x["values"]))
+                        check(n > 0, "panel %r: %d series with values from the daemon's metrics" % (p["title"], n))
+            finally:
+                prom.terminate()
+                prom.wait(20)
+                prom_log.close()
+        else:
+            print("prometheus is not installed: the dashboard's queries are not run")
         k.close()
         check(d.stop() == 0, "SIGTERM gives a clean exit")
 finally:
