@@ -25,6 +25,7 @@ void claim_allocation_done(ClaimAllocation *c) {
         free(c->name);
         free(c->uid);
         free(c->resource_version);
+        free(c->pod);
         for (size_t i = 0; i < c->n_results; i++) {
                 ClaimResult *r = &c->results[i];
                 free(r->request);
@@ -159,6 +160,35 @@ static int decode_metadata(json_object *root, ClaimAllocation *c, ErrBuf *e) {
         c->resource_version = rv ? strdup(rv) : NULL;
         if (!c->uid || !c->name || !c->namespace_ || (rv && !c->resource_version))
                 return -ENOMEM;
+        return 0;
+}
+
+/*
+ * The pod the claim is reserved for (the first of status.reservedFor with resource "pods"
+ * in the core group): for the metrics' pod label, nothing else. Informational, so an
+ * entry that is malformed or names no valid pod is skipped, never an error.
+ */
+#define CLAIM_RESERVED_FOR_MAX 256   /* the API's limit */
+static int decode_reserved_for(json_object *root, ClaimAllocation *c) {
+        json_object *list = json_get(json_get(root, "status"), "reservedFor");
+        size_t n;
+
+        if (!list || !json_object_is_type(list, json_type_array))
+                return 0;
+        n = MIN(json_object_array_length(list), (size_t) CLAIM_RESERVED_FOR_MAX);
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(list, i);
+                const char *resource = NULL, *group = NULL, *name = NULL;
+
+                if (!json_object_is_type(o, json_type_object) || get_string(o, "resource", &resource) < 0 ||
+                    get_string(o, "apiGroup", &group) < 0 || get_string(o, "name", &name) < 0)
+                        continue;
+                if (!streq_ptr(resource, "pods") || !isempty(group) || !name ||
+                    !dns_name_is_valid(name, CLAIM_SUBDOMAIN_MAX, true))
+                        continue;
+                c->pod = strdup(name);
+                return c->pod ? 0 : -ENOMEM;
+        }
         return 0;
 }
 
@@ -447,6 +477,8 @@ int claim_allocation_decode(const char *json, size_t len, const char *driver_nam
                 r = decode_metadata(root, &c, &e);
                 if (r >= 0)
                         r = decode_allocation(root, driver_name, pool, &c, &e);
+                if (r >= 0)
+                        r = decode_reserved_for(root, &c);
         }
         json_object_put(root);
         if (r < 0)

@@ -35,6 +35,7 @@ typedef struct ClaimAllocation {
         char *name;
         char *uid;
         char *resource_version;
+        char *pod;                /* the first pod in status.reservedFor, or NULL: metrics only */
         ClaimResult *results;     /* only results with our driver and our pool */
         size_t n_results;
 } ClaimAllocation;

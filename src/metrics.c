@@ -59,6 +59,7 @@ struct Metrics {
         size_t n_claims_allocated;
 
         MetricsBuffer cached;       /* the families that change only with the claims */
+        size_t last_size;           /* of the last rendering: the next one's allocation */
         bool dirty;
         uint64_t region_errors;
 };
@@ -505,7 +506,7 @@ static int claim_fill(Metrics *m, const PreparedClaim *pc, const char *region_pa
         c->uid = strdup(pc->uid ?: "");
         c->namespace_ = strdup(pc->namespace_ ?: "");
         c->name = strdup(pc->name ?: "");
-        c->pod = strdup("");
+        c->pod = strdup(pc->pod ?: "");
         c->region_path = strdup(region_path ?: "");
         c->devices = calloc(MAX(pc->n_devices, (size_t) 1), sizeof(*c->devices));
         if (!c->uid || !c->namespace_ || !c->name || !c->pod || !c->region_path || !c->devices)
@@ -1016,7 +1017,8 @@ int metrics_render(Metrics *m, const MetricsOperation *op, uint64_t now_usec, Me
         for (size_t i = 0; i < m->n_claims; i++)
                 claim_read_region(m, &m->claims[i], now_usec);
 
-        r = buf_reserve(out, m->cached.size * 2 + 8192);
+        /* One allocation of the right size: no copies while growing. */
+        r = buf_reserve(out, MAX(m->last_size, m->cached.size * 2) + 8192);
         if (r >= 0)
                 r = render_usage(m, out);
         if (r >= 0)
@@ -1043,5 +1045,7 @@ int metrics_render(Metrics *m, const MetricsOperation *op, uint64_t now_usec, Me
                 r = buf_put_label(out, false, "driver", m->driver);
         if (r >= 0)
                 r = put_sample_end_u64(out, 1);
+        if (r >= 0)
+                m->last_size = out->size;
         return r;
 }

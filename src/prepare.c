@@ -615,7 +615,8 @@ static int prepared_claim_from_plan(Preparer *p, const ClaimAllocation *a, const
         c.cdi_spec = strdup(spec);
         memcpy(c.boot_id, p->boot_id, 33);
         c.devices = calloc(MAX(a->n_results, 1u), sizeof(PreparedClaimDevice));
-        if (!c.uid || !c.namespace_ || !c.name || !c.cdi_spec || !c.devices)
+        if (!c.uid || !c.namespace_ || !c.name || !c.cdi_spec || !c.devices ||
+            strdup_or_null(a->pod, &c.pod) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < a->n_results; i++) {
                 const ClaimResult *res = &a->results[i];

@@ -23,6 +23,7 @@ void prepared_claim_done(PreparedClaim *c) {
         free(c->uid);
         free(c->namespace_);
         free(c->name);
+        free(c->pod);
         for (size_t i = 0; i < c->n_devices; i++)
                 prepared_claim_device_done(&c->devices[i]);
         free(c->devices);
@@ -35,7 +36,7 @@ int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim 
 
         memcpy(c.boot_id, src->boot_id, sizeof(c.boot_id));
         if (strdup_or_null(src->uid, &c.uid) < 0 || strdup_or_null(src->namespace_, &c.namespace_) < 0 ||
-            strdup_or_null(src->name, &c.name) < 0 ||
+            strdup_or_null(src->name, &c.name) < 0 || strdup_or_null(src->pod, &c.pod) < 0 ||
             (with_spec && strdup_or_null(src->cdi_spec, &c.cdi_spec) < 0))
                 return -ENOMEM;
         if (src->n_devices > 0) {

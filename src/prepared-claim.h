@@ -30,6 +30,8 @@ typedef struct PreparedClaim {
         char *uid;
         char *namespace_;
         char *name;
+        char *pod;              /* the pod it was prepared for (claim.h), or NULL; not in
+                                   the checkpoint: unknown after a restart */
         char boot_id[33];       /* 32 hex digits */
         PreparedClaimDevice *devices;
         size_t n_devices;

@@ -120,6 +120,43 @@ static void test_other_drivers_skipped(void) {
         ASSERT_NULL(c.results[0].share_id);
 }
 
+/* status.reservedFor names the pod (metrics only): the first core-group pod, and
+ * anything malformed is skipped, never an error. */
+static void test_reserved_for(void) {
+        static const struct {
+                const char *reserved_for, *pod;
+        } cases[] = {
+                { "[{\"resource\":\"pods\",\"name\":\"trainer-0\",\"uid\":\"u\"}]", "trainer-0" },
+                { "[{\"resource\":\"jobs\",\"apiGroup\":\"batch\",\"name\":\"j\"},"
+                  "{\"resource\":\"pods\",\"apiGroup\":\"\",\"name\":\"second\"}]", "second" },
+                { "[{\"resource\":\"pods\",\"apiGroup\":\"x.io\",\"name\":\"p\"}]", NULL },
+                { "[{\"resource\":\"pods\",\"name\":\"Not_A_Name\"}]", NULL },
+                { "[{\"resource\":\"pods\",\"name\":7}, 3, null, \"x\"]", NULL },
+                { "{\"resource\":\"pods\"}", NULL },
+                { "[]", NULL },
+        };
+        FixtureResult r[] = { { .device = "hami-gpu-1", .memory = "1Gi", .cores = "10" } };
+        _cleanup_free_ char *json = fixture_claim(UID, "c", r, ELEMENTSOF(r), NULL);
+        const char *status = strstr(json, "\"status\":{");
+
+        ASSERT_NOT_NULL(status);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(claim_allocation_done) ClaimAllocation c = {};
+                _cleanup_free_ char *with = NULL;
+                char err[512];
+                int len = (int) (status - json) + (int) strlen("\"status\":{");
+
+                ASSERT_TRUE(asprintf(&with, "%.*s\"reservedFor\":%s,%s", len, json, cases[i].reserved_for,
+                                     json + len) > 0);
+                ASSERT_OK(decode(with, &c, err));
+                ASSERT_EQ(c.n_results, 1);
+                if (cases[i].pod)
+                        ASSERT_STREQ(c.pod, cases[i].pod);
+                else
+                        ASSERT_NULL(c.pod);
+        }
+}
+
 #define PARAMS(mem) "{\"apiVersion\":\"" CLAIM_PARAMS_API_VERSION "\",\"kind\":\"GpuConfig\",\"memoryLimitPolicy\":\"" mem "\"}"
 
 static void test_config_precedence(void) {
@@ -193,6 +230,7 @@ int main(void) {
         TEST(test_shared_examples);
         TEST(test_rejects);
         TEST(test_other_drivers_skipped);
+        TEST(test_reserved_for);
         TEST(test_config_precedence);
         TEST(test_malformed_opaque);
         return 0;

@@ -124,6 +124,7 @@ static Metrics *small_state(void) {
         claim(&c, &d, "uid-a", "ns", "a", "GPU-a", 1024, 30);
         ASSERT_OK(metrics_claim_prepared(m, &c, "/r/good"));
         claim(&c, &d, "uid-b", "ns", "b", "GPU-a", 2048, 0);
+        c.pod = (char *) "pod-b";
         ASSERT_OK(metrics_claim_prepared(m, &c, "/r/fresh"));
         claim(&c, &d, "uid-c", "other", "c\nx", "GPU-b", 0, 0);
         ASSERT_OK(metrics_claim_prepared(m, &c, "/r/hostile"));
@@ -131,7 +132,7 @@ static Metrics *small_state(void) {
 }
 
 #define L_A "node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",claim=\"a\",claim_uid=\"uid-a\",pod=\"\"}"
-#define L_B "node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",claim=\"b\",claim_uid=\"uid-b\",pod=\"\"}"
+#define L_B "node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",claim=\"b\",claim_uid=\"uid-b\",pod=\"pod-b\"}"
 #define L_C "node=\"n\\\"1\",device_uuid=\"GPU-b\",namespace=\"other\",claim=\"c\\nx\",claim_uid=\"uid-c\",pod=\"\"}"
 #define L_GPU_A "node=\"n\\\"1\",device_uuid=\"GPU-a\",device_index=\"0\",device_name=\"hami-gpu-0\",device_type=\"NVIDIA A10\"}"
 #define L_GPU_B "node=\"n\\\"1\",device_uuid=\"GPU-b\",device_index=\"1\",device_name=\"hami-gpu-1\",device_type=\"NVIDIA A10\"}"
@@ -166,8 +167,9 @@ static void test_small_state(void) {
         ASSERT_HAS(t, "\nhami_dra_gpu_memory_allocated_bytes{" L_GPU_A " 3221225472\n");
         ASSERT_HAS(t, "\nhami_dra_gpu_core_allocated_ratio{" L_GPU_A " 1.3\n");
         ASSERT_HAS(t, "\nhami_dra_gpu_memory_allocated_bytes{" L_GPU_B " 25769803776\n");
-        ASSERT_HAS(t, "\nhami_dra_vgpu_memory_allocated_bytes{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"\"} 3221225472\n");
-        ASSERT_HAS(t, "\nhami_dra_vgpu_core_allocated_ratio{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"\"} 1.3\n");
+        ASSERT_HAS(t, "\nhami_dra_vgpu_memory_allocated_bytes{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"\"} 1073741824\n");
+        ASSERT_HAS(t, "\nhami_dra_vgpu_memory_allocated_bytes{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"pod-b\"} 2147483648\n");
+        ASSERT_HAS(t, "\nhami_dra_vgpu_core_allocated_ratio{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"pod-b\"} 1\n");
         ASSERT_HAS(t, "\nhami_dra_device_healthy{node=\"n\\\"1\",device_uuid=\"GPU-a\",device_name=\"hami-gpu-0\"} 1\n");
         ASSERT_HAS(t, "\nhami_dra_device_healthy{node=\"n\\\"1\",device_uuid=\"GPU-b\",device_name=\"hami-gpu-1\"} 0\n");
         ASSERT_HAS(t, "\nhami_dra_device_schedulable{node=\"n\\\"1\",device_uuid=\"GPU-b\",device_name=\"hami-gpu-1\"} 0\n");
@@ -232,6 +234,22 @@ static void test_region_gone(void) {
         ASSERT_HASNT(t, "hami_dra_claim_memory_used_bytes{");
         /* Unknown GPU: the limit is what the claim says, no allocation anywhere. */
         ASSERT_HAS(t, "hami_dra_claim_memory_limit_bytes{node=\"n\",device_uuid=\"GPU-x\",namespace=\"ns\",claim=\"g\",claim_uid=\"uid-g\",pod=\"\"} 1048576\n");
+}
+
+/* A pod's claims on one GPU are summed into one vGPU series. */
+static void test_vgpu_merge(void) {
+        _cleanup_(metrics_freep) Metrics *m = small_state();
+        _cleanup_free_ char *t = NULL;
+        PreparedClaim c;
+        PreparedClaimDevice d;
+
+        claim(&c, &d, "uid-d", "ns", "d", "GPU-a", 512, 5);
+        c.pod = (char *) "pod-b";
+        ASSERT_OK(metrics_claim_prepared(m, &c, "/r/fresh"));
+        t = render(m, NULL, 1);
+        ASSERT_HAS(t, "\nhami_dra_vgpu_memory_allocated_bytes{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"pod-b\"} 2684354560\n");
+        ASSERT_HAS(t, "\nhami_dra_vgpu_core_allocated_ratio{node=\"n\\\"1\",device_uuid=\"GPU-a\",namespace=\"ns\",pod=\"pod-b\"} 1.05\n");
+        ASSERT_HAS(t, "\nhami_dra_gpu_core_allocated_ratio{" L_GPU_A " 1.35\n");
 }
 
 /* The usage monitor's readings stand in for the scrape's own, at most one a second. */
@@ -355,6 +373,7 @@ int main(void) {
         TEST(test_small_state);
         TEST(test_region_age);
         TEST(test_region_gone);
+        TEST(test_vgpu_merge);
         TEST(test_monitor_feed);
         TEST(test_histogram);
         TEST(test_grouping);

@@ -91,7 +91,7 @@ fi
 
 # ------------------------------------------------------------------ static checks
 check "systemd-analyze verify: no complaints" \
-        bash -c "out=\$($X systemd-analyze verify --man=no hami-dra-plugin.service hami-dra-plugin.socket hami-dra-plugin-dra.socket hami-dra-webhook.service 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\" >&2; false; }"
+        bash -c "out=\$($X systemd-analyze verify --man=no hami-dra-plugin.service hami-dra-plugin.socket hami-dra-plugin-dra.socket hami-dra-metrics.socket hami-dra-webhook.service 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\" >&2; false; }"
 check "tmpfiles.d created /run/cdi at boot" IN test -d /run/cdi
 
 # ------------------------------------------------------------------ enable --now, first connection
@@ -173,6 +173,34 @@ check "IPAddressAllow= lets loopback through" \
         bash -c "grep -q '^NET 127.0.0.1 sent' <<<'$probe'"
 check "IPAddressDeny= refuses an address outside the API server networks" \
         bash -c "grep -q '^NET 203.0.113.1 EPERM' <<<'$probe'"
+
+# ------------------------------------------------------------------ metrics (hami-dra-metrics.socket)
+METRICS_PORT=$(sed -n 's/^ListenStream=//p' "$BUILD/units/hami-dra-metrics.socket")
+# GET /metrics from inside the container's network, to 127.0.0.1 or to the public
+# address on its loopback (so the scraper's address is public too).
+metrics_get() {
+        NET $PY - "$1" "$METRICS_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2].rsplit(":", 1)[-1])), timeout=3)
+s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+sys.stdout.write(data.decode(errors="replace"))
+PY
+}
+check "metrics socket active (the service wants it)" IN systemctl is-active -q hami-dra-metrics.socket
+if [ "$DAEMON" = real ]; then
+        scraped=$(metrics_get 127.0.0.1 2>&1)
+        metrics_ok() { head -1 <<<"$scraped" | grep -q ' 200 ' && grep -q '^hami_dra_build_info{' <<<"$scraped"; }
+        metrics_refused() { ! metrics_get 203.0.113.1; }
+        check "GET /metrics from loopback: 200 with hami_dra_build_info" metrics_ok
+        check "  ... the GPUs in it (hami_dra_device_healthy)" contains "$scraped" "hami_dra_device_healthy{"
+        check "the socket's IPAddressDeny= refuses a public scraper (203.0.113.1)" metrics_refused
+fi
 
 # ------------------------------------------------------------------ systemd-analyze security
 exposure=$(IN systemd-analyze security --no-pager hami-dra-plugin.service 2>/dev/null |

@@ -151,7 +151,9 @@ try:
         b = ("default", "b", str(uuid.uuid4()))
         c = ("team-x", "c", str(uuid.uuid4()))
         missing = ("default", "missing", str(uuid.uuid4()))
-        fake.put(claim_object("a", a[2], [claim_result(DRIVER, NODE, "hami-gpu-0", share, "1Gi", "30")]))
+        obj = claim_object("a", a[2], [claim_result(DRIVER, NODE, "hami-gpu-0", share, "1Gi", "30")])
+        obj["status"]["reservedFor"] = [{"resource": "pods", "name": "trainer-0", "uid": str(uuid.uuid4())}]
+        fake.put(obj)
         fake.put(claim_object("b", b[2], [claim_result(DRIVER, NODE, "hami-gpu-0", str(uuid.uuid4()), "2Gi", "20")]))
         fake.put(claim_object("c", c[2], [claim_result(DRIVER, NODE, "hami-gpu-1")], namespace="team-x"))
         res = k.prepare([a, b, c, missing], "v1")
@@ -174,12 +176,26 @@ try:
         check(scrape(port, method="POST")[0] == 405, "POST: 405")
         check(scrape(port, method="HEAD")[0] == 200, "HEAD: 200")
 
+        # Slow and idle clients hold no one up: half a request and a silent connection,
+        # then a scrape and a kubelet call are answered at once.
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        stalled[0].sendall(b"GET /metr")
+        t = time.monotonic()
+        status, _, _ = scrape(port)
+        check(status == 200 and time.monotonic() - t < 5, "a scrape beside stalled clients: 200")
+        k.get_info(timeout=5)
+        check(True, "the kubelet is served beside stalled metrics clients")
+        for s in stalled:
+            s.close()
+
         prom = Prometheus(tmp, "127.0.0.1:%d" % port)
         prom.wait_for('up{job="hami-dra"}', 1)
         prom.wait_for('hami_dra_gpu_memory_allocated_bytes{device_name="hami-gpu-0"}', 3 * GIB)
         prom.wait_for('hami_dra_gpu_core_allocated_ratio{device_name="hami-gpu-0"}', 0.5)
         prom.wait_for('hami_dra_gpu_core_allocated_ratio{device_name="hami-gpu-1"}', 1)
-        prom.wait_for('hami_dra_vgpu_memory_allocated_bytes{namespace="default",pod=""}', 3 * GIB)
+        prom.wait_for('hami_dra_vgpu_memory_allocated_bytes{namespace="default",pod="trainer-0"}', GIB)
+        prom.wait_for('hami_dra_vgpu_memory_allocated_bytes{namespace="default",pod=""}', 2 * GIB)
+        prom.wait_for('hami_dra_claim_processes{claim="a",pod="trainer-0"}', 0)
         prom.wait_for('hami_dra_claim_memory_limit_bytes{claim="a",namespace="default"}', GIB)
         prom.wait_for('hami_dra_prepare_total{result="success"}', 3)
         prom.wait_for('hami_dra_prepare_total{result="error"}', 1)
