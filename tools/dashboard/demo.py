@@ -128,15 +128,15 @@ class Story:
         self.events = []
         self.tenants = []
 
-    def at(self, t, fn, *args):
-        self.events.append((t * self.scale, fn, args))
+    def at(self, t, fn, *args, **kw):
+        self.events.append((t * self.scale, fn, args, kw))
 
     def run(self, t0):
-        for t, fn, args in sorted(self.events, key=lambda e: e[0]):
+        for t, fn, args, kw in sorted(self.events, key=lambda e: e[0]):
             delay = t0 + t - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            fn(*args)
+            fn(*args, **kw)
 
     def stop(self):
         for p in self.tenants:
@@ -202,11 +202,15 @@ def real(args, tmp):
 
             claims = {}
 
-            def prepare(ns, name, device, memory=None, cores=None, exists=True):
+            def prepare(ns, name, device, memory=None, cores=None, exists=True, pod=None):
                 uid = str(uuid.uuid4())
                 if exists:
-                    fake.put(claim_object(name, uid, [claim_result(DRIVER, NODE, device, str(uuid.uuid4()),
-                                                                   memory, cores)], namespace=ns))
+                    obj = claim_object(name, uid, [claim_result(DRIVER, NODE, device, str(uuid.uuid4()), memory,
+                                                                cores)], namespace=ns)
+                    # the pod the scheduler reserved the claim for: the metrics' pod label
+                    obj["status"]["reservedFor"] = [{"resource": "pods", "name": pod or name + "-0",
+                                                     "uid": str(uuid.uuid4())}]
+                    fake.put(obj)
                 ref = (ns, name, uid)
                 r = k.prepare([ref], "v1")[uid]
                 say("prepare %s/%s on %s (%s, %s cores): %s" % (ns, name, device, memory or "whole GPU",
@@ -242,20 +246,20 @@ def real(args, tmp):
             s = args.seconds / 120.0
             # Tenants run on hami-gpu-0 only: the fake CUDA driver's device 0 (it has no
             # CUDA_VISIBLE_DEVICES), which the fake NVML shows as hami-gpu-0's UUID.
-            story.at(4, prepare, "ml-train", "bert-finetune", "hami-gpu-0", "8Gi", "50")
+            story.at(4, prepare, "ml-train", "bert-finetune", "hami-gpu-0", "8Gi", "50", pod="bert-finetune-0")
             story.at(6, tenant, "bert-finetune", "steady", int(110 * s))
-            story.at(14, prepare, "inference", "llm-serve", "hami-gpu-0", "6Gi", "30")
+            story.at(14, prepare, "inference", "llm-serve", "hami-gpu-0", "6Gi", "30", pod="llm-serve-6d8b9-x2p4q")
             story.at(16, tenant, "llm-serve", "steady", int(70 * s))
-            story.at(22, prepare, "notebooks", "jupyter-alice", "hami-gpu-0", "4Gi", "20")
+            story.at(22, prepare, "notebooks", "jupyter-alice", "hami-gpu-0", "4Gi", "20", pod="jupyter-alice")
             story.at(24, tenant, "jupyter-alice", "contextonly", int(50 * s))
-            story.at(30, prepare, "ml-train", "batch-eval", "hami-gpu-2")
+            story.at(30, prepare, "ml-train", "batch-eval", "hami-gpu-2", pod="batch-eval-7kq2m")
             story.at(36, prepare, "ml-train", "deleted-claim", "hami-gpu-3", "2Gi", "10", False)
             story.at(42, tenant, "bert-finetune", "fill", 512, int(70 * s))
-            story.at(48, prepare, "notebooks", "jupyter-bob", "hami-gpu-1", "4Gi", "40")
+            story.at(48, prepare, "notebooks", "jupyter-bob", "hami-gpu-1", "4Gi", "40", pod="jupyter-bob")
             story.at(55, unhealthy, "hami-gpu-3", "XID 79: GPU has fallen off the bus")
             story.at(76, unprepare, "jupyter-alice")
             story.at(88, unprepare, "llm-serve")
-            story.at(94, prepare, "inference", "llm-serve-v2", "hami-gpu-0", "6Gi", "40")
+            story.at(94, prepare, "inference", "llm-serve-v2", "hami-gpu-0", "6Gi", "40", pod="llm-serve-v2-5c7f4-r8n2d")
             story.at(96, tenant, "llm-serve-v2", "steady", int(22 * s))
             story.at(104, unprepare, "batch-eval")
             t0 = time.monotonic()

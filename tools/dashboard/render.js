@@ -186,7 +186,9 @@ function timeSeries(p) {
       },
     },
     axes: [
-      Object.assign({}, axis, { space: 70, values: (u, splits) => splits.map(timeLabelOf) }),
+      // no label at the left edge, where it would run into the y axis' lowest one
+      Object.assign({}, axis, { space: 70,
+        values: (u, splits) => splits.map(v => u.valToPos(v, "x") < 28 ? null : timeLabelOf(v)) }),
       Object.assign({}, axis, { size: axisSize, space: 26,
         incrs: unit === "bytes" ? BYTE_INCRS : unit === "short" ? INT_INCRS : undefined,
         values: (u, splits) => splits.map(v => fmt(unit, v, null)) }),
