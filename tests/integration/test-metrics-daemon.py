@@ -208,8 +208,11 @@ try:
         prom.wait_for('hami_dra_shared_region_errors_total', 0)
         check(prom.query('hami_dra_apiserver_requests_total{verb="GET",code="200"}')[0] >= 3,
               "Prometheus: the claims' GETs are counted")
-        check(prom.query('sum(hami_dra_resourceslice_writes_total{result="success"})')[0] >= 1,
-              "Prometheus: the ResourceSlice write is counted")
+        prom.wait_for('hami_dra_apiserver_requests_total{verb="GET",code="404"}', 1)  # the missing claim
+        prom.wait_for('hami_dra_apiserver_requests_total{verb="POST",code="201"}', 1)  # the slice
+        prom.wait_for('hami_dra_resourceslice_writes_total{operation="create",result="success"}', 1)
+        prom.wait_for('sum(hami_dra_resourceslice_writes_total{result="error"})', 0)
+        prom.wait_for('hami_dra_grpc_requests_in_flight', 0)
 
         # A hostile region: the container overwrote its vgpu.cache with garbage.
         region = os.path.join(d.root, "state", "claims", a[2], "vgpu", "vgpu.cache")
