@@ -53,7 +53,8 @@
 #define GRPC_SHUTDOWN_GRACE_USEC (2 * 1000 * 1000ULL) /* running calls may finish before we cancel */
 #define GRPC_STOP_GRACE_USEC (30 * 1000 * 1000ULL)  /* a graceful stop waits this long for running calls */
 #define GRPC_STOP_POLL_USEC (5 * 1000ULL)           /* how often a graceful stop looks again */
-#define GRPC_STOP_LINGER_USEC (100 * 1000ULL)       /* all answered: clients may still close first */
+#define GRPC_STOP_SETTLE_USEC (20 * 1000ULL)        /* after a GOAWAY, before answers on another socket */
+#define GRPC_STOP_LINGER_USEC (500 * 1000ULL)       /* all answered: the clients close (ms), or this */
 #define GRPC_STOP_READ_TIMEOUT_USEC (1000 * 1000ULL) /* stopping: a request message must come by then */
 #define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
 #define GRPC_DRAIN_QUIET_REGISTRATION_USEC (20 * 1000ULL) /* GetInfo is answered at once: a shorter wait */
@@ -121,8 +122,10 @@ typedef struct Call {
  * served on the kubelet's connection until the last prepare is answered. */
 typedef enum GrpcStopPhase {
         STOP_NONE,
-        STOP_QUIETING_DRA,      /* no more connections; DRA calls held until that socket is quiet */
-        STOP_FINISHING_DRA,     /* GOAWAY on the DRA socket: prepares running finish */
+        STOP_QUIETING_DRA,      /* no more connections; calls held until both sockets are quiet */
+        STOP_SETTLING_DRA,      /* GOAWAY on the DRA socket; GetInfo still held, so that no
+                                   client starts a DRA call before it has read the GOAWAY */
+        STOP_FINISHING_DRA,     /* prepares running finish; GetInfo served again */
         STOP_QUIETING_REGISTRATION,
         STOP_FINISHING,         /* GOAWAY on both: the last calls finish */
         STOP_DONE,
@@ -1620,8 +1623,17 @@ static bool stop_step(GrpcServer *s, uint64_t now) {
 
         switch (s->stop_phase) {
         case STOP_QUIETING_DRA:
-                if (listener_quiet(dra, s->stop_phase_usec, now)) {
+                if (listener_quiet(dra, s->stop_phase_usec, now) && listener_quiet(reg, s->stop_phase_usec, now)) {
                         listener_go_away(dra);
+                        stop_enter(s, STOP_SETTLING_DRA, now);
+                }
+                return false;
+        case STOP_SETTLING_DRA:
+                /* The answers on the DRA socket follow its GOAWAY on the same connection; a
+                 * GetInfo answer would not, and its client's next call (a prepare) could
+                 * race the GOAWAY on the other connection. */
+                if (now - s->stop_phase_usec >= GRPC_STOP_SETTLE_USEC) {
+                        listener_release(reg);
                         stop_enter(s, STOP_FINISHING_DRA, now);
                 }
                 return false;
@@ -1684,6 +1696,7 @@ int grpc_server_stop(GrpcServer *s, GrpcServerStopped done, void *userdata) {
                 return -EALREADY;
         accept_stop(s, true);
         listener_hold(&s->listeners[GRPC_SOCKET_DRA]);
+        listener_hold(&s->listeners[GRPC_SOCKET_REGISTRATION]);
         s->stop_done = done;
         s->stop_userdata = userdata;
         s->stop_start_usec = now_usec();
