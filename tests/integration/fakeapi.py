@@ -50,6 +50,12 @@ class FakeApiServer:
         with urllib.request.urlopen("http://127.0.0.1:%d/slices" % self.control, timeout=10) as r:
             return json.loads(r.read())
 
+    def post(self, path, obj=None):
+        """POST to the fake's control port (/delete-claim?..., /pods, ...)."""
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control, path),
+                                     data=json.dumps(obj or {}).encode(), method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
     def faults(self, **kw):
         """Inject faults into the fake: slow_ms, fail_count, fail_status, retry_after (0 clears)."""
         req = urllib.request.Request("http://127.0.0.1:%d/faults" % self.control, data=json.dumps(kw).encode(),
