@@ -19,18 +19,13 @@ import time
 import uuid
 
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
-from harness import DRIVER, SOURCE_ROOT, Daemon, check, fail, is_real_daemon
+from harness import DRIVER, SOURCE_ROOT, Daemon, check, fail, require_real_daemon_as_root
 
 NODE = "test-node"
 PERIOD = 1.0
 LIB = "usr/lib/x86_64-linux-gnu"
 
-if not is_real_daemon():
-    print("SKIP: needs the real daemon")
-    sys.exit(77)
-if os.geteuid() != 0:
-    print("SKIP: mknod fixtures need root")
-    sys.exit(77)
+require_real_daemon_as_root()
 
 
 def wait_for(cond, timeout, what):
