@@ -47,9 +47,8 @@ static void watch_dirs(DriverWatch *w) {
         for (size_t i = 0; i < DRIVER_WATCH_DIRS_MAX && host_driver_dir(i); i++) {
                 char path[PATH_MAX];
 
-                if (w->dirs[i] && sd_event_source_get_enabled(w->dirs[i], NULL) > 0)
+                if (w->dirs[i])
                         continue;
-                w->dirs[i] = sd_event_source_disable_unref(w->dirs[i]);
                 if (watch_path(w, i, path, sizeof(path)) < 0 || access(path, F_OK) < 0)
                         continue;
                 if (sd_event_add_inotify(w->event, &w->dirs[i], path, DRIVER_WATCH_MASK, on_change, w) < 0) {
@@ -171,7 +170,12 @@ static int on_change(sd_event_source *s, const struct inotify_event *ev, void *u
                 delay = w->first_change_usec + DRIVER_WATCH_DELAY_MAX_USEC > now ?
                                 w->first_change_usec + DRIVER_WATCH_DELAY_MAX_USEC - now : 0;
         if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
-                log_debug("A driver directory went away; watched again when it is back");
+                /* Its watch is gone with it: watch_dirs() makes a new one when it is back. */
+                for (size_t i = 0; i < DRIVER_WATCH_DIRS_MAX; i++)
+                        if (w->dirs[i] == s) {
+                                log_debug("A driver directory went away; watched again when it is back");
+                                w->dirs[i] = sd_event_source_disable_unref(w->dirs[i]);
+                        }
         (void) sd_event_source_set_time_relative(w->settle, delay);
         (void) sd_event_source_set_enabled(w->settle, SD_EVENT_ONESHOT);
         return 0;
@@ -186,9 +190,10 @@ int driver_watch_new(sd_event *e, Preparer *p, DriverWatch **ret) {
                 return -ENOMEM;
         w->event = sd_event_ref(e);
         w->preparer = p;
-        r = sd_event_add_time_relative(e, &w->settle, CLOCK_MONOTONIC, DRIVER_WATCH_SETTLE_USEC, 0, on_settled, w);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(w->settle, SD_EVENT_OFF);
+        /* The first look compares every spec (an upgrade made while the daemon was down),
+         * from the loop, once the daemon serves. */
+        w->force_next = true;
+        r = sd_event_add_time_relative(e, &w->settle, CLOCK_MONOTONIC, 0, 0, on_settled, w);
         if (r < 0) {
                 driver_watch_free(w);
                 return r;

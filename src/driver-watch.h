@@ -35,7 +35,7 @@ typedef struct DriverWatchStats {
 } DriverWatchStats;
 
 /* Watches the directories that exist now under driver_root; others are looked for again
- * at each check. */
+ * at each check. The first check, with force, runs from the loop right after start. */
 int driver_watch_new(sd_event *e, Preparer *p, DriverWatch **ret);
 DriverWatch *driver_watch_free(DriverWatch *w);
 

@@ -196,6 +196,8 @@ static void check_finish(Reconciler *r, Check *c, Verdict v, const char *why) {
         k = preparer_try_forget(r->preparer, c->uid, reason, c->asked_usec, error, sizeof(error));
         if (k == -ENOENT)
                 return;   /* unprepared meanwhile: nothing left */
+        if (k == -ESTALE)
+                c->strikes = 0;   /* the kubelet prepared it since: whatever was seen, it is in use */
         if (k < 0) {
                 r->stats.cleanups_deferred++;
                 if (k == -EBUSY || k == -ESTALE)
@@ -528,9 +530,6 @@ int manager_setup_reconcile(Manager *m) {
         r = driver_watch_new(m->event, m->preparer, &m->driver_watch);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch the driver's files; Rescan still looks for changes: %m");
-        else
-                /* An upgrade made while the daemon was down: compare every spec once. */
-                (void) driver_watch_check(m->driver_watch, true);
         r = reconciler_new(m->event, m->preparer, m->config.node_name, manager_reconcile_kube,
                            manager_reconcile_forgotten, m, &m->reconciler);
         if (r < 0)

@@ -1325,6 +1325,14 @@ int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret) {
                 log_warning("Keeping the driver files the CDI specs name: %s", why);
                 return r;
         }
+        /* p->host is written only here and, while host_error < 0, by preparer_host_check(): ours to read. */
+        if (fresh->n_files == 0 && !p->driver_from_runtime && p->host.n_files > 0) {
+                /* Every library gone at once: an installer between removing the old driver
+                 * and writing the new one. Its next change brings us back. */
+                log_warning("No driver files found under %s (a driver being reinstalled?): keeping the ones the CDI "
+                            "specs name until they are back", p->driver_root);
+                return -ENOENT;
+        }
         /* Prepares read p->host under the read lock. */
         pthread_rwlock_wrlock(&p->gpus_lock);
         *ret->old = p->host;

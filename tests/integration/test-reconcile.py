@@ -252,6 +252,25 @@ try:
         wait_for(lambda: os.path.exists(spec_path(live)), 10, "the spec is restored at start")
         check(spec_names(live, "570.86.10" if bus_address and shutil.which("busctl") else "560.35.03"),
               "restored from the checkpoint, the spec names the upgraded files")
+
+        # The driver's directory removed and made anew (an installer): watched again.
+        time.sleep(0.5)
+        before = spec_names(live, "570.86.10") or spec_names(live, "560.35.03")
+        shutil.rmtree(os.path.join(d.root, LIB))
+        wait_for(lambda: "No driver files found" in d.output(), 10, "the driver files vanishing is noticed")
+        check(before and (spec_names(live, "570.86.10") or spec_names(live, "560.35.03")),
+              "(e) while no driver file is there (a reinstall), the specs keep the old ones")
+        make_driver(d.root, "575.1.1")
+        wait_for(lambda: spec_names(live, "575.1.1"), 10, "a driver directory made anew is watched again")
+        check(True, "(e) a driver directory removed and made anew is watched again")
+
+        # An upgrade made while the daemon was down is taken up at start.
+        check(d.stop() == 0, "clean exit")
+        make_driver(d.root, "580.1.1")
+        d.start(env=env)
+        wait_for(lambda: spec_names(live, "580.1.1") and spec_names(keep2, "580.1.1"), 10,
+                 "the specs follow an upgrade made while the daemon was down")
+        check(True, "(e) an upgrade made while the daemon was down is taken up at start")
         check(d.stop() == 0, "clean exit")
 finally:
     fake.stop()
