@@ -114,20 +114,23 @@ static void report_changes(const HostDriver *old, const HostDriver *new) {
 }
 
 int driver_watch_check(DriverWatch *w, bool force) {
-        _cleanup_(preparer_refresh_done) PreparerRefresh rf = {};
+        _cleanup_(preparer_refresh_done) PreparerRefresh rf = { .on_change = report_changes };
         int r;
+
+        uint64_t start = now_usec();
 
         watch_dirs(w);
         w->stats.looks++;
         r = preparer_refresh_host(w->preparer, force, &rf);
         if (r < 0)
                 return r;
+        if (force || rf.changed)
+                log_debug("Compared the CDI specs of %zu claim(s) with the driver files in %" PRIu64 " ms",
+                          preparer_n_prepared(w->preparer), (now_usec() - start) / USEC_PER_MSEC);
         w->stats.specs_rewritten += rf.n_rewritten;
         w->stats.specs_failed += rf.n_failed;
-        if (rf.changed) {
+        if (rf.changed)
                 w->stats.changes++;
-                report_changes(rf.old, rf.new);
-        }
         if (rf.changed || rf.n_rewritten > 0 || rf.n_failed > 0)
                 log_notice("The host driver %s: %zu prepared claim(s) got a new CDI spec, %zu keep the old one%s",
                            rf.changed ? "changed" : "is what it was, but some specs were not", rf.n_rewritten,

@@ -1311,7 +1311,7 @@ int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret) {
         bool changed;
         int r;
 
-        *ret = (PreparerRefresh) {};
+        *ret = (PreparerRefresh) { .on_change = ret->on_change };
         if (preparer_host_check(p, why, sizeof(why)) < 0)
                 return 0;   /* no control nodes yet: nothing was ever prepared with them */
         fresh = calloc(1, sizeof(*fresh));
@@ -1342,6 +1342,8 @@ int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret) {
         pthread_rwlock_unlock(&p->gpus_lock);
         ret->changed = changed;
         ret->new = TAKE_PTR(fresh);
+        if (changed && ret->on_change)
+                ret->on_change(ret->old, ret->new);
         /* A call in progress may have planned with the old files: the caller looks again. */
         pthread_mutex_lock(&p->lock);
         ret->n_busy = p->n_busy;

@@ -142,6 +142,8 @@ int preparer_try_forget(Preparer *p, const char *uid, const char *reason, uint64
 const char *preparer_driver_root(Preparer *p);
 
 typedef struct PreparerRefresh {
+        /* Set by the caller (optional): told of a change before any spec is rewritten. */
+        void (*on_change)(const HostDriver *old, const HostDriver *new);
         HostDriver *old, *new;     /* what specs were made with before, and now (NULL when not looked at) */
         bool changed;              /* the host driver differs */
         size_t n_rewritten;        /* specs rewritten (each with a HAMI_MESSAGE_CLAIM_SPEC_UPDATED entry) */
@@ -154,7 +156,8 @@ typedef struct PreparerRefresh {
  * When they changed, or with force, bring every prepared claim's CDI spec up to date
  * (cdi_spec_update_host(); spec file, then checkpoint); later prepares use the new ones.
  * A spec that cannot be rewritten keeps the old one and says why. Never waits for a
- * claim's lock. Syncs the checkpoints it rewrites. Free ret with preparer_refresh_done().
+ * claim's lock. Syncs the checkpoints it rewrites. ret->on_change is kept, the rest
+ * filled in. Free ret with preparer_refresh_done().
  */
 int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret);
 void preparer_refresh_done(PreparerRefresh *r);

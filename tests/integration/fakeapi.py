@@ -94,6 +94,27 @@ def device_nodes(devroot, gpus):
     return devroot
 
 
+LIB_DIR = "usr/lib/x86_64-linux-gnu"
+
+
+def driver_files(root, version):
+    """A driver installation under root (HAMI_DRA_DRIVER_ROOT): libcuda.so.1 and
+    libnvidia-ml.so.1 -> <name>.<version>, as the NVIDIA installer leaves them. Called again
+    with another version, it upgrades: new files, the links replaced, the old files removed."""
+    lib = os.path.join(root, LIB_DIR)
+    os.makedirs(lib, exist_ok=True)
+    for base in ("libcuda.so", "libnvidia-ml.so"):
+        real = "%s.%s" % (base, version)
+        with open(os.path.join(lib, real), "w") as f:
+            f.write("driver %s\n" % version)
+        tmp = os.path.join(lib, ".%s.1.new" % base)
+        os.symlink(real, tmp)
+        os.rename(tmp, os.path.join(lib, base + ".1"))
+        for old in os.listdir(lib):
+            if old.startswith(base + ".") and old not in (real, base + ".1"):
+                os.unlink(os.path.join(lib, old))
+
+
 def prepare_daemon_root(d, kubeconfig, plugin="", extra=""):
     """Make d.root (a harness Daemon's, not yet created) ready to prepare claims read from
     the fake: mknod nodes for 8 GPUs, a stand-in preload library, and hami-dra.conf naming
