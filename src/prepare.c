@@ -1305,8 +1305,36 @@ static int refresh_claims(Preparer *p, const HostDriver *host, PreparerRefresh *
         return 0;
 }
 
+/*
+ * <state>/host-driver.json: the driver files and control nodes every prepared claim's spec
+ * was last brought up to date with (as the specs carry them). A start with the same host
+ * driver then skips comparing every spec (a quarter of a second and more with 5,000 claims).
+ */
+#define HOST_RECORD_NAME "host-driver.json"
+#define HOST_RECORD_MAX (256u * 1024u)
+
+static int host_record_text(const HostDriver *h, char **ret) {
+        _cleanup_free_ char *nodes = NULL, *mounts = NULL;
+        int r;
+
+        r = cdi_host_edits_build(h, &nodes, &mounts);
+        if (r < 0)
+                return r;
+        return asprintf(ret, "{\"deviceNodes\":%s,\"mounts\":%s}\n", nodes, mounts) < 0 ? -ENOMEM : 0;
+}
+
+static bool host_record_matches(Preparer *p, const char *text) {
+        _cleanup_free_ char *path = NULL, *old = NULL;
+
+        if (asprintf(&path, "%s/" HOST_RECORD_NAME, p->state_dir) < 0)
+                return false;
+        return read_file_bounded_at(AT_FDCWD, path, HOST_RECORD_MAX, READ_FILE_NOFOLLOW, &old, NULL) >= 0 &&
+               streq(old, text);
+}
+
 int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret) {
         _cleanup_free_ HostDriver *fresh = NULL;
+        _cleanup_free_ char *record = NULL;
         char why[sizeof(p->host_error_text)] = "";
         bool changed;
         int r;
@@ -1350,7 +1378,22 @@ int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret) {
         pthread_mutex_unlock(&p->lock);
         if (!changed && !force)
                 return 0;
-        return refresh_claims(p, ret->new, ret);
+        r = host_record_text(ret->new, &record);
+        if (r < 0)
+                return r;
+        if (!changed && host_record_matches(p, record)) {
+                log_debug("The driver files are those every CDI spec was last compared with");
+                return 0;
+        }
+        r = refresh_claims(p, ret->new, ret);
+        if (r < 0)
+                return r;
+        /* Only when every spec is known to match: a busy or failed one is compared next time. */
+        if (ret->n_failed == 0 && ret->n_busy == 0 &&
+            (r = write_file_atomic(p->state_dir, HOST_RECORD_NAME, record, strlen(record), 0644, 0)) < 0)
+                log_debug_errno(r, "Cannot record the driver files in %s, the next start compares every spec: %m",
+                                p->state_dir);
+        return 0;
 }
 
 void preparer_refresh_done(PreparerRefresh *r) {

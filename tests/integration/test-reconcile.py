@@ -233,8 +233,12 @@ try:
         # After a restart the rewritten specs stay (the checkpoint holds the new text).
         shutil.rmtree(cdi)
         os.makedirs(cdi)
+        mark = len(d.output())
         d.start(env=env)
         wait_for(lambda: os.path.exists(spec_path(live)), 10, "the spec is restored at start")
+        wait_for(lambda: "The driver files are those every CDI spec was last compared with" in d.output()[mark:], 10,
+                 "a start with the same driver skips comparing every spec")
+        check(True, "a start with the driver unchanged since the last comparison skips it (host-driver.json)")
         check(spec_names(live, "570.86.10" if bus_address and shutil.which("busctl") else "560.35.03"),
               "restored from the checkpoint, the spec names the upgraded files")
 
