@@ -20,7 +20,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,23 +35,13 @@ PASSES = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 PAIRS = int(sys.argv[3]) if len(sys.argv) > 3 else 200
 sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 
+from daemonbench import cpu_seconds, fake_get_rate  # noqa: E402
 from fakeapi import FakeApiServer, driver_files, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon  # noqa: E402
 
 NODE = "test-node"
 PASS_RE = re.compile(r"Reconciliation pass over (\d+) claim\(s\) done in (\d+) ms")
 COMPARE_RE = re.compile(r"Compared the CDI specs of (\d+) claim\(s\) with the driver files in (\d+) ms")
-
-
-def cpu_seconds(pid):
-    ns = 0
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
-                ns += int(f.read().split()[0])
-        except OSError:
-            pass
-    return ns / 1e9
 
 
 def claim_obj(name, uid, i, pod):
@@ -64,21 +53,6 @@ def claim_obj(name, uid, i, pod):
                  "consumedCapacity": {"memory": "64Mi", "cores": "1"}}]}},
                        "reservedFor": [{"resource": "pods", "name": pod["metadata"]["name"],
                                         "uid": pod["metadata"]["uid"]}]}}
-
-
-def fake_get_rate(tmp, port, claims, clients=8, n=5000):
-    """The fake's own limit for the same GETs, from curl(1) with `clients` kept-alive connections."""
-    cfg = os.path.join(tmp, "curl.cfg")
-    with open(cfg, "w") as f:
-        for i in range(n):
-            f.write('url = "https://127.0.0.1:%d/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/%s"\n'
-                    'output = "/dev/null"\n' % (port, claims[i % len(claims)][1]))
-    argv = ["curl", "-sSf", "--no-progress-meter", "--cacert", os.path.join(tmp, "ca.crt"), "--cert",
-            os.path.join(tmp, "client.crt"), "--key", os.path.join(tmp, "client.key"), "-K", cfg,
-            "-Z", "--parallel-max", str(clients)]
-    t0 = time.monotonic()
-    subprocess.run(argv, check=True)
-    return n / (time.monotonic() - t0)
 
 
 def pairs(k, claims, n):
@@ -168,7 +142,7 @@ def main():
         compare_ms.append(int(COMPARE_RE.search(d.output()[log_mark:]).group(2)))
         d.stop()
     cleaned = out.count("Cleaned up claim")
-    rate = fake_get_rate(tmp, fake.port, claims)
+    rate = fake_get_rate(tmp, fake.port, claims, 8, 5000)
     fake.stop()
 
     ms = sorted(p[1] for p in passes)
