@@ -18,7 +18,7 @@ import time
 import uuid
 
 from fakeapi import LIB_DIR as LIB, FakeApiServer, claim_object, claim_result, driver_files as make_driver, prepare_daemon_root
-from harness import DRIVER, SOURCE_ROOT, Daemon, check, fail, require_real_daemon_as_root
+from harness import DRIVER, SOURCE_ROOT, Daemon, PrivateSystemBus, check, fail, require_real_daemon_as_root
 
 NODE = "test-node"
 PERIOD = 1.0
@@ -48,27 +48,15 @@ def reserved_claim(name, uid, pods, device="hami-gpu-0"):
     return obj
 
 
-def start_bus(tmp):
-    busdir = os.path.join(tmp, "bus")
-    os.makedirs(os.path.join(busdir, "system.d"))
-    os.makedirs(os.path.join(busdir, "services"))
-    shutil.copy(os.path.join(SOURCE_ROOT, "dbus/org.projecthami.Dra1.conf"), os.path.join(busdir, "system.d"))
-    sock = os.path.join(busdir, "socket")
-    with open(os.path.join(SOURCE_ROOT, "tests/fakes/private-system-bus.conf")) as f:
-        conf = f.read().replace("@SOCKET@", sock).replace("@DIR@", busdir)
-    with open(os.path.join(busdir, "system.conf"), "w") as f:
-        f.write(conf)
-    proc = subprocess.Popen(["dbus-daemon", "--config-file=" + os.path.join(busdir, "system.conf"), "--nofork",
-                             "--nopidfile"], stderr=subprocess.DEVNULL)
-    wait_for(lambda: os.path.exists(sock), 10, "the private bus")
-    return proc, "unix:path=" + sock
-
-
 tmp = tempfile.mkdtemp(prefix="hami-reconcile-")
 fake = FakeApiServer(tmp, NODE)
 bus = None
 try:
-    bus, bus_address = start_bus(tmp) if shutil.which("dbus-daemon") else (None, None)
+    if shutil.which("dbus-daemon"):
+        bus = PrivateSystemBus(os.path.join(tmp, "bus"))
+        bus_address = bus.start()
+    else:
+        bus_address = None
     kubeconfig = fake.write_kubeconfig()
     with Daemon(root=os.path.join(tmp, "daemon")) as d:
         env = prepare_daemon_root(d, kubeconfig, plugin="ReconcileIntervalSec=1\nLogLevel=debug\n")
@@ -263,6 +251,5 @@ try:
 finally:
     fake.stop()
     if bus:
-        bus.terminate()
-        bus.wait()
+        bus.stop()
     shutil.rmtree(tmp, ignore_errors=True)
