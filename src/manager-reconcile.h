@@ -19,7 +19,8 @@
  * that is not the object asked for, a consumer that is not a pod) proves nothing and
  * keeps the claim; it also restarts the count of an "unused" claim. A claim the kubelet
  * prepared less than one interval ago, or prepared again after the evidence was
- * gathered, is never cleaned (preparer_try_forget()).
+ * gathered, is never cleaned (preparer_try_forget()). After RECONCILE_FAILING_MAX answers
+ * in a row from an API server that does not answer, a pass stops asking.
  */
 
 #include <stdbool.h>

@@ -146,6 +146,15 @@ try:
         check(len(files_of(live)) == 3, "(c) the claim of a live pod is kept")
 
         # ---- (d) the API server down, answering 503, or 404 without proof: nothing removed
+        # 24 more claims: an unanswered pass stops asking after 16 failures in a row.
+        bulk = []
+        for i in range(24):
+            p_bulk, uid = pod("p-bulk-%d" % i), str(uuid.uuid4())
+            fake.post("/pods", p_bulk)
+            fake.put(reserved_claim("bulk-%d" % i, uid, [p_bulk], device="hami-gpu-%d" % (3 + i % 4)))
+            bulk.append(("default", "bulk-%d" % i, uid))
+        res = k.prepare(bulk, "v1")
+        check(not [r.error for r in res.values() if r.error], "24 more claims prepared")
         keep1 = prepare("keep1", [pod("p-keep1")])
         p_keep2 = pod("p-keep2")
         keep2 = prepare("keep2", [p_keep2], device="hami-gpu-1")
@@ -156,9 +165,14 @@ try:
             fake.faults(**faults)
             fake.post("/delete-claim?namespace=default&name=keep1")
             fake.post("/delete-pod?namespace=default&name=p-keep2")
+            mark = len(d.output())
             time.sleep(PERIOD * 5)
-            check(len(files_of(keep1)) == 3 and len(files_of(keep2)) == 3 and len(files_of(live)) == 3,
+            check(len(files_of(keep1)) == 3 and len(files_of(keep2)) == 3 and len(files_of(live)) == 3
+                  and all(len(files_of(b[2])) == 3 for b in bulk),
                   "(d) API server %s for 5 periods: nothing removed" % mode)
+            if mode != "404 without the claim's NotFound status":
+                check("the API server is not answering; the other" in d.output()[mark:],
+                      "(d) API server %s: a pass stops asking after 16 failures in a row" % mode)
             fake.faults(down=False, fail_count=0, no_such_api=False)
             fake.put(reserved_claim("keep1", keep1, [p_live]))
             fake.post("/pods", p_keep2)
