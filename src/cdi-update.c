@@ -13,23 +13,65 @@
 #define CDI_SPEC_SIZE_MAX (4u * 1024 * 1024)
 #define CDI_SPEC_DEPTH_MAX 16
 
-/* The mounts of old that are not driver files (region, preload, ld.so.preload), after fresh. */
-static int merge_mounts(json_object *old, json_object *fresh) {
-        size_t n = old ? json_object_array_length(old) : 0;
+struct CdiHostEdits {
+        json_object *device_nodes;   /* an array, as cdi_host_edits_build() writes it */
+        json_object *mounts;
+};
 
+int cdi_host_edits_new(const HostDriver *host, CdiHostEdits **ret) {
+        _cleanup_free_ char *nodes_text = NULL, *mounts_text = NULL;
+        CdiHostEdits *e;
+        int r;
+
+        r = cdi_host_edits_build(host, &nodes_text, &mounts_text);
+        if (r < 0)
+                return r;
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        if (json_parse_bounded(nodes_text, strlen(nodes_text), CDI_SPEC_DEPTH_MAX, &e->device_nodes) < 0 ||
+            json_parse_bounded(mounts_text, strlen(mounts_text), CDI_SPEC_DEPTH_MAX, &e->mounts) < 0) {
+                cdi_host_edits_free(e);
+                return -ENOMEM; /* our own text: only memory can fail */
+        }
+        *ret = e;
+        return 0;
+}
+
+CdiHostEdits *cdi_host_edits_free(CdiHostEdits *e) {
+        if (!e)
+                return NULL;
+        json_object_put(e->device_nodes);
+        json_object_put(e->mounts);
+        free(e);
+        return NULL;
+}
+
+/* A new array: the host's driver-file mounts, then the mounts of old that are not driver
+ * files (region, preload, ld.so.preload), as cdi_spec_build() orders them. */
+static int merge_mounts(const CdiHostEdits *e, json_object *old, json_object **ret) {
+        _cleanup_json_ json_object *a = json_object_new_array();
+        size_t n = json_object_array_length(e->mounts);
+
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (json_object_array_add(a, json_object_get(json_object_array_get_idx(e->mounts, i))) < 0)
+                        return -ENOMEM;
+        n = old ? json_object_array_length(old) : 0;
         for (size_t i = 0; i < n; i++) {
                 json_object *m = json_object_array_get_idx(old, i);
-                const char *path = json_get_string(m, "containerPath");
 
                 if (!json_object_is_type(m, json_type_object))
                         return -EBADMSG;
-                if (host_driver_is_file_path(path))
+                if (host_driver_is_file_path(json_get_string(m, "containerPath")))
                         continue;
-                if (json_object_array_add(fresh, json_object_get(m)) < 0) {
+                if (json_object_array_add(a, json_object_get(m)) < 0) {
                         json_object_put(m);
                         return -ENOMEM;
                 }
         }
+        *ret = TAKE_PTR(a);
         return 0;
 }
 
@@ -37,12 +79,11 @@ static bool array_or_absent(json_object *o) {
         return !o || json_object_is_type(o, json_type_array);
 }
 
-int cdi_spec_update_host(const char *json, const HostDriver *host, char **ret) {
-        _cleanup_json_ json_object *root = NULL, *nodes = NULL, *mounts = NULL;
-        _cleanup_free_ char *nodes_text = NULL, *mounts_text = NULL;
+int cdi_spec_update_host(const char *json, const CdiHostEdits *e, char **ret) {
+        _cleanup_json_ json_object *root = NULL, *mounts = NULL;
         json_object *edits, *old_nodes, *old_mounts;
+        bool no_nodes = json_object_array_length(e->device_nodes) == 0, same;
         const char *text;
-        bool same;
         int r;
 
         *ret = NULL;
@@ -56,28 +97,19 @@ int cdi_spec_update_host(const char *json, const HostDriver *host, char **ret) {
         old_mounts = json_get(edits, "mounts");
         if (!array_or_absent(old_nodes) || !array_or_absent(old_mounts))
                 return -EBADMSG;
-
-        r = cdi_host_edits_build(host, &nodes_text, &mounts_text);
-        if (r < 0)
-                return r;
-        if (json_parse_bounded(nodes_text, strlen(nodes_text), CDI_SPEC_DEPTH_MAX, &nodes) < 0 ||
-            json_parse_bounded(mounts_text, strlen(mounts_text), CDI_SPEC_DEPTH_MAX, &mounts) < 0)
-                return -ENOMEM; /* our own text: only memory can fail */
-        r = merge_mounts(old_mounts, mounts);
+        r = merge_mounts(e, old_mounts, &mounts);
         if (r < 0)
                 return r;
 
-        same = json_object_equal(mounts, old_mounts);
-        if (json_object_array_length(nodes) == 0)
-                same = same && (!old_nodes || json_object_array_length(old_nodes) == 0);
-        else
-                same = same && json_object_equal(nodes, old_nodes);
+        same = json_object_equal(mounts, old_mounts) &&
+               (no_nodes ? !old_nodes || json_object_array_length(old_nodes) == 0 :
+                           json_object_equal(e->device_nodes, old_nodes));
         if (same)
                 return 0;
 
-        if (json_object_array_length(nodes) == 0)
+        if (no_nodes)
                 json_object_object_del(edits, "deviceNodes");
-        else if (json_add(edits, "deviceNodes", TAKE_PTR(nodes)) < 0)
+        else if (json_add(edits, "deviceNodes", json_object_get(e->device_nodes)) < 0)
                 return -ENOMEM;
         if (json_add(edits, "mounts", TAKE_PTR(mounts)) < 0)
                 return -ENOMEM;

@@ -1234,7 +1234,7 @@ const char *preparer_driver_root(Preparer *p) {
 
 /* Rewrite one claim's spec (and its checkpoint, which holds the text) for host: 1 when it
  * was rewritten, 0 when it was right already. Under the claim's UID lock. */
-static int refresh_claim_locked(Preparer *p, const char *uid, const HostDriver *host, ErrBuf *f) {
+static int refresh_claim_locked(Preparer *p, const char *uid, const CdiHostEdits *host, ErrBuf *f) {
         _cleanup_(prepared_claim_done) PreparedClaim c = {};
         _cleanup_free_ char *spec = NULL;
         int r;
@@ -1269,10 +1269,14 @@ static int refresh_claim_locked(Preparer *p, const char *uid, const HostDriver *
         return 1;
 }
 
-static int refresh_claims(Preparer *p, const HostDriver *host, PreparerRefresh *ret) {
+static int refresh_claims(Preparer *p, const HostDriver *driver, PreparerRefresh *ret) {
+        _cleanup_(cdi_host_edits_freep) CdiHostEdits *host = NULL;
         UidList l = {};
         int r;
 
+        r = cdi_host_edits_new(driver, &host);
+        if (r < 0)
+                return r;
         r = uid_list_make(p, &l);
         if (r < 0)
                 return r;

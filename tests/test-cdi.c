@@ -232,11 +232,13 @@ static void test_update_host(void) {
         char path[1024], target[1024], aside[1024], err[256], *out = NULL;
         FILE *f;
         HostDriver now;
+        _cleanup_(cdi_host_edits_freep) CdiHostEdits *before = NULL, *after = NULL;
         Built b;
 
         build(UID, r, 1, NULL, true, false, &b);
         /* Nothing changed: nothing to write. */
-        ASSERT_EQ(cdi_spec_update_host(b.json, &host, &out), 0);
+        ASSERT_OK(cdi_host_edits_new(&host, &before));
+        ASSERT_EQ(cdi_spec_update_host(b.json, before, &out), 0);
         ASSERT_NULL(out);
 
         /* libcuda.so.1 -> libcuda.so.580.1.2; nvidia-smi gone; nvidia-uvm-tools gone. */
@@ -254,8 +256,9 @@ static void test_update_host(void) {
         ASSERT_OK(host_driver_discover(fx.dev_root, fx.driver_root, false, &now, err, sizeof(err)));
         ASSERT_FALSE(host_driver_equal(&host, &now));
         now.n_control = 2;
+        ASSERT_OK(cdi_host_edits_new(&now, &after));
 
-        ASSERT_EQ(cdi_spec_update_host(b.json, &now, &out), 1);
+        ASSERT_EQ(cdi_spec_update_host(b.json, after, &out), 1);
         ASSERT_NOT_NULL(out);
         ASSERT_TRUE(strstr(out, "libcuda.so.580.1.2\"") != NULL);
         ASSERT_NULL(strstr(out, "libcuda.so.570.86.15"));
@@ -270,14 +273,14 @@ static void test_update_host(void) {
         ASSERT_TRUE(strstr(out, UID "-hami-gpu-0-" S1) != NULL);
         /* Idempotent: the rewritten spec is up to date. */
         char *again = NULL;
-        ASSERT_EQ(cdi_spec_update_host(out, &now, &again), 0);
+        ASSERT_EQ(cdi_spec_update_host(out, after, &again), 0);
         ASSERT_OK(cdi_spec_write(fx.cdi_dir, FIXTURE_DRIVER, UID_LETTER, out));  /* test_schema validates it */
 
         /* Not a spec: refused, never a crash. */
-        ASSERT_EQ(cdi_spec_update_host("{\"kind\":\"x\"}", &now, &again), -EBADMSG);
-        ASSERT_EQ(cdi_spec_update_host("[1,2", &now, &again), -EBADMSG);
-        ASSERT_EQ(cdi_spec_update_host("{\"containerEdits\":{\"mounts\":{}}}", &now, &again), -EBADMSG);
-        ASSERT_EQ(cdi_spec_update_host("{\"containerEdits\":{\"mounts\":[1]}}", &now, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("{\"kind\":\"x\"}", after, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("[1,2", after, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("{\"containerEdits\":{\"mounts\":{}}}", after, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("{\"containerEdits\":{\"mounts\":[1]}}", after, &again), -EBADMSG);
         ASSERT_NULL(again);
 
         ASSERT_TRUE(host_driver_is_file_path("/usr/lib/x86_64-linux-gnu/libcuda.so.1"));
