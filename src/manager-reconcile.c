@@ -532,9 +532,10 @@ const ReconcilerStats *reconciler_stats(Reconciler *r) {
 
 /* ---------------------------------------------------------------- the manager's side */
 
+/* No new pass while the daemon stops: it finishes the kubelet's calls, nothing else. */
 static KubeClient *manager_reconcile_kube(void *userdata) {
         Manager *m = userdata;
-        return m->kube;
+        return m->state == MANAGER_STOPPING ? NULL : m->kube;
 }
 
 static void manager_reconcile_forgotten(void *userdata, const char *uid) {
