@@ -28,28 +28,18 @@ import uuid
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+sys.path.insert(0, os.path.join(SRC, "bench"))
 os.environ.setdefault("HAMI_DRA_BUILD_ROOT", os.path.join(SRC, "build"))
 
 CLAIMS = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 SCRAPES = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 
+from daemonbench import cpu_seconds  # noqa: E402
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon  # noqa: E402
 
 NODE = "test-node"
-
-
-def cpu_seconds(pid):
-    """All the daemon's threads, from schedstat (ns), as bench-prepare-daemon.py does."""
-    ns = 0
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
-                ns += int(f.read().split()[0])
-        except OSError:
-            pass
-    return ns / 1e9
 
 
 def daemon_pid(ssa_pid):

@@ -23,29 +23,18 @@ import uuid
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+sys.path.insert(0, os.path.join(SRC, "bench"))
 os.environ.setdefault("HAMI_DRA_BUILD_ROOT", os.path.join(SRC, "build"))
 
 PAIRS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 LARGE = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
 sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 
+from daemonbench import cpu_seconds, fake_get_rate  # noqa: E402
 from fakeapi import FakeApiServer, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon, sim  # noqa: E402
 
 NODE = "test-node"
-
-
-def cpu_seconds(pid):
-    """The daemon's CPU time, all threads, in ns from /proc/<pid>/task/*/schedstat (what
-    utime+stime in /proc/<pid>/stat are scaled from, there rounded to 10 ms ticks)."""
-    ns = 0
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
-                ns += int(f.read().split()[0])
-        except OSError:
-            pass   # a thread that just ended
-    return ns / 1e9
 
 
 def claim_obj(name, uid, i):
@@ -55,23 +44,6 @@ def claim_obj(name, uid, i):
             "status": {"allocation": {"devices": {"results": [
                 {"request": "gpu", "driver": DRIVER, "pool": NODE, "device": "hami-gpu-%d" % (i % 8),
                  "shareID": share, "consumedCapacity": {"memory": "64Mi", "cores": "1"}}]}}}}
-
-
-def fake_get_rate(tmp, port, claims, clients, n=1000):
-    """The fake's own limit: claim GETs from curl(1) (C, kept-alive TLS connections, as
-    the daemon does), `clients` in parallel, with nothing else running."""
-    cfg = os.path.join(tmp, "curl.cfg")
-    with open(cfg, "w") as f:
-        for i in range(n):
-            f.write('url = "https://127.0.0.1:%d/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/%s"\n'
-                    'output = "/dev/null"\n' % (port, claims[i % len(claims)][1]))
-    argv = ["curl", "-sSf", "--no-progress-meter", "--cacert", os.path.join(tmp, "ca.crt"), "--cert", os.path.join(tmp, "client.crt"),
-            "--key", os.path.join(tmp, "client.key"), "-K", cfg]
-    if clients > 1:
-        argv += ["-Z", "--parallel-max", str(clients)]
-    t0 = time.monotonic()
-    subprocess.run(argv, check=True)
-    return clients, n / (time.monotonic() - t0)
 
 
 def spread(clients, n, work):
@@ -174,7 +146,7 @@ def main():
                          run(clients, PAIRS)))
     floor_rows = floor(k, d, pid)
     d.stop()
-    fake_rows = [fake_get_rate(tmp, fake.port, claims, clients) for clients in (1, 4, 16)]
+    fake_rows = [(clients, fake_get_rate(tmp, fake.port, claims, clients)) for clients in (1, 4, 16)]
     fake.stop()
     subprocess.run(["rm", "-rf", tmp])
 

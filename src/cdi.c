@@ -290,6 +290,44 @@ int cdi_spec_build(const CdiClaimSpec *in, char **ret_json) {
         return 0;
 }
 
+/* The control nodes (mounts false) or the driver-file mounts of host, as one JSON array. */
+static int host_edits_array(const HostDriver *host, bool mounts, char **ret) {
+        _cleanup_(json_writer_freep) JsonWriter *w = json_writer_new();
+        Builder b = { .w = w, .version = CDI_V030 };
+        const char *text;
+        size_t len;
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        jw_array_begin(w);
+        if (mounts)
+                for (size_t i = 0; i < host->n_files; i++)
+                        bind_mount(&b, host->files[i].host_path, host->files[i].container_path, true, true);
+        else
+                for (size_t i = 0; i < host->n_control; i++)
+                        device_node(&b, &host->control[i]);
+        jw_array_end(w);
+        r = json_writer_finish(w, &text, &len);
+        if (r < 0)
+                return r;
+        *ret = strndup(text, len);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int cdi_host_edits_build(const HostDriver *host, char **ret_device_nodes, char **ret_mounts) {
+        _cleanup_free_ char *nodes = NULL;
+        int r;
+
+        r = host_edits_array(host, false, &nodes);
+        if (r >= 0)
+                r = host_edits_array(host, true, ret_mounts);
+        if (r < 0)
+                return r;
+        *ret_device_nodes = TAKE_PTR(nodes);
+        return 0;
+}
+
 /* ---------------------------------------------------------------- files */
 
 int cdi_spec_write_at(int dfd, const char *driver_name, const char *uid, const char *json) {

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "claim.h"
+#include "macro.h"
 #include "host-driver.h"
 #include "claim-limits.h"
 
@@ -44,6 +45,27 @@ char *cdi_device_id(const char *driver_name, const char *device_name);
 
 /* Build the spec. Returns 0 and the JSON text (malloc'd). */
 int cdi_spec_build(const CdiClaimSpec *in, char **ret_json);
+
+/*
+ * What a spec takes from the host driver, exactly as cdi_spec_build() writes it: the
+ * control nodes (a JSON array of deviceNodes) and the driver files (a JSON array of
+ * mounts). For rewriting the specs of prepared claims when the driver changes.
+ */
+int cdi_host_edits_build(const HostDriver *host, char **ret_device_nodes, char **ret_mounts);
+
+/* Those edits of one host driver, parsed once for comparing many specs (cdi-update.c). */
+typedef struct CdiHostEdits CdiHostEdits;
+int cdi_host_edits_new(const HostDriver *host, CdiHostEdits **ret);
+CdiHostEdits *cdi_host_edits_free(CdiHostEdits *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CdiHostEdits *, cdi_host_edits_free);
+
+/*
+ * The spec text json with its claim-wide control nodes and driver-file mounts replaced by
+ * those of the host driver e (the region, preload and ld.so.preload mounts and the devices
+ * are kept). 1 and the new text in *ret when anything differs; 0 (and *ret NULL) when
+ * not; -EBADMSG when json is not a spec with claim-wide edits.
+ */
+int cdi_spec_update_host(const char *json, const CdiHostEdits *e, char **ret);
 
 /* "k8s.<driver>-claim_<uid>.json" into buf. */
 int cdi_spec_file_name(const char *driver_name, const char *uid, char *buf, size_t size);

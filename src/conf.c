@@ -181,6 +181,10 @@ static int parse_mock_gpus_field(const char *value, void *field) {
         return parse_unsigned(value, 0, MOCK_GPUS_MAX, field);
 }
 
+static int parse_reconcile_interval_field(const char *value, void *field) {
+        return parse_unsigned(value, 0, RECONCILE_INTERVAL_SEC_MAX, field);
+}
+
 static int parse_mock_model_field(const char *value, void *field) {
         if (isempty(value) || strlen(value) > 64)
                 return -EINVAL;
@@ -222,6 +226,7 @@ static const ConfigItem config_items[] = {
         { "Plugin", "StateDirectory", parse_path_field, FIELD(state_dir) },
         { "Plugin", "Kubeconfig", parse_optional_path_field, FIELD(kubeconfig) },
         { "Plugin", "LogLevel", parse_log_level_field, FIELD(log_level) },
+        { "Plugin", "ReconcileIntervalSec", parse_reconcile_interval_field, FIELD(reconcile_interval_sec) },
         { "GPU", "Backend", parse_backend_field, FIELD(backend) },
         { "Mock", "GPUs", parse_mock_gpus_field, FIELD(mock_gpus) },
         { "Mock", "Model", parse_mock_model_field, FIELD(mock_model) },
@@ -253,6 +258,7 @@ int config_init(Config *c) {
 
         *c = (Config) {
                 .log_level = LOG_INFO,
+                .reconcile_interval_sec = RECONCILE_INTERVAL_SEC_DEFAULT,
                 .backend = GPU_BACKEND_NVML,
                 .mock_gpus = 8,
                 .mock_memory = 23028ULL << 20, /* an A10, as nvidia-smi reports it */

@@ -21,6 +21,8 @@
 #define DEFAULT_KUBECONFIG "/etc/kubernetes/kubelet.conf"
 
 #define MOCK_GPUS_MAX 64
+#define RECONCILE_INTERVAL_SEC_DEFAULT 300
+#define RECONCILE_INTERVAL_SEC_MAX 86400
 
 typedef enum GpuBackendKind {
         GPU_BACKEND_NVML,
@@ -44,6 +46,7 @@ typedef struct Config {
         char *state_dir;
         char *kubeconfig;
         int log_level;            /* syslog level */
+        unsigned reconcile_interval_sec; /* checking prepared claims against the API server; 0: off */
 
         /* [GPU] */
         GpuBackendKind backend;

@@ -75,6 +75,51 @@ static int find_file(const char *root, const char *const *dirs, size_t n_dirs, c
         return 0;
 }
 
+static bool path_in(const char *path, const char *const *dirs, size_t n_dirs, const char *const *names,
+                    size_t n_names) {
+        const char *slash = strrchr(path, '/');
+
+        if (!slash)
+                return false;
+        for (size_t i = 0; i < n_dirs; i++) {
+                size_t l = strlen(dirs[i]);
+                if ((size_t) (slash - path) != l || strncmp(path, dirs[i], l) != 0)
+                        continue;
+                for (size_t j = 0; j < n_names; j++)
+                        if (streq(slash + 1, names[j]))
+                                return true;
+        }
+        return false;
+}
+
+bool host_driver_is_file_path(const char *container_path) {
+        return container_path &&
+               (path_in(container_path, lib_dirs, ELEMENTSOF(lib_dirs), libs, ELEMENTSOF(libs)) ||
+                path_in(container_path, bin_dirs, ELEMENTSOF(bin_dirs), bins, ELEMENTSOF(bins)));
+}
+
+const char *host_driver_dir(size_t i) {
+        if (i < ELEMENTSOF(lib_dirs))
+                return lib_dirs[i];
+        i -= ELEMENTSOF(lib_dirs);
+        return i < ELEMENTSOF(bin_dirs) ? bin_dirs[i] : NULL;
+}
+
+bool host_driver_equal(const HostDriver *a, const HostDriver *b) {
+        if (a->n_control != b->n_control || a->n_files != b->n_files)
+                return false;
+        for (size_t i = 0; i < a->n_control; i++)
+                if (!streq(a->control[i].path, b->control[i].path) ||
+                    !streq(a->control[i].host_path, b->control[i].host_path) ||
+                    a->control[i].major != b->control[i].major || a->control[i].minor != b->control[i].minor)
+                        return false;
+        for (size_t i = 0; i < a->n_files; i++)
+                if (!streq(a->files[i].container_path, b->files[i].container_path) ||
+                    !streq(a->files[i].host_path, b->files[i].host_path))
+                        return false;
+        return true;
+}
+
 int host_driver_discover(const char *dev_root, const char *driver_root, bool driver_from_runtime,
                          HostDriver *ret, char *error, size_t error_size) {
         static const char *const control[] = { "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools" };

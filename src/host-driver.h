@@ -41,3 +41,13 @@ int host_driver_discover(const char *dev_root, const char *driver_root, bool dri
 
 /* stat <dev_root>/dev/nvidia<minor>: -ENOENT when absent, -ENOTTY when not a char device. */
 int host_gpu_node(const char *dev_root, unsigned minor, HostDeviceNode *ret);
+
+/* Whether container_path is where a driver file goes (one of the libraries or binaries
+ * looked for, in one of the directories searched): such mounts of a spec are the driver's. */
+bool host_driver_is_file_path(const char *container_path);
+
+/* The i-th directory (inside the driver root) searched for driver files; NULL past the last. */
+const char *host_driver_dir(size_t i);
+
+/* Same control nodes and driver files, in the same order. */
+bool host_driver_equal(const HostDriver *a, const HostDriver *b);

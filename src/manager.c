@@ -11,6 +11,7 @@
 #include "manager-dbus.h"
 #include "manager-metrics.h"
 #include "manager-monitor.h"
+#include "manager-reconcile.h"
 #include "manager.h"
 #include "time-util.h"
 #include "sandbox.h"
@@ -239,6 +240,8 @@ static int manager_on_backend_retry(sd_event_source *s, uint64_t usec, void *use
 int manager_rescan(Manager *m) {
         GpuList fresh = {};
         int r;
+
+        manager_rescan_driver(m);
 
         if (!m->backend) {
                 /* The driver is not there yet: try now (hamictl rescan after installing
@@ -615,6 +618,7 @@ int manager_reload(Manager *m) {
 
         log_set_max_level(m->config.log_level);
         log_info("Configuration reloaded");
+        manager_reload_reconcile(m);
         if (mock_changed && m->config.backend == GPU_BACKEND_MOCK)
                 (void) manager_reopen_backend(m);
         (void) manager_rescan(m);
@@ -955,6 +959,9 @@ int manager_start(Manager *m) {
                 return r;
         /* After the API client is set up (it reads the claims). */
         manager_verify_recovered(m);
+        r = manager_setup_reconcile(m);
+        if (r < 0)
+                return r;
 
         r = manager_setup_metrics(m);
         if (r < 0)
@@ -995,6 +1002,7 @@ Manager *manager_free(Manager *m) {
         /* gRPC first: no callback may run into a half-freed manager. */
         m->grpc = grpc_server_free(m->grpc);
         m->publisher = slice_publisher_free(m->publisher);
+        manager_free_reconcile(m); /* its requests, before the client */
         m->kube = kube_client_free(m->kube);
         ip_sandbox_done(&m->ip_sandbox);
         /* Its claim GETs went without an answer; the DRA service answers their jobs when freed. */

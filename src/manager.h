@@ -83,6 +83,9 @@ typedef struct Manager {
         struct Metrics *metrics;   /* NULL without a metrics socket (manager-metrics.c) */
         struct MetricsServer *metrics_server;
 
+        struct Reconciler *reconciler;   /* prepared claims against the API server (manager-reconcile.c) */
+        struct DriverWatch *driver_watch; /* the host driver's files (driver-watch.c) */
+
         struct UsageMonitor *monitor; /* NULL until NVML can be loaded (manager-monitor.c) */
         sd_event_source *monitor_timer;
         bool monitor_unavailable_logged;

@@ -43,9 +43,11 @@ struct Preparer {
         pthread_rwlock_t gpus_lock;    /* plans read the GPU list, rescans replace it */
         GpuList gpus;                  /* a private copy */
         HostDriver host;
-        /* < 0: control nodes missing. p->host is written only while this is < 0 (under
+        /* < 0: control nodes missing. p->host is written while this is < 0 (under
          * host_lock) and published by a release store of a value >= 0; readers load it
-         * with acquire before reading p->host. The text is read and written under host_lock. */
+         * with acquire before reading p->host, under gpus_lock (read). Once >= 0 it is
+         * replaced only under gpus_lock (write): preparer_refresh_host(). The text is read
+         * and written under host_lock. */
         int host_error;
         char host_error_text[256];
         pthread_mutex_t host_lock;
@@ -371,6 +373,7 @@ static int prepared_add(Preparer *p, const PreparedClaim *committed) {
                 free(c);
                 return r;
         }
+        c->last_call_usec = now_usec();
         pthread_mutex_lock(&p->lock);
         slot = tsearch(c, &p->prepared, prepared_claim_compare_uid);
         if (slot && *slot != c) {
@@ -398,6 +401,17 @@ static PreparedClaim *prepared_take(Preparer *p, const char *uid) {
         }
         pthread_mutex_unlock(&p->lock);
         return c;
+}
+
+/* A kubelet call for the claim came now: evidence gathered before it proves nothing. */
+static void prepared_touch(Preparer *p, const char *uid) {
+        PreparedClaim *c;
+
+        pthread_mutex_lock(&p->lock);
+        c = prepared_find_locked(p, uid);
+        if (c)
+                c->last_call_usec = now_usec();
+        pthread_mutex_unlock(&p->lock);
 }
 
 /* A copy of the prepared claim's record (without the spec text): 0, -ENOENT, -ENOMEM. */
@@ -458,7 +472,7 @@ static void audit_cleanup(const char *uid, const char *ns, const char *name, con
                    LOG_MESSAGE("Cleaned up claim %s%s%s%s%s: %s", ns ?: "", ns ? "/" : "", name ?: "", ns ? " " : "",
                                uid, reason),
                    LOG_FIELD("CLAIM_UID=%s", uid), LOG_FIELD("CLAIM_NAMESPACE=%s", ns ?: ""),
-                   LOG_FIELD("CLAIM_NAME=%s", name ?: ""), NULL);
+                   LOG_FIELD("CLAIM_NAME=%s", name ?: ""), LOG_FIELD("CLEANUP_REASON=%s", reason), NULL);
 }
 
 /* ---------------------------------------------------------------- claim directory */
@@ -758,6 +772,7 @@ static int prepare_locked(Preparer *p, const PrepareClaimRef *ref, const char *j
 
         r = prepared_get(p, ref->uid, &c);
         if (r >= 0) {
+                prepared_touch(p, ref->uid);
                 r = prepare_from_record(p, ref, &c, f);
                 if (r < 0)
                         return r;
@@ -1101,31 +1116,45 @@ int preparer_foreach(Preparer *p, void (*f)(void *userdata, const PreparedClaim 
         return ctx.n;
 }
 
-typedef struct TrimList {
+typedef struct UidList {
         char (*uids)[CLAIM_UID_MAX + 1];
         size_t n, size;
-} TrimList;
+} UidList;
 
-static void trim_collect(void *userdata, const PreparedClaim *c) {
-        TrimList *l = userdata;
+static void uid_list_collect(void *userdata, const PreparedClaim *c) {
+        UidList *l = userdata;
 
         if (l->n < l->size && c->n_devices > 0)
                 snprintf(l->uids[l->n++], sizeof(l->uids[0]), "%s", c->uid);
 }
 
-int preparer_trim_regions(Preparer *p) {
-        TrimList l = {};
-        int n_cut = 0;
+/* The UIDs of the prepared claims that have devices (their files), at this moment. */
+static int uid_list_make(Preparer *p, UidList *ret) {
+        UidList l = {};
 
         pthread_mutex_lock(&p->lock);
         l.size = p->n_prepared;
         pthread_mutex_unlock(&p->lock);
-        if (l.size == 0)
-                return 0;
-        l.uids = calloc(l.size, sizeof(l.uids[0]));
-        if (!l.uids)
+        if (l.size > 0) {
+                l.uids = calloc(l.size, sizeof(l.uids[0]));
+                if (!l.uids)
+                        return -ENOMEM;
+                (void) preparer_foreach(p, uid_list_collect, &l);
+        }
+        *ret = l;
+        return 0;
+}
+
+int preparer_trim_regions(Preparer *p) {
+        UidList l = {};
+        int n_cut = 0;
+
+        if (uid_list_make(p, &l) < 0)
                 return -ENOMEM;
-        (void) preparer_foreach(p, trim_collect, &l);
+        if (l.n == 0) {
+                free(l.uids);
+                return 0;
+        }
         /* At most PREPARER_TRIM_PER_TICK claims a tick, round robin: the cost of a tick
          * stays bounded, and with more claims each is visited less often. Outside the
          * lock: a claim unprepared meanwhile is simply gone (-ENOENT). */
@@ -1169,4 +1198,209 @@ int preparer_recover(Preparer *p, PrepareClaimRef **ret_claims, size_t *ret_n) {
         recover_orphans(p);
         log_info("Recovered %zu prepared claims", p->n_prepared);
         return 0;
+}
+
+/* ---------------------------------------------------------------- reconciliation */
+
+int preparer_try_forget(Preparer *p, const char *uid, const char *reason, uint64_t evidence_usec, char *error,
+                        size_t error_size) {
+        PreparedClaim *c;
+        int r;
+
+        if (!claim_uid_is_valid(uid))
+                return -EINVAL;
+        r = uid_trylock(p, uid);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&p->lock);
+        c = prepared_find_locked(p, uid);
+        r = !c ? -ENOENT : c->last_call_usec >= evidence_usec ? -ESTALE : 0;
+        pthread_mutex_unlock(&p->lock);
+        if (r >= 0) {
+                char buf[PREPARE_ERROR_MAX] = "";
+
+                r = unprepare_locked(p, uid, reason ?: "the claim is gone from the API server",
+                                     &(ErrBuf) { buf, sizeof(buf) });
+                if (r < 0 && error && error_size > 0)
+                        snprintf(error, error_size, "%s", buf);
+        }
+        uid_unlock(p, uid);
+        return r;
+}
+
+const char *preparer_driver_root(Preparer *p) {
+        return p->driver_root;
+}
+
+/* Rewrite one claim's spec (and its checkpoint, which holds the text) for host: 1 when it
+ * was rewritten, 0 when it was right already. Under the claim's UID lock. */
+static int refresh_claim_locked(Preparer *p, const char *uid, const CdiHostEdits *host, ErrBuf *f) {
+        _cleanup_(prepared_claim_done) PreparedClaim c = {};
+        _cleanup_free_ char *spec = NULL;
+        int r;
+
+        if (!preparer_is_prepared(p, uid))
+                return 0;   /* unprepared meanwhile */
+        r = checkpoint_load_at(p->checkpoint_fd, uid, &c);
+        if (r < 0)
+                return errbuf_fail(f, r, "cannot read its checkpoint: %s", strerror(-r));
+        if (c.n_devices == 0 || isempty(c.cdi_spec))
+                return 0;
+        r = cdi_spec_update_host(c.cdi_spec, host, &spec);
+        if (r < 0)
+                return errbuf_fail(f, r, "its spec cannot be read: %s", strerror(-r));
+        if (r == 0)
+                return 0;
+        /* The spec first, then the checkpoint: a crash in between leaves the new spec and
+         * the old text, which the next start's pass compares and rewrites again. */
+        r = cdi_spec_write_at(p->cdi_fd, p->driver_name, uid, spec);
+        if (r < 0)
+                return errbuf_fail(f, r, "cannot write the new spec: %s", strerror(-r));
+        free(c.cdi_spec);
+        c.cdi_spec = TAKE_PTR(spec);
+        r = checkpoint_save_at(p->checkpoint_fd, &c);
+        if (r < 0)
+                return errbuf_fail(f, r, "the new spec is written but its checkpoint is not: %s", strerror(-r));
+        log_struct(LOG_NOTICE, LOG_MESSAGE_ID(HAMI_MESSAGE_CLAIM_SPEC_UPDATED),
+                   LOG_MESSAGE("Rewrote the CDI spec of claim %s/%s (%s) for the host driver as it is now",
+                               c.namespace_, c.name, c.uid),
+                   LOG_FIELD("CLAIM_UID=%s", c.uid), LOG_FIELD("CLAIM_NAMESPACE=%s", c.namespace_),
+                   LOG_FIELD("CLAIM_NAME=%s", c.name), NULL);
+        return 1;
+}
+
+static int refresh_claims(Preparer *p, const HostDriver *driver, PreparerRefresh *ret) {
+        _cleanup_(cdi_host_edits_freep) CdiHostEdits *host = NULL;
+        UidList l = {};
+        int r;
+
+        r = cdi_host_edits_new(driver, &host);
+        if (r < 0)
+                return r;
+        r = uid_list_make(p, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++) {
+                char why[PREPARE_ERROR_MAX] = "";
+
+                /* Never waits: a claim busy with the kubelet is counted, and done next time. */
+                r = uid_trylock(p, l.uids[i]);
+                if (r == -EBUSY) {
+                        ret->n_busy++;
+                        continue;
+                }
+                if (r < 0) {
+                        free(l.uids);
+                        return r;
+                }
+                r = refresh_claim_locked(p, l.uids[i], host, &(ErrBuf) { why, sizeof(why) });
+                uid_unlock(p, l.uids[i]);
+                if (r > 0)
+                        ret->n_rewritten++;
+                else if (r < 0) {
+                        ret->n_failed++;
+                        log_struct(LOG_WARNING,
+                                   LOG_MESSAGE("The CDI spec of claim %s keeps naming the old driver files: %s",
+                                               l.uids[i], why[0] ? why : strerror(-r)),
+                                   LOG_FIELD("CLAIM_UID=%s", l.uids[i]), NULL);
+                }
+        }
+        free(l.uids);
+        return 0;
+}
+
+/*
+ * <state>/host-driver.json: the driver files and control nodes every prepared claim's spec
+ * was last brought up to date with (as the specs carry them). A start with the same host
+ * driver then skips comparing every spec (a quarter of a second and more with 5,000 claims).
+ */
+#define HOST_RECORD_NAME "host-driver.json"
+#define HOST_RECORD_MAX (256u * 1024u)
+
+static int host_record_text(const HostDriver *h, char **ret) {
+        _cleanup_free_ char *nodes = NULL, *mounts = NULL;
+        int r;
+
+        r = cdi_host_edits_build(h, &nodes, &mounts);
+        if (r < 0)
+                return r;
+        return asprintf(ret, "{\"deviceNodes\":%s,\"mounts\":%s}\n", nodes, mounts) < 0 ? -ENOMEM : 0;
+}
+
+static bool host_record_matches(Preparer *p, const char *text) {
+        _cleanup_free_ char *path = NULL, *old = NULL;
+
+        if (asprintf(&path, "%s/" HOST_RECORD_NAME, p->state_dir) < 0)
+                return false;
+        return read_file_bounded_at(AT_FDCWD, path, HOST_RECORD_MAX, READ_FILE_NOFOLLOW, &old, NULL) >= 0 &&
+               streq(old, text);
+}
+
+int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret) {
+        _cleanup_free_ HostDriver *fresh = NULL;
+        _cleanup_free_ char *record = NULL;
+        char why[sizeof(p->host_error_text)] = "";
+        bool changed;
+        int r;
+
+        *ret = (PreparerRefresh) { .on_change = ret->on_change };
+        if (preparer_host_check(p, why, sizeof(why)) < 0)
+                return 0;   /* no control nodes yet: nothing was ever prepared with them */
+        fresh = calloc(1, sizeof(*fresh));
+        ret->old = calloc(1, sizeof(*ret->old));
+        if (!fresh || !ret->old)
+                return -ENOMEM;
+        r = host_driver_discover(p->dev_root, p->driver_root, p->driver_from_runtime, fresh, why, sizeof(why));
+        if (r < 0) {
+                /* The control node is gone (a driver being reinstalled): keep what the specs
+                 * name until it is back, rather than write specs without it. */
+                log_warning("Keeping the driver files the CDI specs name: %s", why);
+                return r;
+        }
+        /* p->host is written only here and, while host_error < 0, by preparer_host_check(): ours to read. */
+        if (fresh->n_files == 0 && !p->driver_from_runtime && p->host.n_files > 0) {
+                /* Every library gone at once: an installer between removing the old driver
+                 * and writing the new one. Its next change brings us back. */
+                log_warning("No driver files found under %s (a driver being reinstalled?): keeping the ones the CDI "
+                            "specs name until they are back", p->driver_root);
+                return -ENOENT;
+        }
+        /* Prepares read p->host under the read lock. */
+        pthread_rwlock_wrlock(&p->gpus_lock);
+        *ret->old = p->host;
+        changed = !host_driver_equal(&p->host, fresh);
+        if (changed)
+                p->host = *fresh;
+        pthread_rwlock_unlock(&p->gpus_lock);
+        ret->changed = changed;
+        ret->new = TAKE_PTR(fresh);
+        if (changed && ret->on_change)
+                ret->on_change(ret->old, ret->new);
+        /* A call in progress may have planned with the old files: the caller looks again. */
+        pthread_mutex_lock(&p->lock);
+        ret->n_busy = p->n_busy;
+        pthread_mutex_unlock(&p->lock);
+        if (!changed && !force)
+                return 0;
+        r = host_record_text(ret->new, &record);
+        if (r < 0)
+                return r;
+        if (!changed && host_record_matches(p, record)) {
+                log_debug("The driver files are those every CDI spec was last compared with");
+                return 0;
+        }
+        r = refresh_claims(p, ret->new, ret);
+        if (r < 0)
+                return r;
+        /* Only when every spec is known to match: a busy or failed one is compared next time. */
+        if (ret->n_failed == 0 && ret->n_busy == 0 &&
+            (r = write_file_atomic(p->state_dir, HOST_RECORD_NAME, record, strlen(record), 0644, 0)) < 0)
+                log_debug_errno(r, "Cannot record the driver files in %s, the next start compares every spec: %m",
+                                p->state_dir);
+        return 0;
+}
+
+void preparer_refresh_done(PreparerRefresh *r) {
+        r->old = mfree(r->old);
+        r->new = mfree(r->new);
 }

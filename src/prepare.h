@@ -21,9 +21,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "prepared-claim.h"
 #include "gpu.h"
+#include "host-driver.h"
 
 /* Journal MESSAGE_IDs of the audit log (catalog/hami-dra.catalog explains them). */
 #define HAMI_MESSAGE_CLAIM_PREPARED "19084eb2f9104c438d84c4b807711466"
@@ -31,6 +33,8 @@
 #define HAMI_MESSAGE_CLAIM_RECOVERED "970d9aa79c094f8a84d15c7a813d1478"
 #define HAMI_MESSAGE_CLAIM_REJECTED "222f44e329cf4a31b45c11e31cb03996"
 #define HAMI_MESSAGE_CLAIM_CLEANED_UP "d856564a177c4ca983b12ec203930ef8"
+#define HAMI_MESSAGE_CLAIM_SPEC_UPDATED "9974418d8b3c480998a91245ed95c2ed"
+#define HAMI_MESSAGE_DRIVER_CHANGED "0e535b6def454b41928a26a4eaeafe33"
 
 #define PREPARE_ERROR_MAX 512
 
@@ -122,3 +126,38 @@ int preparer_host_check(Preparer *p, char *why, size_t why_size);
 
 /* Statistics for benchmarks and STATUS=. */
 size_t preparer_n_prepared(Preparer *p);
+
+/*
+ * Reconciliation (manager-reconcile.c): forget uid, proven stale by evidence gathered at
+ * evidence_usec (CLOCK_MONOTONIC), without waiting: -EBUSY when a call for it is in
+ * progress, -ESTALE when the kubelet prepared it (again) since the evidence was gathered
+ * (PreparedClaim.last_call_usec), -ENOENT when it is not prepared; otherwise what
+ * unprepare says (error). The audit entry is HAMI_MESSAGE_CLAIM_CLEANED_UP with reason.
+ * Nothing here syncs to disk, so the event loop may call it.
+ */
+int preparer_try_forget(Preparer *p, const char *uid, const char *reason, uint64_t evidence_usec, char *error,
+                        size_t error_size);
+
+/* The root the driver files are looked up under ("/" in production). */
+const char *preparer_driver_root(Preparer *p);
+
+typedef struct PreparerRefresh {
+        /* Set by the caller (optional): told of a change before any spec is rewritten. */
+        void (*on_change)(const HostDriver *old, const HostDriver *new);
+        HostDriver *old, *new;     /* what specs were made with before, and now (NULL when not looked at) */
+        bool changed;              /* the host driver differs */
+        size_t n_rewritten;        /* specs rewritten (each with a HAMI_MESSAGE_CLAIM_SPEC_UPDATED entry) */
+        size_t n_failed;           /* specs that keep the old files, each logged with why */
+        size_t n_busy;             /* claims in a kubelet call: not looked at, try again */
+} PreparerRefresh;
+
+/*
+ * Look for the driver files and control nodes again (a driver upgrade while pods run).
+ * When they changed, or with force, bring every prepared claim's CDI spec up to date
+ * (cdi_spec_update_host(); spec file, then checkpoint); later prepares use the new ones.
+ * A spec that cannot be rewritten keeps the old one and says why. Never waits for a
+ * claim's lock. Syncs the checkpoints it rewrites. ret->on_change is kept, the rest
+ * filled in. Free ret with preparer_refresh_done().
+ */
+int preparer_refresh_host(Preparer *p, bool force, PreparerRefresh *ret);
+void preparer_refresh_done(PreparerRefresh *r);

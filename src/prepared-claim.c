@@ -35,6 +35,7 @@ int prepared_claim_copy(const PreparedClaim *src, bool with_spec, PreparedClaim 
         _cleanup_(prepared_claim_done) PreparedClaim c = {};
 
         memcpy(c.boot_id, src->boot_id, sizeof(c.boot_id));
+        c.last_call_usec = src->last_call_usec;
         if (strdup_or_null(src->uid, &c.uid) < 0 || strdup_or_null(src->namespace_, &c.namespace_) < 0 ||
             strdup_or_null(src->name, &c.name) < 0 || strdup_or_null(src->pod, &c.pod) < 0 ||
             (with_spec && strdup_or_null(src->cdi_spec, &c.cdi_spec) < 0))

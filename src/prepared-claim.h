@@ -36,6 +36,7 @@ typedef struct PreparedClaim {
         PreparedClaimDevice *devices;
         size_t n_devices;
         char *cdi_spec;         /* the spec text written to the CDI dir */
+        uint64_t last_call_usec; /* in memory only: the last prepare of it (or its recovery), CLOCK_MONOTONIC */
 } PreparedClaim;
 
 void prepared_claim_done(PreparedClaim *c);

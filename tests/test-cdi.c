@@ -226,6 +226,80 @@ static void test_runtime_and_policies(void) {
         free(b.json);
 }
 
+/* A driver upgrade: the spec's driver files and control nodes follow the host, nothing else changes. */
+static void test_update_host(void) {
+        FixtureResult r[] = { { .device = "hami-gpu-0", .share_id = S1, .memory = "10Gi", .cores = "50" } };
+        char path[1024], target[1024], aside[1024], err[256], *out = NULL;
+        FILE *f;
+        HostDriver now;
+        _cleanup_(cdi_host_edits_freep) CdiHostEdits *before = NULL, *after = NULL;
+        Built b;
+
+        build(UID, r, 1, NULL, true, false, &b);
+        /* Nothing changed: nothing to write. */
+        ASSERT_OK(cdi_host_edits_new(&host, &before));
+        ASSERT_EQ(cdi_spec_update_host(b.json, before, &out), 0);
+        ASSERT_NULL(out);
+
+        /* libcuda.so.1 -> libcuda.so.580.1.2; nvidia-smi gone; nvidia-uvm-tools gone. */
+        snprintf(target, sizeof(target), "%s/usr/lib/x86_64-linux-gnu/libcuda.so.580.1.2", fx.driver_root);
+        f = fopen(target, "we");
+        ASSERT_NOT_NULL(f);
+        fputs("newer\n", f);
+        fclose(f);
+        snprintf(path, sizeof(path), "%s/usr/lib/x86_64-linux-gnu/libcuda.so.1", fx.driver_root);
+        ASSERT_OK(unlink(path) < 0 ? -errno : 0);
+        ASSERT_OK(symlink("libcuda.so.580.1.2", path) < 0 ? -errno : 0);
+        snprintf(path, sizeof(path), "%s/usr/bin/nvidia-smi", fx.driver_root);
+        snprintf(aside, sizeof(aside), "%s/nvidia-smi.aside", fx.root);
+        ASSERT_OK(rename(path, aside) < 0 ? -errno : 0);   /* out of the way, kept for the restore */
+        ASSERT_OK(host_driver_discover(fx.dev_root, fx.driver_root, false, &now, err, sizeof(err)));
+        ASSERT_FALSE(host_driver_equal(&host, &now));
+        now.n_control = 2;
+        ASSERT_OK(cdi_host_edits_new(&now, &after));
+
+        ASSERT_EQ(cdi_spec_update_host(b.json, after, &out), 1);
+        ASSERT_NOT_NULL(out);
+        ASSERT_TRUE(strstr(out, "libcuda.so.580.1.2\"") != NULL);
+        ASSERT_NULL(strstr(out, "libcuda.so.570.86.15"));
+        ASSERT_NULL(strstr(out, "nvidia-smi"));
+        ASSERT_NULL(strstr(out, "nvidia-uvm-tools"));
+        ASSERT_TRUE(strstr(out, "\"/dev/nvidia-uvm\"") != NULL);
+        /* Kept: the region, the preload, ld.so.preload, the device and its limits. */
+        ASSERT_TRUE(strstr(out, "\"/run/hami-dra/vgpu.cache\"") != NULL);
+        ASSERT_TRUE(strstr(out, "\"/etc/ld.so.preload\"") != NULL);
+        ASSERT_TRUE(strstr(out, fx.preload) != NULL);
+        ASSERT_TRUE(strstr(out, "CUDA_DEVICE_MEMORY_LIMIT_0=10240m") != NULL);
+        ASSERT_TRUE(strstr(out, UID "-hami-gpu-0-" S1) != NULL);
+        /* Idempotent: the rewritten spec is up to date. */
+        char *again = NULL;
+        ASSERT_EQ(cdi_spec_update_host(out, after, &again), 0);
+        ASSERT_OK(cdi_spec_write(fx.cdi_dir, FIXTURE_DRIVER, UID_LETTER, out));  /* test_schema validates it */
+
+        /* Not a spec: refused, never a crash. */
+        ASSERT_EQ(cdi_spec_update_host("{\"kind\":\"x\"}", after, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("[1,2", after, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("{\"containerEdits\":{\"mounts\":{}}}", after, &again), -EBADMSG);
+        ASSERT_EQ(cdi_spec_update_host("{\"containerEdits\":{\"mounts\":[1]}}", after, &again), -EBADMSG);
+        ASSERT_NULL(again);
+
+        ASSERT_TRUE(host_driver_is_file_path("/usr/lib/x86_64-linux-gnu/libcuda.so.1"));
+        ASSERT_TRUE(host_driver_is_file_path("/usr/bin/nvidia-smi"));
+        ASSERT_FALSE(host_driver_is_file_path("/etc/ld.so.preload"));
+        ASSERT_FALSE(host_driver_is_file_path("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        ASSERT_FALSE(host_driver_is_file_path("/usr/lib/libcuda.so.1/x"));
+        ASSERT_FALSE(host_driver_is_file_path("libcuda.so.1"));
+
+        /* Put the fixture back for the tests after this one. */
+        snprintf(path, sizeof(path), "%s/usr/bin/nvidia-smi", fx.driver_root);
+        ASSERT_OK(rename(aside, path) < 0 ? -errno : 0);
+        snprintf(path, sizeof(path), "%s/usr/lib/x86_64-linux-gnu/libcuda.so.1", fx.driver_root);
+        ASSERT_OK(unlink(path) < 0 ? -errno : 0);
+        ASSERT_OK(symlink("libcuda.so.570.86.15", path) < 0 ? -errno : 0);
+        free(out);
+        free(b.json);
+}
+
 static void test_schema(void) {
         char cmd[2048];
         const char *src = getenv("HAMI_DRA_SOURCE_ROOT") ?: ".";
@@ -253,6 +327,7 @@ int main(void) {
         TEST(test_several_gpus);
         TEST(test_two_requests);
         TEST(test_runtime_and_policies);
+        TEST(test_update_host);
         TEST(test_schema);
         fixture_done(&fx);
         return 0;

@@ -54,6 +54,7 @@ static void test_defaults(void) {
         ASSERT_EQ(c.backend, GPU_BACKEND_NVML);
         ASSERT_TRUE(c.sandbox);
         ASSERT_NULL(c.config_file);
+        ASSERT_EQ(c.reconcile_interval_sec, 300);
 
         char *reg = config_registration_socket(&c), *dra = config_dra_socket(&c);
         ASSERT_STREQ(reg, "/var/lib/kubelet/plugins_registry/hami-core-gpu.project-hami.io-reg.sock");
@@ -75,6 +76,7 @@ static void test_file_dropins_flags(void) {
                    "StateDirectory=/srv/state\n"
                    "CDIDirectory=/etc/cdi\n"
                    "LogLevel=debug\n"
+                   "ReconcileIntervalSec=1\n"
                    "[GPU]\n"
                    "Backend=mock\n"
                    "[Mock]\n"
@@ -103,6 +105,7 @@ static void test_file_dropins_flags(void) {
         ASSERT_TRUE(c.driver_from_runtime);
         ASSERT_EQ(c.seccomp_action, SECCOMP_ACTION_KILL);
         ASSERT_EQ(c.log_level, LOG_DEBUG);
+        ASSERT_EQ(c.reconcile_interval_sec, 1);
         config_done(&c);
 
         /* Flags override the file, wherever they stand relative to --config. */
@@ -144,6 +147,9 @@ static void test_bad_values(void) {
         expect_bad_text("[Plugin]\nDriverName=Not_A_DNS_Name\n");
         expect_bad_text("[Plugin]\nNodeName=-node\n");
         expect_bad_text("[Plugin]\nLogLevel=loud\n");
+        expect_bad_text("[Plugin]\nReconcileIntervalSec=86401\n");
+        expect_bad_text("[Plugin]\nReconcileIntervalSec=-1\n");
+        expect_bad_text("[Plugin]\nReconcileIntervalSec=5min\n");
         expect_bad_text("[Sandbox]\nEnabled=maybe\n");
         expect_bad_text("[Sandbox]\nSeccomp=trap\n");
         expect_bad_text("GPUs=1\n");                   /* outside of a section */

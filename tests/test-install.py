@@ -29,7 +29,8 @@ UNITS = ["hami-dra-plugin.service", "hami-dra-plugin.socket", "hami-dra-plugin-d
          "hami-dra-webhook.service"]
 MESSAGE_IDS = ["19084eb2f9104c438d84c4b807711466", "aa8f594203154ad8b0c2bee4508def7a",
                "970d9aa79c094f8a84d15c7a813d1478", "222f44e329cf4a31b45c11e31cb03996",
-               "d856564a177c4ca983b12ec203930ef8"]
+               "d856564a177c4ca983b12ec203930ef8", "9974418d8b3c480998a91245ed95c2ed",
+               "0e535b6def454b41928a26a4eaeafe33"]
 
 
 def run(argv, **kw):

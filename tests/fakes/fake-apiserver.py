@@ -21,6 +21,11 @@ A plain-HTTP control port on 127.0.0.1 lets tests inject faults and read counter
   POST /delete-slice?name=N
   POST /create-slice {json}   store an object as is (a stale slice from elsewhere)
   POST /claims {json}         store a ResourceClaim
+  POST /delete-claim?namespace=NS&name=N
+  POST /pods {json}           store a Pod (GET /api/v1/namespaces/NS/pods/N serves it)
+  POST /delete-pod?namespace=NS&name=N
+  POST /faults {"no_such_api": true}  every API request gets the 404 of a server that
+                              does not serve the API (NotFound without details)
   GET  /templates             stored ResourceClaimTemplates (what hami-dra-webhook created)
   POST /compact               forget the event history: old watches get 410 Gone
   POST /recreate-node         new Node UID; slices owned by the old one are collected
@@ -299,6 +304,7 @@ class State:
         self.rv = 100
         self.slices = {}
         self.claims = {}
+        self.pods = {}             # (namespace, name) -> Pod
         self.templates = {}        # (namespace, name) -> ResourceClaimTemplate
         self.history = []          # (rv, type, obj)
         self.faults = {}
@@ -419,6 +425,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self, method):
         st = self.state
+        if st.faults.get("down"):
+            # A server that went down drops its kept-alive connections too.
+            self.close_connection = True
+            return None
         try:
             url = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
@@ -443,6 +453,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
             if faults.get("forbidden"):
                 return self.send_json(403, status(403, "Forbidden", "forbidden: injected by the test"))
+            if faults.get("no_such_api"):
+                return self.send_json(404, status(404, "NotFound", "the server could not find the requested resource",
+                                                  {}))
             return self.route(method, url.path, query, body, who, faults)
         except Invalid as e:
             return self.send_json(e.code, status(e.code, e.reason, e.message, e.details))
@@ -490,6 +503,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not claim:
                 raise not_found("resourceclaims", key[1])
             return self.send_json(200, claim)
+        m = re.match(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$", path)
+        if m and method == "GET":
+            key = (urllib.parse.unquote(m.group(1)), urllib.parse.unquote(m.group(2)))
+            with st.lock:
+                st.count("pod_gets")
+                pod = st.pods.get(key)
+            if not pod:
+                raise not_found("pods", key[1], group="")
+            node = (pod.get("spec") or {}).get("nodeName")
+            if who[0] == "node" and node and node != who[1]:
+                # AuthorizeNodeWithSelectors: a node gets only the pods bound to it.
+                self.forbid('pods "%s" is forbidden: User "system:node:%s" cannot get resource "pods" in API '
+                            'group "" in the namespace "%s": no relationship found between node \'%s\' and '
+                            'this object' % (key[1], who[1], key[0], who[1]))
+            return self.send_json(200, pod)
         m = re.match(r"^" + API + r"/namespaces/([^/]+)/resourceclaimtemplates(?:/([^/]+))?$", path)
         if m:
             return self.templates_route(method, urllib.parse.unquote(m.group(1)),
@@ -826,6 +854,13 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                         st.delete(name)
             elif url.path == "/claims":
                 st.claims[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
+            elif url.path == "/delete-claim":
+                st.claims.pop((q.get("namespace", "default"), q.get("name")), None)
+            elif url.path == "/pods":
+                body["metadata"].setdefault("uid", str(uuid.uuid4()))
+                st.pods[(body["metadata"].get("namespace", "default"), body["metadata"]["name"])] = body
+            elif url.path == "/delete-pod":
+                st.pods.pop((q.get("namespace", "default"), q.get("name")), None)
             else:
                 return self.reply({"error": "unknown"}, 404)
         self.reply({"ok": True})

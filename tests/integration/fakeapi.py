@@ -50,6 +50,12 @@ class FakeApiServer:
         with urllib.request.urlopen("http://127.0.0.1:%d/slices" % self.control, timeout=10) as r:
             return json.loads(r.read())
 
+    def post(self, path, obj=None):
+        """POST to the fake's control port (/delete-claim?..., /pods, ...)."""
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control, path),
+                                     data=json.dumps(obj or {}).encode(), method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
     def faults(self, **kw):
         """Inject faults into the fake: slow_ms, fail_count, fail_status, retry_after (0 clears)."""
         req = urllib.request.Request("http://127.0.0.1:%d/faults" % self.control, data=json.dumps(kw).encode(),
@@ -86,6 +92,27 @@ def device_nodes(devroot, gpus):
     os.mknod(os.path.join(dev, "nvidiactl"), 0o666 | 0o020000, os.makedev(195, 255))
     os.mknod(os.path.join(dev, "nvidia-uvm"), 0o666 | 0o020000, os.makedev(509, 0))
     return devroot
+
+
+LIB_DIR = "usr/lib/x86_64-linux-gnu"
+
+
+def driver_files(root, version):
+    """A driver installation under root (HAMI_DRA_DRIVER_ROOT): libcuda.so.1 and
+    libnvidia-ml.so.1 -> <name>.<version>, as the NVIDIA installer leaves them. Called again
+    with another version, it upgrades: new files, the links replaced, the old files removed."""
+    lib = os.path.join(root, LIB_DIR)
+    os.makedirs(lib, exist_ok=True)
+    for base in ("libcuda.so", "libnvidia-ml.so"):
+        real = "%s.%s" % (base, version)
+        with open(os.path.join(lib, real), "w") as f:
+            f.write("driver %s\n" % version)
+        tmp = os.path.join(lib, ".%s.1.new" % base)
+        os.symlink(real, tmp)
+        os.rename(tmp, os.path.join(lib, base + ".1"))
+        for old in os.listdir(lib):
+            if old.startswith(base + ".") and old not in (real, base + ".1"):
+                os.unlink(os.path.join(lib, old))
 
 
 def prepare_daemon_root(d, kubeconfig, plugin="", extra=""):

@@ -41,6 +41,16 @@ def is_real_daemon(path=None):
     return os.path.basename(path or daemon_binary()) == "hami-dra-plugin"
 
 
+def require_real_daemon_as_root():
+    """Tests that prepare claims need the real daemon and root (mknod fixtures): skip otherwise."""
+    if not is_real_daemon():
+        print("SKIP: needs the real daemon")
+        sys.exit(77)
+    if os.geteuid() != 0:
+        print("SKIP: mknod fixtures need root")
+        sys.exit(77)
+
+
 def fail(msg):
     print("FAIL: " + msg, flush=True)
     sys.exit(1)

@@ -21,17 +21,12 @@ import urllib.request
 import uuid
 
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
-from harness import DRIVER, SOURCE_ROOT, Daemon, check, fail, is_real_daemon
+from harness import DRIVER, SOURCE_ROOT, Daemon, check, fail, require_real_daemon_as_root
 
 NODE = "test-node"
 FAMILIES = os.path.join(SOURCE_ROOT, "deploy", "grafana", "metric-families.txt")
 
-if not is_real_daemon():
-    print("SKIP: needs the real daemon")
-    sys.exit(77)
-if os.geteuid() != 0:
-    print("SKIP: mknod fixtures need root")
-    sys.exit(77)
+require_real_daemon_as_root()
 
 
 def free_port():

@@ -21,17 +21,12 @@ import urllib.request
 import uuid
 
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
-from harness import DRIVER, Daemon, check, fail, is_real_daemon
+from harness import DRIVER, Daemon, check, fail, require_real_daemon_as_root
 
 NODE = "test-node"
 GIB = 1 << 30
 
-if not is_real_daemon():
-    print("SKIP: needs the real daemon")
-    sys.exit(77)
-if os.geteuid() != 0:
-    print("SKIP: mknod fixtures need root")
-    sys.exit(77)
+require_real_daemon_as_root()
 PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 if not PROMETHEUS or not PROMTOOL:
     print("SKIP: prometheus is not installed (tools/packages.txt [test])")

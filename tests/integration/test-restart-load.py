@@ -9,19 +9,13 @@ binary file (a copy). Every call must succeed within its deadline."""
 
 import json
 import os
-import sys
 
-from harness import check, is_real_daemon
+from harness import check, require_real_daemon_as_root
 
 RESTARTS = int(os.environ.get("RESTARTS", "20"))
 CLIENTS = 16
 
-if not is_real_daemon():
-    print("SKIP: needs the real daemon")
-    sys.exit(77)
-if os.geteuid() != 0:
-    print("SKIP: mknod fixtures need root")
-    sys.exit(77)
+require_real_daemon_as_root()
 
 import restarts  # noqa: E402 - after the skips: it loads the kubelet simulator's stubs
 

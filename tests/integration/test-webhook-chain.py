@@ -23,19 +23,14 @@ import time
 import urllib.request
 
 from fakeapi import FakeApiServer, allocate_claim, prepare_daemon_root
-from harness import DRIVER, Daemon, check, is_real_daemon
+from harness import DRIVER, Daemon, check, require_real_daemon_as_root
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
 NODE = "test-node"
 TOKEN = "webhook-token"
 WEBHOOK = sys.argv[2]
 
-if not is_real_daemon():
-    print("SKIP: needs the real daemon")
-    sys.exit(77)
-if os.geteuid() != 0:
-    print("SKIP: mknod fixtures need root")
-    sys.exit(77)
+require_real_daemon_as_root()
 
 
 def control(fake, path):
