@@ -195,10 +195,12 @@ static uint64_t quantum_phase(SharedRegionDevice *d, uint64_t now) {
  * every kernel of every container (each switch costs GPU time nobody gets: two
  * time-sliced processes got 87 % of the GPU together on an H200).
  *
- * After a whole quantum without a launch (the container was idle), what it had left is
- * gone and it gets only the rest of the current quantum's share: a hard cap hands out no
- * idle time. (A full quantum at each start of work gave a tenant busy half the time, in
- * 50 ms stretches, 54 % at a 90 % limit instead of 45.) */
+ * A bucket found full, its last quantum's tokens undrawn (the container was idle, or
+ * launched less than its share), loses them: it gets only the rest of the current
+ * quantum's share, so a hard cap hands out no idle time. (A full quantum at each start of
+ * work gave a tenant busy half the time, in 50 ms stretches, 54 % at a 90 % limit instead
+ * of 45.) A container waiting for its tokens never has a full bucket: at low rates, where
+ * a launch takes several quanta's tokens, those still add up. */
 static void refill(SharedRegionDevice *d, uint64_t now) {
         uint64_t phased = now + quantum_phase(d, now), q = phased / QUANTUM_NS;
         uint64_t last = __atomic_load_n(&d->refill_ns, __ATOMIC_RELAXED);
@@ -209,15 +211,15 @@ static void refill(SharedRegionDevice *d, uint64_t now) {
                 return;
         if (last == 0)
                 return;
-        if (q - last > 1) {
+        cap = (int64_t) (rate * BURST_NS / 1e9) + TOKEN_ONE;
+        if (__atomic_load_n(&d->tokens, __ATOMIC_RELAXED) >= cap) {
                 t = (int64_t) (rate * (double) (QUANTUM_NS - phased % QUANTUM_NS) / 1e9);
                 __atomic_store_n(&d->tokens, t, __ATOMIC_RELAXED); /* racy: bounded error */
                 return;
         }
-        add = (int64_t) (rate * (double) QUANTUM_NS / 1e9);
-        /* A quantum's worth and the fraction of a launch carried over: 1.5 launches a
-         * quantum must come out as 3 every 2 quanta, not 1 every quantum. */
-        cap = (int64_t) (rate * BURST_NS / 1e9) + TOKEN_ONE;
+        add = (int64_t) (rate * (double) ((q - last) < 100 ? q - last : 100) * QUANTUM_NS / 1e9);
+        /* Capped at a quantum's worth and the fraction of a launch carried over: 1.5
+         * launches a quantum must come out as 3 every 2 quanta, not 1 every quantum. */
         t = __atomic_add_fetch(&d->tokens, add, __ATOMIC_RELAXED);
         if (t > cap)
                 __atomic_store_n(&d->tokens, cap, __ATOMIC_RELAXED); /* racy trim: bounded error */
