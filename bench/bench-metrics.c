@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "macro.h"
 #include "metrics.h"
@@ -149,7 +150,6 @@ int main(int argc, char *argv[]) {
         _cleanup_(metrics_freep) Metrics *base = NULL, *m = NULL;
         MetricsDevice gpus[8];
         Row rows[4];
-        char cmd[128];
         int r;
 
         n_claims_fed = n_claims;
@@ -183,8 +183,8 @@ int main(int argc, char *argv[]) {
                 monitor_feed = true;
                 r = measure(m, scrapes, 2 * USEC_PER_SEC, "claims, usage monitor readings", &rows[3]);
         }
-        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
-        (void) system(cmd);
+        if (rm_rf(dir) < 0)
+                fprintf(stderr, "bench-metrics: could not remove %s\n", dir);
         if (r < 0) {
                 fprintf(stderr, "bench-metrics: %s\n", strerror(-r));
                 return EXIT_FAILURE;
