@@ -336,11 +336,16 @@ static int put_sample_end_fixed(MetricsBuffer *b, uint64_t v, unsigned decimals)
 }
 
 /* A sample whose only label is node. */
+/* name{node="..." (the node's label, further labels may follow; suffix as for put_sample_start). */
+static int put_node_sample_start(Metrics *m, MetricsBuffer *b, const char *name, const char *suffix) {
+        return put_sample_start(b, name, suffix, m->node_label, strlen(m->node_label));
+}
+
 static int put_node_u64(Metrics *m, MetricsBuffer *b, const Family *f, uint64_t v) {
         int r = put_family(b, f);
 
         if (r >= 0)
-                r = put_sample_start(b, f->name, NULL, m->node_label, strlen(m->node_label));
+                r = put_node_sample_start(m, b, f->name, NULL);
         if (r >= 0)
                 r = put_sample_end_u64(b, v);
         return r;
@@ -669,11 +674,7 @@ static int render_vgpu(Metrics *m, MetricsBuffer *b) {
 
                 r = put_family(b, f);
                 for (size_t i = 0; r >= 0 && i < merged; i++) {
-                        r = buf_puts(b, f->name);
-                        if (r >= 0)
-                                r = buf_put(b, "{", 1);
-                        if (r >= 0)
-                                r = buf_puts(b, m->node_label);
+                        r = put_node_sample_start(m, b, f->name, NULL);
                         if (r >= 0)
                                 r = buf_put_label(b, false, "device_uuid", a[i].uuid);
                         if (r >= 0)
@@ -840,11 +841,7 @@ static int put_device_labels(Metrics *m, MetricsBuffer *b, const char *name, siz
         int r;
 
         *end = '\0';
-        r = buf_puts(b, name);
-        if (r >= 0)
-                r = buf_put(b, "{", 1);
-        if (r >= 0)
-                r = buf_puts(b, m->node_label);
+        r = put_node_sample_start(m, b, name, NULL);
         if (r >= 0)
                 r = buf_put_label(b, false, "device_uuid", d->uuid);
         if (r >= 0)
@@ -884,11 +881,7 @@ static int render_devices(Metrics *m, MetricsBuffer *b) {
                 for (size_t i = 0; r >= 0 && i < m->n_devices; i++) {
                         const MetricsDevice *d = &m->devices[i];
 
-                        r = buf_puts(b, f->name);
-                        if (r >= 0)
-                                r = buf_put(b, "{", 1);
-                        if (r >= 0)
-                                r = buf_puts(b, m->node_label);
+                        r = put_node_sample_start(m, b, f->name, NULL);
                         if (r >= 0)
                                 r = buf_put_label(b, false, "device_uuid", d->uuid);
                         if (r >= 0)
@@ -904,11 +897,7 @@ static int render_devices(Metrics *m, MetricsBuffer *b) {
 static int put_result(Metrics *m, MetricsBuffer *b, const char *name, const char *result, uint64_t v) {
         int r;
 
-        r = buf_puts(b, name);
-        if (r >= 0)
-                r = buf_put(b, "{", 1);
-        if (r >= 0)
-                r = buf_puts(b, m->node_label);
+        r = put_node_sample_start(m, b, name, NULL);
         if (r >= 0)
                 r = buf_put_label(b, false, "result", result);
         if (r >= 0)
@@ -926,18 +915,18 @@ static int render_histogram(Metrics *m, MetricsBuffer *b, const Family *f, const
         r = put_family(b, f);
         for (size_t i = 0; r >= 0 && i <= HISTOGRAM_N_BOUNDS; i++) {
                 cumulative = i < HISTOGRAM_N_BOUNDS ? cumulative + h->buckets[i] : h->count;
-                r = put_sample_start(b, f->name, "_bucket", m->node_label, strlen(m->node_label));
+                r = put_node_sample_start(m, b, f->name, "_bucket");
                 if (r >= 0)
                         r = buf_put_label(b, false, "le", i < HISTOGRAM_N_BOUNDS ? bounds[i] : "+Inf");
                 if (r >= 0)
                         r = put_sample_end_u64(b, cumulative);
         }
         if (r >= 0)
-                r = put_sample_start(b, f->name, "_sum", m->node_label, strlen(m->node_label));
+                r = put_node_sample_start(m, b, f->name, "_sum");
         if (r >= 0)
                 r = put_sample_end_fixed(b, h->sum_usec, 6);
         if (r >= 0)
-                r = put_sample_start(b, f->name, "_count", m->node_label, strlen(m->node_label));
+                r = put_node_sample_start(m, b, f->name, "_count");
         if (r >= 0)
                 r = put_sample_end_u64(b, h->count);
         return r;
@@ -974,11 +963,7 @@ static int render_operation(Metrics *m, const MetricsOperation *op, MetricsBuffe
                 char code[24], *end = code + sizeof(code) - 1;
 
                 *end = '\0';
-                r = buf_puts(b, F_APISERVER.name);
-                if (r >= 0)
-                        r = buf_put(b, "{", 1);
-                if (r >= 0)
-                        r = buf_puts(b, m->node_label);
+                r = put_node_sample_start(m, b, F_APISERVER.name, NULL);
                 if (r >= 0)
                         r = buf_put_label(b, false, "verb", k->verb);
                 if (r >= 0)
@@ -991,11 +976,7 @@ static int render_operation(Metrics *m, const MetricsOperation *op, MetricsBuffe
                 r = put_family(b, &F_SLICE_WRITES);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(operations); i++)
                 for (size_t k = 0; r >= 0 && k < 2; k++) {
-                        r = buf_puts(b, F_SLICE_WRITES.name);
-                        if (r >= 0)
-                                r = buf_put(b, "{", 1);
-                        if (r >= 0)
-                                r = buf_puts(b, m->node_label);
+                        r = put_node_sample_start(m, b, F_SLICE_WRITES.name, NULL);
                         if (r >= 0)
                                 r = buf_put_label(b, false, "operation", operations[i]);
                         if (r >= 0)
@@ -1034,11 +1015,7 @@ int metrics_render(Metrics *m, const MetricsOperation *op, uint64_t now_usec, Me
         if (r >= 0)
                 r = put_family(out, &F_BUILD_INFO);
         if (r >= 0)
-                r = buf_puts(out, F_BUILD_INFO.name);
-        if (r >= 0)
-                r = buf_put(out, "{", 1);
-        if (r >= 0)
-                r = buf_puts(out, m->node_label);
+                r = put_node_sample_start(m, out, F_BUILD_INFO.name, NULL);
         if (r >= 0)
                 r = buf_put_label(out, false, "version", m->version);
         if (r >= 0)
