@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "sorted-search.h"
 #include "metrics.h"
 
 typedef struct MetricsClaimDevice {
@@ -455,23 +456,7 @@ int metrics_set_devices(Metrics *m, const MetricsDevice *devices, size_t n) {
 /* Claims are sorted by UID: the usage monitor's readings find theirs by bsearch. The
  * position of uid, or where it would go (*ret_found false). */
 static size_t claim_position(const Metrics *m, const char *uid, bool *ret_found) {
-        size_t lo = 0, hi = m->n_claims;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(m->claims[mid].uid, uid);
-
-                if (c == 0) {
-                        *ret_found = true;
-                        return mid;
-                }
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        *ret_found = false;
-        return lo;
+        return SORTED_SEARCH_STR(m->claims, m->n_claims, uid, uid, ret_found);
 }
 
 static MetricsClaim *claim_find(Metrics *m, const char *uid) {

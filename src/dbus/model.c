@@ -5,6 +5,7 @@
 
 #include "dbus/model.h"
 #include "macro.h"
+#include "sorted-search.h"
 
 static const char *const bus_state_table[_BUS_STATE_MAX] = {
         [BUS_STATE_STARTING] = "starting",
@@ -176,23 +177,7 @@ const BusDevice *bus_model_find_device(const BusModel *m, const char *name) {
 
 /* Index of uid, or of where it would go (*ret_found false). */
 static size_t claims_search(const BusModel *m, const char *uid, bool *ret_found) {
-        size_t lo = 0, hi = m->n_claims;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(m->claims[mid].uid, uid);
-
-                if (c == 0) {
-                        *ret_found = true;
-                        return mid;
-                }
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        *ret_found = false;
-        return lo;
+        return SORTED_SEARCH_STR(m->claims, m->n_claims, uid, uid, ret_found);
 }
 
 const BusClaim *bus_model_find_claim(const BusModel *m, const char *uid) {
