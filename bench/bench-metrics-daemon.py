@@ -38,6 +38,7 @@ sys.argv = sys.argv[:1]   # harness.py reads argv[1] as the daemon binary
 from daemonbench import cpu_seconds  # noqa: E402
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root  # noqa: E402
 from harness import DRIVER, Daemon  # noqa: E402
+from promserver import free_port  # noqa: E402
 
 NODE = "test-node"
 
@@ -84,14 +85,6 @@ def row(pid, port, n, gap):
     conn.close()
     lat.sort()
     return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))], size, cpu, user, system
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():

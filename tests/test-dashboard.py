@@ -35,6 +35,8 @@ import urllib.parse
 import urllib.request
 
 SRC = os.environ.get("HAMI_DRA_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+from promserver import PrometheusServer  # noqa: E402
 DASHBOARD = "deploy/grafana/hami-dra.json"
 FAMILIES = "deploy/grafana/metric-families.txt"
 DS_UID = "${DS_PROMETHEUS}"
@@ -260,52 +262,23 @@ def check_names(dash, families):
     return errs
 
 
-class Prometheus:
+class Prometheus(PrometheusServer):
     """A real Prometheus on loopback with an empty TSDB and nothing to scrape."""
 
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="test-dashboard.")
-        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
-            f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        self.url = "http://127.0.0.1:%d" % port
-        self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
-        self.proc = subprocess.Popen([binary, "--config.file=" + os.path.join(self.dir, "prometheus.yml"),
-                                      "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
-                                      "--web.listen-address=127.0.0.1:%d" % port],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/-/ready", timeout=2).read()
-                return
-            except (OSError, urllib.error.URLError):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    raise RuntimeError("prometheus did not start: see %s" % self.log.name)
-                time.sleep(0.2)
+        try:
+            super().__init__(self.dir, binary=binary)
+        except RuntimeError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def query(self, expr):
         """(HTTP status, the answer's JSON)"""
-        url = self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        try:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as e:
-            return e.code, json.load(e)
+        return self.query_json(expr)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -22,19 +22,12 @@ import uuid
 
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
 from harness import DRIVER, SOURCE_ROOT, Daemon, check, fail, require_real_daemon_as_root
+from promserver import PrometheusServer, free_port
 
 NODE = "test-node"
 FAMILIES = os.path.join(SOURCE_ROOT, "deploy", "grafana", "metric-families.txt")
 
 require_real_daemon_as_root()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def expected():
@@ -130,17 +123,12 @@ try:
 
         prometheus = shutil.which("prometheus")
         if prometheus:
-            conf = os.path.join(tmp, "prometheus.yml")
-            with open(conf, "w") as f:
-                f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
-                        "  - job_name: hami-dra\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % port)
-            prom_port = free_port()
-            prom_log = open(os.path.join(tmp, "prometheus.log"), "w")
-            prom = subprocess.Popen([prometheus, "--config.file=" + conf, "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
-                                     "--web.listen-address=127.0.0.1:%d" % prom_port], stdout=prom_log,
-                                    stderr=subprocess.STDOUT, cwd=tmp)
             try:
-                url = "http://127.0.0.1:%d" % prom_port
+                prom = PrometheusServer(tmp, ["127.0.0.1:%d" % port], interval=1, binary=prometheus)
+            except RuntimeError as e:
+                fail(str(e))
+            try:
+                url = prom.url
                 deadline = time.monotonic() + 60
                 while True:
                     try:
@@ -149,7 +137,7 @@ try:
                             break
                     except OSError:
                         pass
-                    check(time.monotonic() < deadline and prom.poll() is None, "Prometheus scrapes the daemon")
+                    check(time.monotonic() < deadline and prom.proc.poll() is None, "Prometheus scrapes the daemon")
                     time.sleep(0.2)
                 k.unprepare([b], "v1")  # something for the rates to count
                 time.sleep(6)
@@ -168,9 +156,7 @@ try:
                         n = sum(1 for x in p["series"] if any(v is not None for v in x["values"]))
                         check(n > 0, "panel %r: %d series with values from the daemon's metrics" % (p["title"], n))
             finally:
-                prom.terminate()
-                prom.wait(20)
-                prom_log.close()
+                prom.stop()
         else:
             print("prometheus is not installed: the dashboard's queries are not run")
         k.close()

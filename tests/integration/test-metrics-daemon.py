@@ -22,6 +22,7 @@ import uuid
 
 from fakeapi import FakeApiServer, claim_object, claim_result, prepare_daemon_root
 from harness import DRIVER, Daemon, check, fail, require_real_daemon_as_root
+from promserver import PrometheusServer, free_port
 
 NODE = "test-node"
 GIB = 1 << 30
@@ -31,14 +32,6 @@ PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 if not PROMETHEUS or not PROMTOOL:
     print("SKIP: prometheus is not installed (tools/packages.txt [test])")
     sys.exit(77)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def scrape(port, path="/metrics", method="GET"):
@@ -66,35 +59,16 @@ def series(text, name, **labels):
     return out
 
 
-class Prometheus:
+class Prometheus(PrometheusServer):
     def __init__(self, tmp, target):
-        self.port = free_port()
-        conf = os.path.join(tmp, "prometheus.yml")
-        with open(conf, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "scrape_configs:\n  - job_name: hami-dra\n    static_configs:\n"
-                    "      - targets: ['%s']\n" % target)
-        self.log = open(os.path.join(tmp, "prometheus.log"), "w")
-        self.proc = subprocess.Popen([PROMETHEUS, "--config.file=" + conf,
-                                      "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
-                                      "--web.listen-address=127.0.0.1:%d" % self.port],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                fail("prometheus exited: see %s" % self.log.name)
-            try:
-                urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port, timeout=2).read()
-                return
-            except OSError:
-                time.sleep(0.2)
-        fail("prometheus did not get ready")
+        try:
+            super().__init__(tmp, [target], interval=1, binary=PROMETHEUS)
+        except RuntimeError as e:
+            fail(str(e))
 
     def query(self, q):
-        url = "http://127.0.0.1:%d/api/v1/query?%s" % (self.port, urllib.parse.urlencode({"query": q}))
-        with urllib.request.urlopen(url, timeout=10) as r:
-            res = json.load(r)
-        if res["status"] != "success":
+        status, res = self.query_json(q)
+        if status != 200 or res["status"] != "success":
             fail("query %s: %s" % (q, res))
         return [float(v["value"][1]) for v in res["data"]["result"]]
 
@@ -109,16 +83,6 @@ class Prometheus:
                 return got
             time.sleep(0.25)
         fail("Prometheus: %s is %s, not [%s]" % (q, got, want))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 tmp = tempfile.mkdtemp(prefix="hami-metrics-it-")

@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
 os.environ.setdefault("HAMI_DRA_SOURCE_ROOT", SRC)
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+from promserver import PrometheusServer, free_port  # noqa: E402
 
 NODE = "gpu-node-1"
 GPUS = 4
@@ -41,14 +42,6 @@ GIB = 1 << 30
 
 def say(msg):
     print("dashboard-demo: " + msg, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # The mock backend's GPU UUIDs (src/gpu-mock.c: mock_gpu_uuid), so the fake NVML can
@@ -75,29 +68,12 @@ def mock_uuid(node, index):
                                               lo & 0xffffffffffff)
 
 
-class Prometheus:
+class Prometheus(PrometheusServer):
     def __init__(self, tmp, target):
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        conf = os.path.join(tmp, "prometheus.yml")
-        with open(conf, "w") as f:
-            f.write("global:\n  scrape_interval: %ds\n  scrape_timeout: %ds\n"
-                    "scrape_configs:\n  - job_name: hami-dra\n    static_configs:\n"
-                    "      - targets: ['%s']\n" % (SCRAPE, SCRAPE, target))
-        self.log = open(os.path.join(tmp, "prometheus.log"), "w")
-        self.proc = subprocess.Popen(["prometheus", "--config.file=" + conf,
-                                      "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
-                                      "--web.listen-address=127.0.0.1:%d" % self.port],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/-/ready", timeout=2).read()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("dashboard-demo: prometheus did not start: see %s" % self.log.name)
-                time.sleep(0.2)
+        try:
+            super().__init__(tmp, [target], interval=SCRAPE)
+        except RuntimeError as e:
+            raise SystemExit("dashboard-demo: " + str(e))
 
     def up(self):
         q = urllib.parse.urlencode({"query": 'up{job="hami-dra"}'})
@@ -108,16 +84,6 @@ class Prometheus:
             return bool(res) and res[0]["value"][1] == "1"
         except OSError:
             return False
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 class Story:
