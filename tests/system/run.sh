@@ -42,6 +42,17 @@ skipped() { skipped=$((skipped + 1)); echo "skip - $*"; }
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi; }
 contains() { grep -qF -- "$2" <<<"$1"; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# journal_wait TEXT SECONDS: the service's latest journal line with TEXT, once one is
+# there (empty after SECONDS).
+journal_wait() {
+        local line= i
+        for ((i = 0; i < $2 * 10; i++)); do
+                line=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager -n 40 | grep -F -- "$1" | tail -n 1)
+                [ -n "$line" ] && break
+                sleep 0.1
+        done
+        echo "$line"
+}
 
 [ "$(id -u)" = 0 ] || skip "needs root (systemd-nspawn, overlayfs, cgroups)"
 
@@ -447,12 +458,7 @@ if [ "$DAEMON" = real ] && [ -n "$API" ]; then
         IN cp -p /etc/kubernetes/kubelet.conf /run/kubelet.conf.saved
         IN sed -i 's|server: https://127.0.0.1:[0-9]*|server: https://203.0.113.1:6443|' /etc/kubernetes/kubelet.conf
         IN systemctl reload hami-dra-plugin.service
-        hint=
-        for _ in $(seq 200); do
-                hint=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager -n 40 | grep 'outside IPAddressAllow=' | tail -n 1)
-                [ -n "$hint" ] && break
-                sleep 0.1
-        done
+        hint=$(journal_wait 'outside IPAddressAllow=' 20)
         echo "# journal: $hint"
         check "a connection the IP sandbox drops is named as such, with its drop-in" \
                 contains "$hint" "203.0.113.1 is outside IPAddressAllow= of hami-dra-plugin.service: systemd drops its packets. If it is the API server, allow it with a drop-in: systemctl edit hami-dra-plugin.service, then [Service] IPAddressAllow=203.0.113.1"
@@ -460,12 +466,7 @@ if [ "$DAEMON" = real ] && [ -n "$API" ]; then
         check "  ... and StateReason says it too" contains "$reason" "outside IPAddressAllow="
         IN cp -p /run/kubelet.conf.saved /etc/kubernetes/kubelet.conf
         IN systemctl reload hami-dra-plugin.service
-        back=
-        for _ in $(seq 150); do
-                back=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager -n 20 | grep 'The API server answers again' | tail -n 1)
-                [ -n "$back" ] && break
-                sleep 0.1
-        done
+        back=$(journal_wait 'The API server answers again' 15)
         check "the credentials put back and reloaded: the API server answers again" test -n "$back"
 fi
 
