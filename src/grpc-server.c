@@ -59,6 +59,7 @@
 #define GRPC_DRAIN_QUIET_USEC (100 * 1000ULL)       /* no call for this long: the connections are idle */
 #define GRPC_DRAIN_QUIET_REGISTRATION_USEC (20 * 1000ULL) /* GetInfo is answered at once: a shorter wait */
 #define GRPC_DRAIN_MAX_USEC (1000 * 1000ULL)        /* ...or stop draining after this long */
+#define GRPC_HOLD_MAX_REGISTRATION_USEC (300 * 1000ULL) /* GetInfo has a 1 s deadline: never hold it longer */
 #define GRPC_ARMED_REQUESTS 8            /* request_call kept armed per server */
 #define ACCEPT_RETRY_USEC (100 * 1000ULL)            /* pause a socket after EMFILE and friends */
 #define GRPC_HANDSHAKE_TIMEOUT_USEC (5 * 1000 * 1000ULL) /* the client's HTTP/2 preface must arrive by then */
@@ -105,6 +106,8 @@ typedef struct Call {
         uint64_t read_started;           /* CLOCK_MONOTONIC usec; while in the reading list */
         struct Call *reading_next, *reading_prev;
         struct Call *held_next;          /* held while a graceful stop quiets the connections */
+        uint64_t held_since;             /* CLOCK_MONOTONIC usec */
+        bool hold_over;                  /* released while its socket is still held: answer it */
         bool held_answer;                /* ...with its answer ready: */
         grpc_status_code held_status;
         grpc_slice held_reply;           /* owned; empty without a message */
@@ -499,6 +502,7 @@ static bool call_hold(GrpcServer *s, Call *c) {
         held = l->holding;
         if (held) {
                 c->held_next = l->held;
+                c->held_since = now_usec();
                 l->held = c;
         }
         pthread_mutex_unlock(&s->held_lock);
@@ -515,7 +519,7 @@ static bool call_hold_answer(Call *c, grpc_status_code status, grpc_slice *reply
         bool held;
 
         pthread_mutex_lock(&s->held_lock);
-        held = c->listener->holding;
+        held = c->listener->holding && !c->hold_over;
         if (held) {
                 c->held_answer = true;
                 c->held_status = status;
@@ -526,6 +530,7 @@ static bool call_hold_answer(Call *c, grpc_status_code status, grpc_slice *reply
                         c->status_details = grpc_slice_from_copied_string(message);
                 }
                 c->held_next = c->listener->held;
+                c->held_since = now_usec();
                 c->listener->held = c;
         }
         pthread_mutex_unlock(&s->held_lock);
@@ -559,6 +564,31 @@ static void listener_release(Listener *l) {
         l->held = NULL;
         pthread_mutex_unlock(&l->server->held_lock);
         for (; c; c = next) {
+                next = c->held_next;
+                call_release(c);
+        }
+}
+
+/*
+ * The kubelet gives GetInfo 1 s, and quieting a socket may take that long: a call held for
+ * GRPC_HOLD_MAX_REGISTRATION_USEC is answered while its socket is still held. Its client's
+ * next call is a DRA call, held in turn while the DRA socket is quieted, or sent after the
+ * DRA GOAWAY to the next instance.
+ */
+static void listener_release_overdue(Listener *l, uint64_t now, uint64_t max_usec) {
+        Call *c, *next, *overdue = NULL, **keep;
+
+        pthread_mutex_lock(&l->server->held_lock);
+        for (keep = &l->held; (c = *keep);)
+                if (now - c->held_since >= max_usec) {
+                        c->hold_over = true;
+                        *keep = c->held_next;
+                        c->held_next = overdue;
+                        overdue = c;
+                } else
+                        keep = &c->held_next;
+        pthread_mutex_unlock(&l->server->held_lock);
+        for (c = overdue; c; c = next) {
                 next = c->held_next;
                 call_release(c);
         }
@@ -1623,6 +1653,7 @@ static bool stop_step(GrpcServer *s, uint64_t now) {
 
         switch (s->stop_phase) {
         case STOP_QUIETING_DRA:
+                listener_release_overdue(reg, now, GRPC_HOLD_MAX_REGISTRATION_USEC);
                 if (listener_quiet(dra, s->stop_phase_usec, now) && listener_quiet(reg, s->stop_phase_usec, now)) {
                         listener_go_away(dra);
                         stop_enter(s, STOP_SETTLING_DRA, now);
@@ -1644,6 +1675,7 @@ static bool stop_step(GrpcServer *s, uint64_t now) {
                 }
                 return false;
         case STOP_QUIETING_REGISTRATION:
+                listener_release_overdue(reg, now, GRPC_HOLD_MAX_REGISTRATION_USEC);
                 if (listener_quiet(reg, s->stop_phase_usec, now)) {
                         listener_go_away(reg);
                         stop_enter(s, STOP_FINISHING, now);
