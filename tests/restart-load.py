@@ -43,7 +43,7 @@ class Client(threading.Thread):
         self.load = load
         self.claim = tuple(claim)
         self.calls = {"GetInfo": 0, "NodePrepareResources": 0, "NodeUnprepareResources": 0}
-        self.failures = []          # (time since start, method, what)
+        self.failures = []          # (time since start, method, what, wall-clock time)
         self.slowest = {m: 0.0 for m in self.calls}
         self.latencies = {m: [] for m in self.calls}
 
@@ -56,7 +56,7 @@ class Client(threading.Thread):
             what = "%s: %s" % (code.name if code else "?", e.details())
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 what = "missed its %.0f s deadline: %s" % (deadline, what)
-            self.failures.append((round(t0 - self.load.t0, 3), method, what))
+            self.failures.append((round(t0 - self.load.t0, 3), method, what, round(time.time(), 3)))
             return None
         finally:
             elapsed = time.monotonic() - t0
@@ -89,7 +89,7 @@ class Client(threading.Thread):
                         reply = self._call(method, fn, CALL_DEADLINE)
                         if reply is not None and reply.claims[uid].error:
                             self.failures.append((round(time.monotonic() - self.load.t0, 3), method,
-                                                  "claim error: " + reply.claims[uid].error))
+                                                  "claim error: " + reply.claims[uid].error, round(time.time(), 3)))
         finally:
             reg.close()
             dra.close()

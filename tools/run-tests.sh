@@ -103,10 +103,10 @@ if build gcc-hardened gcc "${hardening[@]}" -- --buildtype=plain; then
 fi
 build clang-hardened clang "${hardening[@]}" -- --buildtype=plain || true
 # The libFuzzer targets: they build, replay their corpora, and then fuzz for real,
-# FUZZ_SECONDS (30) each on a copy of the corpus, one per CPU at a time (suite
-# fuzz-long: about 4 min for 16 targets on 2 CPUs; FUZZ_SECONDS=0 skips it). A finding
+# FUZZ_SECONDS (20) each on a copy of the corpus, one per CPU at a time (suite
+# fuzz-long: under 3 min for 16 targets on 2 CPUs; FUZZ_SECONDS=0 skips it). A finding
 # fails the run and is printed as base64 for the corpus. bench/fuzz.sh runs for longer.
-fuzz_seconds=${FUZZ_SECONDS:-30}
+fuzz_seconds=${FUZZ_SECONDS:-20}
 fuzz_long_log=
 if build clang-fuzzing clang -- -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false; then
         check clang-fuzzing fuzz --suite fuzz

@@ -387,6 +387,7 @@ fi
 # The restarts are 2.5 s apart: systemd refuses a sixth start within 10 s
 # (StartLimitBurst=5, StartLimitIntervalSec=10s, the defaults), manual ones included.
 LOAD_RESTARTS=${LOAD_RESTARTS:-20}
+LOAD_LOG_LEVEL=${LOAD_LOG_LEVEL:-}   # debug: the stop's phases in the journal, for a look
 if [ "$DAEMON" != real ] || [ -z "$KUBELET_SIM" ]; then
         skipped "restarts under load: needs the real daemon and tests/kubelet-sim.py (daemon: $DAEMON)"
 elif [ -z "$API" ]; then
@@ -414,6 +415,10 @@ JSON
         load_pid=$!
         for _ in $(seq 300); do grep -q '^started' "$W/load.err" 2>/dev/null && break; sleep 0.1; done
         daemon_bin=$(IN systemctl show -P ExecStart hami-dra-plugin.service | sed -n 's/.*path=\([^ ;]*\).*/\1/p')
+        if [ -n "$LOAD_LOG_LEVEL" ]; then
+                mkdir -p "$ROOT/etc/hami-dra.conf.d"
+                printf '[Plugin]\nLogLevel=%s\n' "$LOAD_LOG_LEVEL" >"$ROOT/etc/hami-dra.conf.d/90-load.conf"
+        fi
         t=$(date +%s%N)
         restarts_ok=0
         for n in $(seq "$LOAD_RESTARTS"); do
@@ -447,6 +452,15 @@ print(s["failed"], s["missed_deadlines"], min(s["calls"].values()), s["stuck_cli
         # it. The integration suite (test-restart-load) asserts none.
         check "restarts under load: at most one call failed ($load_failed)" test "$load_failed" -le 1
         check "restarts under load: every client finished" test "$load_stuck" = 0
+        # What the service said around each failed call (its wall-clock time is the last field).
+        for when in $($PY -c 'import json, sys
+for f in json.loads(sys.argv[1])["failures"][:3]:
+    print(int(f[-1]))' "$summary" 2>/dev/null); do
+                echo "# journal around the failed call at $(date -d "@$when" +%T):"
+                IN journalctl -u hami-dra-plugin.service -o short-precise --no-pager \
+                        --since "@$((when - 2))" --until "@$((when + 2))" | grep -v -E "(Prepared|Unprepared) claim" |
+                        tail -n 40 | sed 's/^/#   /'
+        done
         check "the service is active after the restarts" IN systemctl is-active -q hami-dra-plugin.service
 fi
 
