@@ -38,6 +38,7 @@
 
 #include "grpc-proto.h"
 #include "grpc-server.h"
+#include "kept-connections.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
@@ -1623,6 +1624,22 @@ static void listener_go_away(Listener *l) {
         listener_release(l);
 }
 
+/*
+ * Connections gRPC closed after its last GOAWAY whose clients have not closed them yet go
+ * to systemd's file-descriptor store, which closes each when its client does; connections
+ * gRPC still serves (a client that never read our GOAWAY) are shut down as gRPC does.
+ */
+static void kept_connections_hand_over(void) {
+        int r = kept_connections_end();
+
+        if (r < 0)
+                log_warning_errno(r, "Failed to hand the connections still open to systemd: %m");
+        else if (r > 0)
+                log_info("%d connection%s not yet closed by %s client%s kept in systemd's file descriptor store "
+                         "until %s",
+                         r, r == 1 ? "" : "s", r == 1 ? "its" : "their", r == 1 ? "" : "s", r == 1 ? "it is" : "they are");
+}
+
 static void servers_go_away(GrpcServer *s) {
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
                 listener_go_away(&s->listeners[i]);
@@ -1688,7 +1705,7 @@ static bool stop_step(GrpcServer *s, uint64_t now) {
                 /* Every call answered: give the clients a moment to read our GOAWAY and close
                  * their connections (servers_all_down), so that no call they write in the
                  * meantime meets a closed socket; the next instance's GetInfo waits for this. */
-                if (servers_all_down(s))
+                if (servers_all_down(s) && kept_connections_reap() == 0)
                         return true;
                 if (atomic_load(&s->calls_in_flight) == 0 && !s->requests) {
                         if (s->stop_answered_usec == 0)
@@ -1727,6 +1744,11 @@ int grpc_server_stop(GrpcServer *s, GrpcServerStopped done, void *userdata) {
         if (s->stop_phase != STOP_NONE)
                 return -EALREADY;
         accept_stop(s, true);
+        /* What gRPC shuts down after its last GOAWAY stays open for clients still writing. */
+        r = kept_connections_begin((const int[]) { s->listeners[GRPC_SOCKET_REGISTRATION].fd,
+                                                   s->listeners[GRPC_SOCKET_DRA].fd }, 2);
+        if (r < 0)
+                log_debug_errno(r, "Connections are not kept past gRPC: %m");
         listener_hold(&s->listeners[GRPC_SOCKET_DRA]);
         listener_hold(&s->listeners[GRPC_SOCKET_REGISTRATION]);
         s->stop_done = done;
@@ -1780,6 +1802,7 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
          * connections is not worth waiting for. */
         if (s->cq_thread_started && s->stop_phase != STOP_DONE)
                 queue_drain_until_servers_down(s, GRPC_SHUTDOWN_GRACE_USEC);
+        kept_connections_hand_over();
         for (size_t i = 0; i < ELEMENTSOF(s->listeners); i++)
                 if (s->listeners[i].grpc)
                         grpc_server_cancel_all_calls(s->listeners[i].grpc);

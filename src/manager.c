@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "kept-connections.h"
 #include "list.h"
 #include "log.h"
 #include "manager-dbus-claim.h"
@@ -427,8 +428,13 @@ static int manager_take_listen_fds(Manager *m) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *name = names && names[i] ? names[i] : "unknown";
 
+                /* A connection an earlier instance kept for its client (kept-connections.h):
+                 * systemd holds its own copy until the client closes it. */
+                if (kept_connection_is_ours(name)) {
+                        log_debug("Connection of an earlier instance passed back (fd %d), closing our copy", fd);
+                        safe_close(fd);
                 /* /metrics: TCP (hami-dra-metrics.socket), or any stream socket. */
-                if (streq(name, "metrics") && m->listen_fd_metrics < 0 &&
+                } else if (streq(name, "metrics") && m->listen_fd_metrics < 0 &&
                     sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
                         m->listen_fd_metrics = fd;
                 else if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {

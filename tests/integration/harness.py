@@ -203,11 +203,14 @@ class HeldSockets:
         self.dra = listening_socket(d.dra_sock)
         self._hi = (os.dup2(self.reg.fileno(), 100), os.dup2(self.dra.fileno(), 101))
 
-    def start(self, binary=None, env=None):
+    def start(self, binary=None, env=None, notify_socket=None):
+        """notify_socket: where the instance's sd_notify messages go (none by default)."""
         argv = self.d.argv()
         argv[0] = binary or argv[0]
         e = dict(env or os.environ, LISTEN_FDS="2", LISTEN_FDNAMES="registration:dra")
         e.pop("NOTIFY_SOCKET", None)
+        if notify_socket:
+            e["NOTIFY_SOCKET"] = notify_socket
         hi = self._hi
 
         def child_setup():

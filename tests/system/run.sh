@@ -416,8 +416,8 @@ JSON
         for _ in $(seq 300); do grep -q '^started' "$W/load.err" 2>/dev/null && break; sleep 0.1; done
         daemon_bin=$(IN systemctl show -P ExecStart hami-dra-plugin.service | sed -n 's/.*path=\([^ ;]*\).*/\1/p')
         if [ -n "$LOAD_LOG_LEVEL" ]; then
-                mkdir -p "$ROOT/etc/hami-dra.conf.d"
-                printf '[Plugin]\nLogLevel=%s\n' "$LOAD_LOG_LEVEL" >"$ROOT/etc/hami-dra.conf.d/90-load.conf"
+                mkdir -p "$ROOT/etc/hami-dra/hami-dra.conf.d"
+                printf '[Plugin]\nLogLevel=%s\n' "$LOAD_LOG_LEVEL" >"$ROOT/etc/hami-dra/hami-dra.conf.d/90-load.conf"
         fi
         t=$(date +%s%N)
         restarts_ok=0
@@ -452,6 +452,10 @@ print(s["failed"], s["missed_deadlines"], min(s["calls"].values()), s["stuck_cli
         # it. The integration suite (test-restart-load) asserts none.
         check "restarts under load: at most one call failed ($load_failed)" test "$load_failed" -le 1
         check "restarts under load: every client finished" test "$load_stuck" = 0
+        kept=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager | grep -c "kept in systemd's file descriptor store")
+        fdstore_refused=$(IN journalctl -o cat --no-pager | grep -c -i "FileDescriptorStoreMax\|fd store.*full")
+        echo "# stops that handed connections to systemd's file-descriptor store: $kept"
+        check "systemd took the connections handed to its store ($fdstore_refused complaints)" test "$fdstore_refused" = 0
         # What the service said around each failed call (its wall-clock time is the last field).
         for when in $($PY -c 'import json, sys
 for f in json.loads(sys.argv[1])["failures"][:3]:
