@@ -1728,7 +1728,8 @@ static int on_stop_timer(sd_event_source *source, uint64_t usec, void *userdata)
         uint64_t now = now_usec();
 
         if (stop_step(s, now)) {
-                log_debug("gRPC stopped gracefully in %" PRIu64 " ms", (now - s->stop_start_usec) / 1000);
+                log_debug("gRPC stopped gracefully in %" PRIu64 " ms; %zu connection(s) kept open past gRPC "
+                          "for their clients", (now - s->stop_start_usec) / 1000, kept_connections_total());
                 s->stop_phase = STOP_DONE;
                 (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
                 s->stop_done(s->stop_userdata);

@@ -35,6 +35,7 @@ static socklen_t listen_addr_len[LISTEN_MAX];
 static size_t n_listen;
 static Kept kept[KEPT_MAX];
 static size_t n_kept;
+static atomic_size_t n_kept_total;
 
 int kept_connections_begin(const int *listen_fds, size_t n_listen_fds) {
         pthread_mutex_lock(&kept_lock);
@@ -48,6 +49,7 @@ int kept_connections_begin(const int *listen_fds, size_t n_listen_fds) {
                         continue;
                 listen_addr_len[n_listen++] = len;
         }
+        atomic_store(&n_kept_total, 0);
         atomic_store(&keeping, n_listen > 0);
         pthread_mutex_unlock(&kept_lock);
         return n_listen > 0 ? 0 : -ENOTSOCK;
@@ -116,6 +118,7 @@ static bool keep(int fd) {
                 return false;
         epoll_sets_forget(fd);
         kept[n_kept++] = (Kept) { .fd = copy, .ino = st.st_ino };
+        atomic_fetch_add(&n_kept_total, 1);
         return true;
 }
 
@@ -134,6 +137,10 @@ int shutdown(int fd, int how) {
         if (kept_it)
                 return 0;
         return (int) syscall(SYS_shutdown, fd, how);
+}
+
+size_t kept_connections_total(void) {
+        return atomic_load(&n_kept_total);
 }
 
 size_t kept_connections_reap(void) {

@@ -26,6 +26,9 @@
 /* Keep the connections of these listening sockets from now on. */
 int kept_connections_begin(const int *listen_fds, size_t n_listen_fds);
 
+/* How many connections were kept since kept_connections_begin(). */
+size_t kept_connections_total(void);
+
 /* Close the copies whose clients have closed their ends; the number still open. */
 size_t kept_connections_reap(void);
 

@@ -10,6 +10,8 @@ share into its region. The truth is read off the fake GPU's timeline (fake-gpu-s
 not through NVML: each tenant must get its limit +-5 points of GPU time.
 
   test-sharing.py SCENARIO     (see SCENARIOS)
+
+SHARING_DEBUG=1 prints each tenant's libvgpu.so debug log (its rate adjustments).
 """
 
 import os
@@ -79,6 +81,8 @@ def start_tenants(tmp, tenants, worker, namespaces):
                 argv = ["unshare", "--pid", "--fork", "--kill-child"] + argv
             env = tenant_env(os.path.join(tmp, "fake-cuda.state"), region, FAKE_CUDA_KERNEL_US=kernel_us,
                              CUDA_DEVICE_SM_LIMIT=limit)
+            if os.environ.get("SHARING_DEBUG"):
+                env["LIBCUDA_LOG_LEVEL"] = "4"
             procs.append((t, subprocess.Popen(argv, env=env,
                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
     return procs
@@ -120,6 +124,8 @@ def run(name, tenants):
         per_pid, device = fake_gpu_processes(menv, WINDOW_MS)
         for _, p in procs:
             out, _ = p.communicate(timeout=RUN_S + 30)
+            if os.environ.get("SHARING_DEBUG"):
+                print(out)
             if p.returncode != 0:
                 fail("%s: a tenant process failed (%d): %s" % (name, p.returncode, out))
     finally:

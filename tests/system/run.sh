@@ -455,6 +455,11 @@ print(s["failed"], s["missed_deadlines"], min(s["calls"].values()), s["stuck_cli
         kept=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager | grep -c "kept in systemd's file descriptor store")
         fdstore_refused=$(IN journalctl -o cat --no-pager | grep -c -i "FileDescriptorStoreMax\|fd store.*full")
         echo "# stops that handed connections to systemd's file-descriptor store: $kept"
+        if [ "$LOAD_LOG_LEVEL" = debug ]; then
+                kept_past=$(IN journalctl -u hami-dra-plugin.service -o cat --no-pager |
+                        sed -n 's/.*; \([0-9]*\) connection(s) kept open past gRPC.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+                echo "# connections kept open past gRPC for their clients, over all stops: $kept_past"
+        fi
         check "systemd took the connections handed to its store ($fdstore_refused complaints)" test "$fdstore_refused" = 0
         # What the service said around each failed call (its wall-clock time is the last field).
         for when in $($PY -c 'import json, sys
