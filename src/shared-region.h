@@ -82,7 +82,9 @@ typedef struct SharedRegionDevice {
                                      kernels (context switches): congestion */
         uint32_t target_permille; /* monitor: aim at this much of the limit (the limits on
                                      this GPU add up to more than it can run); 0: all */
-        uint64_t reserved1[1];
+        uint64_t waiters;         /* libvgpu: its processes sleeping for tokens now (a
+                                     process killed in its sleep leaves it high: the
+                                     limiter then treats idle time as waiting) */
 } __attribute__((aligned(64))) SharedRegionDevice;
 
 _Static_assert(sizeof(SharedRegionDevice) == 128, "the device layout of region version 1 changed");

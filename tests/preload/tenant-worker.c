@@ -4,7 +4,10 @@
  * device 0 for SECONDS, in a pattern, and prints how many it launched.
  *
  *   tenant-worker steady SECONDS        back to back
- *   tenant-worker bursts SECONDS        50 ms of launches, 50 ms idle, again
+ *   tenant-worker bursts SECONDS        launches for 40 to 60 ms, idle for 40 to 60 ms,
+ *                                       again (half the time busy; the lengths are random so
+ *                                       that the bursts are not in step with the limiter's
+ *                                       10 ms quanta, which a real workload never is)
  *   tenant-worker contextonly SECONDS   a context and nothing else (a tenant's idle process)
  *   tenant-worker fill CHUNK_MIB SECONDS   a context, then CHUNK_MIB allocations until the
  *                                       limit refuses one, hold them SECONDS
@@ -13,7 +16,9 @@
  * The kernel's length is the fake driver's FAKE_CUDA_KERNEL_US, set per process.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "preload-test.h"
 
@@ -79,11 +84,17 @@ int main(int argc, char **argv) {
                 while (now_s() < end)
                         nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000 * 1000 }, NULL);
         } else {
-                bool bursts = strcmp(argv[1], "bursts") == 0;
+                bool bursts = strcmp(argv[1], "bursts") == 0, busy = true;
+                unsigned seed = (unsigned) getpid();
+                double next_switch = start + 0.04 + 0.02 * rand_r(&seed) / RAND_MAX;
 
                 for (double t = start; t < end; t = now_s()) {
-                        if (bursts && (unsigned long) ((t - start) * 20) % 2 == 1) {
-                                nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
+                        if (bursts && t >= next_switch) {
+                                busy = !busy;
+                                next_switch += 0.04 + 0.02 * rand_r(&seed) / RAND_MAX;
+                        }
+                        if (bursts && !busy) {
+                                nanosleep(&(struct timespec) { .tv_nsec = 1000 * 1000 }, NULL);
                                 continue;
                         }
                         ASSERT_CU(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, NULL, NULL));

@@ -51,9 +51,9 @@ SCENARIOS = {
     "alone-long-30": [(30, "steady", 1, 5000)],
     "alone-long-50": [(50, "steady", 1, 5000)],
     "alone-long-90": [(90, "steady", 1, 5000)],
+    "alone-bursts-10": [(10, "bursts", 1, 200)],
     "alone-bursts-30": [(30, "bursts", 1, 200)],
-    # Not in the suite: on the fake it gives 46 to 55 % (45 expected): the limiter lets a
-    # tenant that is busy half the time run near full speed when it is, once in a while.
+    "alone-bursts-50": [(50, "bursts", 1, 200)],
     "alone-bursts-90": [(90, "bursts", 1, 200)],
     # Limits that add up to the whole GPU (see SATURATED).
     "50-50": [(50, "steady", 1, 200), (50, "steady", 1, 200)],
