@@ -55,19 +55,16 @@ SCENARIOS = {
     "alone-bursts-30": [(30, "bursts", 1, 200)],
     "alone-bursts-50": [(50, "bursts", 1, 200)],
     "alone-bursts-90": [(90, "bursts", 1, 200)],
-    # Limits that add up to the whole GPU (see SATURATED).
+    # Limits that add up to the whole GPU (see below).
     "50-50": [(50, "steady", 1, 200), (50, "steady", 1, 200)],
     "10-30-60": [(10, "steady", 1, 200), (30, "steady", 1, 200), (60, "steady", 1, 200)],
 }
 
 # Where the limits add up to 100 %, the context switches between tenants (13 % of the
-# GPU with 200 us kernels, as on the H200) leave less than the sum. 50/50 holds +-5 (the
-# monitor has every limiter aim at the same fraction of its limit, and they back off when
-# it sees the GPU switching more than running); 10/30/60 held +-5 in six runs (the 60 %
-# tenant got 56.2 to 58.5 %), too close to the edge for a loaded CI. What is asserted
-# there is weaker than issue 11's +-5: nobody over its limit by more than 5 points, and
-# nobody under two thirds of it (no starvation, which the device-wide feedback caused).
-SATURATED = {"10-30-60"}
+# GPU with 200 us kernels, as on the H200) leave less than the sum: the monitor has every
+# limiter aim at the same fraction of its limit, and they back off when it sees the GPU
+# switching more than running. 50/50 gets 48/48; in 10/30/60 the 60 % tenant got 56.2 to
+# 58.5 % in eight runs (the GPU runs 97 %). Both are held to +-5 like the rest.
 
 
 def start_tenants(tmp, tenants, worker, namespaces):
@@ -148,10 +145,7 @@ def run(name, tenants):
     for t, (limit, pattern, n, kernel_us) in enumerate(tenants):
         # A hard cap: a tenant busy half the time (bursts) gets its limit while busy.
         expected = limit * 10 * (0.5 if pattern == "bursts" else 1)
-        if name in SATURATED:
-            good = expected * 2 / 3 <= shares[t] <= expected + TOLERANCE
-        else:
-            good = abs(shares[t] - expected) <= TOLERANCE
+        good = abs(shares[t] - expected) <= TOLERANCE
         ok = ok and good
         print("  tenant %d: limit %d%%, %d x %s %d us kernels: %.1f%% of the GPU (expected %.1f) %s" % (
             t, limit, n, pattern, kernel_us, shares[t] / 10, expected / 10, "ok" if good else "OUT OF BOUNDS"),
