@@ -1635,9 +1635,8 @@ static void kept_connections_hand_over(void) {
         if (r < 0)
                 log_warning_errno(r, "Failed to hand the connections still open to systemd: %m");
         else if (r > 0)
-                log_info("%d connection%s not yet closed by %s client%s kept in systemd's file descriptor store "
-                         "until %s",
-                         r, r == 1 ? "" : "s", r == 1 ? "its" : "their", r == 1 ? "" : "s", r == 1 ? "it is" : "they are");
+                log_info("%d connection(s) kept in systemd's file descriptor store until their clients close them",
+                         r);
 }
 
 static void servers_go_away(GrpcServer *s) {

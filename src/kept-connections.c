@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -37,6 +39,48 @@ static Kept kept[KEPT_MAX];
 static size_t n_kept;
 static atomic_size_t n_kept_total;
 
+#define EPOLL_SETS_MAX 16
+
+static int epoll_sets[EPOLL_SETS_MAX];
+static size_t n_epoll_sets;
+
+/* The process's epoll sets (gRPC's among them), found once when keeping begins. */
+static void epoll_sets_find(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        n_epoll_sets = 0;
+        if (!d)
+                return;
+        while ((de = readdir(d)) && n_epoll_sets < EPOLL_SETS_MAX) {
+                char path[64], target[32];
+                ssize_t n;
+                int fd;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = atoi(de->d_name);
+                if (fd == dirfd(d))
+                        continue;
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                n = readlink(path, target, sizeof(target) - 1);
+                if (n <= 0)
+                        continue;
+                target[n] = 0;
+                if (streq(target, "anon_inode:[eventpoll]"))
+                        epoll_sets[n_epoll_sets++] = fd;
+        }
+        closedir(d);
+}
+
+/* gRPC's poller never hears of the socket again: its descriptor is about to be closed,
+ * and the socket itself lives on in our copy (an epoll set forgets a descriptor on close
+ * only when nothing else holds its socket). */
+static void epoll_sets_forget(int fd) {
+        for (size_t i = 0; i < n_epoll_sets; i++)
+                (void) epoll_ctl(epoll_sets[i], EPOLL_CTL_DEL, fd, NULL);
+}
+
 int kept_connections_begin(const int *listen_fds, size_t n_listen_fds) {
         pthread_mutex_lock(&kept_lock);
         n_listen = 0;
@@ -50,6 +94,8 @@ int kept_connections_begin(const int *listen_fds, size_t n_listen_fds) {
                 listen_addr_len[n_listen++] = len;
         }
         atomic_store(&n_kept_total, 0);
+        if (n_listen > 0)
+                epoll_sets_find();
         atomic_store(&keeping, n_listen > 0);
         pthread_mutex_unlock(&kept_lock);
         return n_listen > 0 ? 0 : -ENOTSOCK;
@@ -70,35 +116,6 @@ static bool is_our_connection(int fd) {
                 if (len == listen_addr_len[i] && memcmp(&a, &listen_addr[i], len) == 0)
                         return true;
         return false;
-}
-
-/* gRPC's poller never hears of the socket again: its descriptor is about to be closed,
- * and the socket itself lives on in our copy. */
-static void epoll_sets_forget(int fd) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                char path[64], target[32];
-                ssize_t n;
-                int efd;
-
-                if (de->d_name[0] == '.')
-                        continue;
-                efd = atoi(de->d_name);
-                if (efd == fd || efd == dirfd(d))
-                        continue;
-                snprintf(path, sizeof(path), "/proc/self/fd/%d", efd);
-                n = readlink(path, target, sizeof(target) - 1);
-                if (n <= 0)
-                        continue;
-                target[n] = 0;
-                if (streq(target, "anon_inode:[eventpoll]"))
-                        (void) epoll_ctl(efd, EPOLL_CTL_DEL, fd, NULL);
-        }
-        closedir(d);
 }
 
 /* Under kept_lock. */
