@@ -93,7 +93,7 @@ def steps(rs):
 
 
 MODES = [("short", "short kernels (20 µs)"), ("long", "long kernels (5 ms)"),
-         ("burst", "bursts (200 µs kernels, 50 ms on / 50 ms off)"), ("mid", "200 µs kernels")]
+         ("burst", "bursts (200 µs kernels, 40-60 ms on / 40-60 ms off)"), ("mid", "200 µs kernels")]
 
 
 def main():

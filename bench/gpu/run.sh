@@ -23,11 +23,12 @@ ROOT=$PWD
 T0=$(date +%s)
 
 DEADLINE_S=${DEADLINE_S:-420}       # start no step past this (seconds since the start)
-# The monitor writes a region every 100 ms; the limiter adjusts on it every 400 ms at most:
-# the warm-ups leave it 5 (alone) and 8 (tenants) updates before the counting starts.
+# The monitor writes a region every 100 ms; the limiter adjusts on it once a second (the
+# span of the monitor's share) and settles within about 3 s on the fakes:
+# the warm-ups leave it 3 (alone) and 4 (tenants) adjustments before the counting starts.
 ALONE_REPS=${ALONE_REPS:-2}         # runs per "alone" row (baselines included)
-ALONE_SECS=${ALONE_SECS:-5}         # one alone run: launches for this long...
-ALONE_WARM=${ALONE_WARM:-2.5}       # ...and counts what completes after this
+ALONE_SECS=${ALONE_SECS:-6}         # one alone run: launches for this long...
+ALONE_WARM=${ALONE_WARM:-3.5}       # ...and counts what completes after this
 TENANT_SECS=${TENANT_SECS:-8}
 TENANT_WARM=${TENANT_WARM:-4}
 TENANT_BASE_REPS=${TENANT_BASE_REPS:-2}

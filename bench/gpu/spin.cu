@@ -12,7 +12,9 @@
 // one window (--start-at).
 //
 // Modes: --mode short (20 us kernels), long (5 ms), mid (200 us), burst (200 us kernels,
-// 50 ms of back-to-back launches then 50 ms idle); --kernel-us/--on-ms/--off-ms override.
+// back-to-back launches for 40 to 60 ms, then idle for 40 to 60 ms, the lengths random so
+// that the stretches are not in step with the limiter's 10 ms quanta);
+// --kernel-us/--on-ms/--off-ms override (the mean lengths).
 // Outputs one machine-readable line: SPIN key=value ...  (and SPIN_BINS, per 0.5 s).
 // Never prints a figure it did not measure: fields it could not get are "na".
 
@@ -216,21 +218,24 @@ int main(int argc, char **argv) {
         int64_t late_ns = now > start_at ? now - start_at : 0;
         sleep_ns(start_at - now);
         int64_t end_at = start_at + (int64_t) (secs * 1e9);
-        int64_t cycle_ns = burst ? (int64_t) ((on_ms + off_ms) * 1e6) : 0;
-        int64_t on_ns = burst ? (int64_t) (on_ms * 1e6) : 0;
+        unsigned seed = (unsigned) getpid();
+        // 0.8 to 1.2 times the mean length, at random
+        auto stretch_ns = [&](double mean_ms) { return (int64_t) (mean_ms * 1e6 * (0.8 + 0.4 * rand_r(&seed) / RAND_MAX)); };
+        bool launching = true;
+        int64_t next_switch = burst ? start_at + stretch_ns(on_ms) : 0;
 
         unsigned n = 0;
         for (;;) {
                 now = realtime_ns();
                 if (now >= end_at)
                         break;
-                if (burst) {
-                        int64_t phase = (now - start_at) % cycle_ns;
-                        if (phase >= on_ns) {
-                                int64_t wake = now + (cycle_ns - phase);
-                                sleep_ns((wake < end_at ? wake : end_at) - now);
-                                continue;
-                        }
+                if (burst && now >= next_switch) {
+                        launching = !launching;
+                        next_switch += stretch_ns(launching ? on_ms : off_ms);
+                }
+                if (burst && !launching) {
+                        sleep_ns((next_switch < end_at ? next_switch : end_at) - now);
+                        continue;
                 }
                 if (n >= (unsigned) depth)
                         CU(cuEventSynchronize(ev[n % depth]));
