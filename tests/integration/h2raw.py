@@ -55,6 +55,16 @@ def send_call(s, method, grpc_frame, stream=1, end_stream=True):
         s.sendall(frame(DATA, 0x1 if end_stream else 0, stream, grpc_frame))
 
 
+def split_frames(buf):
+    """The complete frames at the start of buf: ([(type, flags, stream, payload)], the rest)."""
+    frames = []
+    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+        length = int.from_bytes(buf[:3], "big")
+        frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + length]))
+        buf = buf[9 + length:]
+    return frames, buf
+
+
 def read_outcome(s, stream=1):
     """Reads frames until the server ends our stream or the connection.
     Returns "headers", "rst", "goaway", "closed" or "timeout"."""
@@ -68,14 +78,8 @@ def read_outcome(s, stream=1):
             return "timeout"
         if not chunk:
             return "closed"
-        buf += chunk
-        while len(buf) >= 9:
-            length = int.from_bytes(buf[:3], "big")
-            if len(buf) < 9 + length:
-                break
-            ftype, flags = buf[3], buf[4]
-            sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-            buf = buf[9 + length:]
+        frames, buf = split_frames(buf + chunk)
+        for ftype, flags, sid, _ in frames:
             if ftype == SETTINGS and not flags & 1:
                 try:
                     s.sendall(frame(SETTINGS, 1, 0))
