@@ -556,18 +556,23 @@ static void listener_hold(Listener *l) {
         pthread_mutex_unlock(&l->server->held_lock);
 }
 
+/* Answer a list of calls taken off a listener's held list (linked by held_next). */
+static void calls_release(Call *c) {
+        for (Call *next; c; c = next) {
+                next = c->held_next;
+                call_release(c);
+        }
+}
+
 static void listener_release(Listener *l) {
-        Call *c, *next;
+        Call *c;
 
         pthread_mutex_lock(&l->server->held_lock);
         l->holding = false;
         c = l->held;
         l->held = NULL;
         pthread_mutex_unlock(&l->server->held_lock);
-        for (; c; c = next) {
-                next = c->held_next;
-                call_release(c);
-        }
+        calls_release(c);
 }
 
 /*
@@ -577,7 +582,7 @@ static void listener_release(Listener *l) {
  * DRA GOAWAY to the next instance.
  */
 static void listener_release_overdue(Listener *l, uint64_t now, uint64_t max_usec) {
-        Call *c, *next, *overdue = NULL, **keep;
+        Call *c, *overdue = NULL, **keep;
 
         pthread_mutex_lock(&l->server->held_lock);
         for (keep = &l->held; (c = *keep);)
@@ -589,10 +594,7 @@ static void listener_release_overdue(Listener *l, uint64_t now, uint64_t max_use
                 } else
                         keep = &c->held_next;
         pthread_mutex_unlock(&l->server->held_lock);
-        for (c = overdue; c; c = next) {
-                next = c->held_next;
-                call_release(c);
-        }
+        calls_release(overdue);
 }
 
 static void call_on_event(Call *c, bool ok) {
